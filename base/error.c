@@ -1,0 +1,79 @@
+/*
+ * Error recording and wrapping; see error.h.
+ */
+#include "base/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void error_vset(struct ocib_error *err, int code, const char *fmt, va_list ap)
+{
+    err->code = code;
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+}
+
+int ocib_error_set(struct ocib_error *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err)
+        return -1;
+    va_start(ap, fmt);
+    error_vset(err, OCIB_EXIT_FAILURE, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int ocib_error_usage(struct ocib_error *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err)
+        return -1;
+    va_start(ap, fmt);
+    error_vset(err, OCIB_EXIT_USAGE, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int ocib_error_errno(struct ocib_error *err, int errnum, const char *fmt, ...)
+{
+    va_list ap;
+    size_t len;
+
+    if (!err)
+        return -1;
+    va_start(ap, fmt);
+    error_vset(err, OCIB_EXIT_FAILURE, fmt, ap);
+    va_end(ap);
+    len = strlen(err->msg);
+    snprintf(err->msg + len, sizeof(err->msg) - len, ": %s", strerror(errnum));
+    return -1;
+}
+
+int ocib_error_wrap(struct ocib_error *err, const char *fmt, ...)
+{
+    char prefix[1024];
+    char old[OCIB_ERROR_MAX];
+    va_list ap;
+
+    if (!err)
+        return -1;
+    if (!err->code)
+        err->code = OCIB_EXIT_FAILURE;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof(prefix), fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof(old));
+    snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    return -1;
+}
+
+void ocib_error_clear(struct ocib_error *err)
+{
+    if (!err)
+        return;
+    err->code = 0;
+    err->msg[0] = '\0';
+}

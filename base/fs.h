@@ -1,0 +1,60 @@
+/*
+ * File system helpers shared by every layer of ocib.
+ *
+ * Small files are read whole only under an explicit size cap; state is
+ * written through a temporary file and rename() so that a reader never sees
+ * half a file; trees are created and removed without following symlinks.
+ */
+#ifndef OCIB_BASE_FS_H
+#define OCIB_BASE_FS_H
+
+#include <stddef.h>
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+
+struct sha256;
+
+/* Reads the whole file at path (relative to dirfd, AT_FDCWD for the current
+ * directory) into a NUL-terminated buffer the caller frees.  Fails when the
+ * file is larger than cap bytes.  *ret_buf/*ret_len untouched on failure. */
+int fs_read_file_at(int dirfd, const char *path, size_t cap, char **ret_buf,
+                    size_t *ret_len, struct ocib_error *err);
+static inline int fs_read_file(const char *path, size_t cap, char **ret_buf,
+                               size_t *ret_len, struct ocib_error *err)
+{
+    return fs_read_file_at(AT_FDCWD, path, cap, ret_buf, ret_len, err);
+}
+
+/* Writes all len bytes, retrying on EINTR and short writes. */
+int fs_write_all(int fd, const void *buf, size_t len, struct ocib_error *err);
+
+/* Writes path atomically: a temporary file in the same directory, then
+ * rename().  The file gets exactly mode (the umask does not apply). */
+int fs_write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode,
+                         struct ocib_error *err);
+
+/* Creates path and its missing parents with mode; existing dirs are fine. */
+int fs_mkdir_p(const char *path, mode_t mode, struct ocib_error *err);
+
+/* Removes path recursively, never following symlinks.  A missing path is
+ * not an error. */
+int fs_rm_rf(const char *path, struct ocib_error *err);
+
+/* Creates a fresh directory next to path, named ".<basename>.tmp-XXXXXX",
+ * and returns its path (caller frees). */
+int fs_mkdtemp_beside(const char *path, char **ret_path, struct ocib_error *err);
+
+/* Copies everything from in_fd to out_fd, feeding the bytes to h when h is
+ * not NULL.  Uses a bounded buffer.  ret_size (may be NULL) gets the count. */
+int fs_copy_fd(int in_fd, int out_fd, struct sha256 *h, unsigned long long *ret_size,
+               struct ocib_error *err);
+
+/* Returns 1 if path exists (without following a final symlink), 0 if not. */
+int fs_exists(const char *path);
+
+/* Joins a and b with exactly one '/'; caller frees. */
+char *fs_path_join(const char *a, const char *b);
+
+#endif
