@@ -18,7 +18,7 @@ struct sha256;
 
 /* Reads the whole file at path (relative to dirfd, AT_FDCWD for the current
  * directory) into a NUL-terminated buffer the caller frees.  Fails when the
- * file is larger than cap bytes.  *ret_buf/*ret_len untouched on failure. */
+ * file is larger than cap bytes.  The outputs are untouched on failure. */
 int fs_read_file_at(int dirfd, const char *path, size_t cap, char **ret_buf,
                     size_t *ret_len, struct ocib_error *err);
 static inline int fs_read_file(const char *path, size_t cap, char **ret_buf,
