@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 
 #define FS_COPY_CHUNK (256 * 1024)
 
@@ -205,4 +208,18 @@ char *fs_path_join(const char *a, const char *b)
     while (*b == '/')
         b++;
     return xasprintf("%.*s/%s", (int)la, a, b);
+}
+
+int fs_open_beneath(int dirfd, const char *path, int flags)
+{
+#ifdef SYS_openat2
+    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                       RESOLVE_NO_MAGICLINKS };
+    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+
+    if (fd >= 0 || errno != ENOSYS)
+        return (int)fd;
+#endif
+    return openat(dirfd, path, flags | O_CLOEXEC | O_NOFOLLOW);
 }

@@ -3,6 +3,7 @@
  */
 #include "layers/tree.h"
 #include "base/cleanup.h"
+#include "base/fs.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
@@ -186,7 +187,7 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
                 continue;
             }
         }
-        fd = openat(src_dirfd, te->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        fd = fs_open_beneath(src_dirfd, te->src, O_RDONLY);
         if (fd < 0)
             return ocib_error_errno(err, errno, "cannot open '%s'", te->src);
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))

@@ -1,0 +1,499 @@
+/*
+ * Context copies; see context.h.
+ */
+#include "builder/context.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_SYMLINK_HOPS 40
+#define MAX_ENTRIES 2000000
+
+int context_open(struct context *ctx, const char *dir, struct ocib_error *err)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ctx->fd < 0)
+        return ocib_error_errno(err, errno, "context '%s'", dir);
+    ctx->dir = xstrdup(dir);
+    ctx->ignore = ignore_new();
+    if (ignore_add_file(ctx->ignore, ctx->fd, ".ocibignore", err) < 0) {
+        context_release(ctx);
+        return ocib_error_wrap(err, "context '%s'", dir);
+    }
+    return 0;
+}
+
+void context_release(struct context *ctx)
+{
+    if (ctx->fd >= 0 && ctx->dir)
+        close(ctx->fd);
+    free(ctx->dir);
+    ignore_free(ctx->ignore);
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->fd = -1;
+}
+
+/* Component list of a relative path. */
+struct comps {
+    char **v;
+    size_t n, alloc;
+};
+
+static void comps_push(struct comps *c, const char *s, size_t len)
+{
+    XGROW(c->v, c->alloc, c->n + 1);
+    c->v[c->n++] = xstrndup(s, len);
+}
+
+static void comps_clear(struct comps *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->v[i]);
+    free(c->v);
+    memset(c, 0, sizeof(*c));
+}
+
+static char *comps_join(const struct comps *c, size_t n)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            strbuf_addch(&sb, '/');
+        strbuf_addstr(&sb, c->v[i]);
+    }
+    return strbuf_detach(&sb);
+}
+
+/* Resolves every component of rel but the last inside the context: symlinks
+ * are followed only while they stay inside.  Returns the resolved relative
+ * path ("" for the root). */
+static int resolve_parents(struct context *ctx, const char *src, const char *rel,
+                           char **ret, struct ocib_error *err)
+{
+    struct comps todo = { 0 }, done = { 0 };
+    size_t hops = 0;
+    int r = -1;
+
+    /* todo holds components still to walk, last component first. */
+    {
+        struct comps fwd = { 0 };
+        const char *p = rel;
+
+        while (*p) {
+            size_t n = strcspn(p, "/");
+
+            if (n && !(n == 1 && *p == '.'))
+                comps_push(&fwd, p, n);
+            p += n;
+            while (*p == '/')
+                p++;
+        }
+        for (size_t i = fwd.n; i-- > 0;)
+            comps_push(&todo, fwd.v[i], strlen(fwd.v[i]));
+        comps_clear(&fwd);
+    }
+    while (todo.n > 0) {
+        char *c = todo.v[--todo.n];
+        _cleanup_free_ char *path = NULL;
+        char target[4096];
+        struct stat st;
+        ssize_t len;
+
+        if (!strcmp(c, "..")) {
+            free(c);
+            if (done.n == 0) {
+                ocib_error_set(err, "copy '%s': leaves the context", src);
+                goto out;
+            }
+            free(done.v[--done.n]);
+            continue;
+        }
+        if (todo.n == 0) { /* the last component is not followed */
+            XGROW(done.v, done.alloc, done.n + 1);
+            done.v[done.n++] = c;
+            break;
+        }
+        XGROW(done.v, done.alloc, done.n + 1);
+        done.v[done.n++] = c;
+        path = comps_join(&done, done.n);
+        if (fstatat(ctx->fd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            ocib_error_errno(err, errno, "copy '%s': cannot access '%s'", src, path);
+            goto out;
+        }
+        if (!S_ISLNK(st.st_mode))
+            continue;
+        if (++hops > MAX_SYMLINK_HOPS) {
+            ocib_error_set(err, "copy '%s': too many levels of symlinks", src);
+            goto out;
+        }
+        len = readlinkat(ctx->fd, path, target, sizeof(target) - 1);
+        if (len < 0) {
+            ocib_error_errno(err, errno, "copy '%s': cannot read symlink '%s'", src, path);
+            goto out;
+        }
+        target[len] = '\0';
+        if (target[0] == '/') {
+            ocib_error_set(err,
+                           "copy '%s': '%s' is a symlink to '%s', outside the context; sources "
+                           "are never read through such links",
+                           src, path, target);
+            goto out;
+        }
+        free(done.v[--done.n]);
+        /* Push the target's components in reverse order. */
+        {
+            struct comps t = { 0 };
+            const char *p = target;
+
+            while (*p) {
+                size_t n = strcspn(p, "/");
+
+                if (n && !(n == 1 && *p == '.'))
+                    comps_push(&t, p, n);
+                p += n;
+                while (*p == '/')
+                    p++;
+            }
+            for (size_t i = t.n; i-- > 0;)
+                comps_push(&todo, t.v[i], strlen(t.v[i]));
+            /* ".." that climbs above the root is detected when popped. */
+            comps_clear(&t);
+        }
+    }
+    *ret = comps_join(&done, done.n);
+    r = 0;
+out:
+    comps_clear(&todo);
+    comps_clear(&done);
+    return r;
+}
+
+static bool has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+struct match_list {
+    char **v;
+    size_t n, alloc;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expands a glob pattern relative to the context root, one component at a
+ * time; matches are resolved relative paths. */
+static int expand_glob(struct context *ctx, const char *src, const char *prefix,
+                       const char *rest, struct match_list *out, struct ocib_error *err)
+{
+    size_t n = strcspn(rest, "/");
+    _cleanup_free_ char *comp = xstrndup(rest, n);
+    const char *next = rest + n;
+    _cleanup_closedir_ DIR *d = NULL;
+    struct dirent *de;
+    int fd;
+
+    while (*next == '/')
+        next++;
+    if (!has_glob(comp)) {
+        _cleanup_free_ char *p = *prefix ? xasprintf("%s/%s", prefix, comp) : xstrdup(comp);
+
+        if (!*next) {
+            XGROW(out->v, out->alloc, out->n + 1);
+            out->v[out->n++] = TAKE_PTR(p);
+            return 0;
+        }
+        return expand_glob(ctx, src, p, next, out, err);
+    }
+    {
+        _cleanup_free_ char *resolved = NULL;
+
+        if (*prefix) {
+            _cleanup_free_ char *probe = xasprintf("%s/x", prefix);
+
+            if (resolve_parents(ctx, src, probe, &resolved, err) < 0)
+                return -1;
+            resolved[strlen(resolved) - 2] = '\0';
+        }
+        fd = fs_open_beneath(ctx->fd, resolved && *resolved ? resolved : ".",
+                             O_RDONLY | O_DIRECTORY);
+    }
+    if (fd < 0)
+        return 0; /* nothing matches below a missing or non-directory prefix */
+    d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return ocib_error_errno(err, errno, "copy '%s'", src);
+    }
+    {
+        struct match_list names = { 0 };
+        int r = 0;
+
+        while ((de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if (fnmatch(comp, de->d_name, 0) == 0) {
+                XGROW(names.v, names.alloc, names.n + 1);
+                names.v[names.n++] = xstrdup(de->d_name);
+            }
+        }
+        qsort(names.v, names.n, sizeof(char *), cmp_str);
+        for (size_t i = 0; i < names.n; i++) {
+            _cleanup_free_ char *p = *prefix ? xasprintf("%s/%s", prefix, names.v[i])
+                                             : xstrdup(names.v[i]);
+
+            if (r == 0) {
+                if (!*next) {
+                    XGROW(out->v, out->alloc, out->n + 1);
+                    out->v[out->n++] = TAKE_PTR(p);
+                } else {
+                    r = expand_glob(ctx, src, p, next, out, err);
+                }
+            }
+            free(names.v[i]);
+        }
+        free(names.v);
+        return r;
+    }
+}
+
+struct copy_state {
+    struct context *ctx;
+    const struct spec_copy *c;
+    struct ignore *exclude;
+    struct layer_tree *t;
+    size_t count;
+};
+
+static bool excluded(struct copy_state *s, const char *rel, bool is_dir)
+{
+    return ignore_match(s->ctx->ignore, rel, is_dir) ||
+           (s->exclude && ignore_match(s->exclude, rel, is_dir));
+}
+
+static bool may_reinclude(struct copy_state *s, const char *rel)
+{
+    return ignore_may_reinclude_below(s->ctx->ignore, rel) ||
+           (s->exclude && ignore_may_reinclude_below(s->exclude, rel));
+}
+
+/* Adds one context object (already lstat'ed) at layer path dest. */
+static int add_entry(struct copy_state *s, const char *rel, const struct stat *st,
+                     const char *dest, struct ocib_error *err)
+{
+    const struct spec_copy *c = s->c;
+    struct layer_tree_entry e = { 0 };
+    char target[4096];
+
+    if (++s->count > MAX_ENTRIES)
+        return ocib_error_set(err, "copy: more than %d entries", MAX_ENTRIES);
+    e.uid = c->owner.set ? c->owner.uid : 0;
+    e.gid = c->owner.set ? c->owner.gid : 0;
+    if (S_ISREG(st->st_mode)) {
+        int perm = c->mode >= 0 ? c->mode : (st->st_mode & 0111) ? 0755 : 0644;
+
+        e.mode = S_IFREG | (mode_t)perm;
+        e.size = (uint64_t)st->st_size;
+        e.src = xstrdup(rel);
+        if (st->st_nlink > 1) {
+            e.dev = st->st_dev;
+            e.ino = st->st_ino;
+        }
+    } else if (S_ISDIR(st->st_mode)) {
+        e.mode = S_IFDIR | (mode_t)(c->mode >= 0 ? c->mode : 0755);
+    } else if (S_ISLNK(st->st_mode)) {
+        ssize_t n = readlinkat(s->ctx->fd, rel, target, sizeof(target) - 1);
+
+        if (n < 0)
+            return ocib_error_errno(err, errno, "cannot read symlink '%s'", rel);
+        target[n] = '\0';
+        e.mode = S_IFLNK | 0777;
+        e.link = xstrdup(target);
+    } else {
+        return ocib_error_set(err, "'%s' is a special file (device, fifo or socket); only "
+                                   "files, directories and symlinks can be copied",
+                              rel);
+    }
+    e.path = xstrdup(dest);
+    layer_tree_put(s->t, &e);
+    return 0;
+}
+
+/* Adds the contents of directory rel (resolved) under layer path dest. */
+static int add_dir_contents(struct copy_state *s, const char *rel, const char *dest,
+                            struct ocib_error *err)
+{
+    _cleanup_closedir_ DIR *d = NULL;
+    struct dirent *de;
+    int fd = fs_open_beneath(s->ctx->fd, *rel ? rel : ".", O_RDONLY | O_DIRECTORY);
+
+    if (fd < 0)
+        return ocib_error_errno(err, errno, "cannot open directory '%s'", *rel ? rel : ".");
+    d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return ocib_error_errno(err, errno, "cannot read directory '%s'", rel);
+    }
+    while ((de = readdir(d))) {
+        _cleanup_free_ char *crel = NULL;
+        _cleanup_free_ char *cdest = NULL;
+        struct stat st;
+        bool is_dir;
+
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        crel = *rel ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            return ocib_error_errno(err, errno, "cannot stat '%s'", crel);
+        is_dir = S_ISDIR(st.st_mode);
+        cdest = *dest ? xasprintf("%s/%s", dest, de->d_name) : xstrdup(de->d_name);
+        if (excluded(s, crel, is_dir)) {
+            if (is_dir && may_reinclude(s, crel) &&
+                add_dir_contents(s, crel, cdest, err) < 0)
+                return -1;
+            continue;
+        }
+        if (add_entry(s, crel, &st, cdest, err) < 0)
+            return -1;
+        if (is_dir && add_dir_contents(s, crel, cdest, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int context_copy(struct context *ctx, const struct spec_copy *c, const char *workdir,
+                 struct layer_tree *t, struct ocib_error *err)
+{
+    struct match_list srcs = { 0 };
+    struct copy_state s = { ctx, c, NULL, t, 0 };
+    _cleanup_free_ char *dest_abs = NULL;
+    _cleanup_free_ char *dest = NULL;
+    bool dest_is_dir = c->dest[strlen(c->dest) - 1] == '/';
+    bool multi = c->n_src > 1;
+    int r = -1;
+
+    if (c->owner.set && !c->owner.numeric)
+        return ocib_error_set(err,
+                              "%s.owner: owner names need the stage's /etc/passwd, which is "
+                              "not supported yet; write uid:gid",
+                              c->where);
+    dest_abs = c->dest[0] == '/' ? xstrdup(c->dest)
+                                 : xasprintf("%s/%s", workdir ? workdir : "/", c->dest);
+    if (layer_path_normalise(dest_abs, &dest, err) < 0)
+        return ocib_error_wrap(err, "%s.dest", c->where);
+    if (!dest)
+        dest = xstrdup("");
+    if (c->n_exclude) {
+        s.exclude = ignore_new();
+        for (size_t i = 0; i < c->n_exclude; i++) {
+            _cleanup_free_ char *origin = xasprintf("%s.exclude[%zu]", c->where, i);
+
+            if (ignore_add(s.exclude, IGNORE_GIT, c->exclude[i], origin, err) < 0)
+                goto out;
+        }
+    }
+    for (size_t i = 0; i < c->n_src; i++) {
+        size_t before = srcs.n;
+        _cleanup_free_ char *norm = NULL;
+
+        if (layer_path_normalise(c->src[i], &norm, err) < 0) {
+            ocib_error_wrap(err, "%s.src[%zu]", c->where, i);
+            goto out;
+        }
+        if (!norm)
+            norm = xstrdup("");
+        if (has_glob(norm)) {
+            multi = true;
+            if (expand_glob(ctx, c->src[i], "", norm, &srcs, err) < 0)
+                goto out;
+            if (srcs.n == before) {
+                ocib_error_set(err, "%s.src[%zu]: no file in the context matches '%s'",
+                               c->where, i, c->src[i]);
+                goto out;
+            }
+        } else {
+            XGROW(srcs.v, srcs.alloc, srcs.n + 1);
+            srcs.v[srcs.n++] = TAKE_PTR(norm);
+        }
+    }
+    if (multi && !dest_is_dir && srcs.n > 1) {
+        ocib_error_usage(err, "%s.dest: several sources need a directory dest ending in '/'",
+                         c->where);
+        goto out;
+    }
+    for (size_t i = 0; i < srcs.n; i++) {
+        _cleanup_free_ char *resolved = NULL;
+        _cleanup_free_ char *target = NULL;
+        const char *rel = srcs.v[i];
+        struct stat st;
+
+        if (*rel) {
+            if (resolve_parents(ctx, rel, rel, &resolved, err) < 0)
+                goto out;
+        } else {
+            resolved = xstrdup("");
+        }
+        if (fstatat(ctx->fd, *resolved ? resolved : ".", &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                ocib_error_set(err, "%s: '%s' does not exist in the context '%s'", c->where,
+                               rel, ctx->dir);
+            else
+                ocib_error_errno(err, errno, "%s: cannot access '%s'", c->where, rel);
+            goto out;
+        }
+        if (*resolved && excluded(&s, resolved, S_ISDIR(st.st_mode)) &&
+            !(S_ISDIR(st.st_mode) && may_reinclude(&s, resolved))) {
+            if (has_glob(c->src[0]) || multi)
+                continue;
+            ocib_error_set(err, "%s: '%s' is excluded (by .ocibignore or exclude)", c->where,
+                           rel);
+            goto out;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            /* The directory's contents go into dest; dest itself is a dir. */
+            if (*dest) {
+                struct stat dst = st;
+
+                if (add_entry(&s, resolved, &dst, dest, err) < 0)
+                    goto out;
+            }
+            if (add_dir_contents(&s, resolved, dest, err) < 0)
+                goto out;
+            continue;
+        }
+        if (dest_is_dir || multi) {
+            const char *base = strrchr(resolved, '/');
+
+            base = base ? base + 1 : resolved;
+            target = *dest ? xasprintf("%s/%s", dest, base) : xstrdup(base);
+        } else {
+            if (!*dest) {
+                ocib_error_usage(err, "%s.dest: cannot copy a file onto '/'", c->where);
+                goto out;
+            }
+            target = xstrdup(dest);
+        }
+        if (add_entry(&s, resolved, &st, target, err) < 0)
+            goto out;
+    }
+    r = 0;
+out:
+    for (size_t i = 0; i < srcs.n; i++)
+        free(srcs.v[i]);
+    free(srcs.v);
+    ignore_free(s.exclude);
+    return r;
+}

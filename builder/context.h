@@ -1,0 +1,38 @@
+/*
+ * The build context: the directory whose files `copy` layers read.
+ *
+ * Nothing outside the context is ever read: sources are resolved inside the
+ * context root (a symlink in the middle of a source path is followed only
+ * while it stays inside, otherwise the copy fails naming it), files are
+ * opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), and a symlink
+ * that is itself a source or inside a copied directory is stored as a
+ * symlink without reading its target.  `.ocibignore` (dockerignore syntax)
+ * and each copy's `exclude` (gitignore syntax) filter what is copied.
+ */
+#ifndef OCIB_BUILDER_CONTEXT_H
+#define OCIB_BUILDER_CONTEXT_H
+
+#include "base/error.h"
+#include "builder/ignore.h"
+#include "builder/spec.h"
+#include "layers/tree.h"
+
+struct context {
+    char *dir;            /* as given */
+    int fd;               /* the root, O_DIRECTORY */
+    struct ignore *ignore;/* .ocibignore, may be empty */
+};
+
+/* Opens the context directory and reads its .ocibignore. */
+int context_open(struct context *ctx, const char *dir, struct ocib_error *err);
+void context_release(struct context *ctx);
+
+/* Adds to t the entries that copy item c takes from the context, with Docker
+ * COPY semantics: a directory's contents go into dest, a file goes to dest
+ * (or into it when dest ends in '/' or there are several sources).  workdir
+ * anchors a relative dest.  File contents are not read here; t records where
+ * they are (relative to ctx->fd). */
+int context_copy(struct context *ctx, const struct spec_copy *c, const char *workdir,
+                 struct layer_tree *t, struct ocib_error *err);
+
+#endif

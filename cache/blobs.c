@@ -1,0 +1,92 @@
+/*
+ * Content-addressed blob store; see blobs.h.
+ */
+#include "cache/blobs.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *cache_default_dir(void)
+{
+    const char *env = getenv("OCIB_CACHE_DIR");
+
+    if (env && *env)
+        return xstrdup(env);
+    env = getenv("XDG_CACHE_HOME");
+    if (env && *env)
+        return xasprintf("%s/ocib", env);
+    env = getenv("HOME");
+    return xasprintf("%s/.cache/ocib", env && *env ? env : "/tmp");
+}
+
+int cache_open(struct cache *c, const char *dir, struct ocib_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    c->dir = xstrdup(dir);
+    c->blobs = fs_path_join(dir, "blobs/sha256");
+    c->tmp = fs_path_join(dir, "tmp");
+    if (fs_mkdir_p(c->blobs, 0700, err) < 0 || fs_mkdir_p(c->tmp, 0700, err) < 0) {
+        cache_release(c);
+        return ocib_error_wrap(err, "cache '%s'", dir);
+    }
+    return 0;
+}
+
+void cache_release(struct cache *c)
+{
+    free(c->dir);
+    free(c->blobs);
+    free(c->tmp);
+    memset(c, 0, sizeof(*c));
+}
+
+char *cache_blob_path(const struct cache *c, const struct oci_digest *d)
+{
+    return xasprintf("%s/%s", c->blobs, oci_digest_hex(d));
+}
+
+bool cache_blob_exists(const struct cache *c, const struct oci_digest *d)
+{
+    _cleanup_free_ char *p = cache_blob_path(c, d);
+
+    return fs_exists(p);
+}
+
+int cache_tmp_create(const struct cache *c, char **ret_path, int *ret_fd,
+                     struct ocib_error *err)
+{
+    char *path = xasprintf("%s/blob-XXXXXX", c->tmp);
+    int fd = mkostemp(path, O_CLOEXEC);
+
+    if (fd < 0) {
+        int e = errno;
+
+        free(path);
+        return ocib_error_errno(err, e, "cannot create a file in '%s'", c->tmp);
+    }
+    fchmod(fd, 0644);
+    *ret_path = path;
+    *ret_fd = fd;
+    return 0;
+}
+
+int cache_blob_commit(const struct cache *c, const char *tmp_path, const struct oci_digest *d,
+                      struct ocib_error *err)
+{
+    _cleanup_free_ char *dst = cache_blob_path(c, d);
+
+    if (rename(tmp_path, dst) < 0) {
+        int e = errno;
+
+        unlink(tmp_path);
+        return ocib_error_errno(err, e, "cannot store blob %s in '%s'", d->str, c->blobs);
+    }
+    return 0;
+}
