@@ -1,0 +1,728 @@
+/*
+ * The build driver; see build.h.
+ */
+#include "builder/build.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "builder/archive.h"
+#include "builder/context.h"
+#include "builder/git.h"
+#include "builder/spec.h"
+#include "cache/blobs.h"
+#include "layers/tree.h"
+#include "oci/json.h"
+#include "oci/layout.h"
+#include "oci/mediatype.h"
+#include "registry/reference.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ANNOTATION_PREFIX "org.opencontainers.image."
+
+/* A stage's image and where each of its layer blobs can be read. */
+struct stage_image {
+    bool built;
+    struct oci_image img;
+    char **paths;
+    bool *verify;
+    size_t n_paths, alloc_paths, alloc_verify;
+};
+
+struct build {
+    const struct build_options *o;
+    struct spec spec;
+    struct context ctx;
+    struct cache cache;
+    struct stage_image *stages;
+    int64_t epoch;
+    char created[32];
+    char *git_full, *git_short;
+};
+
+static void progress(struct build *b, const struct build_event *ev)
+{
+    if (b->o->progress)
+        b->o->progress(b->o->progress_opaque, ev);
+}
+
+int build_output_parse(const char *s, struct build_output *ret, struct ocib_error *err)
+{
+    if (!strncmp(s, "oci:", 4) && s[4]) {
+        ret->kind = BUILD_OUTPUT_OCI;
+        ret->path = xstrdup(s + 4);
+    } else if (!strncmp(s, "docker-archive:", 15) && s[15]) {
+        ret->kind = BUILD_OUTPUT_ARCHIVE;
+        ret->path = xstrdup(s + 15);
+    } else {
+        return ocib_error_usage(err, "invalid output '%s': expected oci:DIR or "
+                                     "docker-archive:FILE",
+                                s);
+    }
+    return 0;
+}
+
+void build_result_release(struct build_result *r)
+{
+    free(r->reference);
+    r->reference = NULL;
+}
+
+static void stage_image_add_path(struct stage_image *si, const char *path, bool verify)
+{
+    XGROW(si->paths, si->alloc_paths, si->n_paths + 1);
+    XGROW(si->verify, si->alloc_verify, si->n_paths + 1);
+    si->paths[si->n_paths] = xstrdup(path);
+    si->verify[si->n_paths] = verify;
+    si->n_paths++;
+}
+
+static void stage_image_release(struct stage_image *si)
+{
+    if (si->built)
+        oci_image_release(&si->img);
+    for (size_t i = 0; i < si->n_paths; i++)
+        free(si->paths[i]);
+    free(si->paths);
+    free(si->verify);
+    memset(si, 0, sizeof(*si));
+}
+
+/* Rejects, before anything is built, what this version cannot do yet. */
+static int check_supported(struct build *b, const size_t *order, size_t n,
+                           struct ocib_error *err)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct spec_stage *st = &b->spec.stages[order[k]];
+
+        if (st->from.kind == SPEC_FROM_REGISTRY)
+            return ocib_error_set(err,
+                                  "%s: %s.from: registry base images (\"%s\") are not "
+                                  "supported yet; use oci:DIR or docker-archive:FILE",
+                                  b->spec.file, st->where, st->from.text);
+        for (size_t l = 0; l < st->n_layers; l++) {
+            const struct spec_layer *ly = &st->layers[l];
+
+            if (ly->kind == SPEC_LAYER_RUN)
+                return ocib_error_set(err, "%s: %s (%s): \"run\" layers are not supported yet",
+                                      b->spec.file, ly->where, ly->name);
+            for (size_t c = 0; c < ly->n_copies; c++) {
+                const struct spec_copy *cp = &ly->copies[c];
+
+                if (cp->has_from)
+                    return ocib_error_set(err,
+                                          "%s: %s.from: copying from a stage or an image "
+                                          "(\"%s\") is not supported yet",
+                                          b->spec.file, cp->where, cp->from.text);
+                if (cp->owner.set && !cp->owner.numeric)
+                    return ocib_error_set(err,
+                                          "%s: %s.owner: owner names need the stage's "
+                                          "/etc/passwd, not supported yet; write uid:gid",
+                                          b->spec.file, cp->where);
+            }
+            for (size_t f = 0; f < ly->n_files; f++)
+                if (ly->files[f].owner.set && !ly->files[f].owner.numeric)
+                    return ocib_error_set(err,
+                                          "%s: %s.owner: owner names need the stage's "
+                                          "/etc/passwd, not supported yet; write uid:gid",
+                                          b->spec.file, ly->files[f].where);
+        }
+    }
+    return 0;
+}
+
+static char *resolve_local(struct build *b, const char *path)
+{
+    if (path[0] == '/')
+        return xstrdup(path);
+    return fs_path_join(b->ctx.dir, path);
+}
+
+static int load_base(struct build *b, size_t s, const struct oci_platform *p,
+                     struct stage_image *si, struct ocib_error *err)
+{
+    const struct spec_stage *st = &b->spec.stages[s];
+    struct build_event ev = { .kind = BUILD_EVENT_BASE, .stage = st->name };
+    struct oci_digest base_digest = { "" };
+    _cleanup_free_ char *path = NULL;
+
+    switch (st->from.kind) {
+    case SPEC_FROM_SCRATCH:
+        oci_image_init(&si->img, p);
+        si->built = true;
+        return 0;
+    case SPEC_FROM_STAGE: {
+        const struct stage_image *from = &b->stages[st->from.stage];
+
+        oci_image_copy(&from->img, &si->img);
+        si->built = true;
+        for (size_t i = 0; i < from->n_paths; i++)
+            stage_image_add_path(si, from->paths[i], from->verify[i]);
+        return 0;
+    }
+    case SPEC_FROM_OCI: {
+        struct oci_blob m = { 0 };
+
+        path = resolve_local(b, st->from.path);
+        if (oci_layout_load(path, st->from.tag, p, &si->img, &m, err) < 0)
+            return ocib_error_wrap(err, "%s.from", st->where);
+        si->built = true;
+        base_digest = m.digest;
+        oci_blob_release(&m);
+        for (size_t i = 0; i < si->img.n_layers; i++) {
+            _cleanup_free_ char *bp = oci_layout_blob_path(path, &si->img.layers[i].desc.digest);
+
+            stage_image_add_path(si, bp, true);
+        }
+        break;
+    }
+    case SPEC_FROM_ARCHIVE:
+        path = resolve_local(b, st->from.path);
+        if (docker_archive_load(path, NULL, &b->cache, &si->img, &base_digest, err) < 0)
+            return ocib_error_wrap(err, "%s.from", st->where);
+        si->built = true;
+        for (size_t i = 0; i < si->img.n_layers; i++) {
+            _cleanup_free_ char *bp = cache_blob_path(&b->cache, &si->img.layers[i].desc.digest);
+
+            stage_image_add_path(si, bp, false);
+        }
+        break;
+    default:
+        return ocib_error_set(err, "%s.from: unsupported base", st->where);
+    }
+    {
+        const char *os = oci_json_str(si->img.config, "os");
+        const char *arch = oci_json_str(si->img.config, "architecture");
+        json_t *pj = json_pack("{s:s, s:s}", "os", os ?: "", "architecture", arch ?: "");
+        bool ok;
+        char want[96];
+
+        if (oci_json_str(si->img.config, "variant"))
+            json_object_set_new(pj, "variant",
+                                json_string(oci_json_str(si->img.config, "variant")));
+        ok = oci_platform_match_json(p, pj);
+        json_decref(pj);
+        oci_platform_format(p, want, sizeof(want));
+        if (!ok)
+            return ocib_error_set(err, "%s.from: \"%s\" is %s/%s, but the stage builds %s",
+                                  st->where, st->from.text, os ?: "?", arch ?: "?", want);
+    }
+    json_object_clear(si->img.annotations);
+    json_object_set_new(si->img.annotations, ANNOTATION_PREFIX "base.name",
+                        json_string(st->from.text));
+    json_object_set_new(si->img.annotations, ANNOTATION_PREFIX "base.digest",
+                        json_string(base_digest.str));
+    ev.digest = base_digest.str;
+    ev.text = st->from.text;
+    progress(b, &ev);
+    return 0;
+}
+
+static int add_files(struct build *b, const struct spec_stage *st, const struct spec_layer *ly,
+                     struct layer_tree *t, struct ocib_error *err)
+{
+    for (size_t i = 0; i < ly->n_files; i++) {
+        const struct spec_file *f = &ly->files[i];
+        _cleanup_free_ char *abs = f->path[0] == '/'
+                                       ? xstrdup(f->path)
+                                       : xasprintf("%s/%s", st->workdir ?: "/", f->path);
+        struct layer_tree_entry e = { 0 };
+
+        if (layer_path_normalise(abs, &e.path, err) < 0)
+            return ocib_error_wrap(err, "%s.path", f->where);
+        if (!e.path)
+            return ocib_error_usage(err, "%s.path: cannot replace '/'", f->where);
+        e.uid = f->owner.set ? f->owner.uid : 0;
+        e.gid = f->owner.set ? f->owner.gid : 0;
+        switch (f->kind) {
+        case SPEC_FILE_CONTENT:
+            e.mode = S_IFREG | (mode_t)(f->mode >= 0 ? f->mode : 0644);
+            e.data = xmalloc(f->content_len + 1);
+            memcpy(e.data, f->content, f->content_len);
+            e.size = f->content_len;
+            break;
+        case SPEC_FILE_SYMLINK:
+            e.mode = S_IFLNK | 0777;
+            e.link = xstrdup(f->content);
+            break;
+        case SPEC_FILE_DIR:
+            e.mode = S_IFDIR | (mode_t)(f->mode >= 0 ? f->mode : 0755);
+            break;
+        }
+        layer_tree_put(t, &e);
+    }
+    return 0;
+}
+
+static char *describe_layer(const struct spec_layer *ly)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    if (ly->kind == SPEC_LAYER_COPY) {
+        strbuf_addstr(&sb, "ocib copy");
+        for (size_t c = 0; c < ly->n_copies; c++) {
+            if (c)
+                strbuf_addstr(&sb, ";");
+            for (size_t s = 0; s < ly->copies[c].n_src; s++)
+                strbuf_addf(&sb, " %s", ly->copies[c].src[s]);
+            strbuf_addf(&sb, " %s", ly->copies[c].dest);
+        }
+    } else {
+        strbuf_addstr(&sb, "ocib files");
+        for (size_t f = 0; f < ly->n_files; f++)
+            strbuf_addf(&sb, " %s", ly->files[f].path);
+    }
+    return strbuf_detach(&sb);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int build_layer(struct build *b, const struct spec_stage *st,
+                       const struct spec_layer *ly, struct stage_image *si,
+                       struct ocib_error *err)
+{
+    struct layer_tree t;
+    struct layer_writer *w = NULL;
+    struct layer_result res;
+    struct oci_layer l;
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_free_ char *created_by = NULL;
+    _cleanup_free_ char *blob = NULL;
+    struct build_event ev = { .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name,
+                              .status = "built" };
+    double t0 = now();
+    int fd = -1, r = -1;
+
+    layer_tree_init(&t);
+    if (ly->kind == SPEC_LAYER_COPY) {
+        for (size_t c = 0; c < ly->n_copies; c++)
+            if (context_copy(&b->ctx, &ly->copies[c], st->workdir, &t, err) < 0)
+                goto out;
+    } else if (add_files(b, st, ly, &t, err) < 0) {
+        goto out;
+    }
+    if (cache_tmp_create(&b->cache, &tmp, &fd, err) < 0 ||
+        layer_writer_new(fd, b->o->compression, b->epoch, &w, err) < 0 ||
+        layer_tree_write(&t, b->ctx.fd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0)
+        goto out;
+    if (close(fd) < 0) {
+        fd = -1;
+        ocib_error_errno(err, errno, "cannot write '%s'", tmp);
+        goto out;
+    }
+    fd = -1;
+    if (cache_blob_commit(&b->cache, tmp, &res.digest, err) < 0)
+        goto out;
+    free(tmp);
+    tmp = NULL;
+    l.desc.media_type = (char *)res.media_type;
+    l.desc.digest = res.digest;
+    l.desc.size = (int64_t)res.size;
+    l.diff_id = res.diff_id;
+    created_by = describe_layer(ly);
+    oci_image_add_layer(&si->img, &l, b->created, created_by, ly->name);
+    blob = cache_blob_path(&b->cache, &res.digest);
+    stage_image_add_path(si, blob, false);
+    ev.digest = res.digest.str;
+    ev.size = res.size;
+    ev.files = t.n;
+    ev.seconds = now() - t0;
+    progress(b, &ev);
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp)
+        unlink(tmp);
+    layer_writer_free(w);
+    layer_tree_release(&t);
+    if (r < 0)
+        ocib_error_wrap(err, "stage %s, layer %s", st->name, ly->name);
+    return r;
+}
+
+static json_t *shell_or_list(const json_t *v)
+{
+    if (json_is_string(v))
+        return json_pack("[s, s, O]", "/bin/sh", "-c", v);
+    return json_deep_copy(v);
+}
+
+/* Merges the stage's "config" into the image config. */
+static void apply_config(struct build *b, const struct spec_stage *st, struct oci_image *img)
+{
+    const json_t *c = st->config;
+    json_t *ic = json_object_get(img->config, "config"), *x;
+    const char *key;
+    json_t *val;
+
+    json_object_set_new(img->config, "created", json_string(b->created));
+    if (!json_is_object(ic)) {
+        ic = json_object();
+        json_object_set_new(img->config, "config", ic);
+    }
+    if (!c)
+        return;
+    if ((x = json_object_get(c, "user")))
+        json_object_set(ic, "User", x);
+    if ((x = json_object_get(c, "workdir")))
+        json_object_set(ic, "WorkingDir", x);
+    if ((x = json_object_get(c, "stop_signal")))
+        json_object_set(ic, "StopSignal", x);
+    if ((x = json_object_get(c, "entrypoint"))) {
+        json_object_set_new(ic, "Entrypoint", shell_or_list(x));
+        if (!json_object_get(c, "cmd"))
+            json_object_del(ic, "Cmd");
+    }
+    if ((x = json_object_get(c, "cmd")))
+        json_object_set_new(ic, "Cmd", shell_or_list(x));
+    if ((x = json_object_get(c, "env"))) {
+        json_t *env = json_object_get(ic, "Env");
+
+        if (!json_is_array(env)) {
+            env = json_array();
+            json_object_set_new(ic, "Env", env);
+        }
+        json_object_foreach((json_t *)x, key, val) {
+            _cleanup_free_ char *kv = xasprintf("%s=%s", key, json_string_value(val));
+            size_t klen = strlen(key), i;
+            bool replaced = false;
+
+            for (i = 0; i < json_array_size(env); i++) {
+                const char *e = json_string_value(json_array_get(env, i));
+
+                if (e && !strncmp(e, key, klen) && e[klen] == '=') {
+                    json_array_set_new(env, i, json_string(kv));
+                    replaced = true;
+                    break;
+                }
+            }
+            if (!replaced)
+                json_array_append_new(env, json_string(kv));
+        }
+    }
+    for (size_t k = 0; k < 2; k++) {
+        const char *skey = k == 0 ? "expose" : "volumes";
+        const char *ikey = k == 0 ? "ExposedPorts" : "Volumes";
+        size_t i;
+
+        if (!(x = json_object_get(c, skey)))
+            continue;
+        json_t *set = json_object_get(ic, ikey);
+        if (!json_is_object(set)) {
+            set = json_object();
+            json_object_set_new(ic, ikey, set);
+        }
+        json_array_foreach(x, i, val) {
+            const char *s = json_string_value(val);
+            _cleanup_free_ char *port = (k == 0 && !strchr(s, '/')) ? xasprintf("%s/tcp", s)
+                                                                    : xstrdup(s);
+
+            json_object_set_new(set, port, json_object());
+        }
+    }
+    if ((x = json_object_get(c, "labels"))) {
+        json_t *labels = json_object_get(ic, "Labels");
+
+        if (!json_is_object(labels)) {
+            labels = json_object();
+            json_object_set_new(ic, "Labels", labels);
+        }
+        json_object_update(labels, x);
+    }
+    if ((x = json_object_get(c, "healthcheck"))) {
+        json_t *hc = json_object(), *t = json_object_get(x, "test");
+        static const char *const durations[][2] = { { "interval", "Interval" },
+                                                    { "timeout", "Timeout" },
+                                                    { "start_period", "StartPeriod" } };
+
+        if (json_is_string(t))
+            json_object_set_new(hc, "Test", json_pack("[s, O]", "CMD-SHELL", t));
+        else
+            json_object_set(hc, "Test", t);
+        for (size_t i = 0; i < ARRAY_SIZE(durations); i++) {
+            const char *d = oci_json_str(x, durations[i][0]);
+            long long ns;
+
+            if (d && spec_duration_parse(d, &ns) == 0)
+                json_object_set_new(hc, durations[i][1], json_integer(ns));
+        }
+        if ((val = json_object_get(x, "retries")))
+            json_object_set(hc, "Retries", val);
+        json_object_set_new(ic, "Healthcheck", hc);
+    }
+    if ((x = json_object_get(c, "annotations")))
+        json_object_update(img->annotations, x);
+}
+
+static int build_stage(struct build *b, size_t s, struct ocib_error *err)
+{
+    const struct spec_stage *st = &b->spec.stages[s];
+    struct stage_image *si = &b->stages[s];
+    struct oci_platform p;
+    struct build_event ev = { .kind = BUILD_EVENT_STAGE, .stage = st->name };
+    char pbuf[96];
+
+    if (st->has_platform)
+        p = st->platform;
+    else if (b->o->has_platform)
+        p = b->o->platform;
+    else
+        oci_platform_host(&p);
+    oci_platform_format(&p, pbuf, sizeof(pbuf));
+    ev.text = pbuf;
+    progress(b, &ev);
+    if (load_base(b, s, &p, si, err) < 0)
+        return -1;
+    for (size_t l = 0; l < st->n_layers; l++)
+        if (build_layer(b, st, &st->layers[l], si, err) < 0)
+            return -1;
+    apply_config(b, st, &si->img);
+    return 0;
+}
+
+static int parse_epoch(const char *s, int64_t *ret, struct ocib_error *err)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 253402300799LL)
+        return ocib_error_usage(err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since "
+                                     "1970",
+                                s);
+    *ret = v;
+    return 0;
+}
+
+/* The names an image gets: repository and tag for each. */
+struct image_name {
+    char *repo; /* NULL when unknown */
+    char *tag;
+};
+
+static int image_names(struct build *b, struct image_name **ret, size_t *ret_n,
+                       struct ocib_error *err)
+{
+    const struct build_options *o = b->o;
+    struct image_name *names = xcalloc(o->n_tags + 1, sizeof(*names));
+    size_t n = 0;
+
+    for (size_t i = 0; i < o->n_tags; i++) {
+        struct reference ref;
+
+        if (reference_parse(o->tags[i], &ref, err) < 0) {
+            for (size_t k = 0; k < n; k++) {
+                free(names[k].repo);
+                free(names[k].tag);
+            }
+            free(names);
+            return ocib_error_wrap(err, "--tag");
+        }
+        names[n].repo = reference_name(&ref);
+        names[n].tag = xstrdup(ref.tag ?: "latest");
+        n++;
+        reference_release(&ref);
+    }
+    if (n == 0) {
+        const char *fallback = b->git_short ?: "latest";
+
+        if (b->spec.image) {
+            struct reference ref;
+            const char *slash = strrchr(b->spec.image, '/');
+            bool explicit_tag = strchr(slash ? slash : b->spec.image, ':') != NULL;
+
+            if (reference_parse(b->spec.image, &ref, err) < 0) {
+                free(names);
+                return -1;
+            }
+            names[n].repo = reference_name(&ref);
+            names[n].tag = xstrdup(explicit_tag && ref.tag ? ref.tag : fallback);
+            reference_release(&ref);
+        } else {
+            names[n].tag = xstrdup(fallback);
+        }
+        n++;
+    }
+    *ret = names;
+    *ret_n = n;
+    return 0;
+}
+
+static int write_outputs(struct build *b, const struct stage_image *si,
+                         const struct oci_blob *config, const struct oci_blob *manifest,
+                         const struct image_name *names, size_t n_names,
+                         struct ocib_error *err)
+{
+    for (size_t k = 0; k < b->o->n_outputs; k++) {
+        const struct build_output *out = &b->o->outputs[k];
+        struct build_event ev = { .kind = BUILD_EVENT_OUTPUT, .text = out->path };
+        _cleanup_free_ char *pcopy = xstrdup(out->path);
+        char *slash = strrchr(pcopy, '/');
+
+        if (slash && slash != pcopy) {
+            *slash = '\0';
+            if (fs_mkdir_p(pcopy, 0755, err) < 0)
+                return -1;
+        }
+        if (out->kind == BUILD_OUTPUT_OCI) {
+            struct oci_layout_writer w;
+
+            if (oci_layout_writer_begin(&w, out->path, err) < 0)
+                return -1;
+            for (size_t i = 0; i < si->img.n_layers; i++)
+                if (oci_layout_writer_put_file(&w, si->paths[i], &si->img.layers[i].desc.digest,
+                                               si->verify[i], err) < 0)
+                    goto oci_fail;
+            if (oci_layout_writer_put_bytes(&w, config, err) < 0 ||
+                oci_layout_writer_put_bytes(&w, manifest, err) < 0)
+                goto oci_fail;
+            for (size_t i = 0; i < n_names; i++) {
+                bool dup = false;
+
+                for (size_t j = 0; j < i; j++)
+                    dup |= !strcmp(names[j].tag, names[i].tag);
+                if (!dup)
+                    oci_layout_writer_add_manifest(&w, manifest, names[i].tag);
+            }
+            if (oci_layout_writer_commit(&w, err) < 0)
+                goto oci_fail;
+            oci_layout_writer_release(&w);
+            ev.status = "oci";
+            progress(b, &ev);
+            continue;
+oci_fail:
+            oci_layout_writer_release(&w);
+            return ocib_error_wrap(err, "output oci:%s", out->path);
+        } else {
+            _cleanup_free_ char **tags = xcalloc(n_names + 1, sizeof(char *));
+            size_t nt = 0;
+            int r;
+
+            for (size_t i = 0; i < n_names; i++)
+                if (names[i].repo)
+                    tags[nt++] = xasprintf("%s:%s", names[i].repo, names[i].tag);
+            r = docker_archive_write(out->path, &si->img, config, manifest, si->paths,
+                                     si->verify, tags, nt, b->epoch, err);
+            for (size_t i = 0; i < nt; i++)
+                free(tags[i]);
+            if (r < 0)
+                return -1;
+            ev.status = "docker-archive";
+            progress(b, &ev);
+        }
+    }
+    return 0;
+}
+
+int build_run(const struct build_options *o, struct build_result *ret, struct ocib_error *err)
+{
+    struct build b = { .o = o };
+    _cleanup_free_ char *spec_path = NULL;
+    _cleanup_free_ char *cache_dir = NULL;
+    _cleanup_free_ size_t *order = NULL;
+    struct image_name *names = NULL;
+    struct oci_blob config = { 0 }, manifest = { 0 };
+    struct build_output default_out = { BUILD_OUTPUT_OCI, (char *)"ocib-out" };
+    struct build_options o2;
+    const char *ctx_dir = o->context_dir ?: ".";
+    const char *env_epoch = getenv("SOURCE_DATE_EPOCH");
+    size_t n_order = 0, n_names = 0, target;
+    int r = -1;
+
+    context_release(&b.ctx);
+    spec_path = o->spec_file ? xstrdup(o->spec_file) : fs_path_join(ctx_dir, "ocib.json");
+    if (spec_load(&b.spec, spec_path, err) < 0)
+        return -1;
+    if (o->target) {
+        int t = spec_stage_find(&b.spec, o->target);
+
+        if (t < 0) {
+            struct strbuf sb = STRBUF_INIT;
+
+            for (size_t i = 0; i < b.spec.n_stages; i++)
+                strbuf_addf(&sb, "%s%s", i ? ", " : "", b.spec.stages[i].name);
+            ocib_error_usage(err, "--target %s: no such stage in '%s' (stages: %s)", o->target,
+                             spec_path, strbuf_str(&sb));
+            strbuf_release(&sb);
+            goto out;
+        }
+        target = (size_t)t;
+    } else {
+        target = b.spec.n_stages - 1;
+    }
+    order = xcalloc(b.spec.n_stages, sizeof(*order));
+    spec_stage_order(&b.spec, target, order, &n_order);
+    if (o->has_epoch)
+        b.epoch = o->epoch;
+    else if (env_epoch && *env_epoch && parse_epoch(env_epoch, &b.epoch, err) < 0)
+        goto out;
+    oci_time_format(b.epoch, b.created);
+    if (check_supported(&b, order, n_order, err) < 0)
+        goto out;
+    if (!o->n_outputs) {
+        o2 = *o;
+        o2.outputs = &default_out;
+        o2.n_outputs = 1;
+        b.o = &o2;
+    }
+    if (context_open(&b.ctx, ctx_dir, err) < 0)
+        goto out;
+    git_head(ctx_dir, &b.git_full, &b.git_short);
+    if (image_names(&b, &names, &n_names, err) < 0)
+        goto out;
+    cache_dir = o->cache_dir ? xstrdup(o->cache_dir) : cache_default_dir();
+    if (cache_open(&b.cache, cache_dir, err) < 0)
+        goto out;
+    b.stages = xcalloc(b.spec.n_stages, sizeof(*b.stages));
+    for (size_t k = 0; k < n_order; k++)
+        if (build_stage(&b, order[k], err) < 0)
+            goto out;
+    {
+        struct oci_image *img = &b.stages[target].img;
+
+        json_object_set_new(img->annotations, ANNOTATION_PREFIX "created",
+                            json_string(b.created));
+        if (b.git_full)
+            json_object_set_new(img->annotations, ANNOTATION_PREFIX "revision",
+                                json_string(b.git_full));
+        oci_image_serialize(img, &config, &manifest);
+    }
+    if (write_outputs(&b, &b.stages[target], &config, &manifest, names, n_names, err) < 0)
+        goto out;
+    ret->digest = manifest.digest;
+    ret->reference = names[0].repo ? xasprintf("%s@%s", names[0].repo, manifest.digest.str)
+                                   : xstrdup(manifest.digest.str);
+    r = 0;
+out:
+    for (size_t i = 0; i < n_names; i++) {
+        free(names[i].repo);
+        free(names[i].tag);
+    }
+    free(names);
+    oci_blob_release(&config);
+    oci_blob_release(&manifest);
+    if (b.stages)
+        for (size_t i = 0; i < b.spec.n_stages; i++)
+            stage_image_release(&b.stages[i]);
+    free(b.stages);
+    free(b.git_full);
+    free(b.git_short);
+    cache_release(&b.cache);
+    if (b.ctx.dir)
+        context_release(&b.ctx);
+    spec_release(&b.spec);
+    return r;
+}

@@ -1,0 +1,82 @@
+/*
+ * `ocib build`: from a spec and a context to an image in the requested
+ * outputs.
+ *
+ * build_run() validates everything it can before building anything (the
+ * spec, the target, the outputs, unsupported features), then builds the
+ * stages the target needs in dependency order, each layer written once
+ * through the deterministic layer writer into the cache's blob store, and
+ * finally writes every output atomically.  It never prints: progress goes
+ * to the caller's callback, errors to err.
+ */
+#ifndef OCIB_BUILDER_BUILD_H
+#define OCIB_BUILDER_BUILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "layers/compress.h"
+#include "oci/digest.h"
+#include "oci/platform.h"
+
+enum build_output_kind { BUILD_OUTPUT_OCI, BUILD_OUTPUT_ARCHIVE };
+
+struct build_output {
+    enum build_output_kind kind;
+    char *path;
+};
+
+/* Parses "oci:DIR" or "docker-archive:FILE". */
+int build_output_parse(const char *s, struct build_output *ret, struct ocib_error *err);
+
+enum build_event_kind {
+    BUILD_EVENT_STAGE,  /* a stage starts */
+    BUILD_EVENT_BASE,   /* its base image is known */
+    BUILD_EVENT_LAYER,  /* a layer is done */
+    BUILD_EVENT_OUTPUT, /* an output was written */
+    BUILD_EVENT_INFO,   /* inputs that decide the digest */
+};
+
+struct build_event {
+    enum build_event_kind kind;
+    const char *stage;
+    const char *layer;   /* BUILD_EVENT_LAYER */
+    const char *status;  /* "built", "cached" */
+    const char *digest;  /* layer or base digest */
+    uint64_t size;       /* compressed layer size */
+    uint64_t files;      /* entries in the layer */
+    double seconds;
+    const char *text;    /* free text */
+};
+
+typedef void (*build_progress_fn)(void *opaque, const struct build_event *ev);
+
+struct build_options {
+    const char *context_dir;  /* -C, default "." */
+    const char *spec_file;    /* -f, default <context>/ocib.json */
+    const char *target;       /* --target, NULL: the last stage */
+    char **tags;              /* --tag, n_tags of them */
+    size_t n_tags;
+    struct build_output *outputs;
+    size_t n_outputs;
+    bool has_platform;
+    struct oci_platform platform;
+    enum layer_compression compression;
+    bool has_epoch;
+    int64_t epoch;
+    bool no_cache;
+    const char *cache_dir;    /* NULL: the default */
+    build_progress_fn progress;
+    void *progress_opaque;
+};
+
+struct build_result {
+    char *reference;           /* "repo@sha256:…" or "sha256:…" */
+    struct oci_digest digest;  /* of the image manifest */
+};
+
+int build_run(const struct build_options *o, struct build_result *ret, struct ocib_error *err);
+void build_result_release(struct build_result *r);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * The command line: one file per verb, dispatched from cli/main.c.  This is
+ * the only layer that prints: results on stdout, progress and the final
+ * error ("ocib: <message>") on stderr.
+ */
+#ifndef OCIB_CLI_CLI_H
+#define OCIB_CLI_CLI_H
+
+#include <stdbool.h>
+
+#include "base/error.h"
+
+#define OCIB_VERSION "0.1.0"
+
+struct cli_verb {
+    const char *name;
+    int (*run)(int argc, char **argv, struct ocib_error *err);
+    const char *usage;
+    const char *summary;
+};
+
+/* Option parsing shared by the verbs: matches "--name VALUE" and
+ * "--name=VALUE" at argv[*i]; advances *i past what it used.  Returns 1 on a
+ * match (with *ret set), 0 when argv[*i] is another option, -1 on a missing
+ * value. */
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **ret,
+                  struct ocib_error *err);
+
+int cli_build(int argc, char **argv, struct ocib_error *err);
+int cli_inspect(int argc, char **argv, struct ocib_error *err);
+int cli_version(int argc, char **argv, struct ocib_error *err);
+int cli_help(int argc, char **argv, struct ocib_error *err);
+
+extern const struct cli_verb cli_verbs[];
+const struct cli_verb *cli_verb_find(const char *name);
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * `ocib inspect REF`: an image's manifest, config and layers, for people or
+ * (--json) for programs.
+ */
+#include "cli/cli.h"
+#include "base/cleanup.h"
+#include "base/xalloc.h"
+#include "builder/archive.h"
+#include "cache/blobs.h"
+#include "oci/json.h"
+#include "oci/layout.h"
+#include "registry/reference.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int load(const char *ref, struct oci_image *img, struct oci_blob *manifest,
+                struct ocib_error *err)
+{
+    if (!strncmp(ref, "oci:", 4)) {
+        _cleanup_free_ char *dir = xstrdup(ref + 4);
+        char *colon = strrchr(dir, ':');
+        const char *tag = NULL;
+
+        if (colon && !strchr(colon, '/') && reference_tag_valid(colon + 1)) {
+            *colon = '\0';
+            tag = colon + 1;
+        }
+        return oci_layout_load(dir, tag, NULL, img, manifest, err);
+    }
+    if (!strncmp(ref, "docker-archive:", 15)) {
+        _cleanup_free_ char *dir = cache_default_dir();
+        struct cache c;
+        int r;
+
+        if (cache_open(&c, dir, err) < 0)
+            return -1;
+        r = docker_archive_load(ref + 15, NULL, &c, img, &manifest->digest, err);
+        cache_release(&c);
+        return r;
+    }
+    return ocib_error_usage(err,
+                            "inspect: '%s': expected oci:DIR[:tag] or docker-archive:FILE "
+                            "(registry references are not supported yet)",
+                            ref);
+}
+
+/* The history entries that describe layers (not empty_layer ones). */
+static json_t *layer_history(const json_t *config, size_t layer)
+{
+    json_t *h = json_object_get(config, "history"), *e;
+    size_t i, n = 0;
+
+    json_array_foreach(h, i, e) {
+        if (json_is_true(json_object_get(e, "empty_layer")))
+            continue;
+        if (n++ == layer)
+            return e;
+    }
+    return NULL;
+}
+
+int cli_inspect(int argc, char **argv, struct ocib_error *err)
+{
+    struct oci_image img = { 0 };
+    struct oci_blob manifest = { 0 };
+    const char *ref = NULL;
+    bool as_json = false;
+    json_t *out, *layers, *ic;
+    char *s;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            as_json = true;
+        else if (argv[i][0] == '-')
+            return ocib_error_usage(err, "inspect: unknown option '%s'", argv[i]);
+        else if (ref)
+            return ocib_error_usage(err, "inspect: takes one image");
+        else
+            ref = argv[i];
+    }
+    if (!ref)
+        return ocib_error_usage(err, "inspect: which image? see 'ocib help inspect'");
+    if (load(ref, &img, &manifest, err) < 0)
+        return -1;
+    layers = json_array();
+    for (size_t i = 0; i < img.n_layers; i++) {
+        const json_t *h = layer_history(img.config, i);
+        json_t *l = json_pack("{s:s, s:s, s:I, s:s}", "mediaType", img.layers[i].desc.media_type,
+                              "digest", img.layers[i].desc.digest.str, "size",
+                              (json_int_t)img.layers[i].desc.size, "diff_id",
+                              img.layers[i].diff_id.str);
+
+        if (h && oci_json_str(h, "created_by"))
+            json_object_set(l, "created_by", json_object_get(h, "created_by"));
+        if (h && oci_json_str(h, "comment"))
+            json_object_set(l, "comment", json_object_get(h, "comment"));
+        json_array_append_new(layers, l);
+    }
+    if (as_json) {
+        json_t *m = NULL;
+
+        if (manifest.data)
+            m = json_loadb(manifest.data, manifest.len, 0, NULL);
+        out = json_pack("{s:s, s:s, s:o, s:O, s:o}", "reference", ref, "digest",
+                        manifest.digest.str, "manifest", m ? m : json_null(), "config",
+                        img.config, "layers", layers);
+        s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("%s\n", s);
+        free(s);
+        json_decref(out);
+        goto done;
+    }
+    ic = json_object_get(img.config, "config");
+    printf("Reference:  %s\n", ref);
+    printf("Digest:     %s\n", manifest.digest.str);
+    printf("Platform:   %s/%s%s%s\n", oci_json_str(img.config, "os") ?: "?",
+           oci_json_str(img.config, "architecture") ?: "?",
+           oci_json_str(img.config, "variant") ? "/" : "",
+           oci_json_str(img.config, "variant") ?: "");
+    printf("Created:    %s\n", oci_json_str(img.config, "created") ?: "-");
+    if (oci_json_str(ic, "User"))
+        printf("User:       %s\n", oci_json_str(ic, "User"));
+    if (oci_json_str(ic, "WorkingDir"))
+        printf("WorkingDir: %s\n", oci_json_str(ic, "WorkingDir"));
+    for (const char *const *k = (const char *const[]){ "Entrypoint", "Cmd", "Env", NULL }; *k;
+         k++) {
+        json_t *v = json_object_get(ic, *k);
+
+        if (v) {
+            s = json_dumps(v, JSON_COMPACT);
+            printf("%-11s %s\n", *k, s);
+            free(s);
+        }
+    }
+    printf("Layers:     %zu\n", img.n_layers);
+    for (size_t i = 0; i < img.n_layers; i++) {
+        json_t *l = json_array_get(layers, i);
+
+        printf("  %s  %10lld  %s%s%s%s\n", img.layers[i].desc.digest.str,
+               (long long)img.layers[i].desc.size, oci_json_str(l, "created_by") ?: "",
+               oci_json_str(l, "comment") ? " (" : "", oci_json_str(l, "comment") ?: "",
+               oci_json_str(l, "comment") ? ")" : "");
+    }
+    json_decref(layers);
+done:
+    oci_image_release(&img);
+    oci_blob_release(&manifest);
+    return 0;
+}

@@ -1,0 +1,91 @@
+/*
+ * ocib's entry point: finds the verb, runs it, prints the error and maps it
+ * to the exit status (0 success, 1 failure, 2 usage or spec error).
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int not_yet(int argc, char **argv, struct ocib_error *err)
+{
+    return ocib_error_set(err, "%s: not implemented yet in this version", argv[0]);
+}
+
+const struct cli_verb cli_verbs[] = {
+    { "build", cli_build,
+      "build [-C DIR] [-f FILE] [--target NAME] [--tag REF]... [--push]\n"
+      "      [--output oci:DIR | docker-archive:FILE]... [--platform P]\n"
+      "      [--compression gzip|zstd] [--source-date-epoch N] [--no-cache]\n"
+      "      [--cache-dir DIR] [--digest-file FILE] [--progress=plain|tty|json|quiet]",
+      "build the image a spec describes" },
+    { "inspect", cli_inspect, "inspect [--json] oci:DIR[:tag] | docker-archive:FILE",
+      "show an image's manifest, config and layers" },
+    { "push", not_yet, "push SRC DEST", "push an image to a registry" },
+    { "diff", not_yet, "diff A B", "compare two images (reproducibility audit)" },
+    { "login", not_yet, "login REGISTRY -u USER --password-stdin", "store registry credentials" },
+    { "logout", not_yet, "logout REGISTRY", "forget registry credentials" },
+    { "lock", not_yet, "lock [--update]", "pin base images in ocib.lock.json" },
+    { "cache", not_yet, "cache du | prune [--keep-bytes N] | verify", "manage the cache" },
+    { "version", cli_version, "version", "print ocib's version" },
+    { "help", cli_help, "help [VERB]", "show help" },
+    { NULL, NULL, NULL, NULL },
+};
+
+const struct cli_verb *cli_verb_find(const char *name)
+{
+    for (const struct cli_verb *v = cli_verbs; v->name; v++)
+        if (!strcmp(v->name, name))
+            return v;
+    return NULL;
+}
+
+int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **ret,
+                  struct ocib_error *err)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *ret = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return ocib_error_usage(err, "%s needs a value", name);
+    *ret = argv[++*i];
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct ocib_error err = OCIB_ERROR_INIT;
+    const struct cli_verb *v;
+
+    if (argc < 2) {
+        cli_help(1, argv, &err);
+        return OCIB_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return cli_help(argc - 1, argv + 1, &err) < 0 ? err.code : 0;
+    if (!strcmp(argv[1], "--version"))
+        return cli_version(argc - 1, argv + 1, &err) < 0 ? err.code : 0;
+    v = cli_verb_find(argv[1]);
+    if (!v) {
+        fprintf(stderr, "ocib: unknown command '%s'; see 'ocib help'\n", argv[1]);
+        return OCIB_EXIT_USAGE;
+    }
+    if (v->run(argc - 1, argv + 1, &err) < 0) {
+        fflush(stdout);
+        fprintf(stderr, "ocib: %s\n", err.msg[0] ? err.msg : "failed");
+        return err.code ? err.code : OCIB_EXIT_FAILURE;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "ocib: cannot write to standard output\n");
+        return OCIB_EXIT_FAILURE;
+    }
+    return 0;
+}
