@@ -443,3 +443,27 @@ podman_run() {
     podman_cmd run --rm --pull never --network none \
         --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 "$@" </dev/null
 }
+
+# layout_entries DIR [REFNAME]: every entry of every layer of the image,
+#   layer<TAB>path<TAB>type<TAB>mode<TAB>uid:gid<TAB>mtime<TAB>linkname
+# with normalised paths, in layer order.
+layout_entries() {
+    local dir=$1 ref=${2:-} m n i
+    m=$(layout_manifest "$dir" $ref) || return 1
+    n=$(jq '.layers | length' "$m")
+    for ((i = 0; i < n; i++)); do
+        layer_listing "$dir" "$i" $ref | norm_listing |
+            awk -F'\t' -v i="$i" 'BEGIN { OFS = "\t" } { print i, $1, $2, $3, $4, $5, $6 }' ||
+            return 1
+    done
+}
+
+# entry_of ENTRIES PATH: the last (uppermost) entry for PATH, or nothing.
+entry_of() {
+    printf '%s\n' "$1" | awk -F'\t' -v p="$2" '$2 == p { line = $0 } END { if (line != "") print line }'
+}
+
+# field N LINE: the Nth tab-separated field of LINE.
+field() {
+    printf '%s\n' "$2" | cut -f"$1"
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bats
+# `ocib inspect` on OCI layouts and docker-archives (human and --json), and
+# the small commands: version, help.
+
+load helpers
+
+setup() {
+    common_setup
+}
+
+# build_layered: the layered example to oci:$T/out and docker-archive:$T/img.tar.
+build_layered() {
+    CTX=$(copy_example layered)
+    build_ok -C "$CTX" --output "oci:$T/out" --output "docker-archive:$T/img.tar"
+    MANIFEST=$(layout_manifest "$T/out" 1.0)
+    CONFIG=$(layout_config "$T/out" 1.0)
+}
+
+@test "inspect oci:DIR:tag shows the digest and every layer with its size" {
+    build_layered
+    run_ocib inspect "oci:$T/out:1.0"
+    [ "$status" -eq 0 ] || { show_run; fail "ocib inspect exited $status"; }
+    assert_contains "inspect output" "$out" "$DIGEST"
+    local d size
+    while read -r d size; do
+        assert_contains "inspect output (layer digest)" "$out" "$d"
+        # Sizes as bytes or human units; at least the layer's line must carry a number.
+        printf '%s\n' "$out" | grep -F "${d#sha256:}" | grep -Eq '[0-9]' ||
+            fail "no size shown for layer $d"
+    done < <(jq -r '.layers[] | "\(.digest) \(.size)"' "$MANIFEST")
+    assert_contains "inspect output (config digest)" "$out" "$(jq -r .config.digest "$MANIFEST")"
+    # A layout with one image needs no tag.
+    run_ocib inspect "oci:$T/out"
+    [ "$status" -eq 0 ] || { show_run; fail "ocib inspect oci:DIR (no tag) exited $status"; }
+    assert_contains "inspect oci:DIR" "$out" "$DIGEST"
+}
+
+@test "inspect --json has the digest, manifest, config and layers with digest and diff_id" {
+    build_layered
+    run_ocib inspect --json "oci:$T/out:1.0"
+    [ "$status" -eq 0 ] || { show_run; fail "ocib inspect --json exited $status"; }
+    printf '%s' "$out" | jq -e . >/dev/null || fail "inspect --json is not JSON: $out"
+    assert_eq ".digest" "$(jq -r .digest <<<"$out")" "$DIGEST"
+    assert_eq ".manifest" "$(jq -cS .manifest <<<"$out")" "$(jq -cS . "$MANIFEST")"
+    assert_eq ".config" "$(jq -cS .config <<<"$out")" "$(jq -cS . "$CONFIG")"
+    assert_eq ".layers[].digest" "$(jq -c '[.layers[].digest]' <<<"$out")" "$(jq -c '[.layers[].digest]' "$MANIFEST")"
+    assert_eq ".layers[].diff_id" "$(jq -c '[.layers[].diff_id]' <<<"$out")" "$(jq -c '.rootfs.diff_ids' "$CONFIG")"
+    assert_eq ".layers[].size" "$(jq -c '[.layers[].size]' <<<"$out")" "$(jq -c '[.layers[].size]' "$MANIFEST")"
+    # --json after the reference works as well.
+    run_ocib inspect "oci:$T/out:1.0" --json
+    [ "$status" -eq 0 ] || { show_run; fail "ocib inspect REF --json exited $status"; }
+    assert_eq ".digest (flag last)" "$(jq -r .digest <<<"$out")" "$DIGEST"
+}
+
+@test "inspect docker-archive:FILE shows the same image as the layout built in the same run" {
+    build_layered
+    run_ocib inspect "docker-archive:$T/img.tar"
+    [ "$status" -eq 0 ] || { show_run; fail "ocib inspect docker-archive exited $status"; }
+    local d
+    for d in $(jq -r '.layers[].digest' "$MANIFEST"); do
+        assert_contains "inspect docker-archive (layer)" "$out" "$d"
+    done
+    run_ocib inspect --json "docker-archive:$T/img.tar"
+    [ "$status" -eq 0 ] || { show_run; fail "ocib inspect --json docker-archive exited $status"; }
+    assert_eq ".layers[].digest" "$(jq -c '[.layers[].digest]' <<<"$out")" "$(jq -c '[.layers[].digest]' "$MANIFEST")"
+    assert_eq ".layers[].diff_id" "$(jq -c '[.layers[].diff_id]' <<<"$out")" "$(jq -c '.rootfs.diff_ids' "$CONFIG")"
+    assert_eq ".config" "$(jq -cS .config <<<"$out")" "$(jq -cS . "$CONFIG")"
+    assert_eq ".digest" "$(jq -r .digest <<<"$out")" "$DIGEST"
+}
+
+@test "inspect reads layouts other tools wrote (skopeo)" {
+    need skopeo
+    build_layered
+    skopeo copy -q "docker-archive:$T/img.tar" "oci:$T/by-skopeo:copied" || fail "skopeo copy failed"
+    run_ocib inspect --json "oci:$T/by-skopeo:copied"
+    [ "$status" -eq 0 ] || { show_run; fail "ocib inspect of skopeo's layout exited $status"; }
+    assert_eq ".digest" "$(jq -r .digest <<<"$out")" "$(layout_digest "$T/by-skopeo" copied)"
+    assert_eq ".layers[].diff_id" "$(jq -c '[.layers[].diff_id]' <<<"$out")" "$(jq -c '.rootfs.diff_ids' "$CONFIG")"
+}
+
+@test "inspect of something that is not there exits non-zero with an 'ocib: ' error" {
+    build_layered
+    run_ocib inspect "oci:$T/out:no-such-tag"
+    [ "$status" -ne 0 ] || fail "inspect of a missing tag succeeded"
+    assert_failed "$status" 'no-such-tag'
+    run_ocib inspect "oci:$T/nowhere"
+    [ "$status" -ne 0 ] || fail "inspect of a missing layout succeeded"
+    assert_failed "$status" 'nowhere'
+    run_ocib inspect "docker-archive:$T/nowhere.tar"
+    [ "$status" -ne 0 ] || fail "inspect of a missing archive succeeded"
+    assert_failed "$status" 'nowhere\.tar'
+    run_ocib inspect
+    assert_failed 2
+}
+
+@test "ocib version and ocib help exit 0" {
+    run_ocib version
+    [ "$status" -eq 0 ] || { show_run; fail "ocib version exited $status"; }
+    [ -n "$out" ] || fail "ocib version printed nothing on stdout"
+    [[ $out =~ [0-9] ]] || fail "ocib version shows no version number: $out"
+    run_ocib help
+    [ "$status" -eq 0 ] || { show_run; fail "ocib help exited $status"; }
+    assert_contains "ocib help" "$out" build
+    assert_contains "ocib help" "$out" inspect
+    run_ocib help build
+    [ "$status" -eq 0 ] || { show_run; fail "ocib help build exited $status"; }
+    assert_contains "ocib help build" "$out" --output
+    assert_contains "ocib help build" "$out" --compression
+    run_ocib --help
+    [ "$status" -eq 0 ] || { show_run; fail "ocib --help exited $status"; }
+}
+
+@test "an unknown command exits 2 with an 'ocib: ' error naming it" {
+    run_ocib frobnicate
+    assert_failed 2 frobnicate
+    run_ocib
+    [ "$status" -eq 2 ] || { show_run; fail "ocib with no command should exit 2 (usage), got $status"; }
+}
