@@ -30,12 +30,12 @@
 #include <sys/stat.h>
 
 enum tok_kind {
-    TOK_LIT,         /* the code point val */
-    TOK_ONE,         /* '?': one character but '/' */
-    TOK_CLASS,       /* '[...]': ranges[val .. val+n), neg inverts; never '/' */
-    TOK_STAR,        /* '*': any run of characters but '/' */
-    TOK_ANY,         /* trailing "**": anything */
-    TOK_DIRS,        /* "**" + path: "(.*\/)?" */
+    TOK_LIT,   /* the code point val */
+    TOK_ONE,   /* '?': one character but '/' */
+    TOK_CLASS, /* '[...]': ranges[val .. val+n), neg inverts; never '/' */
+    TOK_STAR,  /* '*': any run of characters but '/' */
+    TOK_ANY,   /* trailing "**": anything */
+    TOK_DIRS,  /* "**" + path: "(.*\/)?" */
 };
 
 struct tok {
@@ -110,18 +110,21 @@ static void pattern_release(struct pattern *p)
     free(p->ranges);
 }
 
-static void pattern_releasep(struct pattern *p) { pattern_release(p); }
+static void pattern_releasep(struct pattern *p)
+{
+    pattern_release(p);
+}
 
 static void pattern_push(struct pattern *p, enum tok_kind kind, uint32_t val)
 {
     XGROW(p->toks, p->toks_alloc, p->ntoks + 1);
-    p->toks[p->ntoks++] = (struct tok){ .kind = kind, .val = val };
+    p->toks[p->ntoks++] = (struct tok){.kind = kind, .val = val};
 }
 
 static void pattern_push_range(struct pattern *p, uint32_t lo, uint32_t hi)
 {
     XGROW(p->ranges, p->ranges_alloc, p->nranges + 1);
-    p->ranges[p->nranges++] = (struct range){ lo, hi };
+    p->ranges[p->nranges++] = (struct range){lo, hi};
 }
 
 /* Adds the ASCII characters of the POSIX class name[0..len) ("alpha", ...)
@@ -132,10 +135,9 @@ static int pattern_push_posix(struct pattern *p, const char *name, size_t len)
         const char *name;
         int (*is)(int);
     } classes[] = {
-        { "alnum", isalnum }, { "alpha", isalpha }, { "blank", isblank },
-        { "cntrl", iscntrl }, { "digit", isdigit }, { "graph", isgraph },
-        { "lower", islower }, { "print", isprint }, { "punct", ispunct },
-        { "space", isspace }, { "upper", isupper }, { "xdigit", isxdigit },
+        {"alnum", isalnum}, {"alpha", isalpha}, {"blank", isblank}, {"cntrl", iscntrl},
+        {"digit", isdigit}, {"graph", isgraph}, {"lower", islower}, {"print", isprint},
+        {"punct", ispunct}, {"space", isspace}, {"upper", isupper}, {"xdigit", isxdigit},
     };
 
     for (size_t k = 0; k < ARRAY_SIZE(classes); k++) {
@@ -155,8 +157,7 @@ static int pattern_push_posix(struct pattern *p, const char *name, size_t len)
 }
 
 /* Reads one class member at s[*i], honouring '\' escapes. */
-static int class_char(const char *s, size_t len, size_t *i, uint32_t *ret,
-                      const char **why)
+static int class_char(const char *s, size_t len, size_t *i, uint32_t *ret, const char **why)
 {
     if (s[*i] == '\\') {
         (*i)++;
@@ -237,6 +238,7 @@ static int compile_class(struct pattern *p, enum ignore_syntax syntax, const cha
     pattern_push(p, TOK_CLASS, (uint32_t)first_range);
     p->toks[p->ntoks - 1].n = (uint16_t)(p->nranges - first_range);
     p->toks[p->ntoks - 1].neg = neg;
+    *i = k;
     return 0;
 }
 
@@ -340,7 +342,10 @@ static size_t path_clean(char *s, size_t len)
     return w;
 }
 
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 /* Turns a .dockerignore line into its anchored, cleaned pattern text, as
  * moby's ignorefile.ReadAll does.  Returns false for a line that adds
@@ -414,7 +419,10 @@ static bool git_prepare(char *buf, bool *ret_negate, bool *ret_dir_only, bool *r
     return true;
 }
 
-struct ignore *ignore_new(void) { return xcalloc(1, sizeof(struct ignore)); }
+struct ignore *ignore_new(void)
+{
+    return xcalloc(1, sizeof(struct ignore));
+}
 
 void ignore_free(struct ignore *ig)
 {
@@ -426,12 +434,15 @@ void ignore_free(struct ignore *ig)
     free(ig);
 }
 
-bool ignore_is_empty(const struct ignore *ig) { return ig->npats == 0; }
+bool ignore_is_empty(const struct ignore *ig)
+{
+    return ig->npats == 0;
+}
 
 int ignore_add(struct ignore *ig, enum ignore_syntax syntax, const char *pattern,
                const char *origin, struct ocib_error *err)
 {
-    _cleanup_(pattern_releasep) struct pattern p = { 0 };
+    _cleanup_(pattern_releasep) struct pattern p = {0};
     _cleanup_free_ char *buf = NULL;
     const char *why = NULL;
     bool anchored = true;
@@ -461,7 +472,7 @@ int ignore_add(struct ignore *ig, enum ignore_syntax syntax, const char *pattern
                                 why);
     XGROW(ig->pats, ig->alloc, ig->npats + 1);
     ig->pats[ig->npats++] = p;
-    p = (struct pattern){ 0 };
+    p = (struct pattern){0};
     return 0;
 }
 
@@ -489,7 +500,8 @@ int ignore_add_file(struct ignore *ig, int dirfd, const char *name, struct ocib_
 
         lineno++;
         if (memchr(line, '\0', (size_t)(end - line)))
-            return ocib_error_usage(err, "'%s' line %zu: contains a NUL byte", name, lineno);
+            return ocib_error_usage(err, "'%s' line %zu: contains a NUL byte", name,
+                                    lineno);
         if (end > line && end[-1] == '\r')
             end[-1] = '\0';
         *end = '\0';
@@ -549,9 +561,15 @@ static void nfa_init(struct nfa *n, const struct pattern *p)
     nfa_closure(p, n->cur);
 }
 
-static void nfa_release(struct nfa *n) { free(n->heap); }
+static void nfa_release(struct nfa *n)
+{
+    free(n->heap);
+}
 
-static bool nfa_accepting(const struct nfa *n) { return n->cur[n->p->ntoks]; }
+static bool nfa_accepting(const struct nfa *n)
+{
+    return n->cur[n->p->ntoks];
+}
 
 static bool class_has(const struct pattern *p, const struct tok *t, uint32_t c)
 {
