@@ -81,18 +81,17 @@ EOF
 @test "an image built on an oci:DIR base runs under podman (loaded from the layout and from the docker-archive)" {
     build_busybox_base --output "oci:$T/base"
     write_app_spec "oci:$T/base:1"
-    build_ok --repo localhost:5000/ocib/run-app -C app --output "oci:$T/app" --output "docker-archive:$T/app.tar"
-    oci_validate "$T/app"
+    build_ok --repo localhost:5000/ocib/run-app -C app --output "oci:$T/app-oci" --output "docker-archive:$T/app.tar"
+    oci_validate "$T/app-oci"
 
     local loaded id got
     loaded=$(podman_cmd load -q -i "$T/app.tar" 2>&1) || fail "podman load -i docker-archive failed: $loaded"
     assert_contains "podman load" "$loaded" "localhost:5000/ocib/run-app:latest"
-    got=$(podman_run localhost:5000/ocib/run-app:latest 2>&1) || fail "podman run of the loaded archive failed: $got"
+    got=$(podman_run localhost:5000/ocib/run-app:latest 2>"$T/podman.err") || fail "podman run of the loaded archive failed: $(cat "$T/podman.err")"
     assert_eq "container output (docker-archive)" "$got" "$(cat app/hello.txt)"
 
-    id=$(podman_cmd pull -q "oci:$T/app:latest" 2>&1) || fail "podman pull oci:$T/app:latest failed: $id"
-    id=$(printf '%s\n' "$id" | tail -n1)
-    got=$(podman_run "$id" 2>&1) || fail "podman run of the OCI layout image failed: $got"
+    id=$(podman_pull_oci "$T/app-oci" latest)
+    got=$(podman_run "$id" 2>"$T/podman.err") || fail "podman run of the OCI layout image failed: $(cat "$T/podman.err")"
     assert_eq "container output (oci layout)" "$got" "$(cat app/hello.txt)"
 }
 
@@ -102,11 +101,11 @@ EOF
     build_ok -C app --output "docker-archive:$T/app.tar"
     podman_cmd load -q -i "$T/app.tar" >/dev/null
     local got
-    got=$(podman_run localhost:5000/ocib/run-app:latest /bin/sh -c 'echo "$GREETING:$PATH"' 2>&1) ||
-        fail "podman run failed: $got"
+    got=$(podman_run localhost:5000/ocib/run-app:latest /bin/sh -c 'echo "$GREETING:$PATH"' 2>"$T/podman.err") ||
+        fail "podman run failed: $(cat "$T/podman.err")"
     assert_eq "GREETING:PATH inside the container" "$got" "hi:/bin"
-    got=$(podman_run localhost:5000/ocib/run-app:latest /bin/sh -c 'ls -l /bin/cat; test -x /bin/busybox && echo exec' 2>&1) ||
-        fail "podman run failed: $got"
+    got=$(podman_run localhost:5000/ocib/run-app:latest /bin/sh -c 'ls -l /bin/cat; test -x /bin/busybox && echo exec' 2>"$T/podman.err") ||
+        fail "podman run failed: $(cat "$T/podman.err")"
     assert_contains "the applet symlink" "$got" "/bin/cat -> busybox"
     assert_contains "busybox is executable" "$got" "exec"
 }
@@ -117,7 +116,8 @@ EOF
     build_ok -C app --tag localhost:5000/ocib/run-app:from-archive --output "docker-archive:$T/app.tar"
     podman_cmd load -q -i "$T/app.tar" >/dev/null || fail "podman load failed"
     local got
-    got=$(podman_run localhost:5000/ocib/run-app:from-archive 2>&1) || fail "podman run failed: $got"
+    got=$(podman_run localhost:5000/ocib/run-app:from-archive 2>"$T/podman.err") ||
+        fail "podman run failed: $(cat "$T/podman.err")"
     assert_eq "container output" "$got" "$(cat app/hello.txt)"
 }
 
@@ -126,14 +126,14 @@ EOF
     local bm
     bm=$(layout_manifest "$T/base" 1)
     write_app_spec "oci:$T/base:1"
-    build_ok -C app --compression zstd --output "oci:$T/app"
+    build_ok -C app --compression zstd --output "oci:$T/app-oci"
     local am
-    am=$(layout_manifest "$T/app")
+    am=$(layout_manifest "$T/app-oci")
     assert_eq "layer count" "$(jq '.layers | length' "$am")" 3
     assert_eq "base layers in the app image" "$(jq -c '.layers[:2]' "$am")" "$(jq -c '.layers' "$bm")"
     assert_eq "the app's own layer" "$(jq -r '.layers[2].mediaType' "$am")" "$MT_ZSTD"
     assert_eq "base diff_ids come first" \
-        "$(jq -c '.rootfs.diff_ids[:2]' "$(layout_config "$T/app")")" \
+        "$(jq -c '.rootfs.diff_ids[:2]' "$(layout_config "$T/app-oci")")" \
         "$(jq -c '.rootfs.diff_ids' "$(layout_config "$T/base" 1)")"
     assert_eq "org.opencontainers.image.base.digest" \
         "$(jq -r '.annotations["org.opencontainers.image.base.digest"]' "$am")" "$BASE_DIGEST"
@@ -141,15 +141,15 @@ EOF
         fail "no org.opencontainers.image.base.name annotation: $(jq -c .annotations "$am")"
     # podman reads mixed gzip/zstd images too.
     local id got
-    id=$(podman_cmd pull -q "oci:$T/app:latest" 2>&1) || fail "podman pull failed: $id"
-    got=$(podman_run "$(printf '%s\n' "$id" | tail -n1)" 2>&1) || fail "podman run failed: $got"
+    id=$(podman_pull_oci "$T/app-oci" latest)
+    got=$(podman_run "$id" 2>"$T/podman.err") || fail "podman run failed: $(cat "$T/podman.err")"
     assert_eq "container output" "$got" "$(cat app/hello.txt)"
 }
 
 @test "the base may be named without a tag when the layout holds one image" {
     build_busybox_base --output "oci:$T/base"
     write_app_spec "oci:$T/base"
-    build_ok -C app --output "oci:$T/app"
-    assert_eq "base layers" "$(jq -c '[.layers[:2][].digest]' "$(layout_manifest "$T/app")")" \
+    build_ok -C app --output "oci:$T/app-oci"
+    assert_eq "base layers" "$(jq -c '[.layers[:2][].digest]' "$(layout_manifest "$T/app-oci")")" \
         "$(jq -c '[.layers[].digest]' "$(layout_manifest "$T/base")")"
 }

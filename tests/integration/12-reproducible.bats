@@ -12,6 +12,7 @@ setup() {
 # messy_copy SRC DEST: DEST has SRC's content but another path, umask 0077
 # modes, other mtimes and another owner.
 messy_copy() {
+    mkdir -p "$(dirname "$2")"
     (
         umask 0077
         # Without -p, cp applies the umask to the source modes (0600, 0700)

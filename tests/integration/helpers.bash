@@ -467,3 +467,16 @@ entry_of() {
 field() {
     printf '%s\n' "$2" | cut -f"$1"
 }
+
+# podman_pull_oci DIR TAG: pulls an OCI layout into podman's store and prints
+# the image id. podman names the image after the path, which must be
+# lowercase: the path is given relative to DIR's parent.
+podman_pull_oci() {
+    local parent base o
+    parent=$(dirname "$1")
+    base=$(basename "$1")
+    [[ $base =~ ^[a-z0-9._-]+$ ]] || fail "podman_pull_oci: '$base' must be a lowercase name" || return 1
+    o=$(cd "$parent" && podman_cmd pull -q "oci:$base:$2" 2>&1) ||
+        fail "podman pull oci:$1:$2 failed: $o" || return 1
+    printf '%s\n' "$o" | tail -n1
+}
