@@ -510,3 +510,58 @@ EOF
     umoci_unpack "$T/out" latest "$T/bundle"
     assert_same_file ctx/d/one "$T/bundle/rootfs/d/two"
 }
+
+@test "file names with spaces, UTF-8 characters and long paths are copied intact" {
+    local long
+    long=$(printf 'd%.0s' {1..120})
+    mkdir -p "ctx/files/$long" "ctx/files/sub dir"
+    printf 'spaces\n' >"ctx/files/sub dir/with space.txt"
+    printf 'utf-8\n' >"ctx/files/ünïcödé-名前.txt"
+    printf 'long\n' >"ctx/files/$long/$long.txt"
+    cat >ctx/ocib.json <<'JSON'
+{"version": 1, "image": "localhost:5000/ocib/names",
+ "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["files"], "dest": "/files/"}]}]}]}
+JSON
+    build_ok -C ctx --output "oci:$T/out"
+    assert_layer_canonical "$T/out" 0 0
+    umoci_unpack "$T/out" latest "$T/bundle"
+    assert_same_file "ctx/files/sub dir/with space.txt" "$T/bundle/rootfs/files/sub dir/with space.txt"
+    assert_same_file "ctx/files/ünïcödé-名前.txt" "$T/bundle/rootfs/files/ünïcödé-名前.txt"
+    assert_same_file "ctx/files/$long/$long.txt" "$T/bundle/rootfs/files/$long/$long.txt"
+}
+
+@test "in a git checkout the tag defaults to the short commit id and the manifest records the revision" {
+    need git
+    copy_example hello "$T/repo" >/dev/null
+    git -C repo init -q
+    git -C repo add -A
+    git -C repo -c user.name=ocib-tests -c user.email=tests@ocib.invalid commit -q -m "hello"
+    local head short name rev
+    head=$(git -C repo rev-parse HEAD)
+    short=$(git -C repo rev-parse --short HEAD)
+    build_ok --repo localhost:5000/ocib/hello -C repo --output "oci:$T/out"
+    name=$(jq -r '.manifests[0].annotations["org.opencontainers.image.ref.name"]' "$T/out/index.json")
+    assert_eq "ref.name in a git checkout" "$name" "$short"
+    rev=$(jq -r '.annotations["org.opencontainers.image.revision"] // empty' "$(layout_manifest "$T/out")")
+    assert_eq "org.opencontainers.image.revision" "$rev" "$head"
+    # --tag still wins over the commit id.
+    build_ok -C repo --tag localhost:5000/ocib/hello:release --output "oci:$T/tagged"
+    assert_eq "digest under --tag" "$(layout_digest "$T/tagged" release)" "$DIGEST"
+}
+
+@test "--platform and stage.platform set the image's os, architecture and variant" {
+    need skopeo
+    local ctx c
+    ctx=$(copy_example hello)
+    build_ok -C "$ctx" --platform linux/arm64 --output "oci:$T/arm64"
+    c=$(layout_config "$T/arm64")
+    assert_eq "architecture" "$(jq -r .architecture "$c")" arm64
+    assert_eq "os" "$(jq -r .os "$c")" linux
+    assert_eq "skopeo's architecture" "$(skopeo inspect "oci:$T/arm64:latest" | jq -r .Architecture)" arm64
+    jq '.stages[0].platform = "linux/arm/v7"' "$ctx/ocib.json" >"$T/spec.json"
+    cp "$T/spec.json" "$ctx/ocib.json"
+    build_ok -C "$ctx" --output "oci:$T/armv7"
+    c=$(layout_config "$T/armv7")
+    assert_eq "architecture/variant from stage.platform" "$(jq -r '"\(.os)/\(.architecture)/\(.variant)"' "$c")" linux/arm/v7
+    oci_validate "$T/armv7"
+}

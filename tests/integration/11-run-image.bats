@@ -153,3 +153,17 @@ EOF
     assert_eq "base layers" "$(jq -c '[.layers[:2][].digest]' "$(layout_manifest "$T/app-oci")")" \
         "$(jq -c '[.layers[].digest]' "$(layout_manifest "$T/base")")"
 }
+
+@test "an env the app sets replaces the base's value instead of duplicating it" {
+    build_busybox_base --output "oci:$T/base"
+    write_app_spec "oci:$T/base:1"
+    jq '.stages[0].config.env.PATH = "/usr/local/bin:/bin"' app/ocib.json >app.json && mv app.json app/ocib.json
+    build_ok -C app --output "docker-archive:$T/app.tar" --output "oci:$T/app-oci"
+    assert_eq "PATH entries in the config" \
+        "$(jq -c '[.config.Env[] | select(startswith("PATH="))]' "$(layout_config "$T/app-oci")")" '["PATH=/usr/local/bin:/bin"]'
+    podman_cmd load -q -i "$T/app.tar" >/dev/null || fail "podman load failed"
+    local got
+    got=$(podman_run localhost:5000/ocib/run-app:latest /bin/sh -c 'echo "$PATH"' 2>"$T/podman.err") ||
+        fail "podman run failed: $(cat "$T/podman.err")"
+    assert_eq "PATH inside the container" "$got" /usr/local/bin:/bin
+}

@@ -175,3 +175,59 @@ blobs only in one: $(diff <(blob_list "$T/$ex/out-a") <(blob_list "$T/$ex/out-b"
     build_ok -C "$ctx" --no-cache --output "docker-archive:$T/two.tar"
     cmp "$T/one.tar" "$T/two.tar" || fail "two docker-archive outputs of the same build differ"
 }
+
+@test "the order files were created in (directory order) does not change the digest" {
+    local i d1
+    mkdir -p one/d two/d
+    for i in $(seq 1 40); do echo "file $i" >"one/d/f$i.txt"; done
+    for i in $(seq 40 -1 1); do echo "file $i" >"two/d/f$i.txt"; done
+    for c in one two; do
+        echo '{"version": 1, "image": "localhost:5000/ocib/order", "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["d", "d/*.txt"], "dest": "/d/"}]}]}]}' >"$c/ocib.json"
+    done
+    build_ok -C one --output "oci:$T/out-one"
+    d1=$DIGEST
+    build_ok -C two --output "oci:$T/out-two"
+    assert_eq "digest of the reversed-order tree" "$DIGEST" "$d1"
+}
+
+@test "concurrent builds sharing one cache all succeed with the same digest" {
+    local ctx i pids=() digests
+    ctx=$(copy_example layered)
+    head -c 8000000 /dev/urandom >"$ctx/app/lib/big.bin"
+    for i in 1 2 3 4; do
+        (
+            "$OCIB" build -C "$ctx" --progress=quiet --output "oci:$T/out$i" >"$T/digest$i" 2>"$T/err$i" </dev/null
+        ) &
+        pids+=($!)
+    done
+    for i in 1 2 3 4; do
+        wait "${pids[$((i - 1))]}" || fail "concurrent build $i failed: $(cat "$T/err$i")"
+    done
+    digests=$(cat "$T"/digest? | sort -u)
+    [ "$(printf '%s\n' "$digests" | wc -l)" -eq 1 ] || fail "concurrent builds disagree: $digests"
+    for i in 1 2 3 4; do
+        assert_layout_sound "$T/out$i"
+    done
+    build_ok -C "$ctx" --no-cache --output "oci:$T/fresh"
+    assert_eq "cached vs --no-cache" "$REF" "$digests"
+}
+
+@test "a build killed at any moment leaves no output, and the cache still gives the right image" {
+    local ctx t want
+    ctx=$(copy_example layered)
+    head -c 40000000 /dev/urandom >"$ctx/app/lib/big.bin"
+    OCIB_CACHE_DIR=$T/reference build_ok -C "$ctx" --output "oci:$T/reference-out"
+    want=$DIGEST
+    for t in 0.1 0.3 0.5 0.8 1.2; do
+        timeout -s KILL "$t" "$OCIB" build -C "$ctx" --progress=quiet --output "oci:$T/killed" \
+            --output "docker-archive:$T/killed.tar" >/dev/null 2>&1 </dev/null || true
+        if [ -e "$T/killed" ]; then
+            # A layout may appear only once complete.
+            assert_layout_sound "$T/killed"
+            rm -rf "$T/killed" "$T/killed.tar"
+        fi
+    done
+    build_ok -C "$ctx" --output "oci:$T/after"
+    assert_eq "digest after interrupted builds" "$DIGEST" "$want"
+    assert_layout_sound "$T/after"
+}

@@ -192,8 +192,8 @@ EOF
 }
 
 @test "a failed build leaves an existing output untouched" {
-    spec '{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["hello.txt"], "dest": "/"}]}]}]}'
-    build_ok -C ctx --output "oci:$T/keep"
+    spec '{"version": 1, "image": "localhost:5000/ocib/keep", "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["hello.txt"], "dest": "/"}]}]}]}'
+    build_ok --repo localhost:5000/ocib/keep -C ctx --output "oci:$T/keep"
     local before
     before=$(cd "$T/keep" && find . -type f -exec sha256sum {} + | LC_ALL=C sort)
     spec '{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["missing.txt"], "dest": "/"}]}]}]}'
@@ -201,4 +201,24 @@ EOF
     assert_failed 1 'missing\.txt'
     assert_eq "the earlier layout after a failed build" \
         "$(cd "$T/keep" && find . -type f -exec sha256sum {} + | LC_ALL=C sort)" "$before"
+}
+
+@test "several sources into a dest without a trailing '/' exit 2" {
+    printf 'two\n' >ctx/two.txt
+    spec '{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["hello.txt", "two.txt"], "dest": "/d"}]}]}]}'
+    build_fails 2 'stages\[0\]\.layers\[0\]\.copy\[0\]\.dest' --
+}
+
+@test "a dest or files path with '..' exits 2" {
+    spec '{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["hello.txt"], "dest": "/../../etc/x"}]}]}]}'
+    build_fails 2 'stages\[0\]\.layers\[0\]\.copy\[0\]\.dest' --
+    spec '{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a/../../b", "content": "x"}]}]}]}'
+    build_fails 2 'stages\[0\]\.layers\[0\]\.files\[0\]\.path' --
+}
+
+@test "a special file (fifo) in a copied directory is an error, not a hang" {
+    mkdir -p ctx/d
+    mkfifo ctx/d/pipe
+    spec '{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["d"], "dest": "/d/"}]}]}]}'
+    build_fails 1 'pipe' --
 }
