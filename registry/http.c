@@ -1,0 +1,504 @@
+/*
+ * libcurl transport; see http.h.
+ */
+#include "registry/http.h"
+#include "base/cleanup.h"
+#include "base/xalloc.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CAPTURE_DEFAULT (64 * 1024)
+#define MAX_REDIRECTS 5
+#define POOL_MAX 16
+
+struct http_client {
+    CURLSH *share;
+    pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
+    pthread_mutex_t pool_lock;
+    CURL *pool[POOL_MAX];
+    size_t n_pool;
+    long timeout;
+    int retries, base_ms;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *opaque)
+{
+    struct http_client *c = opaque;
+
+    pthread_mutex_lock(&c->locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *opaque)
+{
+    struct http_client *c = opaque;
+
+    pthread_mutex_unlock(&c->locks[data]);
+}
+
+int http_client_new(struct http_client **ret, struct ocib_error *err)
+{
+    struct http_client *c = xcalloc(1, sizeof(*c));
+    const char *t = getenv("OCIB_HTTP_TIMEOUT");
+
+    pthread_once(&global_once, global_init);
+    for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&c->locks[i], NULL);
+    pthread_mutex_init(&c->pool_lock, NULL);
+    c->share = curl_share_init();
+    if (!c->share) {
+        free(c);
+        return ocib_error_set(err, "cannot initialise libcurl");
+    }
+    curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    c->timeout = t && atol(t) > 0 ? atol(t) : 60;
+    c->retries = 5;
+    c->base_ms = 200;
+    *ret = c;
+    return 0;
+}
+
+void http_client_free(struct http_client *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_pool; i++)
+        curl_easy_cleanup(c->pool[i]);
+    curl_share_cleanup(c->share);
+    for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&c->locks[i]);
+    pthread_mutex_destroy(&c->pool_lock);
+    free(c);
+}
+
+void http_client_set_retries(struct http_client *c, int retries, int base_ms)
+{
+    c->retries = retries;
+    c->base_ms = base_ms;
+}
+
+static CURL *easy_get(struct http_client *c)
+{
+    CURL *h = NULL;
+
+    pthread_mutex_lock(&c->pool_lock);
+    if (c->n_pool)
+        h = c->pool[--c->n_pool];
+    pthread_mutex_unlock(&c->pool_lock);
+    if (!h)
+        h = curl_easy_init();
+    else
+        curl_easy_reset(h);
+    return h;
+}
+
+static void easy_put(struct http_client *c, CURL *h)
+{
+    pthread_mutex_lock(&c->pool_lock);
+    if (c->n_pool < POOL_MAX) {
+        c->pool[c->n_pool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&c->pool_lock);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+void http_response_release(struct http_response *rs)
+{
+    strbuf_release(&rs->body);
+    free(rs->location);
+    free(rs->www_authenticate);
+    free(rs->content_type);
+    free(rs->docker_content_digest);
+    free(rs->range);
+    free(rs->retry_after);
+    free(rs->chunk_min_length);
+    free(rs->effective_url);
+    memset(rs, 0, sizeof(*rs));
+}
+
+/* State of one attempt. */
+struct transfer {
+    const struct http_request *rq;
+    struct http_response *rs;
+    CURL *h;
+    uint64_t sent;
+    uint64_t received; /* bytes given to the sink */
+    struct ocib_error sink_err;
+    bool sink_failed;
+};
+
+static size_t header_cb(char *buf, size_t size, size_t n, void *opaque)
+{
+    struct transfer *t = opaque;
+    size_t len = size * n, name_len;
+    const char *colon = memchr(buf, ':', len);
+    char **slot = NULL;
+    const char *v;
+    size_t vlen;
+
+    if (len > 5 && !strncmp(buf, "HTTP/", 5)) {
+        /* A new response (after 1xx): forget earlier headers. */
+        struct strbuf keep = t->rs->body;
+
+        t->rs->body = (struct strbuf)STRBUF_INIT;
+        http_response_release(t->rs);
+        t->rs->body = keep;
+        t->rs->content_length = -1;
+        return len;
+    }
+    if (!colon)
+        return len;
+    name_len = (size_t)(colon - buf);
+#define HDR(name, field)                                                                       \
+    if (name_len == strlen(name) && !strncasecmp(buf, name, name_len))                         \
+        slot = &t->rs->field;
+    HDR("location", location)
+    HDR("www-authenticate", www_authenticate)
+    HDR("content-type", content_type)
+    HDR("docker-content-digest", docker_content_digest)
+    HDR("range", range)
+    HDR("retry-after", retry_after)
+    HDR("oci-chunk-min-length", chunk_min_length)
+#undef HDR
+    v = colon + 1;
+    vlen = len - name_len - 1;
+    while (vlen && isspace((unsigned char)*v)) {
+        v++;
+        vlen--;
+    }
+    while (vlen && isspace((unsigned char)v[vlen - 1]))
+        vlen--;
+    if (name_len == 14 && !strncasecmp(buf, "content-length", 14)) {
+        char tmp[32];
+
+        snprintf(tmp, sizeof(tmp), "%.*s", (int)(vlen < 31 ? vlen : 31), v);
+        t->rs->content_length = strtoll(tmp, NULL, 10);
+    }
+    if (slot) {
+        free(*slot);
+        *slot = xstrndup(v, vlen);
+    }
+    return len;
+}
+
+static size_t write_cb(char *buf, size_t size, size_t n, void *opaque)
+{
+    struct transfer *t = opaque;
+    size_t len = size * n;
+    long status = 0;
+    size_t cap = t->rq->capture_cap ? t->rq->capture_cap : CAPTURE_DEFAULT;
+
+    curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300 && t->rq->sink) {
+        if (t->rq->sink(t->rq->sink_opaque, buf, len, &t->sink_err) < 0) {
+            t->sink_failed = true;
+            return 0;
+        }
+        t->received += len;
+        return len;
+    }
+    if (t->rs->body.len + len > cap) {
+        if (status >= 200 && status < 300) {
+            ocib_error_set(&t->sink_err, "response larger than %zu bytes", cap);
+            t->sink_failed = true;
+            return 0;
+        }
+        return len; /* error bodies are truncated silently */
+    }
+    strbuf_add(&t->rs->body, buf, len);
+    return len;
+}
+
+static size_t read_cb(char *buf, size_t size, size_t n, void *opaque)
+{
+    struct transfer *t = opaque;
+    const struct http_request *rq = t->rq;
+    size_t want = size * n;
+
+    if (rq->body_fd >= 0) {
+        uint64_t left = rq->body_fd_len - t->sent;
+        ssize_t got;
+
+        if (want > left)
+            want = (size_t)left;
+        if (!want)
+            return 0;
+        got = pread(rq->body_fd, buf, want, (off_t)(rq->body_offset + t->sent));
+        if (got < 0)
+            return CURL_READFUNC_ABORT;
+        t->sent += (uint64_t)got;
+        return (size_t)got;
+    }
+    {
+        uint64_t left = rq->body_len - t->sent;
+
+        if (want > left)
+            want = (size_t)left;
+        memcpy(buf, (const char *)rq->body + t->sent, want);
+        t->sent += want;
+        return want;
+    }
+}
+
+static int seek_cb(void *opaque, curl_off_t offset, int origin)
+{
+    struct transfer *t = opaque;
+
+    if (origin != SEEK_SET)
+        return CURL_SEEKFUNC_CANTSEEK;
+    t->sent = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
+static bool same_origin(const char *a, const char *b)
+{
+    _cleanup_free_ char *oa = http_url_origin(a);
+    _cleanup_free_ char *ob = http_url_origin(b);
+
+    return !strcmp(oa, ob);
+}
+
+/* One request/response exchange, no retries, no redirects. */
+static CURLcode perform(struct http_client *c, const struct http_request *rq, const char *url,
+                        bool send_auth, struct http_response *rs, struct transfer *t,
+                        char *errbuf)
+{
+    struct curl_slist *hdrs = NULL;
+    _cleanup_free_ char *auth = NULL;
+    CURLcode rc;
+    CURL *h = easy_get(c);
+    char *eff = NULL;
+    bool has_body = rq->body || rq->body_fd >= 0;
+    uint64_t body_len = rq->body_fd >= 0 ? rq->body_fd_len : rq->body_len;
+
+    memset(t, 0, sizeof(*t));
+    t->rq = rq;
+    t->rs = rs;
+    t->h = h;
+    rs->content_length = -1;
+    if (!h)
+        return CURLE_OUT_OF_MEMORY;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "ocib/0.1");
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    for (const char *const *p = rq->headers; p && *p; p++)
+        hdrs = curl_slist_append(hdrs, *p);
+    if (send_auth && rq->authorization) {
+        auth = xasprintf("Authorization: %s", rq->authorization);
+        hdrs = curl_slist_append(hdrs, auth);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    if (!strcmp(rq->method, "HEAD")) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (!strcmp(rq->method, "GET")) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        if (has_body) {
+            curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
+            curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
+            curl_easy_setopt(h, CURLOPT_READDATA, t);
+            curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
+            curl_easy_setopt(h, CURLOPT_SEEKDATA, t);
+        } else {
+            curl_easy_setopt(h, CURLOPT_POST, 1L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+    }
+    errbuf[0] = '\0';
+    rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+    curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff);
+    free(rs->effective_url);
+    rs->effective_url = xstrdup(eff ? eff : url);
+    curl_slist_free_all(hdrs);
+    easy_put(c, h);
+    return rc;
+}
+
+static bool retryable_status(long s)
+{
+    return s == 429 || s == 500 || s == 502 || s == 503 || s == 504;
+}
+
+static bool retryable_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void backoff(const struct http_client *c, int attempt, const char *retry_after)
+{
+    long ms;
+
+    if (retry_after && atol(retry_after) > 0) {
+        ms = atol(retry_after) * 1000;
+        if (ms > 60000)
+            ms = 60000;
+    } else {
+        ms = (long)c->base_ms << (attempt < 6 ? attempt : 6);
+        if (ms > 10000)
+            ms = 10000;
+        ms += rand() % (ms / 2 + 1); /* jitter */
+    }
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int http_do(struct http_client *c, const struct http_request *rq, struct http_response *rs,
+            struct ocib_error *err)
+{
+    _cleanup_free_ char *url = xstrdup(rq->url);
+    char errbuf[CURL_ERROR_SIZE];
+    int redirects = 0;
+
+    memset(rs, 0, sizeof(*rs));
+    for (int attempt = 0;; attempt++) {
+        struct transfer t;
+        CURLcode rc;
+        bool send_auth = same_origin(url, rq->url);
+        bool can_retry;
+
+        http_response_release(rs);
+        rc = perform(c, rq, url, send_auth, rs, &t, errbuf);
+        if (t.sink_failed) {
+            if (err)
+                *err = t.sink_err;
+            return ocib_error_wrap(err, "%s %s", rq->method, url);
+        }
+        can_retry = !rq->no_retry && attempt < c->retries &&
+                    (t.received == 0 || rq->sink_reset);
+        if (rc == CURLE_OK && rq->follow_redirects && rs->status >= 300 && rs->status < 400 &&
+            rs->status != 304 && rs->location) {
+            char *next = http_url_resolve(url, rs->location);
+
+            if (++redirects > MAX_REDIRECTS) {
+                free(next);
+                return ocib_error_set(err, "%s %s: too many redirects", rq->method, rq->url);
+            }
+            free(url);
+            url = next;
+            attempt--;
+            continue;
+        }
+        if (rc != CURLE_OK) {
+            if (can_retry && retryable_curl(rc)) {
+                if (t.received && rq->sink_reset(rq->sink_opaque, err) < 0)
+                    return -1;
+                backoff(c, attempt, NULL);
+                continue;
+            }
+            return ocib_error_set(err, "%s %s: %s", rq->method, url,
+                                  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        }
+        if (retryable_status(rs->status) && can_retry) {
+            if (t.received && rq->sink_reset(rq->sink_opaque, err) < 0)
+                return -1;
+            backoff(c, attempt, rs->status == 429 ? rs->retry_after : NULL);
+            continue;
+        }
+        return 0;
+    }
+}
+
+char *http_url_origin(const char *url)
+{
+    const char *p = strstr(url, "://");
+    size_t n;
+
+    if (!p)
+        return xstrdup("");
+    p += 3;
+    n = strcspn(p, "/?#");
+    return xstrndup(url, (size_t)(p - url) + n);
+}
+
+char *http_url_resolve(const char *base, const char *location)
+{
+    _cleanup_free_ char *origin = NULL;
+
+    if (strstr(location, "://"))
+        return xstrdup(location);
+    origin = http_url_origin(base);
+    if (location[0] == '/')
+        return xasprintf("%s%s", origin, location);
+    {
+        const char *q = strchr(base + strlen(origin), '?');
+        const char *end = q ? q : base + strlen(base);
+        const char *slash = end;
+
+        while (slash > base + strlen(origin) && slash[-1] != '/')
+            slash--;
+        return xasprintf("%.*s%s", (int)(slash - base), base, location);
+    }
+}
+
+char *http_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+
+        if (isalnum(ch) || strchr("-._~", ch)) {
+            *o++ = (char)ch;
+        } else {
+            *o++ = '%';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
