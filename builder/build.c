@@ -9,6 +9,7 @@
 #include "builder/archive.h"
 #include "builder/context.h"
 #include "builder/git.h"
+#include "builder/remote.h"
 #include "builder/spec.h"
 #include "cache/blobs.h"
 #include "layers/tree.h"
@@ -29,9 +30,8 @@
 struct stage_image {
     bool built;
     struct oci_image img;
-    char **paths;
-    bool *verify;
-    size_t n_paths, alloc_paths, alloc_verify;
+    struct blob_source *srcs; /* one per layer */
+    size_t n_srcs, alloc_srcs;
 };
 
 struct build {
@@ -39,6 +39,7 @@ struct build {
     struct spec spec;
     struct context ctx;
     struct cache cache;
+    struct registries *registries;
     struct stage_image *stages;
     int64_t epoch;
     char created[32];
@@ -73,23 +74,31 @@ void build_result_release(struct build_result *r)
     r->reference = NULL;
 }
 
-static void stage_image_add_path(struct stage_image *si, const char *path, bool verify)
+/* Records where layer (the one just added to si->img) can be read. */
+static void stage_image_add_src(struct stage_image *si, const struct blob_source *src)
 {
-    XGROW(si->paths, si->alloc_paths, si->n_paths + 1);
-    XGROW(si->verify, si->alloc_verify, si->n_paths + 1);
-    si->paths[si->n_paths] = xstrdup(path);
-    si->verify[si->n_paths] = verify;
-    si->n_paths++;
+    XGROW(si->srcs, si->alloc_srcs, si->n_srcs + 1);
+    blob_source_copy(src, &si->srcs[si->n_srcs++]);
+}
+
+static void stage_image_add_path(struct stage_image *si, size_t layer, const char *path,
+                                 bool verify)
+{
+    struct blob_source b;
+
+    blob_source_init_local(&b, &si->img.layers[layer].desc.digest,
+                           si->img.layers[layer].desc.size, path, verify);
+    stage_image_add_src(si, &b);
+    blob_source_release(&b);
 }
 
 static void stage_image_release(struct stage_image *si)
 {
     if (si->built)
         oci_image_release(&si->img);
-    for (size_t i = 0; i < si->n_paths; i++)
-        free(si->paths[i]);
-    free(si->paths);
-    free(si->verify);
+    for (size_t i = 0; i < si->n_srcs; i++)
+        blob_source_release(&si->srcs[i]);
+    free(si->srcs);
     memset(si, 0, sizeof(*si));
 }
 
@@ -100,11 +109,6 @@ static int check_supported(struct build *b, const size_t *order, size_t n,
     for (size_t k = 0; k < n; k++) {
         const struct spec_stage *st = &b->spec.stages[order[k]];
 
-        if (st->from.kind == SPEC_FROM_REGISTRY)
-            return ocib_error_set(err,
-                                  "%s: %s.from: registry base images (\"%s\") are not "
-                                  "supported yet; use oci:DIR or docker-archive:FILE",
-                                  b->spec.file, st->where, st->from.text);
         for (size_t l = 0; l < st->n_layers; l++) {
             const struct spec_layer *ly = &st->layers[l];
 
@@ -161,8 +165,8 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
 
         oci_image_copy(&from->img, &si->img);
         si->built = true;
-        for (size_t i = 0; i < from->n_paths; i++)
-            stage_image_add_path(si, from->paths[i], from->verify[i]);
+        for (size_t i = 0; i < from->n_srcs; i++)
+            stage_image_add_src(si, &from->srcs[i]);
         return 0;
     }
     case SPEC_FROM_OCI: {
@@ -177,7 +181,29 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
         for (size_t i = 0; i < si->img.n_layers; i++) {
             _cleanup_free_ char *bp = oci_layout_blob_path(path, &si->img.layers[i].desc.digest);
 
-            stage_image_add_path(si, bp, true);
+            stage_image_add_path(si, i, bp, true);
+        }
+        break;
+    }
+    case SPEC_FROM_REGISTRY: {
+        struct blob_source *srcs = NULL;
+        struct oci_digest index_digest;
+        _cleanup_free_ char *choice = NULL;
+        _cleanup_free_ char *text = NULL;
+
+        if (remote_load_image(b->registries, &b->cache, &st->from.ref, p, &si->img, &srcs,
+                              &base_digest, &index_digest, &choice, err) < 0)
+            return ocib_error_wrap(err, "%s.from", st->where);
+        si->built = true;
+        for (size_t i = 0; i < si->img.n_layers; i++) {
+            stage_image_add_src(si, &srcs[i]);
+            blob_source_release(&srcs[i]);
+        }
+        free(srcs);
+        if (choice) {
+            text = xasprintf("%s (index %s, picked %s)", st->from.text, index_digest.str,
+                             choice);
+            ev.text = text;
         }
         break;
     }
@@ -189,7 +215,7 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
         for (size_t i = 0; i < si->img.n_layers; i++) {
             _cleanup_free_ char *bp = cache_blob_path(&b->cache, &si->img.layers[i].desc.digest);
 
-            stage_image_add_path(si, bp, false);
+            stage_image_add_path(si, i, bp, false);
         }
         break;
     default:
@@ -218,7 +244,8 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
     json_object_set_new(si->img.annotations, ANNOTATION_PREFIX "base.digest",
                         json_string(base_digest.str));
     ev.digest = base_digest.str;
-    ev.text = st->from.text;
+    if (!ev.text)
+        ev.text = st->from.text;
     progress(b, &ev);
     return 0;
 }
@@ -333,7 +360,7 @@ static int build_layer(struct build *b, const struct spec_stage *st,
     created_by = describe_layer(ly);
     oci_image_add_layer(&si->img, &l, b->created, created_by, ly->name);
     blob = cache_blob_path(&b->cache, &res.digest);
-    stage_image_add_path(si, blob, false);
+    stage_image_add_path(si, si->img.n_layers - 1, blob, false);
     ev.digest = res.digest.str;
     ev.size = res.size;
     ev.files = t.n;
@@ -561,11 +588,119 @@ static int image_names(struct build *b, struct image_name **ret, size_t *ret_n,
     return 0;
 }
 
-static int write_outputs(struct build *b, const struct stage_image *si,
+struct push_target {
+    struct reference ref; /* registry and repository */
+    char **tags;
+    size_t n_tags, alloc_tags;
+};
+
+static void push_targets_free(struct push_target *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        reference_release(&t[i].ref);
+        for (size_t k = 0; k < t[i].n_tags; k++)
+            free(t[i].tags[k]);
+        free(t[i].tags);
+    }
+    free(t);
+}
+
+static void push_target_add(struct push_target **list, size_t *n, size_t *alloc,
+                            const struct reference *ref, const char *tag)
+{
+    struct push_target *t = NULL;
+
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*list)[i].ref.registry, ref->registry) &&
+            !strcmp((*list)[i].ref.repository, ref->repository))
+            t = &(*list)[i];
+    if (!t) {
+        XGROW(*list, *alloc, *n + 1);
+        t = &(*list)[(*n)++];
+        memset(t, 0, sizeof(*t));
+        t->ref.registry = xstrdup(ref->registry);
+        t->ref.repository = xstrdup(ref->repository);
+    }
+    for (size_t k = 0; k < t->n_tags; k++)
+        if (!strcmp(t->tags[k], tag))
+            return;
+    XGROW(t->tags, t->alloc_tags, t->n_tags + 1);
+    t->tags[t->n_tags++] = xstrdup(tag);
+}
+
+/* Where --push sends the image: every --tag, else the spec's image tagged
+ * with the git short SHA; "latest" never alone (the SHA is added). */
+static int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
+                        struct ocib_error *err)
+{
+    struct push_target *list = NULL;
+    size_t n = 0, alloc = 0;
+
+    for (size_t i = 0; i < b->o->n_tags; i++) {
+        struct reference ref;
+
+        if (reference_parse(b->o->tags[i], &ref, err) < 0) {
+            push_targets_free(list, n);
+            return ocib_error_wrap(err, "--tag");
+        }
+        if (ref.digest && !ref.tag) {
+            reference_release(&ref);
+            push_targets_free(list, n);
+            return ocib_error_usage(err, "--tag %s: a digest cannot be pushed to; name a tag",
+                                    b->o->tags[i]);
+        }
+        push_target_add(&list, &n, &alloc, &ref, ref.tag ?: "latest");
+        reference_release(&ref);
+    }
+    if (n == 0) {
+        struct reference ref;
+        const char *slash;
+
+        if (!b->spec.image)
+            return ocib_error_usage(err, "--push: no --tag given and '%s' names no \"image\"",
+                                    b->spec.file);
+        if (!b->git_short)
+            return ocib_error_usage(err, "--push: the context '%s' is not in a git checkout, so "
+                                         "there is no commit to tag the image with; give --tag",
+                                    b->ctx.dir);
+        if (reference_parse(b->spec.image, &ref, err) < 0)
+            return -1;
+        push_target_add(&list, &n, &alloc, &ref, b->git_short);
+        slash = strrchr(b->spec.image, '/');
+        if (strchr(slash ? slash : b->spec.image, ':') && ref.tag)
+            push_target_add(&list, &n, &alloc, &ref, ref.tag);
+        reference_release(&ref);
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool only_latest = true;
+
+        for (size_t k = 0; k < list[i].n_tags; k++)
+            only_latest &= !strcmp(list[i].tags[k], "latest");
+        if (!only_latest)
+            continue;
+        if (!b->git_short) {
+            push_targets_free(list, n);
+            return ocib_error_usage(err, "--push: 'latest' is pushed only alongside an "
+                                         "immutable tag, and the context is not in a git "
+                                         "checkout; add --tag with a version");
+        }
+        push_target_add(&list, &n, &alloc, &list[i].ref, b->git_short);
+    }
+    *ret = list;
+    *ret_n = n;
+    return 0;
+}
+
+static int write_outputs(struct build *b, struct stage_image *si,
                          const struct oci_blob *config, const struct oci_blob *manifest,
                          const struct image_name *names, size_t n_names,
                          struct ocib_error *err)
 {
+    /* Layers that are still only in a registry are fetched once, into the
+     * cache, verified. */
+    for (size_t i = 0; b->o->n_outputs && i < si->n_srcs; i++)
+        if (blob_source_ensure_local(&si->srcs[i], &b->cache, b->registries, err) < 0)
+            return -1;
     for (size_t k = 0; k < b->o->n_outputs; k++) {
         const struct build_output *out = &b->o->outputs[k];
         struct build_event ev = { .kind = BUILD_EVENT_OUTPUT, .text = out->path };
@@ -583,8 +718,9 @@ static int write_outputs(struct build *b, const struct stage_image *si,
             if (oci_layout_writer_begin(&w, out->path, err) < 0)
                 return -1;
             for (size_t i = 0; i < si->img.n_layers; i++)
-                if (oci_layout_writer_put_file(&w, si->paths[i], &si->img.layers[i].desc.digest,
-                                               si->verify[i], err) < 0)
+                if (oci_layout_writer_put_file(&w, si->srcs[i].path,
+                                               &si->img.layers[i].desc.digest,
+                                               si->srcs[i].verify, err) < 0)
                     goto oci_fail;
             if (oci_layout_writer_put_bytes(&w, config, err) < 0 ||
                 oci_layout_writer_put_bytes(&w, manifest, err) < 0)
@@ -608,14 +744,20 @@ oci_fail:
             return ocib_error_wrap(err, "output oci:%s", out->path);
         } else {
             _cleanup_free_ char **tags = xcalloc(n_names + 1, sizeof(char *));
+            _cleanup_free_ char **paths = xcalloc(si->n_srcs + 1, sizeof(char *));
+            _cleanup_free_ bool *verify = xcalloc(si->n_srcs + 1, sizeof(bool));
             size_t nt = 0;
             int r;
 
+            for (size_t i = 0; i < si->n_srcs; i++) {
+                paths[i] = si->srcs[i].path;
+                verify[i] = si->srcs[i].verify;
+            }
             for (size_t i = 0; i < n_names; i++)
                 if (names[i].repo)
                     tags[nt++] = xasprintf("%s:%s", names[i].repo, names[i].tag);
-            r = docker_archive_write(out->path, &si->img, config, manifest, si->paths,
-                                     si->verify, tags, nt, b->epoch, err);
+            r = docker_archive_write(out->path, &si->img, config, manifest, paths, verify,
+                                     tags, nt, b->epoch, err);
             for (size_t i = 0; i < nt; i++)
                 free(tags[i]);
             if (r < 0)
@@ -634,6 +776,8 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     _cleanup_free_ char *cache_dir = NULL;
     _cleanup_free_ size_t *order = NULL;
     struct image_name *names = NULL;
+    struct push_target *targets = NULL;
+    size_t n_targets = 0;
     struct oci_blob config = { 0 }, manifest = { 0 };
     struct build_output default_out = { BUILD_OUTPUT_OCI, (char *)"ocib-out" };
     struct build_options o2;
@@ -672,7 +816,7 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     oci_time_format(b.epoch, b.created);
     if (check_supported(&b, order, n_order, err) < 0)
         goto out;
-    if (!o->n_outputs) {
+    if (!o->n_outputs && !o->push) {
         o2 = *o;
         o2.outputs = &default_out;
         o2.n_outputs = 1;
@@ -682,6 +826,10 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
         goto out;
     git_head(ctx_dir, &b.git_full, &b.git_short);
     if (image_names(&b, &names, &n_names, err) < 0)
+        goto out;
+    if (o->push && push_targets(&b, &targets, &n_targets, err) < 0)
+        goto out;
+    if (registries_new(o->insecure, o->n_insecure, &b.registries, err) < 0)
         goto out;
     cache_dir = o->cache_dir ? xstrdup(o->cache_dir) : cache_default_dir();
     if (cache_open(&b.cache, cache_dir, err) < 0)
@@ -702,9 +850,27 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     }
     if (write_outputs(&b, &b.stages[target], &config, &manifest, names, n_names, err) < 0)
         goto out;
+    for (size_t i = 0; i < n_targets; i++) {
+        struct stage_image *si = &b.stages[target];
+        _cleanup_free_ char *name = reference_name(&targets[i].ref);
+        struct build_event ev = { .kind = BUILD_EVENT_OUTPUT, .status = "pushed", .text = name };
+
+        if (remote_push_image(b.registries, &b.cache, targets[i].ref.registry,
+                              targets[i].ref.repository, &si->img, si->srcs, &config,
+                              &manifest, OCI_MT_MANIFEST, targets[i].tags, targets[i].n_tags,
+                              err) < 0)
+            goto out;
+        progress(&b, &ev);
+    }
     ret->digest = manifest.digest;
-    ret->reference = names[0].repo ? xasprintf("%s@%s", names[0].repo, manifest.digest.str)
-                                   : xstrdup(manifest.digest.str);
+    if (n_targets) {
+        _cleanup_free_ char *name = reference_name(&targets[0].ref);
+
+        ret->reference = xasprintf("%s@%s", name, manifest.digest.str);
+    } else {
+        ret->reference = names[0].repo ? xasprintf("%s@%s", names[0].repo, manifest.digest.str)
+                                       : xstrdup(manifest.digest.str);
+    }
     r = 0;
 out:
     for (size_t i = 0; i < n_names; i++) {
@@ -712,6 +878,8 @@ out:
         free(names[i].tag);
     }
     free(names);
+    push_targets_free(targets, n_targets);
+    registries_free(b.registries);
     oci_blob_release(&config);
     oci_blob_release(&manifest);
     if (b.stages)

@@ -66,6 +66,9 @@ struct build_options {
     bool has_epoch;
     int64_t epoch;
     bool no_cache;
+    bool push;                /* --push */
+    char **insecure;          /* --insecure-registry HOST[:PORT] */
+    size_t n_insecure;
     const char *cache_dir;    /* NULL: the default */
     build_progress_fn progress;
     void *progress_opaque;

@@ -1,0 +1,367 @@
+/*
+ * Registries as the builder uses them; see remote.h.
+ */
+#include "builder/remote.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "oci/json.h"
+#include "oci/mediatype.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#define PUSH_THREADS 4
+
+struct registries {
+    struct http_client *http;
+    pthread_mutex_t lock;
+    struct registry **list;
+    size_t n, alloc;
+    char **insecure;
+    size_t n_insecure;
+};
+
+int registries_new(char *const *insecure, size_t n_insecure, struct registries **ret,
+                   struct ocib_error *err)
+{
+    struct registries *rs = xcalloc(1, sizeof(*rs));
+
+    if (http_client_new(&rs->http, err) < 0) {
+        free(rs);
+        return -1;
+    }
+    pthread_mutex_init(&rs->lock, NULL);
+    rs->insecure = xcalloc(n_insecure + 1, sizeof(char *));
+    for (size_t i = 0; i < n_insecure; i++)
+        rs->insecure[i] = xstrdup(insecure[i]);
+    rs->n_insecure = n_insecure;
+    *ret = rs;
+    return 0;
+}
+
+void registries_free(struct registries *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->n; i++)
+        registry_free(rs->list[i]);
+    free(rs->list);
+    for (size_t i = 0; i < rs->n_insecure; i++)
+        free(rs->insecure[i]);
+    free(rs->insecure);
+    http_client_free(rs->http);
+    pthread_mutex_destroy(&rs->lock);
+    free(rs);
+}
+
+int registries_get(struct registries *rs, const char *host, struct registry **ret,
+                   struct ocib_error *err)
+{
+    bool insecure = false;
+    int rc = 0;
+
+    pthread_mutex_lock(&rs->lock);
+    for (size_t i = 0; i < rs->n; i++) {
+        if (!strcmp(registry_host(rs->list[i]), host)) {
+            *ret = rs->list[i];
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < rs->n_insecure; i++)
+        insecure |= !strcmp(rs->insecure[i], host);
+    XGROW(rs->list, rs->alloc, rs->n + 1);
+    rc = registry_open(host, insecure, rs->http, &rs->list[rs->n], err);
+    if (rc == 0)
+        *ret = rs->list[rs->n++];
+out:
+    pthread_mutex_unlock(&rs->lock);
+    return rc;
+}
+
+void blob_source_init_local(struct blob_source *b, const struct oci_digest *d, int64_t size,
+                            const char *path, bool verify)
+{
+    memset(b, 0, sizeof(*b));
+    b->digest = *d;
+    b->size = size;
+    b->path = xstrdup(path);
+    b->verify = verify;
+}
+
+void blob_source_copy(const struct blob_source *src, struct blob_source *ret)
+{
+    *ret = *src;
+    ret->path = src->path ? xstrdup(src->path) : NULL;
+    ret->remote_host = src->remote_host ? xstrdup(src->remote_host) : NULL;
+    ret->remote_repo = src->remote_repo ? xstrdup(src->remote_repo) : NULL;
+}
+
+void blob_source_release(struct blob_source *b)
+{
+    free(b->path);
+    free(b->remote_host);
+    free(b->remote_repo);
+    memset(b, 0, sizeof(*b));
+}
+
+int blob_source_ensure_local(struct blob_source *b, struct cache *c, struct registries *rs,
+                             struct ocib_error *err)
+{
+    _cleanup_free_ char *tmp = NULL;
+    struct registry *r;
+    int fd;
+
+    if (fs_exists(b->path))
+        return 0;
+    if (!b->remote_host)
+        return ocib_error_set(err, "blob %s: '%s' is missing", b->digest.str, b->path);
+    if (registries_get(rs, b->remote_host, &r, err) < 0 ||
+        cache_tmp_create(c, &tmp, &fd, err) < 0)
+        return -1;
+    if (registry_blob_get(r, b->remote_repo, &b->digest, b->size, fd, err) < 0) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (close(fd) < 0) {
+        unlink(tmp);
+        return ocib_error_errno(err, errno, "cannot write '%s'", tmp);
+    }
+    return cache_blob_commit(c, tmp, &b->digest, err);
+}
+
+/* Picks the manifest for p from an index; fails listing what there is. */
+static int pick_platform(const struct registry_manifest *index, const struct oci_platform *p,
+                         const char *what, struct oci_digest *ret, char **ret_choice,
+                         struct ocib_error *err)
+{
+    _cleanup_json_ json_t *j = NULL;
+    json_t *manifests, *e;
+    struct strbuf avail = STRBUF_INIT;
+    char want[96];
+    size_t i;
+
+    if (oci_json_parse(index->data, index->len, what, &j, err) < 0)
+        return -1;
+    manifests = json_object_get(j, "manifests");
+    json_array_foreach(manifests, i, e) {
+        const json_t *plat = json_object_get(e, "platform");
+
+        if (oci_platform_match_json(p, plat) && oci_mt_is_manifest(oci_json_str(e, "mediaType"))) {
+            strbuf_release(&avail);
+            if (oci_digest_parse(oci_json_str(e, "digest") ?: "", ret, err) < 0)
+                return ocib_error_wrap(err, "%s", what);
+            if (ret_choice)
+                *ret_choice = xasprintf("%s/%s%s%s", oci_json_str(plat, "os"),
+                                        oci_json_str(plat, "architecture"),
+                                        oci_json_str(plat, "variant") ? "/" : "",
+                                        oci_json_str(plat, "variant") ?: "");
+            return 0;
+        }
+        if (plat)
+            strbuf_addf(&avail, "%s%s/%s%s%s", avail.len ? ", " : "",
+                        oci_json_str(plat, "os") ?: "?",
+                        oci_json_str(plat, "architecture") ?: "?",
+                        oci_json_str(plat, "variant") ? "/" : "",
+                        oci_json_str(plat, "variant") ?: "");
+    }
+    oci_platform_format(p, want, sizeof(want));
+    ocib_error_set(err, "%s: no image for platform %s (the index has: %s)", what, want,
+                   avail.len ? avail.buf : "none");
+    strbuf_release(&avail);
+    return -1;
+}
+
+int remote_load_image(struct registries *rs, struct cache *c, const struct reference *ref,
+                      const struct oci_platform *p, struct oci_image *ret,
+                      struct blob_source **ret_srcs, struct oci_digest *ret_digest,
+                      struct oci_digest *ret_index_digest, char **ret_choice,
+                      struct ocib_error *err)
+{
+    _cleanup_free_ char *what = reference_string(ref);
+    _cleanup_free_ char *config = NULL;
+    struct registry_manifest m = { 0 };
+    struct oci_descriptor cdesc = { 0 };
+    struct blob_source *srcs;
+    struct registry *r;
+    size_t config_len;
+    int rc = -1;
+
+    if (ret_index_digest)
+        ret_index_digest->str[0] = '\0';
+    if (registries_get(rs, ref->registry, &r, err) < 0 ||
+        registry_manifest_get(r, ref->repository, ref->digest ?: ref->tag, &m, err) < 0)
+        return -1;
+    if (oci_mt_is_index(m.media_type)) {
+        struct oci_digest chosen;
+
+        if (ret_index_digest)
+            *ret_index_digest = m.digest;
+        if (pick_platform(&m, p, what, &chosen, ret_choice, err) < 0)
+            goto out;
+        registry_manifest_release(&m);
+        if (registry_manifest_get(r, ref->repository, chosen.str, &m, err) < 0)
+            goto out;
+    }
+    if (!oci_mt_is_manifest(m.media_type)) {
+        ocib_error_set(err, "%s: unsupported manifest media type '%s'", what, m.media_type);
+        goto out;
+    }
+    if (oci_manifest_config_descriptor(m.data, m.len, what, &cdesc, err) < 0 ||
+        registry_blob_get_mem(r, ref->repository, &cdesc.digest, OCI_JSON_MAX, &config,
+                              &config_len, err) < 0 ||
+        oci_image_load(m.data, m.len, config, config_len, what, ret, err) < 0)
+        goto out;
+    srcs = xcalloc(ret->n_layers + 1, sizeof(*srcs));
+    for (size_t i = 0; i < ret->n_layers; i++) {
+        _cleanup_free_ char *path = cache_blob_path(c, &ret->layers[i].desc.digest);
+
+        blob_source_init_local(&srcs[i], &ret->layers[i].desc.digest, ret->layers[i].desc.size,
+                               path, false);
+        srcs[i].remote_host = xstrdup(ref->registry);
+        srcs[i].remote_repo = xstrdup(ref->repository);
+    }
+    *ret_srcs = srcs;
+    *ret_digest = m.digest;
+    rc = 0;
+out:
+    registry_manifest_release(&m);
+    oci_descriptor_release(&cdesc);
+    return rc;
+}
+
+/* --- push --- */
+
+struct push_job {
+    const struct blob_source *src; /* NULL for the config */
+    const struct oci_blob *mem;
+};
+
+struct push_state {
+    struct registries *rs;
+    struct registry *r;
+    struct cache *c;
+    const char *repo;
+    struct push_job *jobs;
+    size_t n_jobs, next;
+    pthread_mutex_t lock;
+    bool failed;
+    struct ocib_error err;
+};
+
+static int push_one(struct push_state *ps, struct push_job *job, struct ocib_error *err)
+{
+    struct blob_source local;
+    _cleanup_close_ int fd = -1;
+    struct stat st;
+    int rc;
+
+    if (job->mem)
+        return registry_blob_push(ps->r, ps->repo, &job->mem->digest, (int64_t)job->mem->len,
+                                  -1, job->mem->data, NULL, err);
+    /* Base layers from this registry are mounted, never re-uploaded. */
+    if (job->src->remote_host && !strcmp(job->src->remote_host, registry_host(ps->r))) {
+        rc = registry_blob_mount(ps->r, ps->repo, &job->src->digest, job->src->remote_repo, err);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+    }
+    blob_source_copy(job->src, &local);
+    rc = blob_source_ensure_local(&local, ps->c, ps->rs, err);
+    if (rc == 0) {
+        fd = open(local.path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0)
+            rc = ocib_error_errno(err, errno, "blob %s: cannot open '%s'",
+                                  local.digest.str, local.path);
+    }
+    if (rc == 0)
+        rc = registry_blob_push(ps->r, ps->repo, &local.digest, st.st_size, fd, NULL,
+                                local.remote_host && !strcmp(local.remote_host,
+                                                             registry_host(ps->r))
+                                    ? local.remote_repo
+                                    : NULL,
+                                err);
+    blob_source_release(&local);
+    return rc;
+}
+
+static void *push_worker(void *opaque)
+{
+    struct push_state *ps = opaque;
+
+    for (;;) {
+        struct ocib_error err = OCIB_ERROR_INIT;
+        struct push_job *job;
+
+        pthread_mutex_lock(&ps->lock);
+        if (ps->failed || ps->next >= ps->n_jobs) {
+            pthread_mutex_unlock(&ps->lock);
+            return NULL;
+        }
+        job = &ps->jobs[ps->next++];
+        pthread_mutex_unlock(&ps->lock);
+        if (push_one(ps, job, &err) < 0) {
+            pthread_mutex_lock(&ps->lock);
+            if (!ps->failed) {
+                ps->failed = true;
+                ps->err = err;
+            }
+            pthread_mutex_unlock(&ps->lock);
+            return NULL;
+        }
+    }
+}
+
+int remote_push_image(struct registries *rs, struct cache *c, const char *host,
+                      const char *repo, const struct oci_image *img,
+                      const struct blob_source *srcs, const struct oci_blob *config,
+                      const struct oci_blob *manifest, const char *manifest_media_type,
+                      char *const *tags, size_t n_tags, struct ocib_error *err)
+{
+    struct push_state ps = { .rs = rs, .c = c, .repo = repo };
+    pthread_t threads[PUSH_THREADS];
+    size_t n_threads = 0;
+
+    if (registries_get(rs, host, &ps.r, err) < 0)
+        return -1;
+    ps.jobs = xcalloc(img->n_layers + 1, sizeof(*ps.jobs));
+    ps.jobs[ps.n_jobs++].mem = config;
+    for (size_t i = 0; i < img->n_layers; i++) {
+        bool dup = false;
+
+        for (size_t k = 0; k < i; k++)
+            dup |= oci_digest_equal(&srcs[k].digest, &srcs[i].digest);
+        if (!dup)
+            ps.jobs[ps.n_jobs++].src = &srcs[i];
+    }
+    pthread_mutex_init(&ps.lock, NULL);
+    for (size_t i = 0; i < PUSH_THREADS && i < ps.n_jobs; i++)
+        if (pthread_create(&threads[n_threads], NULL, push_worker, &ps) == 0)
+            n_threads++;
+    if (n_threads == 0)
+        push_worker(&ps);
+    for (size_t i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&ps.lock);
+    free(ps.jobs);
+    if (ps.failed) {
+        if (err)
+            *err = ps.err;
+        return -1;
+    }
+    /* The manifest goes last, once every blob it names is there. */
+    if (n_tags == 0)
+        return registry_manifest_put(ps.r, repo, manifest->digest.str, manifest_media_type,
+                                     manifest->data, manifest->len, err);
+    for (size_t i = 0; i < n_tags; i++)
+        if (registry_manifest_put(ps.r, repo, tags[i], manifest_media_type, manifest->data,
+                                  manifest->len, err) < 0)
+            return -1;
+    return 0;
+}
