@@ -344,7 +344,8 @@ static const char *sniff_layer_type(struct cache *c, const struct oci_digest *d)
 
 /* Builds the image from the OCI layout inside the archive. */
 static int load_oci(struct cache *c, const struct members *m, const char *tag,
-                    struct oci_image *ret, struct oci_digest *ret_digest, struct ocib_error *err)
+                    struct oci_image *ret, struct oci_blob *ret_manifest,
+                    struct oci_blob *ret_config, struct ocib_error *err)
 {
     /* The archive's blobs are all in the cache now: the cache directory is
      * laid out like an OCI layout's blobs, so resolve index.json there. */
@@ -416,7 +417,12 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
             oci_image_release(ret);
             goto out;
         }
-    *ret_digest = desc.digest;
+    ret_manifest->digest = desc.digest;
+    ret_manifest->len = mlen;
+    ret_manifest->data = TAKE_PTR(mbuf);
+    ret_config->digest = cdesc.digest;
+    ret_config->len = clen;
+    ret_config->data = TAKE_PTR(cbuf);
     r = 0;
 out:
     oci_descriptor_release(&desc);
@@ -426,8 +432,8 @@ out:
 
 /* Builds the image from a classic manifest.json. */
 static int load_docker(struct cache *c, const struct members *m, const char *tag,
-                       struct oci_image *ret, struct oci_digest *ret_digest,
-                       struct ocib_error *err)
+                       struct oci_image *ret, struct oci_blob *ret_manifest,
+                       struct oci_blob *ret_config, struct ocib_error *err)
 {
     const struct member *mj = members_find(m, "manifest.json"), *cm;
     _cleanup_free_ char *buf = NULL;
@@ -499,15 +505,19 @@ static int load_docker(struct cache *c, const struct members *m, const char *tag
         free(mblob.data);
         return -1;
     }
-    oci_digest_of(mblob.data, mblob.len, ret_digest);
-    free(mblob.data);
+    oci_digest_of(mblob.data, mblob.len, &mblob.digest);
+    *ret_manifest = mblob;
+    ret_config->digest = cm->digest;
+    ret_config->len = clen;
+    ret_config->data = TAKE_PTR(cbuf);
     return 0;
 }
 
 int docker_archive_load(const char *path, const char *tag, struct cache *c,
-                        struct oci_image *ret, struct oci_digest *ret_manifest_digest,
-                        struct ocib_error *err)
+                        struct oci_image *ret, struct oci_blob *ret_manifest,
+                        struct oci_blob *ret_config, struct ocib_error *err)
 {
+    struct oci_blob mb = { 0 }, cb = { 0 };
     struct members m = { 0 };
     int r;
 
@@ -516,11 +526,19 @@ int docker_archive_load(const char *path, const char *tag, struct cache *c,
         return ocib_error_wrap(err, "docker-archive:%s", path);
     }
     if (members_find(&m, "index.json") && members_find(&m, "oci-layout"))
-        r = load_oci(c, &m, tag, ret, ret_manifest_digest, err);
+        r = load_oci(c, &m, tag, ret, &mb, &cb, err);
     else
-        r = load_docker(c, &m, tag, ret, ret_manifest_digest, err);
+        r = load_docker(c, &m, tag, ret, &mb, &cb, err);
     members_release(&m);
     if (r < 0)
         return ocib_error_wrap(err, "docker-archive:%s", path);
+    if (ret_manifest)
+        *ret_manifest = mb;
+    else
+        oci_blob_release(&mb);
+    if (ret_config)
+        *ret_config = cb;
+    else
+        oci_blob_release(&cb);
     return 0;
 }

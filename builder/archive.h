@@ -30,10 +30,11 @@ int docker_archive_write(const char *path, const struct oci_image *img,
 
 /* Loads the image in the archive at path (tag selects among several images
  * by RepoTag, NULL takes the only one); its blobs end up in cache.
- * ret_manifest_digest gets the digest of the OCI manifest when the archive
- * carries one, else of the manifest ocib derives from manifest.json. */
+ * ret_manifest gets the OCI manifest the archive carries, else the one ocib
+ * derives from manifest.json; ret_config the config's bytes.  Both may be
+ * NULL. */
 int docker_archive_load(const char *path, const char *tag, struct cache *c,
-                        struct oci_image *ret, struct oci_digest *ret_manifest_digest,
-                        struct ocib_error *err);
+                        struct oci_image *ret, struct oci_blob *ret_manifest,
+                        struct oci_blob *ret_config, struct ocib_error *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include "builder/context.h"
 #include "builder/git.h"
 #include "builder/remote.h"
+#include "builder/source.h"
 #include "builder/spec.h"
 #include "cache/blobs.h"
 #include "layers/tree.h"
@@ -140,20 +141,13 @@ static int check_supported(struct build *b, const size_t *order, size_t n,
     return 0;
 }
 
-static char *resolve_local(struct build *b, const char *path)
-{
-    if (path[0] == '/')
-        return xstrdup(path);
-    return fs_path_join(b->ctx.dir, path);
-}
-
 static int load_base(struct build *b, size_t s, const struct oci_platform *p,
                      struct stage_image *si, struct ocib_error *err)
 {
     const struct spec_stage *st = &b->spec.stages[s];
     struct build_event ev = { .kind = BUILD_EVENT_BASE, .stage = st->name };
     struct oci_digest base_digest = { "" };
-    _cleanup_free_ char *path = NULL;
+    _cleanup_free_ char *text = NULL;
 
     switch (st->from.kind) {
     case SPEC_FROM_SCRATCH:
@@ -169,55 +163,28 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
             stage_image_add_src(si, &from->srcs[i]);
         return 0;
     }
-    case SPEC_FROM_OCI: {
-        struct oci_blob m = { 0 };
-
-        path = resolve_local(b, st->from.path);
-        if (oci_layout_load(path, st->from.tag, p, &si->img, &m, err) < 0)
-            return ocib_error_wrap(err, "%s.from", st->where);
-        si->built = true;
-        base_digest = m.digest;
-        oci_blob_release(&m);
-        for (size_t i = 0; i < si->img.n_layers; i++) {
-            _cleanup_free_ char *bp = oci_layout_blob_path(path, &si->img.layers[i].desc.digest);
-
-            stage_image_add_path(si, i, bp, true);
-        }
-        break;
-    }
+    case SPEC_FROM_OCI:
+    case SPEC_FROM_ARCHIVE:
     case SPEC_FROM_REGISTRY: {
-        struct blob_source *srcs = NULL;
-        struct oci_digest index_digest;
-        _cleanup_free_ char *choice = NULL;
-        _cleanup_free_ char *text = NULL;
+        struct image_source src;
 
-        if (remote_load_image(b->registries, &b->cache, &st->from.ref, p, &si->img, &srcs,
-                              &base_digest, &index_digest, &choice, err) < 0)
+        if (image_source_open(st->from.text, b->ctx.dir, &b->cache, b->registries, p, &src,
+                              err) < 0)
             return ocib_error_wrap(err, "%s.from", st->where);
+        si->img = src.img;
+        memset(&src.img, 0, sizeof(src.img));
         si->built = true;
-        for (size_t i = 0; i < si->img.n_layers; i++) {
-            stage_image_add_src(si, &srcs[i]);
-            blob_source_release(&srcs[i]);
-        }
-        free(srcs);
-        if (choice) {
-            text = xasprintf("%s (index %s, picked %s)", st->from.text, index_digest.str,
-                             choice);
+        for (size_t i = 0; i < si->img.n_layers; i++)
+            stage_image_add_src(si, &src.srcs[i]);
+        base_digest = src.manifest.digest;
+        if (src.choice) {
+            text = xasprintf("%s (index %s, picked %s)", st->from.text, src.index.str,
+                             src.choice);
             ev.text = text;
         }
+        image_source_release(&src);
         break;
     }
-    case SPEC_FROM_ARCHIVE:
-        path = resolve_local(b, st->from.path);
-        if (docker_archive_load(path, NULL, &b->cache, &si->img, &base_digest, err) < 0)
-            return ocib_error_wrap(err, "%s.from", st->where);
-        si->built = true;
-        for (size_t i = 0; i < si->img.n_layers; i++) {
-            _cleanup_free_ char *bp = cache_blob_path(&b->cache, &si->img.layers[i].desc.digest);
-
-            stage_image_add_path(si, i, bp, false);
-        }
-        break;
     default:
         return ocib_error_set(err, "%s.from: unsupported base", st->where);
     }

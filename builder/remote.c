@@ -181,9 +181,9 @@ static int pick_platform(const struct registry_manifest *index, const struct oci
 
 int remote_load_image(struct registries *rs, struct cache *c, const struct reference *ref,
                       const struct oci_platform *p, struct oci_image *ret,
-                      struct blob_source **ret_srcs, struct oci_digest *ret_digest,
-                      struct oci_digest *ret_index_digest, char **ret_choice,
-                      struct ocib_error *err)
+                      struct blob_source **ret_srcs, struct oci_blob *ret_manifest,
+                      struct oci_blob *ret_config, struct oci_digest *ret_index_digest,
+                      char **ret_choice, struct ocib_error *err)
 {
     _cleanup_free_ char *what = reference_string(ref);
     _cleanup_free_ char *config = NULL;
@@ -229,7 +229,12 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
         srcs[i].remote_repo = xstrdup(ref->repository);
     }
     *ret_srcs = srcs;
-    *ret_digest = m.digest;
+    ret_manifest->digest = m.digest;
+    ret_manifest->len = m.len;
+    ret_manifest->data = TAKE_PTR(m.data);
+    ret_config->digest = cdesc.digest;
+    ret_config->len = config_len;
+    ret_config->data = TAKE_PTR(config);
     rc = 0;
 out:
     registry_manifest_release(&m);

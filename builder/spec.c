@@ -10,6 +10,7 @@
 #include "base/fs.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "builder/source.h"
 
 #include <ctype.h>
 #include <libgen.h>
@@ -320,15 +321,8 @@ static int parse_from(struct vctx *v, const struct at *at, const json_t *j, bool
         return 0;
     }
     if (!strncmp(s, "oci:", 4)) {
-        const char *colon = strrchr(s + 4, ':');
-
         ret->kind = SPEC_FROM_OCI;
-        if (colon && !strchr(colon, '/') && reference_tag_valid(colon + 1)) {
-            ret->path = xstrndup(s + 4, (size_t)(colon - (s + 4)));
-            ret->tag = xstrdup(colon + 1);
-        } else {
-            ret->path = xstrdup(s + 4);
-        }
+        image_ref_split_oci(s + 4, &ret->path, &ret->tag);
         if (!*ret->path)
             return failf(v, at, "\"%s\": missing directory after oci:", s);
         return 0;

@@ -26,8 +26,27 @@ struct cli_verb {
 int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **ret,
                   struct ocib_error *err);
 
+struct cache;
+struct registries;
+
+/* What the registry-facing verbs share: the cache and registry clients. */
+struct cli_env {
+    struct cache *cache;
+    struct registries *registries;
+    char **insecure;
+    size_t n_insecure, alloc_insecure;
+};
+
+/* Consumes --insecure-registry at argv[*i]; returns 1 when it did. */
+int cli_env_option(struct cli_env *e, int argc, char **argv, int *i, struct ocib_error *err);
+int cli_env_open(struct cli_env *e, struct ocib_error *err);
+void cli_env_release(struct cli_env *e);
+
 int cli_build(int argc, char **argv, struct ocib_error *err);
 int cli_inspect(int argc, char **argv, struct ocib_error *err);
+int cli_push(int argc, char **argv, struct ocib_error *err);
+int cli_login(int argc, char **argv, struct ocib_error *err);
+int cli_logout(int argc, char **argv, struct ocib_error *err);
 int cli_version(int argc, char **argv, struct ocib_error *err);
 int cli_help(int argc, char **argv, struct ocib_error *err);
 

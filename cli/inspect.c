@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 #include "base/cleanup.h"
 #include "base/xalloc.h"
-#include "builder/archive.h"
+#include "builder/source.h"
 #include "cache/blobs.h"
 #include "oci/json.h"
 #include "oci/layout.h"
@@ -14,37 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int load(const char *ref, struct oci_image *img, struct oci_blob *manifest,
-                struct ocib_error *err)
-{
-    if (!strncmp(ref, "oci:", 4)) {
-        _cleanup_free_ char *dir = xstrdup(ref + 4);
-        char *colon = strrchr(dir, ':');
-        const char *tag = NULL;
-
-        if (colon && !strchr(colon, '/') && reference_tag_valid(colon + 1)) {
-            *colon = '\0';
-            tag = colon + 1;
-        }
-        return oci_layout_load(dir, tag, NULL, img, manifest, err);
-    }
-    if (!strncmp(ref, "docker-archive:", 15)) {
-        _cleanup_free_ char *dir = cache_default_dir();
-        struct cache c;
-        int r;
-
-        if (cache_open(&c, dir, err) < 0)
-            return -1;
-        r = docker_archive_load(ref + 15, NULL, &c, img, &manifest->digest, err);
-        cache_release(&c);
-        return r;
-    }
-    return ocib_error_usage(err,
-                            "inspect: '%s': expected oci:DIR[:tag] or docker-archive:FILE "
-                            "(registry references are not supported yet)",
-                            ref);
-}
 
 /* The history entries that describe layers (not empty_layer ones). */
 static json_t *layer_history(const json_t *config, size_t layer)
@@ -63,27 +32,46 @@ static json_t *layer_history(const json_t *config, size_t layer)
 
 int cli_inspect(int argc, char **argv, struct ocib_error *err)
 {
-    struct oci_image img = { 0 };
-    struct oci_blob manifest = { 0 };
-    const char *ref = NULL;
+    struct image_source src = { 0 };
+    struct cli_env env = { 0 };
+    struct oci_platform plat, *p = NULL;
+    const char *ref = NULL, *v;
     bool as_json = false;
+    struct oci_image img;
+    struct oci_blob manifest;
+    int m, r = -1;
     json_t *out, *layers, *ic;
     char *s;
 
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
+        if ((m = cli_env_option(&env, argc, argv, &i, err)) != 0) {
+            if (m < 0)
+                goto out;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--platform", &v, err)) != 0) {
+            if (m < 0 || oci_platform_parse(v, &plat, err) < 0)
+                goto out;
+            p = &plat;
+        } else if (!strcmp(argv[i], "--json")) {
             as_json = true;
-        else if (argv[i][0] == '-')
-            return ocib_error_usage(err, "inspect: unknown option '%s'", argv[i]);
-        else if (ref)
-            return ocib_error_usage(err, "inspect: takes one image");
-        else
+        } else if (argv[i][0] == '-') {
+            ocib_error_usage(err, "inspect: unknown option '%s'", argv[i]);
+            goto out;
+        } else if (ref) {
+            ocib_error_usage(err, "inspect: takes one image");
+            goto out;
+        } else {
             ref = argv[i];
+        }
     }
-    if (!ref)
-        return ocib_error_usage(err, "inspect: which image? see 'ocib help inspect'");
-    if (load(ref, &img, &manifest, err) < 0)
-        return -1;
+    if (!ref) {
+        ocib_error_usage(err, "inspect: which image? see 'ocib help inspect'");
+        goto out;
+    }
+    if (cli_env_open(&env, err) < 0 ||
+        image_source_open(ref, NULL, env.cache, env.registries, p, &src, err) < 0)
+        goto out;
+    img = src.img;
+    manifest = src.manifest;
     layers = json_array();
     for (size_t i = 0; i < img.n_layers; i++) {
         const json_t *h = layer_history(img.config, i);
@@ -99,12 +87,12 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
         json_array_append_new(layers, l);
     }
     if (as_json) {
-        json_t *m = NULL;
+        json_t *mj = NULL;
 
         if (manifest.data)
-            m = json_loadb(manifest.data, manifest.len, 0, NULL);
+            mj = json_loadb(manifest.data, manifest.len, 0, NULL);
         out = json_pack("{s:s, s:s, s:o, s:O, s:o}", "reference", ref, "digest",
-                        manifest.digest.str, "manifest", m ? m : json_null(), "config",
+                        manifest.digest.str, "manifest", mj ? mj : json_null(), "config",
                         img.config, "layers", layers);
         s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
         printf("%s\n", s);
@@ -126,10 +114,10 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
         printf("WorkingDir: %s\n", oci_json_str(ic, "WorkingDir"));
     for (const char *const *k = (const char *const[]){ "Entrypoint", "Cmd", "Env", NULL }; *k;
          k++) {
-        json_t *v = json_object_get(ic, *k);
+        json_t *val = json_object_get(ic, *k);
 
-        if (v) {
-            s = json_dumps(v, JSON_COMPACT);
+        if (val) {
+            s = json_dumps(val, JSON_COMPACT);
             printf("%-11s %s\n", *k, s);
             free(s);
         }
@@ -145,7 +133,9 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
     }
     json_decref(layers);
 done:
-    oci_image_release(&img);
-    oci_blob_release(&manifest);
-    return 0;
+    r = 0;
+out:
+    image_source_release(&src);
+    cli_env_release(&env);
+    return r;
 }

@@ -19,12 +19,18 @@ const struct cli_verb cli_verbs[] = {
       "      [--compression gzip|zstd] [--source-date-epoch N] [--no-cache]\n"
       "      [--cache-dir DIR] [--digest-file FILE] [--progress=plain|tty|json|quiet]",
       "build the image a spec describes" },
-    { "inspect", cli_inspect, "inspect [--json] oci:DIR[:tag] | docker-archive:FILE",
+    { "inspect", cli_inspect,
+      "inspect [--json] [--platform P] [--insecure-registry HOST]... REF\n"
+      "      REF: oci:DIR[:tag] | docker-archive:FILE | registry reference",
       "show an image's manifest, config and layers" },
-    { "push", not_yet, "push SRC DEST", "push an image to a registry" },
+    { "push", cli_push,
+      "push [--insecure-registry HOST]... [--digest-file FILE] SRC DEST\n"
+      "      SRC: oci:DIR[:tag] | docker-archive:FILE; DEST: a registry reference",
+      "push an image to a registry" },
     { "diff", not_yet, "diff A B", "compare two images (reproducibility audit)" },
-    { "login", not_yet, "login REGISTRY -u USER --password-stdin", "store registry credentials" },
-    { "logout", not_yet, "logout REGISTRY", "forget registry credentials" },
+    { "login", cli_login, "login [--insecure-registry HOST] REGISTRY -u USER --password-stdin",
+      "check and store registry credentials" },
+    { "logout", cli_logout, "logout REGISTRY", "forget registry credentials" },
     { "lock", not_yet, "lock [--update]", "pin base images in ocib.lock.json" },
     { "cache", not_yet, "cache du | prune [--keep-bytes N] | verify", "manage the cache" },
     { "version", cli_version, "version", "print ocib's version" },

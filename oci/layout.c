@@ -90,7 +90,7 @@ static int pick_entry(const json_t *manifests, const char *tag, const struct oci
 
 int oci_layout_load(const char *dir, const char *tag, const struct oci_platform *p,
                     struct oci_image *ret, struct oci_blob *ret_manifest,
-                    struct ocib_error *err)
+                    struct oci_blob *ret_config, struct ocib_error *err)
 {
     _cleanup_free_ char *index_path = fs_path_join(dir, "index.json");
     _cleanup_free_ char *buf = NULL;
@@ -143,6 +143,11 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
         ret_manifest->digest = desc.digest;
         ret_manifest->len = len;
         ret_manifest->data = TAKE_PTR(buf);
+    }
+    if (ret_config) {
+        ret_config->digest = cdesc.digest;
+        ret_config->len = config_len;
+        ret_config->data = TAKE_PTR(config);
     }
     r = 0;
 out:

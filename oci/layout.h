@@ -27,10 +27,11 @@ int oci_layout_read_blob(const char *dir, const struct oci_digest *d, size_t cap
 
 /* Finds the manifest for tag (NULL: the only image in the layout) and
  * platform p (NULL: the only manifest, or the host's) and loads the image.
- * ret_manifest (may be NULL) receives the manifest bytes and digest. */
+ * ret_manifest and ret_config (may be NULL) receive the exact bytes and
+ * digests of the manifest and the config. */
 int oci_layout_load(const char *dir, const char *tag, const struct oci_platform *p,
                     struct oci_image *ret, struct oci_blob *ret_manifest,
-                    struct ocib_error *err);
+                    struct oci_blob *ret_config, struct ocib_error *err);
 
 /* Copies the file at src_path into a layout's blob directory (blobs_dir is
  * "<layout>/blobs/sha256"), as <hex of d>.  With verify, the bytes are hashed

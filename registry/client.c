@@ -888,3 +888,26 @@ int registry_blob_push(struct registry *r, const char *repo, const struct oci_di
     }
     return 0;
 }
+
+int registry_blob_mount(struct registry *r, const char *repo, const struct oci_digest *d,
+                        const char *mount_from, struct ocib_error *err)
+{
+    _cleanup_free_ char *scopes = scope_push(repo, mount_from);
+    struct upload u = { .r = r, .repo = repo, .d = d, .scopes = scopes };
+    int rc = registry_blob_exists(r, repo, d, err);
+
+    if (rc != 0) {
+        if (rc > 0)
+            STAT_ADD(r, blobs_skipped, 1);
+        return rc;
+    }
+    if (!mount_from || !strcmp(mount_from, repo))
+        return 0;
+    rc = upload_start(&u, mount_from, err);
+    free(u.location); /* an unused session expires on the registry */
+    if (rc == 1)
+        STAT_ADD(r, blobs_mounted, 1);
+    return rc < 0 ? ocib_error_wrap(err, "%s/%s: mounting blob %s from %s", r->host, repo,
+                                    d->str, mount_from)
+                  : rc;
+}

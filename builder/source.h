@@ -1,0 +1,36 @@
+/*
+ * Opening an existing image by the names users give it: "oci:DIR[:tag]",
+ * "docker-archive:FILE", or a registry reference.  One loader serves the
+ * builder's base images and the push and inspect commands.
+ */
+#ifndef OCIB_BUILDER_SOURCE_H
+#define OCIB_BUILDER_SOURCE_H
+
+#include "base/error.h"
+#include "builder/remote.h"
+#include "cache/blobs.h"
+#include "oci/image.h"
+#include "oci/platform.h"
+
+struct image_source {
+    struct oci_image img;
+    struct blob_source *srcs;  /* one per layer */
+    struct oci_blob manifest;  /* exact bytes and digest */
+    struct oci_blob config;    /* exact bytes and digest */
+    struct oci_digest index;   /* "" unless picked from an index */
+    char *choice;              /* platform picked from an index, or NULL */
+};
+
+/* Splits "DIR[:tag]" (after "oci:"): the part after the last ':' is a tag
+ * when it is a valid tag without '/'.  *ret_tag is NULL when absent. */
+void image_ref_split_oci(const char *s, char **ret_path, char **ret_tag);
+
+/* Opens name for platform p (NULL: the host's or the only one).  Relative
+ * oci:/docker-archive: paths are taken relative to base_dir (NULL: the
+ * current directory). */
+int image_source_open(const char *name, const char *base_dir, struct cache *c,
+                      struct registries *rs, const struct oci_platform *p,
+                      struct image_source *ret, struct ocib_error *err);
+void image_source_release(struct image_source *s);
+
+#endif

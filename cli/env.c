@@ -1,0 +1,43 @@
+/*
+ * The cache and registry clients that push, inspect and login share.
+ */
+#include "cli/cli.h"
+#include "base/cleanup.h"
+#include "base/xalloc.h"
+#include "builder/remote.h"
+#include "cache/blobs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cli_env_option(struct cli_env *e, int argc, char **argv, int *i, struct ocib_error *err)
+{
+    const char *v;
+    int m = cli_opt_value(argc, argv, i, "--insecure-registry", &v, err);
+
+    if (m <= 0)
+        return m;
+    XGROW(e->insecure, e->alloc_insecure, e->n_insecure + 1);
+    e->insecure[e->n_insecure++] = (char *)v;
+    return 1;
+}
+
+int cli_env_open(struct cli_env *e, struct ocib_error *err)
+{
+    _cleanup_free_ char *dir = cache_default_dir();
+
+    e->cache = xcalloc(1, sizeof(*e->cache));
+    if (cache_open(e->cache, dir, err) < 0)
+        return -1;
+    return registries_new(e->insecure, e->n_insecure, &e->registries, err);
+}
+
+void cli_env_release(struct cli_env *e)
+{
+    if (e->cache)
+        cache_release(e->cache);
+    free(e->cache);
+    registries_free(e->registries);
+    free(e->insecure);
+    memset(e, 0, sizeof(*e));
+}
