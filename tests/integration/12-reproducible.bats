@@ -231,3 +231,30 @@ blobs only in one: $(diff <(blob_list "$T/$ex/out-a") <(blob_list "$T/$ex/out-b"
     assert_eq "digest after interrupted builds" "$DIGEST" "$want"
     assert_layout_sound "$T/after"
 }
+
+@test "the cache lives in OCIB_CACHE_DIR, else XDG_CACHE_HOME/ocib, else ~/.cache/ocib, else --cache-dir says where" {
+    local ctx
+    ctx=$(copy_example hello)
+    build_ok -C "$ctx" --output "oci:$T/a"
+    [ -n "$(find "$OCIB_CACHE_DIR" -type f 2>/dev/null)" ] || fail "nothing cached in OCIB_CACHE_DIR=$OCIB_CACHE_DIR"
+
+    mkdir -p "$T/home"
+    (
+        unset OCIB_CACHE_DIR
+        export XDG_CACHE_HOME=$T/xdg HOME=$T/home
+        build_ok -C "$ctx" --output "oci:$T/b"
+    )
+    [ -n "$(find "$T/xdg/ocib" -type f 2>/dev/null)" ] || fail "nothing cached in \$XDG_CACHE_HOME/ocib"
+    (
+        unset OCIB_CACHE_DIR XDG_CACHE_HOME
+        export HOME=$T/home
+        build_ok -C "$ctx" --output "oci:$T/c"
+    )
+    [ -n "$(find "$T/home/.cache/ocib" -type f 2>/dev/null)" ] || fail "nothing cached in ~/.cache/ocib"
+    (
+        export HOME=$T/home2
+        build_ok -C "$ctx" --cache-dir "$T/explicit" --output "oci:$T/d"
+    )
+    [ -n "$(find "$T/explicit" -type f 2>/dev/null)" ] || fail "nothing cached in --cache-dir"
+    [ ! -e "$T/home2/.cache/ocib" ] || fail "--cache-dir given, yet ~/.cache/ocib was used"
+}
