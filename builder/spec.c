@@ -396,6 +396,12 @@ static int parse_copy(struct vctx *v, const json_t *j, const char *path,
     }
     c->src = dup_string_list(src, &c->n_src);
     c->dest = xstrdup(json_string_value(dest));
+    if (c->n_src > 1 && c->dest[strlen(c->dest) - 1] != '/') {
+        _cleanup_at_ struct at a = at_key(v, j, path, "dest");
+
+        return failf(v, &a, "several sources need a directory dest ending in '/' (\"%s/\")",
+                     c->dest);
+    }
     if ((from = json_object_get(j, "from"))) {
         _cleanup_at_ struct at a = at_key(v, j, path, "from");
 
@@ -653,7 +659,7 @@ static int parse_layer(struct vctx *v, json_t *j, const char *path, const struct
             return -1;
         l->name = xstrdup(json_string_value(name));
     } else {
-        l->name = xasprintf("layer %zu", index);
+        l->name = xasprintf("%zu", index);
     }
     for (i = 0; i < ARRAY_SIZE(kinds); i++) {
         if (!json_object_get(j, kinds[i]))

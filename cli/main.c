@@ -4,6 +4,7 @@
  */
 #include "cli/cli.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,6 +72,11 @@ int main(int argc, char **argv)
     struct ocib_error err = OCIB_ERROR_INIT;
     const struct cli_verb *v;
 
+    /* Names in layers are UTF-8 whatever the user's locale: libarchive
+     * converts through the C library's multibyte functions, so the program
+     * runs them in C.UTF-8 (never in a locale that could change a digest). */
+    if (!setlocale(LC_CTYPE, "C.UTF-8"))
+        setlocale(LC_CTYPE, "C");
     if (argc < 2) {
         cli_help(1, argv, &err);
         return OCIB_EXIT_USAGE;
@@ -81,7 +87,7 @@ int main(int argc, char **argv)
         return cli_version(argc - 1, argv + 1, &err) < 0 ? err.code : 0;
     v = cli_verb_find(argv[1]);
     if (!v) {
-        fprintf(stderr, "ocib: unknown command '%s'; see 'ocib help'\n", argv[1]);
+        fprintf(stderr, "ocib: %s: unknown command; see 'ocib help'\n", argv[1]);
         return OCIB_EXIT_USAGE;
     }
     if (v->run(argc - 1, argv + 1, &err) < 0) {

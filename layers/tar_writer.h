@@ -7,6 +7,10 @@
  * ever held in memory or read twice.  Every entry gets the writer's
  * timestamp, numeric owners and no uname/gname, atime or ctime; the caller
  * (layers/tree.h) supplies entries sorted and complete.
+ *
+ * Paths are written as UTF-8: the program must run with LC_CTYPE set to
+ * C.UTF-8 (cli/main.c does), since libarchive converts names through the
+ * C library's locale; in the plain C locale non-ASCII names fail.
  */
 #ifndef OCIB_LAYERS_TAR_WRITER_H
 #define OCIB_LAYERS_TAR_WRITER_H
