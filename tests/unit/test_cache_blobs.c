@@ -108,7 +108,7 @@ static void test_tmp_then_commit_makes_the_blob_visible_under_its_digest(void **
     FILE *f;
     size_t n;
 
-    assert_int_equal(cache_open(&c, "cache", &err), 0);
+    assert_int_equal(cache_open(&c, "c-commit", &err), 0);
     oci_digest_of(data, strlen(data), &d);
     assert_false(cache_blob_exists(&c, &d));
 
@@ -116,7 +116,7 @@ static void test_tmp_then_commit_makes_the_blob_visible_under_its_digest(void **
         fail_msg("%s", err.msg);
     assert_true(fd >= 0);
     assert_non_null(tmp);
-    assert_true(strncmp(tmp, "cache/tmp/", 10) == 0);
+    assert_true(strncmp(tmp, "c-commit/tmp/", strlen("c-commit/tmp/")) == 0);
     assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
     close(fd);
     /* Not visible while being written. */
@@ -126,8 +126,8 @@ static void test_tmp_then_commit_makes_the_blob_visible_under_its_digest(void **
         fail_msg("%s", err.msg);
     assert_true(cache_blob_exists(&c, &d));
     path = cache_blob_path(&c, &d);
-    assert_true(strncmp(path, "cache/blobs/sha256/", 19) == 0);
-    assert_string_equal(path + 19, oci_digest_hex(&d));
+    assert_true(strncmp(path, "c-commit/blobs/sha256/", strlen("c-commit/blobs/sha256/")) == 0);
+    assert_string_equal(path + strlen("c-commit/blobs/sha256/"), oci_digest_hex(&d));
     f = fopen(path, "r");
     assert_non_null(f);
     n = fread(buf, 1, sizeof(buf), f);
@@ -136,7 +136,7 @@ static void test_tmp_then_commit_makes_the_blob_visible_under_its_digest(void **
     assert_memory_equal(buf, data, n);
     /* The temporary file is gone. */
     assert_int_equal(access(tmp, F_OK), -1);
-    assert_int_equal(count_entries("cache/tmp"), 0);
+    assert_int_equal(count_entries("c-commit/tmp"), 0);
     free(path);
     free(tmp);
     cache_release(&c);
@@ -151,7 +151,7 @@ static void test_committed_blobs_are_readable_by_others(void **state)
     int fd = -1;
     struct stat st;
 
-    assert_int_equal(cache_open(&c, "cache", &err), 0);
+    assert_int_equal(cache_open(&c, "c-perm", &err), 0);
     assert_int_equal(cache_tmp_create(&c, &tmp, &fd, &err), 0);
     close(fd);
     oci_digest_of("", 0, &d);
@@ -172,11 +172,11 @@ static void test_two_tmp_files_do_not_collide(void **state)
     char *t1 = NULL, *t2 = NULL;
     int f1 = -1, f2 = -1;
 
-    assert_int_equal(cache_open(&c, "cache", &err), 0);
+    assert_int_equal(cache_open(&c, "c-tmp", &err), 0);
     assert_int_equal(cache_tmp_create(&c, &t1, &f1, &err), 0);
     assert_int_equal(cache_tmp_create(&c, &t2, &f2, &err), 0);
     assert_string_not_equal(t1, t2);
-    assert_int_equal(count_entries("cache/tmp"), 2);
+    assert_int_equal(count_entries("c-tmp/tmp"), 2);
     close(f1);
     close(f2);
     unlink(t1);
@@ -194,7 +194,7 @@ static void test_commit_replaces_an_existing_blob_atomically(void **state)
     char *tmp = NULL;
     int fd = -1;
 
-    assert_int_equal(cache_open(&c, "cache", &err), 0);
+    assert_int_equal(cache_open(&c, "c-replace", &err), 0);
     oci_digest_of("x", 1, &d);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(cache_tmp_create(&c, &tmp, &fd, &err), 0);
@@ -204,8 +204,8 @@ static void test_commit_replaces_an_existing_blob_atomically(void **state)
         free(tmp);
     }
     assert_true(cache_blob_exists(&c, &d));
-    assert_int_equal(count_entries("cache/blobs/sha256"), 1);
-    assert_int_equal(count_entries("cache/tmp"), 0);
+    assert_int_equal(count_entries("c-replace/blobs/sha256"), 1);
+    assert_int_equal(count_entries("c-replace/tmp"), 0);
     cache_release(&c);
 }
 
@@ -217,7 +217,7 @@ static void test_failed_commit_removes_the_tmp_file_and_says_why(void **state)
     char *tmp = NULL;
     int fd = -1;
 
-    assert_int_equal(cache_open(&c, "cache", &err), 0);
+    assert_int_equal(cache_open(&c, "c-fail", &err), 0);
     oci_digest_of("y", 1, &d);
     assert_int_equal(cache_tmp_create(&c, &tmp, &fd, &err), 0);
     close(fd);
