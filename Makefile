@@ -10,7 +10,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu17 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
+override CFLAGS += -std=gnu17 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
           -Wmissing-prototypes -Wstrict-prototypes -D_GNU_SOURCE -I. $(PKG_CFLAGS)
 ifeq ($(DEVELOPER),1)
 CFLAGS += -Werror
