@@ -149,8 +149,7 @@ struct tar_item {
     mode_t type;
     mode_t perm;
     la_int64_t uid, gid;
-    const char *uname, *gname; /* NULL when absent */
-    char uname_buf[64], gname_buf[64];
+    char *uname, *gname; /* NULL when absent */
     time_t mtime;
     long mtime_nsec;
     bool atime_set, ctime_set, birthtime_set;
@@ -171,6 +170,8 @@ static void tar_list_free(struct tar_list *l)
         free(l->items[i].path);
         free(l->items[i].symlink);
         free(l->items[i].hardlink);
+        free(l->items[i].uname);
+        free(l->items[i].gname);
         free(l->items[i].data);
     }
     free(l->items);
@@ -203,14 +204,8 @@ static struct tar_list read_tar(const struct blob *b)
         it->perm = archive_entry_perm(ae);
         it->uid = archive_entry_uid(ae);
         it->gid = archive_entry_gid(ae);
-        if (archive_entry_uname(ae)) {
-            snprintf(it->uname_buf, sizeof(it->uname_buf), "%s", archive_entry_uname(ae));
-            it->uname = it->uname_buf;
-        }
-        if (archive_entry_gname(ae)) {
-            snprintf(it->gname_buf, sizeof(it->gname_buf), "%s", archive_entry_gname(ae));
-            it->gname = it->gname_buf;
-        }
+        it->uname = dup_or_null(archive_entry_uname(ae));
+        it->gname = dup_or_null(archive_entry_gname(ae));
         it->mtime = archive_entry_mtime(ae);
         it->mtime_nsec = archive_entry_mtime_nsec(ae);
         it->atime_set = archive_entry_atime_is_set(ae);
