@@ -1237,7 +1237,7 @@ int spec_duration_parse(const char *s, long long *ret)
             if (!strncmp(s, units[u].unit, ul) && !(ul == 1 && *s == 'm' && s[1] == 's'))
                 break;
         }
-        if (u == ARRAY_SIZE(units))
+        if (u == ARRAY_SIZE(units) || n > (__LONG_LONG_MAX__ - total) / units[u].ns)
             return -1;
         total += n * units[u].ns;
         s += strlen(units[u].unit);

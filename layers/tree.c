@@ -96,7 +96,8 @@ static void sort_dedupe(struct layer_tree *t)
 {
     size_t out = 0;
 
-    qsort(t->entries, t->n, sizeof(*t->entries), cmp_entry);
+    if (t->n)
+        qsort(t->entries, t->n, sizeof(*t->entries), cmp_entry);
     for (size_t i = 0; i < t->n; i++) {
         if (i + 1 < t->n && !strcmp(t->entries[i].path, t->entries[i + 1].path)) {
             entry_release(&t->entries[i]);
