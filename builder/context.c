@@ -308,10 +308,8 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
         e.mode = S_IFREG | (mode_t)perm;
         e.size = (uint64_t)st->st_size;
         e.src = xstrdup(rel);
-        if (st->st_nlink > 1) {
-            e.dev = st->st_dev;
-            e.ino = st->st_ino;
-        }
+        e.st = *st;
+        e.has_st = true;
     } else if (S_ISDIR(st->st_mode)) {
         e.mode = S_IFDIR | (mode_t)(c->mode >= 0 ? c->mode : 0755);
     } else if (S_ISLNK(st->st_mode)) {

@@ -169,7 +169,7 @@ int layer_writer_add_data(struct layer_writer *w, const struct layer_entry *e,
 }
 
 int layer_writer_add_fd(struct layer_writer *w, const struct layer_entry *e, int fd,
-                        struct ocib_error *err)
+                        struct sha256 *content, struct ocib_error *err)
 {
     uint64_t left = e->size;
 
@@ -186,6 +186,8 @@ int layer_writer_add_fd(struct layer_writer *w, const struct layer_entry *e, int
         }
         if (n == 0)
             return ocib_error_set(err, "'%s' shrank while being read", e->path);
+        if (content)
+            sha256_update(content, w->read_buf, (size_t)n);
         if (archive_write_data(w->a, w->read_buf, (size_t)n) != n)
             return archive_fail(w, "cannot write tar data", e->path, err);
         left -= (uint64_t)n;

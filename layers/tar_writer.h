@@ -50,9 +50,10 @@ int layer_writer_new(int out_fd, enum layer_compression c, int64_t mtime,
 int layer_writer_add(struct layer_writer *w, const struct layer_entry *e,
                      struct ocib_error *err);
 /* Adds a regular file whose e->size bytes are read from fd; fails naming the
- * path if the file turns out shorter or longer (it changed while read). */
+ * path if the file turns out shorter or longer (it changed while read).
+ * content (may be NULL) is fed the file's bytes. */
 int layer_writer_add_fd(struct layer_writer *w, const struct layer_entry *e, int fd,
-                        struct ocib_error *err);
+                        struct sha256 *content, struct ocib_error *err);
 /* Adds a regular file whose content is in memory (e->size bytes). */
 int layer_writer_add_data(struct layer_writer *w, const struct layer_entry *e,
                           const void *data, struct ocib_error *err);

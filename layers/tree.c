@@ -5,7 +5,9 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/strbuf.h"
+#include "base/sha256.h"
 #include "base/xalloc.h"
+#include "oci/digest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #define LAYER_PATH_MAX 4096
+#define HASH_CHUNK (256 * 1024)
 
 void layer_tree_init(struct layer_tree *t)
 {
@@ -160,7 +163,8 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
         struct layer_tree_entry *te = &t->entries[i];
         struct layer_entry e = { .path = te->path, .mode = te->mode, .uid = te->uid,
                                  .gid = te->gid, .size = te->size, .link = te->link };
-        struct inode_seen key = { te->dev, te->ino, te->path };
+        bool maybe_linked = te->has_st && te->st.st_nlink > 1;
+        struct inode_seen key = { te->st.st_dev, te->st.st_ino, te->path };
         _cleanup_close_ int fd = -1;
         struct stat st;
 
@@ -174,7 +178,7 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
                 return -1;
             continue;
         }
-        if (te->ino) {
+        if (maybe_linked) {
             /* Linear insertion keeps "first path wins" in sorted order. */
             struct inode_seen *hit =
                 n_seen ? bsearch(&key, seen, n_seen, sizeof(*seen), cmp_inode) : NULL;
@@ -193,9 +197,22 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
             return ocib_error_errno(err, errno, "cannot open '%s'", te->src);
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
             return ocib_error_set(err, "'%s' changed while the layer was written", te->src);
-        if (layer_writer_add_fd(w, &e, fd, err) < 0)
-            return -1;
-        if (te->ino) {
+        if (te->digest[0]) {
+            if (layer_writer_add_fd(w, &e, fd, NULL, err) < 0)
+                return -1;
+        } else {
+            struct sha256 h;
+            struct oci_digest d;
+
+            sha256_init(&h);
+            if (layer_writer_add_fd(w, &e, fd, &h, err) < 0) {
+                sha256_release(&h);
+                return -1;
+            }
+            oci_digest_from_sha256(&h, &d);
+            memcpy(te->digest, oci_digest_hex(&d), sizeof(te->digest));
+        }
+        if (maybe_linked) {
             size_t pos = 0;
 
             XGROW(seen, alloc_seen, n_seen + 1);
@@ -205,6 +222,56 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
             seen[pos] = key;
             n_seen++;
         }
+    }
+    return 0;
+}
+
+int layer_tree_hash_files(struct layer_tree *t, int src_dirfd,
+                          void (*on_hashed)(void *opaque, const struct layer_tree_entry *e),
+                          void *opaque, struct ocib_error *err)
+{
+    _cleanup_free_ char *buf = NULL;
+
+    for (size_t i = 0; i < t->n; i++) {
+        struct layer_tree_entry *te = &t->entries[i];
+        _cleanup_close_ int fd = -1;
+        struct sha256 h;
+        struct oci_digest d;
+        uint64_t total = 0;
+
+        if (!S_ISREG(te->mode) || te->digest[0])
+            continue;
+        if (!te->src) {
+            oci_digest_of(te->data ?: "", te->size, &d);
+            memcpy(te->digest, oci_digest_hex(&d), sizeof(te->digest));
+            continue;
+        }
+        if (!buf)
+            buf = xmalloc(HASH_CHUNK);
+        fd = fs_open_beneath(src_dirfd, te->src, O_RDONLY);
+        if (fd < 0)
+            return ocib_error_errno(err, errno, "cannot open '%s'", te->src);
+        sha256_init(&h);
+        for (;;) {
+            ssize_t n = read(fd, buf, HASH_CHUNK);
+
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                sha256_release(&h);
+                return ocib_error_errno(err, errno, "cannot read '%s'", te->src);
+            }
+            if (n == 0)
+                break;
+            sha256_update(&h, buf, (size_t)n);
+            total += (uint64_t)n;
+        }
+        oci_digest_from_sha256(&h, &d);
+        if (total != te->size)
+            return ocib_error_set(err, "'%s' changed while being read", te->src);
+        memcpy(te->digest, oci_digest_hex(&d), sizeof(te->digest));
+        if (on_hashed)
+            on_hashed(opaque, te);
     }
     return 0;
 }

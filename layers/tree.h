@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "base/error.h"
@@ -27,8 +28,9 @@ struct layer_tree_entry {
     char *link;     /* symlink target */
     char *src;      /* regular file: path relative to the source dir fd */
     char *data;     /* regular file: content in memory (when src is NULL) */
-    dev_t dev;      /* for hardlink detection (0 when unknown) */
-    ino_t ino;
+    struct stat st; /* of src when there is one (hardlinks, stat cache) */
+    bool has_st;
+    char digest[65];/* content digest (hex) of a regular file, "" until known */
     size_t seq;     /* insertion order, so that the last one wins */
     bool implicit;  /* parent directory added by the tree */
 };
@@ -51,11 +53,19 @@ int layer_path_normalise(const char *path, char **ret, struct ocib_error *err);
 void layer_tree_put(struct layer_tree *t, struct layer_tree_entry *e);
 
 /* Sorts, completes parents and writes every entry to w, reading file
- * contents relative to src_dirfd.  The tree is left sorted. */
+ * contents relative to src_dirfd; the content digest of each file read is
+ * recorded in its entry on the way.  The tree is left sorted. */
 int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w,
                      struct ocib_error *err);
 
 /* Sorts and completes the tree without writing (for listing and keys). */
 void layer_tree_finalise(struct layer_tree *t);
+
+/* Fills the content digest of every regular file entry that has none, by
+ * reading it (relative to src_dirfd).  on_hashed (may be NULL) is told of
+ * each file hashed, e.g. to update a stat cache. */
+int layer_tree_hash_files(struct layer_tree *t, int src_dirfd,
+                          void (*on_hashed)(void *opaque, const struct layer_tree_entry *e),
+                          void *opaque, struct ocib_error *err);
 
 #endif

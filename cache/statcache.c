@@ -1,0 +1,187 @@
+/*
+ * The stat cache; see statcache.h.
+ *
+ * On disk, one line per file:
+ *   <64 hex> <dev> <ino> <size> <mtime ns> <ctime ns> <path length>:<path>\n
+ * In memory, an open-addressing hash table keyed by path.
+ */
+#include "cache/statcache.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/sha256.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STAT_CACHE_MAX_BYTES (512 * 1024 * 1024)
+
+struct sc_entry {
+    char *path;
+    uint64_t dev, ino, size;
+    int64_t mtime, ctime;
+    char hex[SHA256_HEX_LEN + 1];
+};
+
+struct stat_cache {
+    char *file;
+    struct sc_entry *slots;
+    size_t n, cap;
+    bool dirty;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct sc_entry *slot_for(struct stat_cache *sc, const char *path)
+{
+    size_t i = hash_str(path) & (sc->cap - 1);
+
+    while (sc->slots[i].path && strcmp(sc->slots[i].path, path))
+        i = (i + 1) & (sc->cap - 1);
+    return &sc->slots[i];
+}
+
+static void grow(struct stat_cache *sc)
+{
+    struct sc_entry *old = sc->slots;
+    size_t old_cap = sc->cap;
+
+    sc->cap = old_cap ? old_cap * 2 : 1024;
+    sc->slots = xcalloc(sc->cap, sizeof(*sc->slots));
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].path)
+            *slot_for(sc, old[i].path) = old[i];
+    free(old);
+}
+
+static void insert(struct stat_cache *sc, const struct sc_entry *e)
+{
+    struct sc_entry *s;
+
+    if ((sc->n + 1) * 2 > sc->cap)
+        grow(sc);
+    s = slot_for(sc, e->path);
+    if (s->path) {
+        free(s->path);
+    } else {
+        sc->n++;
+    }
+    *s = *e;
+}
+
+static int64_t ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
+
+static void parse(struct stat_cache *sc, const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+
+    while (p < end) {
+        struct sc_entry e = { 0 };
+        unsigned long long dev, ino, size, plen;
+        long long mt, ct;
+        int used = 0;
+
+        if (sscanf(p, "%64s %llu %llu %llu %lld %lld %llu:%n", e.hex, &dev, &ino, &size, &mt,
+                   &ct, &plen, &used) != 7 ||
+            used <= 0 || plen > (unsigned long long)(end - p - used) ||
+            strlen(e.hex) != SHA256_HEX_LEN)
+            return; /* a damaged tail is dropped */
+        e.dev = dev;
+        e.ino = ino;
+        e.size = size;
+        e.mtime = mt;
+        e.ctime = ct;
+        e.path = xstrndup(p + used, (size_t)plen);
+        insert(sc, &e);
+        p += used + plen;
+        if (p < end && *p == '\n')
+            p++;
+    }
+}
+
+struct stat_cache *stat_cache_load(struct cache *c, const char *abs_dir)
+{
+    struct stat_cache *sc = xcalloc(1, sizeof(*sc));
+    char hex[SHA256_HEX_LEN + 1];
+    _cleanup_free_ char *dir = xasprintf("%s/stat", c->dir);
+    _cleanup_free_ char *buf = NULL;
+    size_t len;
+
+    sha256_hex(abs_dir, strlen(abs_dir), hex);
+    sc->file = xasprintf("%s/%s", dir, hex);
+    grow(sc);
+    fs_mkdir_p(dir, 0700, NULL);
+    if (fs_read_file(sc->file, STAT_CACHE_MAX_BYTES, &buf, &len, NULL) == 0)
+        parse(sc, buf, len);
+    return sc;
+}
+
+void stat_cache_free(struct stat_cache *sc)
+{
+    if (!sc)
+        return;
+    for (size_t i = 0; i < sc->cap; i++)
+        free(sc->slots[i].path);
+    free(sc->slots);
+    free(sc->file);
+    free(sc);
+}
+
+const char *stat_cache_lookup(struct stat_cache *sc, const char *path, const struct stat *st)
+{
+    struct sc_entry *e = slot_for(sc, path);
+
+    if (!e->path || e->dev != (uint64_t)st->st_dev || e->ino != (uint64_t)st->st_ino ||
+        e->size != (uint64_t)st->st_size || e->mtime != ns(&st->st_mtim) ||
+        e->ctime != ns(&st->st_ctim))
+        return NULL;
+    return e->hex;
+}
+
+void stat_cache_put(struct stat_cache *sc, const char *path, const struct stat *st,
+                    const char *hex)
+{
+    struct sc_entry e = { .path = xstrdup(path), .dev = (uint64_t)st->st_dev,
+                          .ino = (uint64_t)st->st_ino, .size = (uint64_t)st->st_size,
+                          .mtime = ns(&st->st_mtim), .ctime = ns(&st->st_ctim) };
+
+    memcpy(e.hex, hex, SHA256_HEX_LEN + 1);
+    insert(sc, &e);
+    sc->dirty = true;
+}
+
+int stat_cache_save(struct stat_cache *sc, struct ocib_error *err)
+{
+    struct strbuf sb = STRBUF_INIT;
+    int r;
+
+    if (!sc->dirty)
+        return 0;
+    for (size_t i = 0; i < sc->cap; i++) {
+        const struct sc_entry *e = &sc->slots[i];
+
+        if (!e->path)
+            continue;
+        strbuf_addf(&sb, "%s %llu %llu %llu %lld %lld %zu:%s\n", e->hex,
+                    (unsigned long long)e->dev, (unsigned long long)e->ino,
+                    (unsigned long long)e->size, (long long)e->mtime, (long long)e->ctime,
+                    strlen(e->path), e->path);
+    }
+    r = fs_write_file_atomic(sc->file, strbuf_str(&sb), sb.len, 0600, err);
+    strbuf_release(&sb);
+    if (r == 0)
+        sc->dirty = false;
+    return r;
+}
