@@ -64,8 +64,8 @@ static void put_symlink(struct layer_tree *t, const char *path, const char *targ
     layer_tree_put(t, &e);
 }
 
-/* A file read from the source directory; dev/ino from stat so that hardlink
- * detection sees the real inode. */
+/* A file read from the source directory, with its stat so that hardlink
+ * detection sees the real inode and link count. */
 static void put_src(struct layer_tree *t, int dirfd, const char *path, const char *src,
                     mode_t perm)
 {
@@ -495,22 +495,25 @@ static void test_files_sharing_an_inode_become_a_hardlink_to_the_first_path(void
     struct tar_list l;
     const struct tar_item *it;
 
+    /* Three names of one inode in the source, given out of layer order. */
     write_file_at(dirfd, "one", "shared bytes\n");
+    assert_int_equal(linkat(dirfd, "one", dirfd, "one-b", 0), 0);
+    assert_int_equal(linkat(dirfd, "one", dirfd, "one-c", 0), 0);
     write_file_at(dirfd, "other", "different\n");
-    /* Only files that are hard links in the source (nlink > 1) are linked. */
-    assert_int_equal(linkat(dirfd, "one", dirfd, "one-link", 0), 0);
     layer_tree_init(&t);
     put_src(&t, dirfd, "x/second", "one", 0755);
-    put_src(&t, dirfd, "b/first", "one", 0755);
-    put_src(&t, dirfd, "m/third", "one", 0755);
+    put_src(&t, dirfd, "b/first", "one-b", 0755);
+    put_src(&t, dirfd, "m/third", "one-c", 0755);
     put_src(&t, dirfd, "c/unrelated", "other", 0644);
     b = write_layer(&t, dirfd, LAYER_COMPRESSION_GZIP, EPOCH, &res);
     l = read_tar(&b);
 
+    /* The first path in layer order carries the content... */
     it = find_item(&l, "b/first");
     assert_int_equal(it->type, AE_IFREG);
     assert_null(it->hardlink);
     assert_string_equal(it->data, "shared bytes\n");
+    /* ...and every later one links to it. */
     it = find_item(&l, "m/third");
     assert_non_null(it->hardlink);
     assert_string_equal(it->hardlink, "b/first");
@@ -523,6 +526,52 @@ static void test_files_sharing_an_inode_become_a_hardlink_to_the_first_path(void
     assert_null(it->hardlink);
     assert_string_equal(it->data, "different\n");
     tar_list_free(&l);
+    free(b.data);
+    layer_tree_release(&t);
+    close(dirfd);
+}
+
+static void test_one_file_copied_to_two_places_gives_two_files(void **state)
+{
+    int dirfd = make_src_dir();
+    struct layer_tree t;
+    struct layer_result res;
+    struct blob b;
+    struct tar_list l;
+
+    /* A single-link file put at two paths (the same source copied twice)
+     * is two independent files, not a hardlink. */
+    write_file_at(dirfd, "conf", "k=v\n");
+    layer_tree_init(&t);
+    put_src(&t, dirfd, "etc/app.conf", "conf", 0644);
+    put_src(&t, dirfd, "opt/app/app.conf", "conf", 0600);
+    b = write_layer(&t, dirfd, LAYER_COMPRESSION_NONE, EPOCH, &res);
+    l = read_tar(&b);
+    assert_null(find_item(&l, "etc/app.conf")->hardlink);
+    assert_null(find_item(&l, "opt/app/app.conf")->hardlink);
+    assert_string_equal(find_item(&l, "opt/app/app.conf")->data, "k=v\n");
+    assert_int_equal(find_item(&l, "opt/app/app.conf")->perm, 0600);
+    tar_list_free(&l);
+    free(b.data);
+    layer_tree_release(&t);
+    close(dirfd);
+}
+
+static void test_writing_records_each_source_file_content_digest(void **state)
+{
+    int dirfd = make_src_dir();
+    struct layer_tree t;
+    struct layer_result res;
+    struct blob b;
+    struct oci_digest want;
+
+    write_file_at(dirfd, "f", "abc");
+    layer_tree_init(&t);
+    put_src(&t, dirfd, "f", "f", 0644);
+    b = write_layer(&t, dirfd, LAYER_COMPRESSION_NONE, EPOCH, &res);
+    oci_digest_of("abc", 3, &want);
+    assert_int_equal(t.n, 1);
+    assert_string_equal(t.entries[0].digest, oci_digest_hex(&want));
     free(b.data);
     layer_tree_release(&t);
     close(dirfd);
@@ -1032,6 +1081,8 @@ int main(void)
         cmocka_unit_test(test_modes_types_and_symlink_targets_are_kept),
         cmocka_unit_test(test_a_later_put_for_the_same_path_wins),
         cmocka_unit_test(test_files_sharing_an_inode_become_a_hardlink_to_the_first_path),
+        cmocka_unit_test(test_one_file_copied_to_two_places_gives_two_files),
+        cmocka_unit_test(test_writing_records_each_source_file_content_digest),
         cmocka_unit_test(test_a_real_hardlink_in_the_source_is_kept_as_one),
         cmocka_unit_test(test_digests_match_the_bytes_for_every_compression),
         cmocka_unit_test(test_an_empty_layer_has_the_well_known_diff_id),
