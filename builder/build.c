@@ -12,7 +12,10 @@
 #include "builder/remote.h"
 #include "builder/source.h"
 #include "builder/spec.h"
+#include "builder/cachekey.h"
 #include "cache/blobs.h"
+#include "cache/keys.h"
+#include "cache/statcache.h"
 #include "layers/tree.h"
 #include "oci/json.h"
 #include "oci/layout.h"
@@ -30,6 +33,7 @@
 /* A stage's image and where each of its layer blobs can be read. */
 struct stage_image {
     bool built;
+    struct oci_digest top_key; /* cache key of the last layer, or of the base */
     struct oci_image img;
     struct blob_source *srcs; /* one per layer */
     size_t n_srcs, alloc_srcs;
@@ -41,11 +45,26 @@ struct build {
     struct context ctx;
     struct cache cache;
     struct registries *registries;
+    struct stat_cache *stat;
+    int *held;                 /* blobs in use (shared locks), see cache_blob_hold */
+    size_t n_held, alloc_held;
+    char *spec_abs;            /* names explain records */
+    char platform_str[96];     /* of the stage being built */
     struct stage_image *stages;
     int64_t epoch;
     char created[32];
     char *git_full, *git_short;
 };
+
+static void hold_blob(struct build *b, const struct oci_digest *d)
+{
+    int fd = cache_blob_hold(&b->cache, d);
+
+    if (fd < 0)
+        return;
+    XGROW(b->held, b->alloc_held, b->n_held + 1);
+    b->held[b->n_held++] = fd;
+}
 
 static void progress(struct build *b, const struct build_event *ev)
 {
@@ -150,15 +169,20 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
     _cleanup_free_ char *text = NULL;
 
     switch (st->from.kind) {
-    case SPEC_FROM_SCRATCH:
+    case SPEC_FROM_SCRATCH: {
+        _cleanup_free_ char *base = xasprintf("scratch/%s", b->platform_str);
+
         oci_image_init(&si->img, p);
         si->built = true;
+        cachekey_base(base, &si->top_key);
         return 0;
+    }
     case SPEC_FROM_STAGE: {
         const struct stage_image *from = &b->stages[st->from.stage];
 
         oci_image_copy(&from->img, &si->img);
         si->built = true;
+        si->top_key = from->top_key;
         for (size_t i = 0; i < from->n_srcs; i++)
             stage_image_add_src(si, &from->srcs[i]);
         return 0;
@@ -177,6 +201,7 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
         for (size_t i = 0; i < si->img.n_layers; i++)
             stage_image_add_src(si, &src.srcs[i]);
         base_digest = src.manifest.digest;
+        cachekey_base(base_digest.str, &si->top_key);
         if (src.choice) {
             text = xasprintf("%s (index %s, picked %s)", st->from.text, src.index.str,
                              src.choice);
@@ -282,33 +307,19 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int build_layer(struct build *b, const struct spec_stage *st,
-                       const struct spec_layer *ly, struct stage_image *si,
+/* Writes the layer of tree t into the blob store; fills in the content
+ * digests of the files it reads. */
+static int write_layer(struct build *b, struct layer_tree *t, struct cache_layer *ret,
                        struct ocib_error *err)
 {
-    struct layer_tree t;
     struct layer_writer *w = NULL;
     struct layer_result res;
-    struct oci_layer l;
     _cleanup_free_ char *tmp = NULL;
-    _cleanup_free_ char *created_by = NULL;
-    _cleanup_free_ char *blob = NULL;
-    struct build_event ev = { .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name,
-                              .status = "built" };
-    double t0 = now();
     int fd = -1, r = -1;
 
-    layer_tree_init(&t);
-    if (ly->kind == SPEC_LAYER_COPY) {
-        for (size_t c = 0; c < ly->n_copies; c++)
-            if (context_copy(&b->ctx, &ly->copies[c], st->workdir, &t, err) < 0)
-                goto out;
-    } else if (add_files(b, st, ly, &t, err) < 0) {
-        goto out;
-    }
     if (cache_tmp_create(&b->cache, &tmp, &fd, err) < 0 ||
         layer_writer_new(fd, b->o->compression, b->epoch, &w, err) < 0 ||
-        layer_tree_write(&t, b->ctx.fd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0)
+        layer_tree_write(t, b->ctx.fd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0)
         goto out;
     if (close(fd) < 0) {
         fd = -1;
@@ -320,19 +331,11 @@ static int build_layer(struct build *b, const struct spec_stage *st,
         goto out;
     free(tmp);
     tmp = NULL;
-    l.desc.media_type = (char *)res.media_type;
-    l.desc.digest = res.digest;
-    l.desc.size = (int64_t)res.size;
-    l.diff_id = res.diff_id;
-    created_by = describe_layer(ly);
-    oci_image_add_layer(&si->img, &l, b->created, created_by, ly->name);
-    blob = cache_blob_path(&b->cache, &res.digest);
-    stage_image_add_path(si, si->img.n_layers - 1, blob, false);
-    ev.digest = res.digest.str;
-    ev.size = res.size;
-    ev.files = t.n;
-    ev.seconds = now() - t0;
-    progress(b, &ev);
+    memset(ret, 0, sizeof(*ret));
+    ret->digest = res.digest;
+    ret->diff_id = res.diff_id;
+    ret->size = (int64_t)res.size;
+    snprintf(ret->media_type, sizeof(ret->media_type), "%s", res.media_type);
     r = 0;
 out:
     if (fd >= 0)
@@ -340,6 +343,184 @@ out:
     if (tmp)
         unlink(tmp);
     layer_writer_free(w);
+    return r;
+}
+
+static void remember_digest(void *opaque, const struct layer_tree_entry *e)
+{
+    struct build *b = opaque;
+
+    if (e->src && e->has_st && e->digest[0])
+        stat_cache_put(b->stat, e->src, &e->st, e->digest);
+}
+
+/* The inputs of a layer as recorded for the next build's explanation. */
+static json_t *inputs_record(const struct layer_tree *t)
+{
+    json_t *inputs = json_object();
+
+    for (size_t i = 0; i < t->n; i++) {
+        const struct layer_tree_entry *e = &t->entries[i];
+        _cleanup_free_ char *v = xasprintf("%o:%u:%u:%s%s", (unsigned)e->mode, e->uid, e->gid,
+                                           e->digest, e->link ? e->link : "");
+
+        json_object_set_new(inputs, e->path, json_string(v));
+    }
+    return inputs;
+}
+
+/* Why a layer missed: compares with what the last build of this slot saw. */
+static char *explain_miss(const json_t *last, const struct oci_digest *parent,
+                          const struct oci_digest *def, const json_t *inputs, bool first)
+{
+    const char *key;
+    json_t *v;
+
+    if (!last)
+        return xstrdup("first build");
+    if (strcmp(json_string_value(json_object_get(last, "parent")) ?: "", parent->str))
+        return xstrdup(first ? "base: digest changed" : "an earlier layer changed");
+    if (strcmp(json_string_value(json_object_get(last, "def")) ?: "", def->str))
+        return xstrdup("definition changed in the spec");
+    {
+        const json_t *old = json_object_get(last, "inputs");
+        const char *first_key = NULL;
+        const char *what = NULL;
+
+        /* The byte-wise first path that differs, for a stable answer. */
+        json_object_foreach((json_t *)inputs, key, v) {
+            const char *o = json_string_value(json_object_get(old, key));
+
+            if ((!o || strcmp(o, json_string_value(v))) &&
+                (!first_key || strcmp(key, first_key) < 0)) {
+                first_key = key;
+                what = o ? "changed" : "added";
+            }
+        }
+        json_object_foreach((json_t *)old, key, v) {
+            if (!json_object_get(inputs, key) && (!first_key || strcmp(key, first_key) < 0)) {
+                first_key = key;
+                what = "removed";
+            }
+        }
+        if (first_key)
+            return xasprintf("%s %s", first_key, what);
+    }
+    return xstrdup("not in the cache");
+}
+
+static int build_layer(struct build *b, const struct spec_stage *st, size_t index,
+                       struct stage_image *si, struct ocib_error *err)
+{
+    const struct spec_layer *ly = &st->layers[index];
+    struct layer_tree t;
+    struct cache_layer cl;
+    struct oci_layer l;
+    struct oci_digest def, key;
+    _cleanup_free_ char *created_by = NULL;
+    _cleanup_free_ char *blob = NULL;
+    _cleanup_free_ char *slot = NULL;
+    _cleanup_free_ char *reason = NULL;
+    struct build_event ev = { .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name,
+                              .status = "built" };
+    json_t *last = NULL, *inputs = NULL, *record;
+    double t0 = now();
+    size_t missing = 0;
+    bool hit = false;
+    int lock = -1, r = -1;
+
+    layer_tree_init(&t);
+    if (ly->kind == SPEC_LAYER_COPY) {
+        for (size_t c = 0; c < ly->n_copies; c++)
+            if (context_copy(&b->ctx, &ly->copies[c], st->workdir, &t, err) < 0)
+                goto out;
+    } else if (add_files(b, st, ly, &t, err) < 0) {
+        goto out;
+    }
+    layer_tree_finalise(&t);
+    /* Content digests of unchanged files come from the stat cache. */
+    for (size_t i = 0; i < t.n; i++) {
+        struct layer_tree_entry *e = &t.entries[i];
+        const char *hex;
+
+        if (!S_ISREG(e->mode) || e->digest[0])
+            continue;
+        if (!e->src) {
+            struct oci_digest d;
+
+            oci_digest_of(e->data ? e->data : "", e->size, &d);
+            memcpy(e->digest, oci_digest_hex(&d), sizeof(e->digest));
+        } else if (e->has_st && (hex = stat_cache_lookup(b->stat, e->src, &e->st))) {
+            memcpy(e->digest, hex, sizeof(e->digest));
+        } else {
+            missing++;
+        }
+    }
+    cachekey_def(&si->top_key, ly->json, b->platform_str, layer_compression_settings(b->o->compression),
+                 b->epoch, st->workdir, &def);
+    /* Hash first only when a hit is possible: some key was stored under
+     * this definition.  Otherwise the layer is built in one pass that
+     * hashes its files on the way. */
+    if (missing && !b->o->no_cache && cache_def_seen(&b->cache, &def)) {
+        if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0)
+            goto out;
+        missing = 0;
+    }
+    if (!missing) {
+        cachekey_layer(&def, &t, &key);
+        if (cache_lock(&b->cache, &key, &lock, err) < 0)
+            goto out;
+        if (!b->o->no_cache && cache_key_get(&b->cache, &key, &cl, err) > 0)
+            hit = true;
+    }
+    slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
+    last = cache_record_get(&b->cache, slot);
+    if (!hit) {
+        if (write_layer(b, &t, &cl, err) < 0)
+            goto out;
+        for (size_t i = 0; missing && i < t.n; i++)
+            remember_digest(b, &t.entries[i]);
+        if (missing) {
+            cachekey_layer(&def, &t, &key);
+            if (cache_lock(&b->cache, &key, &lock, err) < 0)
+                goto out;
+        }
+        if (cache_key_put(&b->cache, &key, &cl, err) < 0 ||
+            cache_def_mark(&b->cache, &def, err) < 0)
+            goto out;
+    }
+    inputs = inputs_record(&t);
+    if (!hit) {
+        reason = b->o->no_cache ? xstrdup("--no-cache")
+                                : explain_miss(last, &si->top_key, &def, inputs, index == 0);
+        ev.text = reason;
+    } else {
+        ev.status = "cached";
+    }
+    record = json_pack("{s:s, s:s, s:s, s:O}", "parent", si->top_key.str, "def", def.str, "key",
+                       key.str, "inputs", inputs);
+    cache_record_put(&b->cache, slot, record, NULL);
+    json_decref(record);
+    l.desc.media_type = cl.media_type;
+    l.desc.digest = cl.digest;
+    l.desc.size = cl.size;
+    l.diff_id = cl.diff_id;
+    created_by = describe_layer(ly);
+    oci_image_add_layer(&si->img, &l, b->created, created_by, ly->name);
+    blob = cache_blob_path(&b->cache, &cl.digest);
+    stage_image_add_path(si, si->img.n_layers - 1, blob, false);
+    hold_blob(b, &cl.digest);
+    si->top_key = key;
+    ev.digest = cl.digest.str;
+    ev.size = (uint64_t)cl.size;
+    ev.files = t.n;
+    ev.seconds = now() - t0;
+    progress(b, &ev);
+    r = 0;
+out:
+    cache_unlock(lock);
+    json_decref(last);
+    json_decref(inputs);
     layer_tree_release(&t);
     if (r < 0)
         ocib_error_wrap(err, "stage %s, layer %s", st->name, ly->name);
@@ -475,12 +656,13 @@ static int build_stage(struct build *b, size_t s, struct ocib_error *err)
     else
         oci_platform_host(&p);
     oci_platform_format(&p, pbuf, sizeof(pbuf));
+    snprintf(b->platform_str, sizeof(b->platform_str), "%s", pbuf);
     ev.text = pbuf;
     progress(b, &ev);
     if (load_base(b, s, &p, si, err) < 0)
         return -1;
     for (size_t l = 0; l < st->n_layers; l++)
-        if (build_layer(b, st, &st->layers[l], si, err) < 0)
+        if (build_layer(b, st, l, si, err) < 0)
             return -1;
     apply_config(b, st, &si->img);
     return 0;
@@ -801,6 +983,15 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     cache_dir = o->cache_dir ? xstrdup(o->cache_dir) : cache_default_dir();
     if (cache_open(&b.cache, cache_dir, err) < 0)
         goto out;
+    {
+        char *abs = realpath(ctx_dir, NULL);
+
+        b.stat = stat_cache_load(&b.cache, abs ? abs : ctx_dir);
+        free(abs);
+        b.spec_abs = realpath(spec_path, NULL);
+        if (!b.spec_abs)
+            b.spec_abs = xstrdup(spec_path);
+    }
     b.stages = xcalloc(b.spec.n_stages, sizeof(*b.stages));
     for (size_t k = 0; k < n_order; k++)
         if (build_stage(&b, order[k], err) < 0)
@@ -829,6 +1020,7 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
             goto out;
         progress(&b, &ev);
     }
+    stat_cache_save(b.stat, NULL);
     ret->digest = manifest.digest;
     if (n_targets) {
         _cleanup_free_ char *name = reference_name(&targets[0].ref);
@@ -847,6 +1039,11 @@ out:
     free(names);
     push_targets_free(targets, n_targets);
     registries_free(b.registries);
+    stat_cache_free(b.stat);
+    for (size_t i = 0; i < b.n_held; i++)
+        close(b.held[i]);
+    free(b.held);
+    free(b.spec_abs);
     oci_blob_release(&config);
     oci_blob_release(&manifest);
     if (b.stages)

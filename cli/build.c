@@ -71,9 +71,9 @@ static void print_progress(void *opaque, const struct build_event *ev)
         break;
     case BUILD_EVENT_LAYER:
         human_size(ev->size, size, sizeof(size));
-        fprintf(stderr, "[%s] layer %s: %s %s (%s, %llu entries, %.2fs)\n", ev->stage,
+        fprintf(stderr, "[%s] layer %s: %s %s (%s, %llu entries, %.2fs)%s%s\n", ev->stage,
                 ev->layer, ev->status, ev->digest, size, (unsigned long long)ev->files,
-                ev->seconds);
+                ev->seconds, ev->text ? ": " : "", ev->text ? ev->text : "");
         break;
     case BUILD_EVENT_OUTPUT:
         fprintf(stderr, "wrote %s:%s\n", ev->status, ev->text);
