@@ -38,7 +38,8 @@ static void write_spec(const char *text)
 }
 
 /* "LINE:COL" (1-based, bytes) of the only occurrence of marker in text. */
-__attribute__((noinline)) static void pos_of(const char *text, const char *marker, char *buf, size_t size)
+__attribute__((noinline)) static void pos_of(const char *text, const char *marker,
+                                             char *buf, size_t size)
 {
     const char *hit = strstr(text, marker);
     int line = 1, col = 1, count = 0;
@@ -126,10 +127,12 @@ static void load_text_ok(const char *text, struct spec *spec)
 
 static void test_misspelt_key_is_reported_with_did_you_mean(void **state)
 {
-    static const char text[] = ONE_LAYER("{\"copy\": [{\"src\": [\"a\"], \"dset\": \"/x\"}]}");
+    static const char text[] =
+        ONE_LAYER("{\"copy\": [{\"src\": [\"a\"], \"dset\": \"/x\"}]}");
 
-    expect_error_at(text, "\"dset\"",
-                    "stages[0].layers[0].copy[0].dset: unknown key; did you mean \"dest\"?");
+    expect_error_at(
+        text, "\"dset\"",
+        "stages[0].layers[0].copy[0].dset: unknown key; did you mean \"dest\"?");
 }
 
 static void test_misspelt_keys_at_other_levels_are_reported_with_their_path(void **state)
@@ -137,14 +140,18 @@ static void test_misspelt_keys_at_other_levels_are_reported_with_their_path(void
     static const char top[] = "{\"version\": 1, \"stagse\": []}";
     static const char stage[] = "{\"version\": 1, \"stages\": [{\"form\": \"scratch\"}]}";
     static const char config[] = WITH_CONFIG("{\"entrypont\": [\"/x\"]}");
-    static const char hc[] = WITH_CONFIG("{\"healthcheck\": {\"test\": \"x\", \"timout\": \"3s\"}}");
+    static const char hc[] =
+        WITH_CONFIG("{\"healthcheck\": {\"test\": \"x\", \"timout\": \"3s\"}}");
 
     expect_error_at(top, "\"stagse\"", "stagse: unknown key; did you mean \"stages\"?");
-    expect_error_at(stage, "\"form\"", "stages[0].form: unknown key; did you mean \"from\"?");
-    expect_error_at(config, "\"entrypont\"",
-                    "stages[0].config.entrypont: unknown key; did you mean \"entrypoint\"?");
-    expect_error_at(hc, "\"timout\"",
-                    "stages[0].config.healthcheck.timout: unknown key; did you mean \"timeout\"?");
+    expect_error_at(stage, "\"form\"",
+                    "stages[0].form: unknown key; did you mean \"from\"?");
+    expect_error_at(
+        config, "\"entrypont\"",
+        "stages[0].config.entrypont: unknown key; did you mean \"entrypoint\"?");
+    expect_error_at(
+        hc, "\"timout\"",
+        "stages[0].config.healthcheck.timout: unknown key; did you mean \"timeout\"?");
 }
 
 static void test_unknown_key_far_from_any_known_one_has_no_suggestion(void **state)
@@ -157,7 +164,8 @@ static void test_unknown_key_far_from_any_known_one_has_no_suggestion(void **sta
 static void test_value_of_the_wrong_type_names_both_types(void **state)
 {
     static const char stages_obj[] = "{\"version\": 1,\n \"stages\": {}}";
-    static const char dest_num[] = ONE_LAYER("{\"copy\": [{\"src\": [\"a\"], \"dest\": 5}]}");
+    static const char dest_num[] =
+        ONE_LAYER("{\"copy\": [{\"src\": [\"a\"], \"dest\": 5}]}");
     static const char env_list[] =
         "{\"version\": 1, \"stages\": [{\"from\": \"scratch\", \"env\": [\"A=1\"]}]}";
     static const char retries[] =
@@ -168,14 +176,16 @@ static void test_value_of_the_wrong_type_names_both_types(void **state)
     expect_error_at(dest_num, "\"dest\"",
                     "stages[0].layers[0].copy[0].dest: expected a string, got a number");
     expect_error_at(env_list, "\"env\"", "stages[0].env: expected an object, got an array");
-    expect_error_at(retries, "\"retries\"",
-                    "stages[0].config.healthcheck.retries: expected a non-negative integer");
+    expect_error_at(
+        retries, "\"retries\"",
+        "stages[0].config.healthcheck.retries: expected a non-negative integer");
     expect_error_at(root, NULL, "(top level): expected an object, got an array");
 }
 
 static void test_src_as_a_string_suggests_the_array_form(void **state)
 {
-    static const char text[] = ONE_LAYER("{\"copy\": [{\"src\": \"app\", \"dest\": \"/x\"}]}");
+    static const char text[] =
+        ONE_LAYER("{\"copy\": [{\"src\": \"app\", \"dest\": \"/x\"}]}");
 
     expect_error_at(text, "\"src\"",
                     "stages[0].layers[0].copy[0].src: expected an array of strings "
@@ -192,24 +202,28 @@ static void test_missing_version_is_reported(void **state)
 
 static void test_version_2_is_refused(void **state)
 {
-    static const char two[] = "{\n  \"version\": 2,\n  \"stages\": [{\"from\": \"scratch\"}]\n}";
+    static const char two[] =
+        "{\n  \"version\": 2,\n  \"stages\": [{\"from\": \"scratch\"}]\n}";
     static const char str[] = "{\"version\": \"1\", \"stages\": [{\"from\": \"scratch\"}]}";
 
-    expect_error_at(two, "\"version\"", "version: unsupported version (this ocib reads version 1)");
-    expect_error_at(str, "\"version\"", "version: unsupported version (this ocib reads version 1)");
+    expect_error_at(two, "\"version\"",
+                    "version: unsupported version (this ocib reads version 1)");
+    expect_error_at(str, "\"version\"",
+                    "version: unsupported version (this ocib reads version 1)");
 }
 
 static void test_missing_or_empty_stages_is_reported(void **state)
 {
-    expect_error_at("{\"version\": 1}", NULL, "(top level): missing required key \"stages\"");
+    expect_error_at("{\"version\": 1}", NULL,
+                    "(top level): missing required key \"stages\"");
     expect_error_at("{\"version\": 1, \"stages\": []}", "\"stages\"",
                     "stages: needs at least one stage");
 }
 
 static void test_stage_without_from_is_reported(void **state)
 {
-    static const char text[] =
-        "{\"version\": 1, \"stages\": [\n  {\"from\": \"scratch\"},\n  {\"name\": \"x\"}\n]}";
+    static const char text[] = "{\"version\": 1, \"stages\": [\n  {\"from\": "
+                               "\"scratch\"},\n  {\"name\": \"x\"}\n]}";
 
     expect_error_at(text, "{\"name\": \"x\"}", "stages[1]: missing required key \"from\"");
 }
@@ -232,8 +246,8 @@ static void test_layer_with_two_of_copy_run_files_is_refused(void **state)
 {
     static const char copy_run[] =
         ONE_LAYER("{\"copy\": [{\"src\": [\"a\"], \"dest\": \"/\"}], \"run\": \"make\"}");
-    static const char run_files[] =
-        ONE_LAYER("{\"run\": \"make\", \"files\": [{\"path\": \"/f\", \"content\": \"\"}]}");
+    static const char run_files[] = ONE_LAYER(
+        "{\"run\": \"make\", \"files\": [{\"path\": \"/f\", \"content\": \"\"}]}");
 
     expect_error_at(copy_run, "{\"copy\"",
                     "stages[0].layers[0]: a layer has exactly one of \"copy\", \"run\" and "
@@ -245,33 +259,38 @@ static void test_layer_with_two_of_copy_run_files_is_refused(void **state)
 
 static void test_layer_with_none_of_copy_run_files_is_refused(void **state)
 {
-    expect_error_at(ONE_LAYER("{\"name\": \"empty\"}"), "{\"name\"",
-                    "stages[0].layers[0]: a layer needs one of \"copy\", \"run\" or \"files\"");
+    expect_error_at(
+        ONE_LAYER("{\"name\": \"empty\"}"), "{\"name\"",
+        "stages[0].layers[0]: a layer needs one of \"copy\", \"run\" or \"files\"");
 }
 
 static void test_run_only_options_on_a_copy_layer_are_refused(void **state)
 {
-    static const char network[] =
-        ONE_LAYER("{\"copy\": [{\"src\": [\"a\"], \"dest\": \"/\"}], \"network\": \"none\"}");
+    static const char network[] = ONE_LAYER(
+        "{\"copy\": [{\"src\": [\"a\"], \"dest\": \"/\"}], \"network\": \"none\"}");
     static const char env[] =
         ONE_LAYER("{\"files\": [{\"path\": \"/f\", \"content\": \"\"}], \"env\": {}}");
 
     expect_error_at(network, "\"network\"",
                     "stages[0].layers[0].network: only a \"run\" layer takes \"network\"");
-    expect_error_at(env, "\"env\"", "stages[0].layers[0].env: only a \"run\" layer takes \"env\"");
+    expect_error_at(env, "\"env\"",
+                    "stages[0].layers[0].env: only a \"run\" layer takes \"env\"");
 }
 
 static void test_src_leaving_the_context_is_refused(void **state)
 {
     static const char dotdot[] =
         ONE_LAYER("{\"copy\": [{\"src\": [\"ok\", \"lib/../../etc\"], \"dest\": \"/\"}]}");
-    static const char plain[] = ONE_LAYER("{\"copy\": [{\"src\": [\"..\"], \"dest\": \"/\"}]}");
+    static const char plain[] =
+        ONE_LAYER("{\"copy\": [{\"src\": [\"..\"], \"dest\": \"/\"}]}");
 
-    expect_error_at(dotdot, "\"lib/../../etc\"",
-                    "stages[0].layers[0].copy[0].src[1]: \"lib/../../etc\" leaves the context "
-                    "through '..'");
-    expect_error_at(plain, "\"..\"",
-                    "stages[0].layers[0].copy[0].src[0]: \"..\" leaves the context through '..'");
+    expect_error_at(
+        dotdot, "\"lib/../../etc\"",
+        "stages[0].layers[0].copy[0].src[1]: \"lib/../../etc\" leaves the context "
+        "through '..'");
+    expect_error_at(
+        plain, "\"..\"",
+        "stages[0].layers[0].copy[0].src[0]: \"..\" leaves the context through '..'");
 }
 
 static void test_absolute_src_is_refused(void **state)
@@ -279,9 +298,10 @@ static void test_absolute_src_is_refused(void **state)
     static const char text[] =
         ONE_LAYER("{\"copy\": [{\"src\": [\"/etc/passwd\"], \"dest\": \"/\"}]}");
 
-    expect_error_at(text, "\"/etc/passwd\"",
-                    "stages[0].layers[0].copy[0].src[0]: \"/etc/passwd\" is an absolute path "
-                    "outside the context");
+    expect_error_at(
+        text, "\"/etc/passwd\"",
+        "stages[0].layers[0].copy[0].src[0]: \"/etc/passwd\" is an absolute path "
+        "outside the context");
 }
 
 static void test_dotdot_in_dest_is_refused(void **state)
@@ -313,17 +333,18 @@ static void test_bad_mode_is_refused(void **state)
     static const char num[] =
         ONE_LAYER("{\"files\": [{\"path\": \"/f\", \"content\": \"\", \"mode\": 644}]}");
 
-    expect_error_at(nine, "\"mode\"",
-                    "stages[0].layers[0].copy[0].mode: invalid mode \"0999\": expected octal "
-                    "digits such as \"0644\"");
+    expect_error_at(
+        nine, "\"mode\"",
+        "stages[0].layers[0].copy[0].mode: invalid mode \"0999\": expected octal "
+        "digits such as \"0644\"");
     expect_error_at(num, "\"mode\"",
                     "stages[0].layers[0].files[0].mode: expected a string, got a number");
 }
 
 static void test_bad_owner_is_refused(void **state)
 {
-    static const char trailing[] =
-        ONE_LAYER("{\"copy\": [{\"src\": [\"a\"], \"dest\": \"/\", \"owner\": \"1000:\"}]}");
+    static const char trailing[] = ONE_LAYER(
+        "{\"copy\": [{\"src\": [\"a\"], \"dest\": \"/\", \"owner\": \"1000:\"}]}");
     static const char three[] =
         ONE_LAYER("{\"files\": [{\"path\": \"/f\", \"dir\": true, \"owner\": \"a:b:c\"}]}");
 
@@ -365,12 +386,13 @@ static void test_owner_forms_are_parsed(void **state)
 
 static void test_bad_duration_is_refused(void **state)
 {
-    static const char text[] =
-        WITH_CONFIG("{\"healthcheck\": {\"test\": \"true\", \"interval\": \"10 seconds\"}}");
+    static const char text[] = WITH_CONFIG(
+        "{\"healthcheck\": {\"test\": \"true\", \"interval\": \"10 seconds\"}}");
 
-    expect_error_at(text, "\"interval\"",
-                    "stages[0].config.healthcheck.interval: invalid duration \"10 seconds\": "
-                    "expected e.g. \"30s\", \"1m30s\"");
+    expect_error_at(
+        text, "\"interval\"",
+        "stages[0].config.healthcheck.interval: invalid duration \"10 seconds\": "
+        "expected e.g. \"30s\", \"1m30s\"");
 }
 
 static void test_bad_port_is_refused(void **state)
@@ -392,15 +414,16 @@ static void test_bad_port_is_refused(void **state)
 
 static void test_bad_healthcheck_test_is_refused(void **state)
 {
-    static const char first[] =
-        WITH_CONFIG("{\"healthcheck\": {\"test\": [\"RUN\", \"curl\", \"-f\", \"localhost\"]}}");
+    static const char first[] = WITH_CONFIG(
+        "{\"healthcheck\": {\"test\": [\"RUN\", \"curl\", \"-f\", \"localhost\"]}}");
     static const char empty[] = WITH_CONFIG("{\"healthcheck\": {\"test\": []}}");
     static const char missing[] = WITH_CONFIG("{\"healthcheck\": {\"interval\": \"5s\"}}");
 
     expect_error_at(first, "\"test\"",
                     "stages[0].config.healthcheck.test: the first element must be \"CMD\", "
                     "\"CMD-SHELL\" or \"NONE\"");
-    expect_error_at(empty, "\"test\"", "stages[0].config.healthcheck.test: must not be empty");
+    expect_error_at(empty, "\"test\"",
+                    "stages[0].config.healthcheck.test: must not be empty");
     expect_error_at(missing, "\"healthcheck\"",
                     "stages[0].config.healthcheck: missing required key \"test\"");
 }
@@ -438,15 +461,15 @@ static void test_stage_cycle_is_refused_naming_the_cycle(void **state)
 
 static void test_stage_cycle_through_copy_from_is_refused(void **state)
 {
-    static const char text[] =
-        "{\"version\": 1,\n"
-        " \"stages\": [\n"
-        "  {\"name\": \"x\", \"from\": \"scratch\"},\n"
-        "  {\"name\": \"a\", \"from\": \"x\",\n"
-        "   \"layers\": [{\"copy\": [{\"from\": \"c\", \"src\": [\"/o\"], \"dest\": \"/\"}]}]},\n"
-        "  {\"name\": \"b\", \"from\": \"a\"},\n"
-        "  {\"name\": \"c\", \"from\": \"b\"}\n"
-        "]}";
+    static const char text[] = "{\"version\": 1,\n"
+                               " \"stages\": [\n"
+                               "  {\"name\": \"x\", \"from\": \"scratch\"},\n"
+                               "  {\"name\": \"a\", \"from\": \"x\",\n"
+                               "   \"layers\": [{\"copy\": [{\"from\": \"c\", \"src\": "
+                               "[\"/o\"], \"dest\": \"/\"}]}]},\n"
+                               "  {\"name\": \"b\", \"from\": \"a\"},\n"
+                               "  {\"name\": \"c\", \"from\": \"b\"}\n"
+                               "]}";
 
     expect_error_at(text, "\"stages\"", "stages: stage cycle: a -> c -> b -> a");
 }
@@ -456,7 +479,8 @@ static void test_stage_using_itself_is_refused(void **state)
     static const char text[] =
         "{\"version\": 1, \"stages\": [{\"name\": \"self\", \"from\": \"self\"}]}";
 
-    expect_error_at(text, "\"from\"", "stages[0].from: stage cycle: stage \"self\" uses itself");
+    expect_error_at(text, "\"from\"",
+                    "stages[0].from: stage cycle: stage \"self\" uses itself");
 }
 
 static void test_invalid_image_reference_is_refused(void **state)
@@ -464,14 +488,17 @@ static void test_invalid_image_reference_is_refused(void **state)
     static const char image[] =
         "{\"version\": 1, \"image\": \"Registry.example.com/Team/App\", "
         "\"stages\": [{\"from\": \"scratch\"}]}";
-    static const char from[] = "{\"version\": 1, \"stages\": [{\"from\": \"Alpine:3.20\"}]}";
+    static const char from[] =
+        "{\"version\": 1, \"stages\": [{\"from\": \"Alpine:3.20\"}]}";
 
-    expect_error_at(image, "\"image\"",
-                    "image: invalid reference \"Registry.example.com/Team/App\": repository "
-                    "name must be lowercase");
-    expect_error_at(from, "\"from\"",
-                    "stages[0].from: invalid reference \"Alpine:3.20\": repository name must "
-                    "be lowercase");
+    expect_error_at(
+        image, "\"image\"",
+        "image: invalid reference \"Registry.example.com/Team/App\": repository "
+        "name must be lowercase");
+    expect_error_at(
+        from, "\"from\"",
+        "stages[0].from: invalid reference \"Alpine:3.20\": repository name must "
+        "be lowercase");
 }
 
 static void test_from_that_is_neither_a_stage_nor_a_reference_is_refused(void **state)
@@ -480,26 +507,29 @@ static void test_from_that_is_neither_a_stage_nor_a_reference_is_refused(void **
                                 "  {\"name\": \"tools\", \"from\": \"scratch\"},\n"
                                 "  {\"from\": \"tools_\"}\n"
                                 "]}";
-    static const char copy[] =
-        ONE_LAYER("{\"copy\": [{\"from\": \"build__\", \"src\": [\"/x\"], \"dest\": \"/\"}]}");
+    static const char copy[] = ONE_LAYER(
+        "{\"copy\": [{\"from\": \"build__\", \"src\": [\"/x\"], \"dest\": \"/\"}]}");
 
-    expect_error_at(stage, "\"from\": \"tools_\"",
-                    "stages[1].from: \"tools_\" is neither a stage nor a valid image reference");
-    expect_error_at(copy, "\"from\": \"build__\"",
-                    "stages[0].layers[0].copy[0].from: \"build__\" is neither a stage nor a "
-                    "valid image reference");
+    expect_error_at(
+        stage, "\"from\": \"tools_\"",
+        "stages[1].from: \"tools_\" is neither a stage nor a valid image reference");
+    expect_error_at(
+        copy, "\"from\": \"build__\"",
+        "stages[0].layers[0].copy[0].from: \"build__\" is neither a stage nor a "
+        "valid image reference");
 }
 
 static void test_from_kinds_are_classified(void **state)
 {
     struct spec spec;
-    static const char text[] = "{\"version\": 1, \"stages\": [\n"
-                               "  {\"name\": \"s0\", \"from\": \"scratch\"},\n"
-                               "  {\"name\": \"s1\", \"from\": \"alpine:3.20\"},\n"
-                               "  {\"name\": \"s2\", \"from\": \"oci:./layout:v1\"},\n"
-                               "  {\"name\": \"s3\", \"from\": \"docker-archive:img.tar\"},\n"
-                               "  {\"from\": \"s1\"}\n"
-                               "]}";
+    static const char text[] =
+        "{\"version\": 1, \"stages\": [\n"
+        "  {\"name\": \"s0\", \"from\": \"scratch\"},\n"
+        "  {\"name\": \"s1\", \"from\": \"alpine:3.20\"},\n"
+        "  {\"name\": \"s2\", \"from\": \"oci:./layout:v1\"},\n"
+        "  {\"name\": \"s3\", \"from\": \"docker-archive:img.tar\"},\n"
+        "  {\"from\": \"s1\"}\n"
+        "]}";
 
     load_text_ok(text, &spec);
     assert_int_equal(spec.n_stages, 5);
@@ -614,7 +644,8 @@ static void test_stage_order_gives_dependencies_first_and_only_needed_stages(voi
     static const char text[] =
         "{\"version\": 1, \"stages\": [\n"
         "  {\"name\": \"final\", \"from\": \"runtime\", \"layers\": [\n"
-        "    {\"copy\": [{\"from\": \"build\", \"src\": [\"/out\"], \"dest\": \"/app\"}]}]},\n"
+        "    {\"copy\": [{\"from\": \"build\", \"src\": [\"/out\"], \"dest\": "
+        "\"/app\"}]}]},\n"
         "  {\"name\": \"unused\", \"from\": \"scratch\"},\n"
         "  {\"name\": \"build\", \"from\": \"tools\"},\n"
         "  {\"name\": \"tools\", \"from\": \"scratch\"},\n"
@@ -632,11 +663,11 @@ static void test_stage_order_gives_dependencies_first_and_only_needed_stages(voi
         assert_int_equal(pos[order[i]], 99); /* each once */
         pos[order[i]] = i;
     }
-    assert_int_equal(pos[1], 99);       /* "unused" is not built */
-    assert_true(pos[3] < pos[2]);       /* tools before build */
-    assert_true(pos[2] < pos[0]);       /* build before final */
-    assert_true(pos[4] < pos[0]);       /* runtime before final */
-    assert_int_equal(order[n - 1], 0);  /* the target last */
+    assert_int_equal(pos[1], 99);      /* "unused" is not built */
+    assert_true(pos[3] < pos[2]);      /* tools before build */
+    assert_true(pos[2] < pos[0]);      /* build before final */
+    assert_true(pos[4] < pos[0]);      /* runtime before final */
+    assert_int_equal(order[n - 1], 0); /* the target last */
 
     spec_stage_order(&spec, 2, order, &n);
     assert_int_equal(n, 2);
@@ -693,10 +724,16 @@ static void test_duration_parse_accepts_go_style_durations(void **state)
         const char *s;
         long long ns;
     } ok[] = {
-        { "1m30s", 90000000000LL }, { "500ms", 500000000LL }, { "0", 0 },
-        { "30s", 30000000000LL },   { "1h", 3600000000000LL }, { "2h45m", 9900000000000LL },
-        { "1us", 1000 },            { "7ns", 7 },              { "0s", 0 },
-        { "1m1ms", 60001000000LL },
+        {"1m30s", 90000000000LL},
+        {"500ms", 500000000LL},
+        {"0", 0},
+        {"30s", 30000000000LL},
+        {"1h", 3600000000000LL},
+        {"2h45m", 9900000000000LL},
+        {"1us", 1000},
+        {"7ns", 7},
+        {"0s", 0},
+        {"1m1ms", 60001000000LL},
     };
 
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -711,8 +748,8 @@ static void test_duration_parse_accepts_go_style_durations(void **state)
 
 static void test_duration_parse_refuses_malformed_durations(void **state)
 {
-    static const char *const bad[] = { "", "1", "s", "1x", "-1s", "1 s", "1s ", "m1",
-                                       "10 seconds", "1S", "1sec", "5m3", "ms" };
+    static const char *const bad[] = {"",   "1",          "s",  "1x",   "-1s", "1 s", "1s ",
+                                      "m1", "10 seconds", "1S", "1sec", "5m3", "ms"};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         long long ns = -42;
@@ -728,8 +765,8 @@ static void test_duration_parse_refuses_malformed_durations(void **state)
  * with -fno-sanitize-recover the overflow aborts the binary. */
 static void test_duration_parse_refuses_overflowing_durations(void **state)
 {
-    static const char *const bad[] = { "9999999999h", "2562048h", "9223372037s",
-                                       "2562047h1h", "1000000000h1000000000h" };
+    static const char *const bad[] = {"9999999999h", "2562048h", "9223372037s",
+                                      "2562047h1h", "1000000000h1000000000h"};
     long long ns = -42;
 
     assert_int_equal(spec_duration_parse("2562047h", &ns), 0);

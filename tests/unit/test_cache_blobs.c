@@ -126,7 +126,8 @@ static void test_tmp_then_commit_makes_the_blob_visible_under_its_digest(void **
         fail_msg("%s", err.msg);
     assert_true(cache_blob_exists(&c, &d));
     path = cache_blob_path(&c, &d);
-    assert_true(strncmp(path, "c-commit/blobs/sha256/", strlen("c-commit/blobs/sha256/")) == 0);
+    assert_true(strncmp(path, "c-commit/blobs/sha256/", strlen("c-commit/blobs/sha256/")) ==
+                0);
     assert_string_equal(path + strlen("c-commit/blobs/sha256/"), oci_digest_hex(&d));
     f = fopen(path, "r");
     assert_non_null(f);
@@ -350,10 +351,10 @@ int main(void)
                                         restore_env),
         cmocka_unit_test_setup_teardown(test_default_dir_uses_xdg_cache_home_next, save_env,
                                         restore_env),
-        cmocka_unit_test_setup_teardown(test_default_dir_falls_back_to_home_dot_cache, save_env,
-                                        restore_env),
-        cmocka_unit_test_setup_teardown(test_default_dir_without_home_is_still_a_path, save_env,
-                                        restore_env),
+        cmocka_unit_test_setup_teardown(test_default_dir_falls_back_to_home_dot_cache,
+                                        save_env, restore_env),
+        cmocka_unit_test_setup_teardown(test_default_dir_without_home_is_still_a_path,
+                                        save_env, restore_env),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

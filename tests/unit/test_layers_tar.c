@@ -34,33 +34,35 @@
 
 #define EPOCH 1234567890
 /* sha256 of 1024 zero bytes: the diff_id of every empty layer. */
-#define EMPTY_TAR_DIFF_ID "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+#define EMPTY_TAR_DIFF_ID                                                                  \
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 
-static const enum layer_compression all_kinds[] = { LAYER_COMPRESSION_GZIP,
-                                                    LAYER_COMPRESSION_ZSTD,
-                                                    LAYER_COMPRESSION_NONE };
+static const enum layer_compression all_kinds[] = {
+    LAYER_COMPRESSION_GZIP, LAYER_COMPRESSION_ZSTD, LAYER_COMPRESSION_NONE};
 
 /* ---- building trees ---------------------------------------------------- */
 
 static void put_dir(struct layer_tree *t, const char *path, mode_t perm, unsigned uid,
                     unsigned gid)
 {
-    struct layer_tree_entry e = { .path = strdup(path), .mode = S_IFDIR | perm, .uid = uid,
-                                  .gid = gid };
+    struct layer_tree_entry e = {
+        .path = strdup(path), .mode = S_IFDIR | perm, .uid = uid, .gid = gid};
     layer_tree_put(t, &e);
 }
 
 static void put_data(struct layer_tree *t, const char *path, mode_t perm, const char *data)
 {
-    struct layer_tree_entry e = { .path = strdup(path), .mode = S_IFREG | perm,
-                                  .size = strlen(data), .data = strdup(data) };
+    struct layer_tree_entry e = {.path = strdup(path),
+                                 .mode = S_IFREG | perm,
+                                 .size = strlen(data),
+                                 .data = strdup(data)};
     layer_tree_put(t, &e);
 }
 
 static void put_symlink(struct layer_tree *t, const char *path, const char *target)
 {
-    struct layer_tree_entry e = { .path = strdup(path), .mode = S_IFLNK | 0777,
-                                  .link = strdup(target) };
+    struct layer_tree_entry e = {
+        .path = strdup(path), .mode = S_IFLNK | 0777, .link = strdup(target)};
     layer_tree_put(t, &e);
 }
 
@@ -72,9 +74,12 @@ static void put_src(struct layer_tree *t, int dirfd, const char *path, const cha
     struct stat st;
 
     assert_int_equal(fstatat(dirfd, src, &st, AT_SYMLINK_NOFOLLOW), 0);
-    struct layer_tree_entry e = { .path = strdup(path), .mode = S_IFREG | perm,
-                                  .size = (uint64_t)st.st_size, .src = strdup(src),
-                                  .st = st, .has_st = true };
+    struct layer_tree_entry e = {.path = strdup(path),
+                                 .mode = S_IFREG | perm,
+                                 .size = (uint64_t)st.st_size,
+                                 .src = strdup(src),
+                                 .st = st,
+                                 .has_st = true};
     layer_tree_put(t, &e);
 }
 
@@ -108,7 +113,7 @@ struct blob {
 
 static struct blob read_fd_all(int fd)
 {
-    struct blob b = { NULL, 0 };
+    struct blob b = {NULL, 0};
     struct stat st;
 
     assert_int_equal(fstat(fd, &st), 0);
@@ -121,8 +126,9 @@ static struct blob read_fd_all(int fd)
 
 /* Writes t as a layer into a new file in the current directory and returns
  * the file's bytes. */
-static struct blob write_layer(struct layer_tree *t, int src_dirfd, enum layer_compression c,
-                               int64_t mtime, struct layer_result *res)
+static struct blob write_layer(struct layer_tree *t, int src_dirfd,
+                               enum layer_compression c, int64_t mtime,
+                               struct layer_result *res)
 {
     char tmpl[] = "layer-XXXXXX";
     int fd = mkstemp(tmpl);
@@ -177,14 +183,17 @@ static void tar_list_free(struct tar_list *l)
     free(l->items);
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
 /* Reads every entry of a (possibly compressed) tar, as a runtime would. */
 static struct tar_list read_tar(const struct blob *b)
 {
     struct archive *a = archive_read_new();
     struct archive_entry *ae;
-    struct tar_list l = { NULL, 0 };
+    struct tar_list l = {NULL, 0};
     int r;
 
     archive_read_support_filter_all(a);
@@ -236,7 +245,7 @@ static struct blob decompress(const struct blob *b)
 {
     struct archive *a = archive_read_new();
     struct archive_entry *ae;
-    struct blob out = { NULL, 0 };
+    struct blob out = {NULL, 0};
     size_t alloc = 0;
     char buf[65536];
     la_ssize_t n;
@@ -298,8 +307,8 @@ static void test_entries_are_sorted_bytewise_with_parents_before_contents(void *
     struct layer_result res;
     struct blob b;
     struct tar_list l;
-    static const char *const want[] = { "A/",  "a/",   "a-b",   "a/b/", "a/b/c.txt", "a/b/d",
-                                        "bin/", "bin/tool", "tmp/", "z.txt" };
+    static const char *const want[] = {"A/",    "a/",   "a-b",      "a/b/", "a/b/c.txt",
+                                       "a/b/d", "bin/", "bin/tool", "tmp/", "z.txt"};
 
     sample_tree(&t);
     b = write_layer(&t, AT_FDCWD, LAYER_COMPRESSION_GZIP, EPOCH, &res);
@@ -318,7 +327,7 @@ static void test_a_lone_deep_file_gets_all_its_parent_directories(void **state)
     struct layer_result res;
     struct blob b;
     struct tar_list l;
-    static const char *const want[] = { "a/", "a/b/", "a/b/c.txt" };
+    static const char *const want[] = {"a/", "a/b/", "a/b/c.txt"};
 
     layer_tree_init(&t);
     put_data(&t, "a/b/c.txt", 0644, "x");
@@ -376,8 +385,11 @@ static void test_owners_are_numeric_without_names_and_times_are_the_epoch(void *
 
         sample_tree(&t);
         /* A large uid/gid that needs a pax record. */
-        struct layer_tree_entry e = { .path = strdup("big"), .mode = S_IFREG | 0644,
-                                      .uid = 3000000000u, .gid = 2097152, .data = strdup("") };
+        struct layer_tree_entry e = {.path = strdup("big"),
+                                     .mode = S_IFREG | 0644,
+                                     .uid = 3000000000u,
+                                     .gid = 2097152,
+                                     .data = strdup("")};
         layer_tree_put(&t, &e);
         b = write_layer(&t, AT_FDCWD, all_kinds[k], EPOCH, &res);
         l = read_tar(&b);
@@ -618,13 +630,13 @@ static void test_digests_match_the_bytes_for_every_compression(void **state)
 
         oci_digest_of(b.data, b.len, &d);
         if (!oci_digest_equal(&d, &res.digest))
-            fail_msg("%s: digest %s, file hashes to %s", layer_compression_name(all_kinds[k]),
-                     res.digest.str, d.str);
+            fail_msg("%s: digest %s, file hashes to %s",
+                     layer_compression_name(all_kinds[k]), res.digest.str, d.str);
         assert_int_equal(res.size, b.len);
         oci_digest_of(raw.data, raw.len, &d);
         if (!oci_digest_equal(&d, &res.diff_id))
-            fail_msg("%s: diff_id %s, tar hashes to %s", layer_compression_name(all_kinds[k]),
-                     res.diff_id.str, d.str);
+            fail_msg("%s: diff_id %s, tar hashes to %s",
+                     layer_compression_name(all_kinds[k]), res.diff_id.str, d.str);
         assert_int_equal(res.tar_size, raw.len);
         assert_int_equal(raw.len % 512, 0);
         assert_string_equal(res.media_type, layer_compression_media_type(all_kinds[k]));
@@ -731,8 +743,10 @@ static char *big_content(void)
 static void big_tree(struct layer_tree *t)
 {
     layer_tree_init(t);
-    struct layer_tree_entry e = { .path = strdup("big.txt"), .mode = S_IFREG | 0644,
-                                  .size = BIG_LEN, .data = big_content() };
+    struct layer_tree_entry e = {.path = strdup("big.txt"),
+                                 .mode = S_IFREG | 0644,
+                                 .size = BIG_LEN,
+                                 .data = big_content()};
     layer_tree_put(t, &e);
     put_data(t, "small", 0644, "s");
 }
@@ -743,13 +757,13 @@ static struct blob zstd_reference(const struct blob *in, int nb_workers)
     ZSTD_CCtx *c = ZSTD_createCCtx();
     struct blob out;
     size_t cap = ZSTD_compressBound(in->len) + 1024, r;
-    ZSTD_inBuffer ib = { in->data, in->len, 0 };
+    ZSTD_inBuffer ib = {in->data, in->len, 0};
     ZSTD_outBuffer ob;
 
     assert_non_null(c);
     out.data = malloc(cap);
     assert_non_null(out.data);
-    ob = (ZSTD_outBuffer){ out.data, cap, 0 };
+    ob = (ZSTD_outBuffer){out.data, cap, 0};
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 3)));
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)));
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)));
@@ -757,8 +771,8 @@ static struct blob zstd_reference(const struct blob *in, int nb_workers)
     /* Feed in uneven pieces, as a stream would arrive. */
     while (ib.pos < ib.size) {
         size_t piece = 777777;
-        ZSTD_inBuffer part = { (const char *)in->data + ib.pos,
-                               ib.size - ib.pos < piece ? ib.size - ib.pos : piece, 0 };
+        ZSTD_inBuffer part = {(const char *)in->data + ib.pos,
+                              ib.size - ib.pos < piece ? ib.size - ib.pos : piece, 0};
 
         while (part.pos < part.size) {
             r = ZSTD_compressStream2(c, &ob, &part, ZSTD_e_continue);
@@ -767,7 +781,7 @@ static struct blob zstd_reference(const struct blob *in, int nb_workers)
         ib.pos += part.size;
     }
     do {
-        ZSTD_inBuffer none = { NULL, 0, 0 };
+        ZSTD_inBuffer none = {NULL, 0, 0};
 
         r = ZSTD_compressStream2(c, &ob, &none, ZSTD_e_end);
         assert_false(ZSTD_isError(r));
@@ -788,7 +802,7 @@ static void test_zstd_bytes_do_not_depend_on_the_number_of_cpus(void **state)
     struct layer_tree t;
     struct layer_result rz, rn;
     struct blob z, tar;
-    static const int workers[] = { 1, 2, 4 };
+    static const int workers[] = {1, 2, 4};
 
     big_tree(&t);
     z = write_layer(&t, AT_FDCWD, LAYER_COMPRESSION_ZSTD, EPOCH, &rz);
@@ -814,7 +828,7 @@ static void test_zstd_bytes_do_not_depend_on_the_number_of_cpus(void **state)
         cpu_set_t one;
         int pipefd[2];
         pid_t pid;
-        struct oci_digest child_digest = { "" };
+        struct oci_digest child_digest = {""};
         int status;
 
         assert_int_equal(pipe(pipefd), 0);
@@ -855,9 +869,15 @@ static void test_path_normalise_cleans_destination_paths(void **state)
     static const struct {
         const char *in, *want;
     } cases[] = {
-        { "/a//b/", "a/b" },     { "./x", "x" },        { "a/./b", "a/b" },
-        { "///usr/bin", "usr/bin" }, { "a", "a" },      { "x/.", "x" },
-        { "..a/b..", "..a/b.." }, { ".hidden", ".hidden" }, { "a/.../b", "a/.../b" },
+        {"/a//b/", "a/b"},
+        {"./x", "x"},
+        {"a/./b", "a/b"},
+        {"///usr/bin", "usr/bin"},
+        {"a", "a"},
+        {"x/.", "x"},
+        {"..a/b..", "..a/b.."},
+        {".hidden", ".hidden"},
+        {"a/.../b", "a/.../b"},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -867,15 +887,15 @@ static void test_path_normalise_cleans_destination_paths(void **state)
         if (layer_path_normalise(cases[i].in, &out, &err) < 0)
             fail_msg("\"%s\": %s", cases[i].in, err.msg);
         if (!out || strcmp(out, cases[i].want))
-            fail_msg("\"%s\" gave \"%s\", expected \"%s\"", cases[i].in, out ? out : "(null)",
-                     cases[i].want);
+            fail_msg("\"%s\" gave \"%s\", expected \"%s\"", cases[i].in,
+                     out ? out : "(null)", cases[i].want);
         free(out);
     }
 }
 
 static void test_path_normalise_gives_null_for_the_root(void **state)
 {
-    static const char *const roots[] = { "/", "", ".", "./", "//./" };
+    static const char *const roots[] = {"/", "", ".", "./", "//./"};
 
     for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
         struct ocib_error err = OCIB_ERROR_INIT;
@@ -889,7 +909,7 @@ static void test_path_normalise_gives_null_for_the_root(void **state)
 
 static void test_path_normalise_refuses_dotdot(void **state)
 {
-    static const char *const bad[] = { "..", "../etc", "a/../b", "/a/..", "a/b/../../.." };
+    static const char *const bad[] = {"..", "../etc", "a/../b", "/a/..", "a/b/../../.."};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct ocib_error err = OCIB_ERROR_INIT;
@@ -946,15 +966,16 @@ static void test_long_paths_survive_through_pax_records(void **state)
 
 /* Adds one entry through layer_writer_add_fd with a declared size that does
  * not match the file, and returns the error. */
-static void add_fd_with_size(uint64_t declared, const char *content, char *msg, size_t msg_size)
+static void add_fd_with_size(uint64_t declared, const char *content, char *msg,
+                             size_t msg_size)
 {
     char tmpl[] = "layer-XXXXXX";
     int out = mkstemp(tmpl);
     int fd;
     struct layer_writer *w = NULL;
     struct ocib_error err = OCIB_ERROR_INIT;
-    struct layer_entry e = { .path = "srv/data.bin", .mode = S_IFREG | 0644,
-                             .size = declared };
+    struct layer_entry e = {
+        .path = "srv/data.bin", .mode = S_IFREG | 0644, .size = declared};
 
     assert_true(out >= 0);
     write_file_at(AT_FDCWD, "content", content);
@@ -1041,7 +1062,7 @@ static void test_a_regular_file_without_content_is_refused(void **state)
     int out = mkstemp(tmpl);
     struct layer_writer *w = NULL;
     struct ocib_error err = OCIB_ERROR_INIT;
-    struct layer_entry e = { .path = "f", .mode = S_IFREG | 0644, .size = 3 };
+    struct layer_entry e = {.path = "f", .mode = S_IFREG | 0644, .size = 3};
 
     assert_true(out >= 0);
     assert_int_equal(layer_writer_new(out, LAYER_COMPRESSION_NONE, EPOCH, &w, &err), 0);
@@ -1064,9 +1085,12 @@ static void test_compression_names_parse_and_unknown_ones_are_usage_errors(void 
     assert_int_equal(layer_compression_parse("xz", &c, &err), -1);
     assert_int_equal(err.code, OCIB_EXIT_USAGE);
     assert_string_equal(err.msg, "invalid compression 'xz': expected gzip or zstd");
-    assert_string_equal(layer_compression_media_type(LAYER_COMPRESSION_GZIP), OCI_MT_LAYER_GZIP);
-    assert_string_equal(layer_compression_media_type(LAYER_COMPRESSION_ZSTD), OCI_MT_LAYER_ZSTD);
-    assert_non_null(strstr(layer_compression_settings(LAYER_COMPRESSION_GZIP), "zlib-level=6"));
+    assert_string_equal(layer_compression_media_type(LAYER_COMPRESSION_GZIP),
+                        OCI_MT_LAYER_GZIP);
+    assert_string_equal(layer_compression_media_type(LAYER_COMPRESSION_ZSTD),
+                        OCI_MT_LAYER_ZSTD);
+    assert_non_null(
+        strstr(layer_compression_settings(LAYER_COMPRESSION_GZIP), "zlib-level=6"));
     assert_non_null(strstr(layer_compression_settings(LAYER_COMPRESSION_ZSTD), "level=3"));
 }
 

@@ -21,7 +21,7 @@
 
 static void test_parse_accepts_lowercase_sha256(void **state)
 {
-    struct oci_digest d = { "" };
+    struct oci_digest d = {""};
     struct ocib_error err = OCIB_ERROR_INIT;
 
     assert_int_equal(oci_digest_parse("sha256:" EMPTY_HEX, &d, &err), 0);
@@ -35,7 +35,7 @@ static void test_parse_accepts_lowercase_sha256(void **state)
  * was. */
 static void expect_rejected(const char *s)
 {
-    struct oci_digest d = { "sentinel" };
+    struct oci_digest d = {"sentinel"};
     struct ocib_error err = OCIB_ERROR_INIT;
 
     if (oci_digest_valid(s))
@@ -50,15 +50,18 @@ static void expect_rejected(const char *s)
 
 static void test_parse_rejects_uppercase_hex(void **state)
 {
-    expect_rejected("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855");
-    expect_rejected("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85A");
+    expect_rejected(
+        "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855");
+    expect_rejected(
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85A");
     expect_rejected("SHA256:" EMPTY_HEX);
 }
 
 static void test_parse_rejects_wrong_length(void **state)
 {
-    expect_rejected("sha256:" ABC_HEX "0");                                  /* 65 */
-    expect_rejected("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a"); /* 63 */
+    expect_rejected("sha256:" ABC_HEX "0"); /* 65 */
+    expect_rejected(
+        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a"); /* 63 */
     expect_rejected("sha256:");
     expect_rejected("");
     expect_rejected(EMPTY_HEX); /* no algorithm */
@@ -66,8 +69,9 @@ static void test_parse_rejects_wrong_length(void **state)
 
 static void test_parse_rejects_other_algorithms(void **state)
 {
-    expect_rejected("sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
-                    "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e");
+    expect_rejected(
+        "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+        "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e");
     expect_rejected("sha384:" EMPTY_HEX);
     expect_rejected("md5:d41d8cd98f00b204e9800998ecf8427e");
     expect_rejected("sha256+b64u:" EMPTY_HEX);
@@ -75,10 +79,12 @@ static void test_parse_rejects_other_algorithms(void **state)
 
 static void test_parse_rejects_non_hex_and_separators(void **state)
 {
-    expect_rejected("sha256:g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    expect_rejected(
+        "sha256:g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     expect_rejected("sha256 " EMPTY_HEX);
     expect_rejected(" sha256:" EMPTY_HEX);
-    expect_rejected("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85 ");
+    expect_rejected(
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85 ");
 }
 
 static void test_digest_of_empty_and_abc_match_known_vectors(void **state)
@@ -107,7 +113,8 @@ static void test_digest_of_long_message_matches_known_vector(void **state)
     assert_non_null(buf);
     memset(buf, 'a', n);
     oci_digest_of(buf, n, &d);
-    assert_string_equal(d.str, "sha256:cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    assert_string_equal(
+        d.str, "sha256:cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     free(buf);
 }
 
@@ -120,7 +127,7 @@ static void test_streaming_equals_one_shot_for_any_split(void **state)
         data[i] = (unsigned char)(i * 131 + 7);
     oci_digest_of(data, sizeof(data), &whole);
     /* Chunk sizes around the 64-byte block boundary and odd ones. */
-    static const size_t chunks[] = { 1, 3, 63, 64, 65, 1000, 2999, 3000 };
+    static const size_t chunks[] = {1, 3, 63, 64, 65, 1000, 2999, 3000};
     for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
         struct sha256 h;
 

@@ -19,8 +19,8 @@
 #include "oci/json.h"
 #include "oci/mediatype.h"
 
-static const struct oci_platform amd64 = { "linux", "amd64", "" };
-static const struct oci_platform armv7 = { "linux", "arm", "v7" };
+static const struct oci_platform amd64 = {"linux", "amd64", ""};
+static const struct oci_platform armv7 = {"linux", "arm", "v7"};
 
 /* A layer whose digests are derived from a seed, so that they differ. */
 static struct oci_layer make_layer(const char *seed, const char *mt, int64_t size)
@@ -58,10 +58,11 @@ static void test_init_gives_empty_config_for_the_platform(void **state)
     assert_string_equal(oci_json_str(img.config, "os"), "linux");
     assert_null(json_object_get(img.config, "variant"));
     assert_true(json_is_object(json_object_get(img.config, "config")));
-    assert_string_equal(oci_json_str(json_object_get(img.config, "rootfs"), "type"), "layers");
-    assert_int_equal(json_array_size(json_object_get(json_object_get(img.config, "rootfs"),
-                                                     "diff_ids")),
-                     0);
+    assert_string_equal(oci_json_str(json_object_get(img.config, "rootfs"), "type"),
+                        "layers");
+    assert_int_equal(
+        json_array_size(json_object_get(json_object_get(img.config, "rootfs"), "diff_ids")),
+        0);
     assert_true(json_is_array(json_object_get(img.config, "history")));
     assert_true(json_is_object(img.annotations));
     oci_image_release(&img);
@@ -111,7 +112,8 @@ static void test_add_layer_keeps_diff_ids_and_history_in_step(void **state)
     oci_image_release(&img);
 }
 
-static void test_add_layer_creates_rootfs_and_history_if_a_base_config_lacks_them(void **state)
+static void
+test_add_layer_creates_rootfs_and_history_if_a_base_config_lacks_them(void **state)
 {
     struct oci_image img;
     struct oci_layer l = make_layer("x", OCI_MT_LAYER_TAR, 1);
@@ -121,7 +123,8 @@ static void test_add_layer_creates_rootfs_and_history_if_a_base_config_lacks_the
     json_object_del(img.config, "history");
     oci_image_add_layer(&img, &l, "1970-01-01T00:00:00Z", "x", NULL);
     assert_int_equal(
-        json_array_size(json_object_get(json_object_get(img.config, "rootfs"), "diff_ids")), 1);
+        json_array_size(json_object_get(json_object_get(img.config, "rootfs"), "diff_ids")),
+        1);
     assert_int_equal(json_array_size(json_object_get(img.config, "history")), 1);
     oci_image_release(&img);
 }
@@ -165,10 +168,14 @@ static void test_serialize_manifest_describes_the_config_bytes(void **state)
     assert_int_equal(json_integer_value(json_object_get(cdesc, "size")), config.len);
     layers = json_object_get(m, "layers");
     assert_int_equal(json_array_size(layers), 2);
-    assert_string_equal(oci_json_str(json_array_get(layers, 0), "digest"), l1.desc.digest.str);
-    assert_string_equal(oci_json_str(json_array_get(layers, 0), "mediaType"), OCI_MT_LAYER_GZIP);
-    assert_int_equal(json_integer_value(json_object_get(json_array_get(layers, 0), "size")), 123);
-    assert_string_equal(oci_json_str(json_array_get(layers, 1), "digest"), l2.desc.digest.str);
+    assert_string_equal(oci_json_str(json_array_get(layers, 0), "digest"),
+                        l1.desc.digest.str);
+    assert_string_equal(oci_json_str(json_array_get(layers, 0), "mediaType"),
+                        OCI_MT_LAYER_GZIP);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(layers, 0), "size")),
+                     123);
+    assert_string_equal(oci_json_str(json_array_get(layers, 1), "digest"),
+                        l2.desc.digest.str);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(layers, 1), "size")),
                      4567);
     /* No empty annotations object. */
@@ -193,7 +200,8 @@ static void test_serialize_is_reproducible_and_carries_annotations(void **state)
 
     oci_image_init(&img, &amd64);
     oci_image_add_layer(&img, &l, "1970-01-01T00:00:00Z", "a", NULL);
-    json_object_set_new(img.annotations, "org.opencontainers.image.title", json_string("t"));
+    json_object_set_new(img.annotations, "org.opencontainers.image.title",
+                        json_string("t"));
     oci_image_serialize(&img, &c1, &m1);
     oci_image_serialize(&img, &c2, &m2);
     assert_int_equal(m1.len, m2.len);
@@ -203,7 +211,8 @@ static void test_serialize_is_reproducible_and_carries_annotations(void **state)
 
     m = parse_or_fail(m1.data, m1.len);
     assert_string_equal(
-        oci_json_str(json_object_get(m, "annotations"), "org.opencontainers.image.title"), "t");
+        oci_json_str(json_object_get(m, "annotations"), "org.opencontainers.image.title"),
+        "t");
     json_decref(m);
     oci_blob_release(&c1);
     oci_blob_release(&m1);
@@ -212,23 +221,28 @@ static void test_serialize_is_reproducible_and_carries_annotations(void **state)
     oci_image_release(&img);
 }
 
-#define D(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
-             c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define D(c)                                                                               \
+    "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
+        c c c c c c c c c c c c c c c c c c c c c c c c c c
 
 static const char docker_manifest[] =
     "{\"schemaVersion\":2,"
     "\"mediaType\":\"" DOCKER_MT_MANIFEST "\","
-    "\"config\":{\"mediaType\":\"" DOCKER_MT_CONFIG "\",\"size\":7023,\"digest\":\"" D("c") "\"},"
-    "\"layers\":["
-    "{\"mediaType\":\"" DOCKER_MT_LAYER_GZIP "\",\"size\":32654,\"digest\":\"" D("1") "\"},"
-    "{\"mediaType\":\"" DOCKER_MT_LAYER_TAR "\",\"size\":16724,\"digest\":\"" D("2") "\"}]}";
+    "\"config\":{\"mediaType\":\"" DOCKER_MT_CONFIG "\",\"size\":7023,\"digest\":\"" D(
+        "c") "\"},"
+             "\"layers\":["
+             "{\"mediaType\":\"" DOCKER_MT_LAYER_GZIP "\",\"size\":32654,\"digest\":\"" D(
+                 "1") "\"},"
+                      "{\"mediaType\":\"" DOCKER_MT_LAYER_TAR
+                      "\",\"size\":16724,\"digest\":\"" D("2") "\"}]}";
 
 static const char docker_config[] =
     "{\"architecture\":\"amd64\",\"os\":\"linux\","
     "\"container_config\":{\"Hostname\":\"abc\"},"
     "\"config\":{\"Env\":[\"PATH=/bin\"]},"
-    "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\",\"" D("b") "\"]},"
-    "\"history\":[{\"created_by\":\"x\"},{\"created_by\":\"y\"}]}";
+    "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\",\"" D(
+        "b") "\"]},"
+             "\"history\":[{\"created_by\":\"x\"},{\"created_by\":\"y\"}]}";
 
 static void test_load_docker_v2_converts_layer_media_types_to_oci(void **state)
 {
@@ -262,14 +276,16 @@ static void test_load_keeps_unknown_config_fields_for_the_new_image(void **state
     oci_image_add_layer(&img, &l, "1970-01-01T00:00:00Z", "z", NULL);
     oci_image_serialize(&img, &config, &manifest);
     c = parse_or_fail(config.data, config.len);
-    assert_string_equal(oci_json_str(json_object_get(c, "container_config"), "Hostname"), "abc");
+    assert_string_equal(oci_json_str(json_object_get(c, "container_config"), "Hostname"),
+                        "abc");
     assert_int_equal(json_array_size(json_object_get(c, "history")), 3);
     assert_int_equal(
         json_array_size(json_object_get(json_object_get(c, "rootfs"), "diff_ids")), 3);
     m = parse_or_fail(manifest.data, manifest.len);
     /* What ocib writes is OCI, even from a Docker base. */
     assert_string_equal(oci_json_str(m, "mediaType"), OCI_MT_MANIFEST);
-    assert_string_equal(oci_json_str(json_object_get(m, "config"), "mediaType"), OCI_MT_CONFIG);
+    assert_string_equal(oci_json_str(json_object_get(m, "config"), "mediaType"),
+                        OCI_MT_CONFIG);
     assert_string_equal(
         oci_json_str(json_array_get(json_object_get(m, "layers"), 0), "mediaType"),
         OCI_MT_LAYER_GZIP);
@@ -285,13 +301,14 @@ static void test_load_with_mismatched_diff_id_count_is_an_error(void **state)
     static const char config[] =
         "{\"architecture\":\"amd64\",\"os\":\"linux\","
         "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\"]}}";
-    struct oci_image img = { 0 };
+    struct oci_image img = {0};
     struct ocib_error err = OCIB_ERROR_INIT;
 
     assert_int_equal(oci_image_load(docker_manifest, strlen(docker_manifest), config,
-                                     strlen(config), "alpine", &img, &err),
+                                    strlen(config), "alpine", &img, &err),
                      -1);
-    assert_string_equal(err.msg, "alpine: config lists 1 diff_ids but the manifest has 2 layers");
+    assert_string_equal(err.msg,
+                        "alpine: config lists 1 diff_ids but the manifest has 2 layers");
     assert_int_equal(img.n_layers, 0);
     assert_null(img.config);
 }
@@ -299,28 +316,31 @@ static void test_load_with_mismatched_diff_id_count_is_an_error(void **state)
 static void test_load_without_diff_ids_is_an_error(void **state)
 {
     static const char config[] = "{\"architecture\":\"amd64\",\"os\":\"linux\"}";
-    struct oci_image img = { 0 };
+    struct oci_image img = {0};
     struct ocib_error err = OCIB_ERROR_INIT;
 
     assert_int_equal(oci_image_load(docker_manifest, strlen(docker_manifest), config,
-                                     strlen(config), "base", &img, &err),
+                                    strlen(config), "base", &img, &err),
                      -1);
-    assert_string_equal(err.msg, "base: config lists 0 diff_ids but the manifest has 2 layers");
+    assert_string_equal(err.msg,
+                        "base: config lists 0 diff_ids but the manifest has 2 layers");
 }
 
 static void test_load_rejects_foreign_and_unknown_layer_media_types(void **state)
 {
     static const char manifest[] =
         "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" OCI_MT_CONFIG
-        "\",\"size\":1,\"digest\":\"" D("c") "\"},"
-        "\"layers\":[{\"mediaType\":\"" DOCKER_MT_LAYER_FOREIGN "\",\"size\":1,\"digest\":\"" D(
-            "1") "\"}]}";
-    static const char config[] = "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\"]}}";
-    struct oci_image img = { 0 };
+        "\",\"size\":1,\"digest\":\"" D(
+            "c") "\"},"
+                 "\"layers\":[{\"mediaType\":\"" DOCKER_MT_LAYER_FOREIGN
+                 "\",\"size\":1,\"digest\":\"" D("1") "\"}]}";
+    static const char config[] =
+        "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\"]}}";
+    struct oci_image img = {0};
     struct ocib_error err = OCIB_ERROR_INIT;
 
-    assert_int_equal(oci_image_load(manifest, strlen(manifest), config, strlen(config), "win",
-                                    &img, &err),
+    assert_int_equal(oci_image_load(manifest, strlen(manifest), config, strlen(config),
+                                    "win", &img, &err),
                      -1);
     assert_non_null(strstr(err.msg, "win: layer 0"));
     assert_non_null(strstr(err.msg, "unsupported layer media type"));
@@ -329,9 +349,9 @@ static void test_load_rejects_foreign_and_unknown_layer_media_types(void **state
 
 static void test_load_rejects_a_malformed_diff_id(void **state)
 {
-    static const char config[] =
-        "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\",\"sha256:NOTHEX\"]}}";
-    struct oci_image img = { 0 };
+    static const char config[] = "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D(
+        "a") "\",\"sha256:NOTHEX\"]}}";
+    struct oci_image img = {0};
     struct ocib_error err = OCIB_ERROR_INIT;
 
     assert_int_equal(oci_image_load(docker_manifest, strlen(docker_manifest), config,
@@ -345,34 +365,39 @@ static void test_load_rejects_a_layer_descriptor_without_size(void **state)
 {
     static const char manifest[] =
         "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" OCI_MT_CONFIG
-        "\",\"size\":1,\"digest\":\"" D("c") "\"},"
-        "\"layers\":[{\"mediaType\":\"" OCI_MT_LAYER_GZIP "\",\"digest\":\"" D("1") "\"}]}";
-    static const char config[] = "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\"]}}";
-    struct oci_image img = { 0 };
+        "\",\"size\":1,\"digest\":\"" D(
+            "c") "\"},"
+                 "\"layers\":[{\"mediaType\":\"" OCI_MT_LAYER_GZIP
+                 "\",\"digest\":\"" D("1") "\"}]}";
+    static const char config[] =
+        "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D("a") "\"]}}";
+    struct oci_image img = {0};
     struct ocib_error err = OCIB_ERROR_INIT;
 
-    assert_int_equal(oci_image_load(manifest, strlen(manifest), config, strlen(config), "b",
-                                    &img, &err),
-                     -1);
-    assert_string_equal(err.msg, "b: layer 0: invalid descriptor (needs mediaType, digest, size)");
+    assert_int_equal(
+        oci_image_load(manifest, strlen(manifest), config, strlen(config), "b", &img, &err),
+        -1);
+    assert_string_equal(err.msg,
+                        "b: layer 0: invalid descriptor (needs mediaType, digest, size)");
 }
 
 static void test_manifest_config_descriptor_reads_docker_and_oci(void **state)
 {
     struct oci_descriptor d;
     struct ocib_error err = OCIB_ERROR_INIT;
-    static const char index[] = "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MT_INDEX
-                                "\",\"manifests\":[]}";
+    static const char index[] =
+        "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MT_INDEX "\",\"manifests\":[]}";
 
-    assert_int_equal(oci_manifest_config_descriptor(docker_manifest, strlen(docker_manifest),
-                                                    "alpine", &d, &err),
+    assert_int_equal(oci_manifest_config_descriptor(
+                         docker_manifest, strlen(docker_manifest), "alpine", &d, &err),
                      0);
     assert_string_equal(d.media_type, DOCKER_MT_CONFIG);
     assert_string_equal(d.digest.str, D("c"));
     assert_int_equal(d.size, 7023);
     oci_descriptor_release(&d);
 
-    assert_int_equal(oci_manifest_config_descriptor(index, strlen(index), "x", &d, &err), -1);
+    assert_int_equal(oci_manifest_config_descriptor(index, strlen(index), "x", &d, &err),
+                     -1);
     assert_non_null(strstr(err.msg, "unsupported manifest media type"));
 }
 
@@ -413,7 +438,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_gives_empty_config_for_the_platform),
         cmocka_unit_test(test_add_layer_keeps_diff_ids_and_history_in_step),
-        cmocka_unit_test(test_add_layer_creates_rootfs_and_history_if_a_base_config_lacks_them),
+        cmocka_unit_test(
+            test_add_layer_creates_rootfs_and_history_if_a_base_config_lacks_them),
         cmocka_unit_test(test_serialize_manifest_describes_the_config_bytes),
         cmocka_unit_test(test_serialize_is_reproducible_and_carries_annotations),
         cmocka_unit_test(test_load_docker_v2_converts_layer_media_types_to_oci),

@@ -49,10 +49,11 @@ static void test_canonical_sorts_keys_whatever_the_insertion_order(void **state)
 
 static void test_canonical_is_compact(void **state)
 {
-    json_t *v = json_pack("{s:[i,i,{}], s:s, s:b, s:n, s:[]}", "list", 1, 2, "s", "x y", "t",
-                          1, "nil", "empty");
+    json_t *v = json_pack("{s:[i,i,{}], s:s, s:b, s:n, s:[]}", "list", 1, 2, "s", "x y",
+                          "t", 1, "nil", "empty");
 
-    expect_canonical(v, "{\"empty\":[],\"list\":[1,2,{}],\"nil\":null,\"s\":\"x y\",\"t\":true}");
+    expect_canonical(
+        v, "{\"empty\":[],\"list\":[1,2,{}],\"nil\":null,\"s\":\"x y\",\"t\":true}");
     json_decref(v);
 }
 
@@ -76,8 +77,8 @@ static void test_canonical_escapes_only_what_json_requires(void **state)
 
 static void test_canonical_gives_the_same_bytes_twice(void **state)
 {
-    json_t *v = json_pack("{s:s, s:{s:[s,s]}, s:I}", "z", "last", "m", "list", "x", "y", "a",
-                          (json_int_t)1 << 40);
+    json_t *v = json_pack("{s:s, s:{s:[s,s]}, s:I}", "z", "last", "m", "list", "x", "y",
+                          "a", (json_int_t)1 << 40);
     size_t l1, l2;
     char *s1 = oci_json_canonical(v, &l1);
     json_t *copy = json_deep_copy(v);
@@ -85,7 +86,8 @@ static void test_canonical_gives_the_same_bytes_twice(void **state)
 
     assert_int_equal(l1, l2);
     assert_memory_equal(s1, s2, l1);
-    assert_string_equal(s1, "{\"a\":1099511627776,\"m\":{\"list\":[\"x\",\"y\"]},\"z\":\"last\"}");
+    assert_string_equal(
+        s1, "{\"a\":1099511627776,\"m\":{\"list\":[\"x\",\"y\"]},\"z\":\"last\"}");
     free(s1);
     free(s2);
     json_decref(v);
@@ -94,7 +96,8 @@ static void test_canonical_gives_the_same_bytes_twice(void **state)
 
 static void test_canonical_round_trips_through_parse(void **state)
 {
-    const char *in = "{ \"b\" : [ 1 , 2 ],\n  \"a\" : { \"d\": \"\xc3\xa9\", \"c\": null } }";
+    const char *in =
+        "{ \"b\" : [ 1 , 2 ],\n  \"a\" : { \"d\": \"\xc3\xa9\", \"c\": null } }";
     struct ocib_error err = OCIB_ERROR_INIT;
     json_t *v = NULL;
     char *s;
@@ -112,7 +115,8 @@ static void test_parse_accepts_an_object_and_uses_only_len_bytes(void **state)
     struct ocib_error err = OCIB_ERROR_INIT;
     json_t *v = NULL;
 
-    assert_int_equal(oci_json_parse(buf, strlen("{\"mediaType\":\"x\"}"), "m", &v, &err), 0);
+    assert_int_equal(oci_json_parse(buf, strlen("{\"mediaType\":\"x\"}"), "m", &v, &err),
+                     0);
     assert_non_null(v);
     assert_string_equal(oci_json_str(v, "mediaType"), "x");
     assert_null(oci_json_str(v, "absent"));
@@ -147,8 +151,8 @@ static void test_parse_rejects_non_objects(void **state)
 {
     /* Arrays parse as JSON but are not objects; scalars are refused by
      * jansson's top-level rule already.  Either way: refused, named. */
-    static const char *const arrays[] = { "[]", "[{}]" };
-    static const char *const scalars[] = { "\"str\"", "42", "null", "true" };
+    static const char *const arrays[] = {"[]", "[{}]"};
+    static const char *const scalars[] = {"\"str\"", "42", "null", "true"};
 
     for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
         struct ocib_error err = OCIB_ERROR_INIT;
@@ -209,7 +213,8 @@ static void test_parse_rejects_input_over_the_cap_with_a_clear_message(void **st
     buf[len - 1] = '}';
     assert_int_equal(oci_json_parse(buf, len, "manifest", &v, &err), -1);
     assert_null(v);
-    snprintf(want, sizeof(want), "manifest: larger than the limit of %d bytes", OCI_JSON_MAX);
+    snprintf(want, sizeof(want), "manifest: larger than the limit of %d bytes",
+             OCI_JSON_MAX);
     assert_string_equal(err.msg, want);
     assert_string_equal(err.msg, "manifest: larger than the limit of 4194304 bytes");
     /* Exactly at the cap is fine. */
