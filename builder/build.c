@@ -15,6 +15,7 @@
 #include "builder/cachekey.h"
 #include "cache/blobs.h"
 #include "cache/keys.h"
+#include "cache/maint.h"
 #include "cache/statcache.h"
 #include "layers/tree.h"
 #include "oci/json.h"
@@ -421,6 +422,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     _cleanup_free_ char *blob = NULL;
     _cleanup_free_ char *slot = NULL;
     _cleanup_free_ char *reason = NULL;
+    _cleanup_free_ char *corrupt = NULL;
     struct build_event ev = { .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name,
                               .status = "built" };
     json_t *last = NULL, *inputs = NULL, *record;
@@ -470,8 +472,20 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         cachekey_layer(&def, &t, &key);
         if (cache_lock(&b->cache, &key, &lock, err) < 0)
             goto out;
-        if (!b->o->no_cache && cache_key_get(&b->cache, &key, &cl, err) > 0)
-            hit = true;
+        if (!b->o->no_cache && cache_key_get(&b->cache, &key, &cl, err) > 0) {
+            /* A cached blob is checked before it is trusted: a corrupt one
+             * is removed, and the layer rebuilt. */
+            int bad = cache_blob_verify(&b->cache, &cl.digest, err);
+
+            if (bad < 0)
+                goto out;
+            if (bad) {
+                corrupt = xasprintf("cached blob %s was corrupt: removed, rebuilding",
+                                    cl.digest.str);
+            } else {
+                hit = true;
+            }
+        }
     }
     slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
     last = cache_record_get(&b->cache, slot);
@@ -492,6 +506,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     inputs = inputs_record(&t);
     if (!hit) {
         reason = b->o->no_cache ? xstrdup("--no-cache")
+                 : corrupt      ? TAKE_PTR(corrupt)
                                 : explain_miss(last, &si->top_key, &def, inputs, index == 0);
         ev.text = reason;
     } else {

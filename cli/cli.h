@@ -44,6 +44,8 @@ void cli_env_release(struct cli_env *e);
 
 int cli_build(int argc, char **argv, struct ocib_error *err);
 int cli_inspect(int argc, char **argv, struct ocib_error *err);
+int cli_diff(int argc, char **argv, struct ocib_error *err);
+int cli_cache(int argc, char **argv, struct ocib_error *err);
 int cli_push(int argc, char **argv, struct ocib_error *err);
 int cli_login(int argc, char **argv, struct ocib_error *err);
 int cli_logout(int argc, char **argv, struct ocib_error *err);

@@ -28,12 +28,18 @@ const struct cli_verb cli_verbs[] = {
       "push [--insecure-registry HOST]... [--digest-file FILE] SRC DEST\n"
       "      SRC: oci:DIR[:tag] | docker-archive:FILE; DEST: a registry reference",
       "push an image to a registry" },
-    { "diff", not_yet, "diff A B", "compare two images (reproducibility audit)" },
+    { "diff", cli_diff,
+      "diff [--json] [--platform P] [--insecure-registry HOST]... A B\n"
+      "      A, B: oci:DIR[:tag] | docker-archive:FILE | registry reference\n"
+      "      exit status: 0 identical, 1 different, 2 trouble",
+      "compare two images (reproducibility audit)" },
     { "login", cli_login, "login [--insecure-registry HOST] REGISTRY -u USER --password-stdin",
       "check and store registry credentials" },
     { "logout", cli_logout, "logout REGISTRY", "forget registry credentials" },
     { "lock", not_yet, "lock [--update]", "pin base images in ocib.lock.json" },
-    { "cache", not_yet, "cache du | prune [--keep-bytes N] | verify", "manage the cache" },
+    { "cache", cli_cache,
+      "cache [--cache-dir DIR] du [--json] | prune [--keep-bytes N] | verify",
+      "show, prune or verify the cache" },
     { "version", cli_version, "version", "print ocib's version" },
     { "help", cli_help, "help [VERB]", "show help" },
     { NULL, NULL, NULL, NULL },

@@ -1,0 +1,261 @@
+/*
+ * Cache maintenance; see maint.h.
+ */
+#include "cache/maint.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/sha256.h"
+#include "base/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HASH_CHUNK (256 * 1024)
+#define TMP_MAX_AGE (24 * 3600)
+
+/* Sums sizes below dir (two levels at most, as the cache is laid out). */
+static void du_dir(const char *dir, uint64_t *bytes, uint64_t *count)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+
+    while (d && (de = readdir(d))) {
+        _cleanup_free_ char *p = NULL;
+        struct stat st;
+
+        if (de->d_name[0] == '.')
+            continue;
+        p = fs_path_join(dir, de->d_name);
+        if (lstat(p, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            du_dir(p, bytes, count);
+        } else {
+            *bytes += (uint64_t)st.st_blocks * 512;
+            if (count)
+                (*count)++;
+        }
+    }
+}
+
+int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err)
+{
+    const struct {
+        const char *sub;
+        uint64_t *bytes, *count;
+    } parts[] = {
+        { "blobs", &ret->blob_bytes, &ret->blob_count },
+        { "keys", &ret->key_bytes, &ret->key_count },
+        { "defs", &ret->key_bytes, NULL },
+        { "records", &ret->record_bytes, NULL },
+        { "stat", &ret->stat_bytes, NULL },
+        { "tmp", &ret->tmp_bytes, &ret->tmp_count },
+    };
+
+    memset(ret, 0, sizeof(*ret));
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+        _cleanup_free_ char *p = fs_path_join(c->dir, parts[i].sub);
+        uint64_t dummy = 0;
+
+        du_dir(p, parts[i].bytes, parts[i].count ? parts[i].count : &dummy);
+    }
+    return 0;
+}
+
+/* Removes temporary files older than a day: what killed builds left. */
+static void clean_tmp(struct cache *c)
+{
+    _cleanup_closedir_ DIR *d = opendir(c->tmp);
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    while (d && (de = readdir(d))) {
+        struct stat st;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            now - st.st_mtime > TMP_MAX_AGE)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+}
+
+/* Drops key entries whose blob is gone. */
+static uint64_t drop_orphan_keys(struct cache *c)
+{
+    _cleanup_free_ char *keys = fs_path_join(c->dir, "keys");
+    _cleanup_closedir_ DIR *d = opendir(keys);
+    struct dirent *de;
+    uint64_t n = 0;
+
+    while (d && (de = readdir(d))) {
+        _cleanup_free_ char *sub = NULL;
+        _cleanup_closedir_ DIR *d2 = NULL;
+        struct dirent *e2;
+
+        if (de->d_name[0] == '.')
+            continue;
+        sub = fs_path_join(keys, de->d_name);
+        d2 = opendir(sub);
+        while (d2 && (e2 = readdir(d2))) {
+            _cleanup_free_ char *p = NULL;
+            _cleanup_free_ char *buf = NULL;
+            struct oci_digest dg;
+            size_t len;
+            json_t *j;
+            bool keep = false;
+
+            if (e2->d_name[0] == '.')
+                continue;
+            p = fs_path_join(sub, e2->d_name);
+            if (fs_read_file(p, 65536, &buf, &len, NULL) == 0) {
+                j = json_loadb(buf, len, 0, NULL);
+                keep = oci_digest_parse(json_string_value(json_object_get(j, "digest")) ?: "",
+                                        &dg, NULL) == 0 &&
+                       cache_blob_exists(c, &dg);
+                json_decref(j);
+            }
+            if (!keep && unlink(p) == 0)
+                n++;
+        }
+    }
+    return n;
+}
+
+struct blob_info {
+    char hex[65];
+    uint64_t bytes;
+    struct timespec used;
+};
+
+static int cmp_lru(const void *a, const void *b)
+{
+    const struct blob_info *x = a, *y = b;
+
+    if (x->used.tv_sec != y->used.tv_sec)
+        return x->used.tv_sec < y->used.tv_sec ? -1 : 1;
+    if (x->used.tv_nsec != y->used.tv_nsec)
+        return x->used.tv_nsec < y->used.tv_nsec ? -1 : 1;
+    return strcmp(x->hex, y->hex);
+}
+
+int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result *ret,
+                struct ocib_error *err)
+{
+    _cleanup_closedir_ DIR *d = opendir(c->blobs);
+    _cleanup_free_ struct blob_info *blobs = NULL;
+    size_t n = 0, alloc = 0;
+    uint64_t total = 0;
+    struct dirent *de;
+
+    memset(ret, 0, sizeof(*ret));
+    if (!d)
+        return ocib_error_errno(err, errno, "cannot read '%s'", c->blobs);
+    while ((de = readdir(d))) {
+        struct stat st;
+
+        if (de->d_name[0] == '.' || strlen(de->d_name) != 64)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        XGROW(blobs, alloc, n + 1);
+        memcpy(blobs[n].hex, de->d_name, 65);
+        blobs[n].bytes = (uint64_t)st.st_size;
+        blobs[n].used = st.st_mtim;
+        total += blobs[n].bytes;
+        n++;
+    }
+    qsort(blobs, n, sizeof(*blobs), cmp_lru);
+    for (size_t i = 0; i < n && total > keep_bytes; i++) {
+        _cleanup_close_ int fd = openat(dirfd(d), blobs[i].hex, O_RDONLY | O_CLOEXEC);
+
+        /* A build holding the blob keeps it. */
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            ret->in_use_count++;
+            continue;
+        }
+        if (unlinkat(dirfd(d), blobs[i].hex, 0) == 0) {
+            total -= blobs[i].bytes;
+            ret->removed_bytes += blobs[i].bytes;
+            ret->removed_count++;
+        }
+    }
+    ret->kept_bytes = total;
+    drop_orphan_keys(c);
+    clean_tmp(c);
+    return 0;
+}
+
+int cache_blob_verify(struct cache *c, const struct oci_digest *d, struct ocib_error *err)
+{
+    _cleanup_free_ char *path = cache_blob_path(c, d);
+    _cleanup_free_ char *buf = xmalloc(HASH_CHUNK);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct sha256 h;
+    struct oci_digest got;
+
+    if (fd < 0)
+        return ocib_error_errno(err, errno, "blob %s", d->str);
+    sha256_init(&h);
+    for (;;) {
+        ssize_t n = read(fd, buf, HASH_CHUNK);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            sha256_release(&h);
+            return ocib_error_errno(err, errno, "blob %s", d->str);
+        }
+        if (n == 0)
+            break;
+        sha256_update(&h, buf, (size_t)n);
+    }
+    oci_digest_from_sha256(&h, &got);
+    if (oci_digest_equal(&got, d))
+        return 0;
+    unlink(path);
+    return 1;
+}
+
+int cache_verify(struct cache *c, struct cache_verify_result *ret, struct ocib_error *err)
+{
+    _cleanup_closedir_ DIR *d = opendir(c->blobs);
+    struct dirent *de;
+
+    memset(ret, 0, sizeof(*ret));
+    if (!d)
+        return ocib_error_errno(err, errno, "cannot read '%s'", c->blobs);
+    while ((de = readdir(d))) {
+        _cleanup_free_ char *name = NULL;
+        struct oci_digest dg;
+        int rc;
+
+        if (de->d_name[0] == '.')
+            continue;
+        name = xasprintf("sha256:%s", de->d_name);
+        if (oci_digest_parse(name, &dg, NULL) < 0) {
+            unlinkat(dirfd(d), de->d_name, 0); /* not a blob name: stray file */
+            continue;
+        }
+        rc = cache_blob_verify(c, &dg, err);
+        if (rc < 0)
+            return -1;
+        ret->checked++;
+        if (rc == 1) {
+            if (!ret->bad)
+                snprintf(ret->first_bad, sizeof(ret->first_bad), "%s", dg.str);
+            ret->bad++;
+        }
+    }
+    ret->orphan_keys = drop_orphan_keys(c);
+    clean_tmp(c);
+    return 0;
+}

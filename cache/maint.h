@@ -1,0 +1,45 @@
+/*
+ * Cache maintenance: sizes by kind, least-recently-used pruning and
+ * verification.  Blobs in use by a running build (shared flock, see
+ * cache_blob_hold) are never removed; layer-key entries whose blob is gone
+ * are dropped with it; temporary files left by killed builds are cleaned.
+ */
+#ifndef OCIB_CACHE_MAINT_H
+#define OCIB_CACHE_MAINT_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "cache/blobs.h"
+
+struct cache_usage {
+    uint64_t blob_bytes, blob_count;
+    uint64_t key_bytes, key_count;      /* keys/ and defs/ */
+    uint64_t record_bytes, stat_bytes;  /* records/, stat/ */
+    uint64_t tmp_bytes, tmp_count;
+};
+
+int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err);
+
+struct cache_prune_result {
+    uint64_t removed_bytes, removed_count, kept_bytes, in_use_count;
+};
+
+/* Removes least recently used blobs until at most keep_bytes of blobs stay. */
+int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result *ret,
+                struct ocib_error *err);
+
+/* Checks one blob's content against its name; a bad blob is removed.
+ * Returns 0 when good, 1 when it was bad (and is gone), -1 on error. */
+int cache_blob_verify(struct cache *c, const struct oci_digest *d, struct ocib_error *err);
+
+struct cache_verify_result {
+    uint64_t checked, bad, orphan_keys;
+    char first_bad[80];
+};
+
+/* Re-hashes every blob, removing bad ones and key entries left pointing
+ * nowhere. */
+int cache_verify(struct cache *c, struct cache_verify_result *ret, struct ocib_error *err);
+
+#endif
