@@ -250,7 +250,8 @@ static int expand_glob(struct context *ctx, const char *src, const char *prefix,
                 names.v[names.n++] = xstrdup(de->d_name);
             }
         }
-        qsort(names.v, names.n, sizeof(char *), cmp_str);
+        if (names.n)
+            qsort(names.v, names.n, sizeof(char *), cmp_str);
         for (size_t i = 0; i < names.n; i++) {
             _cleanup_free_ char *p = *prefix ? xasprintf("%s/%s", prefix, names.v[i])
                                              : xstrdup(names.v[i]);

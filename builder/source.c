@@ -83,15 +83,15 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
         if (r < 0)
             return -1;
     }
+    s.n_srcs = s.img.n_layers;
     *ret = s;
     return 0;
 }
 
 void image_source_release(struct image_source *s)
 {
-    if (s->srcs)
-        for (size_t i = 0; i < s->img.n_layers; i++)
-            blob_source_release(&s->srcs[i]);
+    for (size_t i = 0; s->srcs && i < s->n_srcs; i++)
+        blob_source_release(&s->srcs[i]);
     free(s->srcs);
     oci_image_release(&s->img);
     oci_blob_release(&s->manifest);

@@ -15,6 +15,7 @@
 struct image_source {
     struct oci_image img;
     struct blob_source *srcs;  /* one per layer */
+    size_t n_srcs;
     struct oci_blob manifest;  /* exact bytes and digest */
     struct oci_blob config;    /* exact bytes and digest */
     struct oci_digest index;   /* "" unless picked from an index */

@@ -173,7 +173,8 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
         total += blobs[n].bytes;
         n++;
     }
-    qsort(blobs, n, sizeof(*blobs), cmp_lru);
+    if (n)
+        qsort(blobs, n, sizeof(*blobs), cmp_lru);
     for (size_t i = 0; i < n && total > keep_bytes; i++) {
         _cleanup_close_ int fd = openat(dirfd(d), blobs[i].hex, O_RDONLY | O_CLOEXEC);
 
