@@ -811,10 +811,13 @@ static int upload_chunked(struct upload *u, struct ocib_error *err)
                 *err = perr;
             return ocib_error_wrap(err, "after %d resumed attempts", MAX_RESUMES);
         }
-        if (upload_status(u, &off, err) < 0) {
-            if (err)
-                *err = perr;
-            return -1;
+        if (upload_status(u, &off, NULL) < 0) {
+            /* The registry forgot or refused the session (distribution
+             * invalidates a session resumed with an outdated URL): start a
+             * new one from the beginning. */
+            if (upload_start(u, NULL, err) < 0)
+                return -1;
+            off = 0;
         }
     }
     if (upload_put(u, false, &status, err) < 0)
