@@ -225,3 +225,71 @@ EOF
     spec '{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["d"], "dest": "/d/"}]}]}]}'
     build_fails 1 'pipe' --
 }
+
+@test "every spec the schema rejects, ocib rejects too: exit 2, the key path or file:line:column, nothing built" {
+    local name json bad=()
+    while read -r name json; do
+        printf '%s\n' "$json" >ctx/ocib.json
+        run_ocib build -C ctx --output "oci:$T/outs/layout"
+        if ! assert_failed 2 'ocib\.json' 2>"$T/.run/why"; then
+            bad+=("$name: $(cat "$T/.run/why" | tr '\n' ' ')")
+        fi
+        assert_no_output "$T/outs/layout" "$T/ocib-out"
+    done < <(invalid_specs)
+    [ "${#bad[@]}" -eq 0 ] || fail "ocib's verdict differs from the schema's for ${#bad[@]} spec(s):
+$(printf '  %s\n' "${bad[@]}")"
+}
+
+@test "the spec every field of the contract uses is accepted by ocib's parser (no exit 2)" {
+    # Registry bases point at a closed loopback port, so nothing is fetched.
+    cat >ctx/ocib.json <<'JSON'
+{
+  "version": 1,
+  "image": "127.0.0.1:1/acme/api:1.2",
+  "stages": [
+    {
+      "name": "build",
+      "from": "127.0.0.1:1/base/node:22-slim",
+      "workdir": "/app",
+      "env": {"CI": "1"},
+      "user": "node",
+      "platform": "linux/arm64/v8",
+      "layers": [
+        {"name": "lockfile", "copy": [{"src": ["hello.txt"], "dest": "/app/"}]},
+        {"name": "deps", "run": ["npm", "ci"], "network": "host", "cache_mounts": ["/root/.npm"],
+         "env": {"NPM_CONFIG_USERCONFIG": "/root/.npmrc"}, "workdir": "/app", "user": "0:0",
+         "secrets": [{"id": "npmrc", "target": "/root/.npmrc"}]},
+        {"name": "source", "copy": [{"src": ["."], "dest": "/app/", "exclude": ["node_modules", "dist"],
+                                     "owner": "1000:1000", "mode": "0640"}]},
+        {"run": "npm run build", "network": "none"},
+        {"files": [{"path": "/etc/motd", "content": "hi\n", "mode": "0644", "owner": "0:0"},
+                   {"path": "/etc/blob", "content_base64": "aGkK"},
+                   {"path": "/usr/bin/node-app", "symlink": "/app/dist/server.js"},
+                   {"path": "/var/cache/app", "dir": true, "mode": "0750"}]}
+      ]
+    },
+    {
+      "from": "build",
+      "layers": [
+        {"copy": [{"from": "build", "src": ["/app/dist"], "dest": "/app/dist/"}]}
+      ],
+      "config": {
+        "user": "node", "workdir": "/app", "env": {"NODE_ENV": "production"},
+        "entrypoint": ["node"], "cmd": ["dist/server.js"], "expose": ["3000/tcp", "53/udp", "80"],
+        "volumes": ["/data"], "labels": {"org.opencontainers.image.title": "api"},
+        "stop_signal": "SIGQUIT",
+        "healthcheck": {"test": ["CMD", "node", "dist/healthcheck.js"], "interval": "30s",
+                        "timeout": "3s", "start_period": "1m30s", "retries": 3},
+        "annotations": {"org.opencontainers.image.vendor": "acme"}
+      }
+    }
+  ]
+}
+JSON
+    "$PY" -c 'import json, sys, jsonschema; s = json.load(open(sys.argv[1])); jsonschema.validators.validator_for(s)(s).validate(json.load(open(sys.argv[2])))' \
+        "$SCHEMA" ctx/ocib.json || fail "the schema rejects the full spec"
+    run_ocib build -C ctx --output "oci:$T/outs/layout"
+    [ "$status" -ne 2 ] || { show_run; fail "ocib rejects a spec the contract allows"; }
+    [ "$status" -ne 0 ] || fail "a build from an unreachable registry succeeded"
+    assert_no_output "$T/outs/layout"
+}

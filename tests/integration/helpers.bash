@@ -480,3 +480,60 @@ podman_pull_oci() {
         fail "podman pull oci:$1:$2 failed: $o" || return 1
     printf '%s\n' "$o" | tail -n1
 }
+
+# invalid_specs: specs that break the format, one "NAME JSON" per line. The
+# schema must reject each (00-schema) and so must ocib, with exit 2 (13-errors).
+invalid_specs() {
+    cat <<'EOF'
+unknown-top {"version": 1, "stages": [{"from": "scratch"}], "imag": "x"}
+unknown-copy-key {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dset": "/a"}]}]}]}
+unknown-stage-key {"version": 1, "stages": [{"from": "scratch", "workdri": "/"}]}
+unknown-config-key {"version": 1, "stages": [{"from": "scratch", "config": {"cmd": [], "comand": []}}]}
+unknown-health-key {"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["NONE"], "every": "1s"}}}]}
+missing-stages {"version": 1}
+missing-version {"stages": [{"from": "scratch"}]}
+version-2 {"version": 2, "stages": [{"from": "scratch"}]}
+version-string {"version": "1", "stages": [{"from": "scratch"}]}
+empty-stages {"version": 1, "stages": []}
+missing-from {"version": 1, "stages": [{"name": "a"}]}
+workdir-number {"version": 1, "stages": [{"from": "scratch", "workdir": 5}]}
+env-not-string {"version": 1, "stages": [{"from": "scratch", "env": {"A": 1}}]}
+src-string {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": "a", "dest": "/"}]}]}]}
+src-empty {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": [], "dest": "/"}]}]}]}
+missing-dest {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"]}]}]}]}
+mode-not-octal {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/", "mode": "0999"}]}]}]}
+mode-number {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/", "mode": 644}]}]}]}
+cmd-string-list {"version": 1, "stages": [{"from": "scratch", "config": {"cmd": [1]}}]}
+labels-number {"version": 1, "stages": [{"from": "scratch", "config": {"labels": {"a": 1}}}]}
+network-bridge {"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "network": "bridge"}]}]}
+secret-no-target {"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "secrets": [{"id": "x"}]}]}]}
+retries-string {"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["NONE"], "retries": "3"}}}]}
+no-kind {"version": 1, "stages": [{"from": "scratch", "layers": [{"name": "empty"}]}]}
+copy-and-run {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/"}], "run": "true"}]}]}
+copy-and-files {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/"}], "files": [{"path": "/a", "content": ""}]}]}]}
+run-options-on-copy {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/"}], "network": "host"}]}]}
+file-two-kinds {"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "x", "symlink": "b"}]}]}]}
+file-no-kind {"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "mode": "0644"}]}]}]}
+dir-false {"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "dir": false}]}]}]}
+symlink-with-mode {"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "symlink": "b", "mode": "0644"}]}]}]}
+dir-with-content {"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "dir": true, "content": "x"}]}]}]}
+stage-name-upper {"version": 1, "stages": [{"name": "Build", "from": "scratch"}]}
+from-empty {"version": 1, "stages": [{"from": ""}]}
+image-empty {"version": 1, "image": "", "stages": [{"from": "scratch"}]}
+platform-no-arch {"version": 1, "stages": [{"from": "scratch", "platform": "linux"}]}
+copy-empty {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": []}]}]}
+files-empty {"version": 1, "stages": [{"from": "scratch", "layers": [{"files": []}]}]}
+layers-null {"version": 1, "stages": [{"from": "scratch", "layers": null}]}
+env-name-with-equals {"version": 1, "stages": [{"from": "scratch", "config": {"env": {"A=B": "1"}}}]}
+owner-three-parts {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/", "owner": "1:2:3"}]}]}]}
+mode-too-long {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/", "mode": "10644"}]}]}]}
+exclude-string {"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/", "exclude": "x"}]}]}]}
+expose-name {"version": 1, "stages": [{"from": "scratch", "config": {"expose": ["http"]}}]}
+interval-words {"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["NONE"], "interval": "30 seconds"}}}]}
+retries-negative {"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["NONE"], "retries": -1}}}]}
+healthcheck-no-test {"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"interval": "1s"}}}]}
+stop-signal-empty {"version": 1, "stages": [{"from": "scratch", "config": {"stop_signal": ""}}]}
+cache-mount-relative {"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "cache_mounts": ["cache"]}]}]}
+run-empty-argv {"version": 1, "stages": [{"from": "scratch", "layers": [{"run": []}]}]}
+EOF
+}
