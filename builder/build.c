@@ -10,6 +10,7 @@
 #include "builder/context.h"
 #include "builder/git.h"
 #include "builder/remote.h"
+#include "builder/remotecache.h"
 #include "builder/source.h"
 #include "builder/spec.h"
 #include "builder/cachekey.h"
@@ -47,6 +48,7 @@ struct build {
     struct cache cache;
     struct registries *registries;
     struct stat_cache *stat;
+    struct remote_cache remote;
     int *held;                 /* blobs in use (shared locks), see cache_blob_hold */
     size_t n_held, alloc_held;
     char *spec_abs;            /* names explain records */
@@ -428,7 +430,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     json_t *last = NULL, *inputs = NULL, *record;
     double t0 = now();
     size_t missing = 0;
-    bool hit = false;
+    struct blob_source remote_src = { 0 };
+    bool hit = false, remote_hit = false;
     int lock = -1, r = -1;
 
     layer_tree_init(&t);
@@ -463,7 +466,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     /* Hash first only when a hit is possible: some key was stored under
      * this definition.  Otherwise the layer is built in one pass that
      * hashes its files on the way. */
-    if (missing && !b->o->no_cache && cache_def_seen(&b->cache, &def)) {
+    if (missing && !b->o->no_cache &&
+        (cache_def_seen(&b->cache, &def) || remote_cache_def_seen(&b->remote, &def))) {
         if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0)
             goto out;
         missing = 0;
@@ -485,6 +489,11 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
             } else {
                 hit = true;
             }
+        }
+        if (!hit && !b->o->no_cache &&
+            remote_cache_lookup(&b->remote, &b->cache, &key, &cl, &remote_src)) {
+            hit = true;
+            remote_hit = true;
         }
     }
     slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
@@ -511,6 +520,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         ev.text = reason;
     } else {
         ev.status = "cached";
+        if (remote_hit)
+            ev.text = "from --cache-from";
     }
     record = json_pack("{s:s, s:s, s:s, s:O}", "parent", si->top_key.str, "def", def.str, "key",
                        key.str, "inputs", inputs);
@@ -522,9 +533,15 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     l.diff_id = cl.diff_id;
     created_by = describe_layer(ly);
     oci_image_add_layer(&si->img, &l, b->created, created_by, ly->name);
-    blob = cache_blob_path(&b->cache, &cl.digest);
-    stage_image_add_path(si, si->img.n_layers - 1, blob, false);
-    hold_blob(b, &cl.digest);
+    if (remote_hit) {
+        stage_image_add_src(si, &remote_src);
+    } else {
+        blob = cache_blob_path(&b->cache, &cl.digest);
+        stage_image_add_path(si, si->img.n_layers - 1, blob, false);
+        hold_blob(b, &cl.digest);
+    }
+    if (b->o->cache_to)
+        remote_cache_add(&b->remote, &key, &def, &cl);
     si->top_key = key;
     ev.digest = cl.digest.str;
     ev.size = (uint64_t)cl.size;
@@ -533,6 +550,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     progress(b, &ev);
     r = 0;
 out:
+    blob_source_release(&remote_src);
     cache_unlock(lock);
     json_decref(last);
     json_decref(inputs);
@@ -951,6 +969,7 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     int r = -1;
 
     context_release(&b.ctx);
+    remote_cache_init(&b.remote);
     spec_path = o->spec_file ? xstrdup(o->spec_file) : fs_path_join(ctx_dir, "ocib.json");
     if (spec_load(&b.spec, spec_path, err) < 0)
         return -1;
@@ -995,6 +1014,9 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
         goto out;
     if (registries_new(o->insecure, o->n_insecure, &b.registries, err) < 0)
         goto out;
+    for (size_t i = 0; i < o->n_cache_from; i++)
+        if (remote_cache_load(&b.remote, b.registries, o->cache_from[i], err) < 0)
+            goto out;
     cache_dir = o->cache_dir ? xstrdup(o->cache_dir) : cache_default_dir();
     if (cache_open(&b.cache, cache_dir, err) < 0)
         goto out;
@@ -1035,6 +1057,24 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
             goto out;
         progress(&b, &ev);
     }
+    if (o->cache_to) {
+        struct blob_source *all = NULL;
+        size_t n_all = 0, alloc_all = 0;
+
+        for (size_t k = 0; k < n_order; k++) {
+            const struct stage_image *si = &b.stages[order[k]];
+
+            for (size_t i = 0; i < si->n_srcs; i++) {
+                XGROW(all, alloc_all, n_all + 1);
+                all[n_all++] = si->srcs[i];
+            }
+        }
+        r = remote_cache_push(&b.remote, b.registries, &b.cache, o->cache_to, all, n_all, err);
+        free(all);
+        if (r < 0)
+            goto out;
+        r = -1;
+    }
     stat_cache_save(b.stat, NULL);
     ret->digest = manifest.digest;
     if (n_targets) {
@@ -1055,6 +1095,7 @@ out:
     push_targets_free(targets, n_targets);
     registries_free(b.registries);
     stat_cache_free(b.stat);
+    remote_cache_release(&b.remote);
     for (size_t i = 0; i < b.n_held; i++)
         close(b.held[i]);
     free(b.held);

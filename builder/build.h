@@ -67,6 +67,9 @@ struct build_options {
     int64_t epoch;
     bool no_cache;
     bool push;                /* --push */
+    char **cache_from;        /* --cache-from REF */
+    size_t n_cache_from;
+    const char *cache_to;     /* --cache-to REF */
     char **insecure;          /* --insecure-registry HOST[:PORT] */
     size_t n_insecure;
     const char *cache_dir;    /* NULL: the default */

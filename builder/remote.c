@@ -360,6 +360,8 @@ int remote_push_image(struct registries *rs, struct cache *c, const char *host,
             *err = ps.err;
         return -1;
     }
+    if (!manifest)
+        return 0; /* blobs only */
     /* The manifest goes last, once every blob it names is there. */
     if (n_tags == 0)
         return registry_manifest_put(ps.r, repo, manifest->digest.str, manifest_media_type,

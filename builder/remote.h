@@ -63,7 +63,8 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
 
 /* Pushes an image: every blob (in parallel), then the manifest bytes under
  * each tag (or its digest when there is no tag).  config is the config
- * blob; srcs[i] the source of layer i. */
+ * blob; srcs[i] the source of layer i.  With manifest NULL only the blobs
+ * are pushed. */
 int remote_push_image(struct registries *rs, struct cache *c, const char *host,
                       const char *repo, const struct oci_image *img,
                       const struct blob_source *srcs, const struct oci_blob *config,

@@ -107,7 +107,7 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     struct build_result res = { 0 };
     enum progress_mode mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
     const char *digest_file = NULL;
-    size_t alloc_tags = 0, alloc_outputs = 0, alloc_insecure = 0;
+    size_t alloc_tags = 0, alloc_outputs = 0, alloc_insecure = 0, alloc_cache_from = 0;
     int r = -1;
 
     for (int i = 1; i < argc; i++) {
@@ -163,8 +163,12 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
         } else if (OPT("--insecure-registry")) {
             XGROW(o.insecure, alloc_insecure, o.n_insecure + 1);
             o.insecure[o.n_insecure++] = (char *)v;
-        } else if (!strncmp(argv[i], "--secret", 8) || !strncmp(argv[i], "--cache-from", 12) ||
-                   !strncmp(argv[i], "--cache-to", 10) || !strcmp(argv[i], "--locked") ||
+        } else if (OPT("--cache-from")) {
+            XGROW(o.cache_from, alloc_cache_from, o.n_cache_from + 1);
+            o.cache_from[o.n_cache_from++] = (char *)v;
+        } else if (OPT("--cache-to")) {
+            o.cache_to = v;
+        } else if (!strncmp(argv[i], "--secret", 8) || !strcmp(argv[i], "--locked") ||
                    !strcmp(argv[i], "--verify")) {
             ocib_error_set(err, "build %s: not supported yet in this version", argv[i]);
             goto out;
@@ -195,5 +199,6 @@ out:
     free(o.outputs);
     free(o.tags);
     free(o.insecure);
+    free(o.cache_from);
     return r;
 }
