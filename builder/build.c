@@ -5,10 +5,12 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/strbuf.h"
+#include "base/version.h"
 #include "base/xalloc.h"
 #include "builder/archive.h"
 #include "builder/context.h"
 #include "builder/git.h"
+#include "builder/lock.h"
 #include "builder/remote.h"
 #include "builder/remotecache.h"
 #include "builder/source.h"
@@ -49,6 +51,7 @@ struct build {
     struct registries *registries;
     struct stat_cache *stat;
     struct remote_cache remote;
+    json_t *lock;              /* ocib.lock.json, or NULL */
     int *held;                 /* blobs in use (shared locks), see cache_blob_hold */
     size_t n_held, alloc_held;
     char *spec_abs;            /* names explain records */
@@ -194,10 +197,17 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
     case SPEC_FROM_ARCHIVE:
     case SPEC_FROM_REGISTRY: {
         struct image_source src;
+        _cleanup_free_ char *pinned = NULL;
 
-        if (image_source_open(st->from.text, b->ctx.dir, &b->cache, b->registries, p, &src,
-                              err) < 0)
+        if (st->from.kind == SPEC_FROM_REGISTRY && b->lock)
+            pinned = lock_pinned(b->lock, st->from.text, b->platform_str);
+        if (image_source_open(pinned ? pinned : st->from.text, b->ctx.dir, &b->cache,
+                              b->registries, p, &src, err) < 0)
             return ocib_error_wrap(err, "%s.from", st->where);
+        if (pinned && !src.choice) {
+            text = xasprintf("%s (locked to %s)", st->from.text, pinned);
+            ev.text = text;
+        }
         si->img = src.img;
         memset(&src.img, 0, sizeof(src.img));
         si->built = true;
@@ -999,6 +1009,12 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     oci_time_format(b.epoch, b.created);
     if (check_supported(&b, order, n_order, err) < 0)
         goto out;
+    if (lock_load(&b.spec, &b.lock, err) < 0)
+        goto out;
+    if (o->locked &&
+        lock_check(b.lock, &b.spec, order, n_order, o->has_platform ? &o->platform : NULL,
+                   err) < 0)
+        goto out;
     if (!o->n_outputs && !o->push) {
         o2 = *o;
         o2.outputs = &default_out;
@@ -1029,6 +1045,15 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
         if (!b.spec_abs)
             b.spec_abs = xstrdup(spec_path);
     }
+    {
+        _cleanup_free_ char *text = xasprintf(
+            "inputs: SOURCE_DATE_EPOCH=%lld, compression %s, ocib %s (output format %s)",
+            (long long)b.epoch, layer_compression_settings(o->compression), OCIB_VERSION,
+            OCIB_FORMAT_VERSION);
+        struct build_event ev = { .kind = BUILD_EVENT_INFO, .text = text };
+
+        progress(&b, &ev);
+    }
     b.stages = xcalloc(b.spec.n_stages, sizeof(*b.stages));
     for (size_t k = 0; k < n_order; k++)
         if (build_stage(&b, order[k], err) < 0)
@@ -1041,6 +1066,13 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
         if (b.git_full)
             json_object_set_new(img->annotations, ANNOTATION_PREFIX "revision",
                                 json_string(b.git_full));
+        /* What decides the digest besides the inputs, for auditors. */
+        json_object_set_new(img->annotations, "dev.ocib.format",
+                            json_string(OCIB_FORMAT_VERSION));
+        json_object_set_new(img->annotations, "dev.ocib.compression",
+                            json_string(layer_compression_settings(o->compression)));
+        json_object_set_new(img->annotations, "dev.ocib.source-date-epoch",
+                            json_sprintf("%lld", (long long)b.epoch));
         oci_image_serialize(img, &config, &manifest);
     }
     if (write_outputs(&b, &b.stages[target], &config, &manifest, names, n_names, err) < 0)
@@ -1096,6 +1128,7 @@ out:
     registries_free(b.registries);
     stat_cache_free(b.stat);
     remote_cache_release(&b.remote);
+    json_decref(b.lock);
     for (size_t i = 0; i < b.n_held; i++)
         close(b.held[i]);
     free(b.held);

@@ -70,6 +70,7 @@ struct build_options {
     char **cache_from;        /* --cache-from REF */
     size_t n_cache_from;
     const char *cache_to;     /* --cache-to REF */
+    bool locked;              /* --locked: the lock must cover every base */
     char **insecure;          /* --insecure-registry HOST[:PORT] */
     size_t n_insecure;
     const char *cache_dir;    /* NULL: the default */

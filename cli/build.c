@@ -168,7 +168,9 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
             o.cache_from[o.n_cache_from++] = (char *)v;
         } else if (OPT("--cache-to")) {
             o.cache_to = v;
-        } else if (!strncmp(argv[i], "--secret", 8) || !strcmp(argv[i], "--locked") ||
+        } else if (!strcmp(argv[i], "--locked")) {
+            o.locked = true;
+        } else if (!strncmp(argv[i], "--secret", 8) ||
                    !strcmp(argv[i], "--verify")) {
             ocib_error_set(err, "build %s: not supported yet in this version", argv[i]);
             goto out;

@@ -9,8 +9,8 @@
 #include <stdbool.h>
 
 #include "base/error.h"
+#include "base/version.h"
 
-#define OCIB_VERSION "0.1.0"
 
 struct cli_verb {
     const char *name;
@@ -46,6 +46,7 @@ int cli_build(int argc, char **argv, struct ocib_error *err);
 int cli_inspect(int argc, char **argv, struct ocib_error *err);
 int cli_diff(int argc, char **argv, struct ocib_error *err);
 int cli_cache(int argc, char **argv, struct ocib_error *err);
+int cli_lock(int argc, char **argv, struct ocib_error *err);
 int cli_push(int argc, char **argv, struct ocib_error *err);
 int cli_login(int argc, char **argv, struct ocib_error *err);
 int cli_logout(int argc, char **argv, struct ocib_error *err);

@@ -7,7 +7,7 @@
 
 int cli_version(int argc, char **argv, struct ocib_error *err)
 {
-    printf("ocib %s\n", OCIB_VERSION);
+    printf("ocib %s (output format %s)\n", OCIB_VERSION, OCIB_FORMAT_VERSION);
     return 0;
 }
 

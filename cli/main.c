@@ -8,17 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static int not_yet(int argc, char **argv, struct ocib_error *err)
-{
-    return ocib_error_set(err, "%s: not implemented yet in this version", argv[0]);
-}
-
 const struct cli_verb cli_verbs[] = {
     { "build", cli_build,
       "build [-C DIR] [-f FILE] [--target NAME] [--tag REF]... [--push]\n"
       "      [--output oci:DIR | docker-archive:FILE]... [--platform P]\n"
       "      [--compression gzip|zstd] [--source-date-epoch N] [--no-cache]\n"
-      "      [--cache-dir DIR] [--digest-file FILE] [--progress=plain|tty|json|quiet]",
+      "      [--cache-dir DIR] [--digest-file FILE] [--insecure-registry HOST[:PORT]]...\n"
+      "      [--cache-from REF]... [--cache-to REF] [--locked] [--verify]\n"
+      "      [--progress=plain|tty|json|quiet]",
       "build the image a spec describes" },
     { "inspect", cli_inspect,
       "inspect [--json] [--platform P] [--insecure-registry HOST]... REF\n"
@@ -36,7 +33,9 @@ const struct cli_verb cli_verbs[] = {
     { "login", cli_login, "login [--insecure-registry HOST] REGISTRY -u USER --password-stdin",
       "check and store registry credentials" },
     { "logout", cli_logout, "logout REGISTRY", "forget registry credentials" },
-    { "lock", not_yet, "lock [--update]", "pin base images in ocib.lock.json" },
+    { "lock", cli_lock,
+      "lock [-C DIR] [-f FILE] [--update] [--platform P] [--insecure-registry HOST]...",
+      "pin the spec's registry base images in ocib.lock.json" },
     { "cache", cli_cache,
       "cache [--cache-dir DIR] du [--json] | prune [--keep-bytes N] | verify",
       "show, prune or verify the cache" },
