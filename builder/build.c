@@ -1023,7 +1023,12 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     }
     if (context_open(&b.ctx, ctx_dir, err) < 0)
         goto out;
-    git_head(ctx_dir, &b.git_full, &b.git_short);
+    if (o->revision) {
+        b.git_full = xstrdup(o->revision);
+        b.git_short = xstrdup(o->revision_short ? o->revision_short : o->revision);
+    } else {
+        git_head(ctx_dir, &b.git_full, &b.git_short);
+    }
     if (image_names(&b, &names, &n_names, err) < 0)
         goto out;
     if (o->push && push_targets(&b, &targets, &n_targets, err) < 0)

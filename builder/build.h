@@ -71,6 +71,8 @@ struct build_options {
     size_t n_cache_from;
     const char *cache_to;     /* --cache-to REF */
     bool locked;              /* --locked: the lock must cover every base */
+    const char *revision;     /* git commit to record instead of asking git */
+    const char *revision_short;
     char **insecure;          /* --insecure-registry HOST[:PORT] */
     size_t n_insecure;
     const char *cache_dir;    /* NULL: the default */
