@@ -9,6 +9,8 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +21,7 @@ struct tar_reader {
     struct archive *a;
     char *buf; /* READ_CHUNK bytes for content */
     size_t count;
+    bool eof;
     char format[64];
 };
 
@@ -150,14 +153,20 @@ static int read_xattrs(struct archive_entry *ae, const char *path, char **ret,
         XGROW(v, alloc, n + 1);
         v[n++] = x;
     }
-    qsort(v, n, sizeof(*v), xattr_cmp);
+    if (n)
+        qsort(v, n, sizeof(*v), xattr_cmp);
     for (size_t i = 0; i < n; i++) {
         const unsigned char *p = v[i].value;
         bool printable = true;
 
+        /* pax archives may carry the same attribute twice (SCHILY.xattr and
+         * LIBARCHIVE.xattr records); it is one attribute. */
+        if (i > 0 && !strcmp(v[i].name, v[i - 1].name) && v[i].size == v[i - 1].size &&
+            !memcmp(v[i].value, v[i - 1].value, v[i].size))
+            continue;
         for (size_t k = 0; k < v[i].size && printable; k++)
             printable = p[k] >= 0x20 && p[k] < 0x7f;
-        strbuf_addf(&sb, "%s%s=", i ? "\n" : "", v[i].name);
+        strbuf_addf(&sb, "%s%s=", sb.len ? "\n" : "", v[i].name);
         if (printable) {
             strbuf_add(&sb, p, v[i].size);
         } else {
@@ -173,9 +182,10 @@ static int read_xattrs(struct archive_entry *ae, const char *path, char **ret,
     return 0;
 }
 
-static char *dup_capped(const char *s)
+/* A copy of s, or NULL when s is absent or empty (ustar's empty fields). */
+static char *dup_or_null(const char *s)
 {
-    return s ? xstrdup(s) : NULL;
+    return s && *s ? xstrdup(s) : NULL;
 }
 
 /* Hashes the entry's content; the size read must match the header's. */
@@ -213,15 +223,20 @@ int tar_reader_next(struct tar_reader *r, struct tar_entry *ret, struct ocib_err
     const char *name, *link;
     int rc;
 
-    rc = archive_read_next_header(r->a, &ae);
-    if (rc == ARCHIVE_EOF)
+    if (r->eof)
         return 0;
+    rc = archive_read_next_header(r->a, &ae);
+    if (rc == ARCHIVE_EOF) {
+        r->eof = true;
+        return 0;
+    }
     /* ARCHIVE_WARN: e.g. a name the locale cannot convert; the raw name is kept. */
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
         return ocib_error_set(err, "corrupt layer after %zu entries: %s", r->count,
                               archive_error_string(r->a));
     if (r->count >= TAR_READER_MAX_ENTRIES)
-        return ocib_error_set(err, "layer has more than %d entries", TAR_READER_MAX_ENTRIES);
+        return ocib_error_set(err, "layer has more than %d entries",
+                              TAR_READER_MAX_ENTRIES);
     snprintf(r->format, sizeof(r->format), "%s", archive_format_name(r->a) ?: "tar");
     name = archive_entry_pathname(ae);
     if (!name)
@@ -245,12 +260,12 @@ int tar_reader_next(struct tar_reader *r, struct tar_entry *ret, struct ocib_err
                        TAR_READER_MAX_PATH);
         goto fail;
     }
-    e.link = dup_capped(link);
+    e.link = dup_or_null(link);
     e.mode = archive_entry_perm(ae) & 07777;
     e.uid = archive_entry_uid(ae);
     e.gid = archive_entry_gid(ae);
-    e.uname = dup_capped(archive_entry_uname(ae));
-    e.gname = dup_capped(archive_entry_gname(ae));
+    e.uname = dup_or_null(archive_entry_uname(ae));
+    e.gname = dup_or_null(archive_entry_gname(ae));
     if (archive_entry_mtime_is_set(ae)) {
         e.mtime = archive_entry_mtime(ae);
         e.mtime_nsec = archive_entry_mtime_nsec(ae);

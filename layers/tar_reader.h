@@ -31,21 +31,21 @@
 
 /* One tar entry.  Every string is owned by the entry (tar_entry_release). */
 struct tar_entry {
-    char *path;       /* normalised: no leading "/" or "./", no trailing "/" */
-    char *name;       /* the name exactly as stored */
-    char type;        /* '-' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c', 'b', 'p', '?' */
-    unsigned mode;    /* permission bits (07777) */
+    char *path;    /* normalised: no leading "/" or "./", no trailing "/" */
+    char *name;    /* the name exactly as stored */
+    char type;     /* '-' file, 'd' dir, 'l' symlink, 'h' hardlink, 'c', 'b', 'p', '?' */
+    unsigned mode; /* permission bits (07777) */
     int64_t uid, gid;
-    char *uname;      /* NULL when the entry has none */
+    char *uname; /* NULL when the entry has none */
     char *gname;
-    int64_t mtime;    /* seconds; 0 when unset */
+    int64_t mtime; /* seconds; 0 when unset */
     long mtime_nsec;
-    int64_t size;     /* size of the content as stored */
-    char *link;       /* symlink or hardlink target, or NULL */
-    char *xattrs;     /* "name=value" lines sorted by name (value escaped
-                       * as hex when not printable), or NULL when none */
+    int64_t size;              /* size of the content as stored */
+    char *link;                /* symlink or hardlink target, or NULL */
+    char *xattrs;              /* "name=value" lines sorted by name (value escaped
+                                * as hex when not printable), or NULL when none */
     struct oci_digest content; /* regular files: sha256 of the content; else "" */
-    size_t seq;       /* position in the stream, from 0 */
+    size_t seq;                /* position in the stream, from 0 */
 };
 
 void tar_entry_release(struct tar_entry *e);
@@ -61,7 +61,8 @@ int tar_reader_open_memory(const void *buf, size_t len, struct tar_reader **ret,
 
 /* Reads the next entry and hashes its content.  Returns 1 with *ret filled
  * (the caller releases it), 0 at the end of the archive (*ret untouched), or
- * -1 on a corrupt or truncated stream or an exceeded limit. */
+ * -1 on a corrupt or truncated stream or an exceeded limit.  After the end
+ * it keeps returning 0. */
 int tar_reader_next(struct tar_reader *r, struct tar_entry *ret, struct ocib_error *err);
 
 /* The tar format of the last header read ("POSIX pax interchange format",

@@ -1,0 +1,236 @@
+/*
+ * `ocib diff A B`: compares two images for a reproducible-build audit and
+ * prints the differences from the top down (manifest, config, layers), for
+ * people or (--json) for programs.  Exit status as diff(1): 0 identical,
+ * 1 different, 2 trouble (an input that cannot be read, a bad command line).
+ */
+#include "cli/cli.h"
+#include "base/strbuf.h"
+#include "builder/diff.h"
+#include "builder/source.h"
+#include "oci/json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Differences kept and printed per group (manifest, config, each layer). */
+#define DIFF_CAP 50
+
+static const char *where_name(enum image_diff_where w)
+{
+    switch (w) {
+    case IMAGE_DIFF_MANIFEST:
+        return "manifest";
+    case IMAGE_DIFF_CONFIG:
+        return "config";
+    default:
+        return "layer";
+    }
+}
+
+static void print_where(enum image_diff_where w, size_t layer)
+{
+    if (w == IMAGE_DIFF_LAYER)
+        printf("layer %zu: ", layer);
+    else
+        printf("%s: ", where_name(w));
+}
+
+/* A value on one line: control characters escaped, absence said. */
+static void print_value(const char *s)
+{
+    if (!s) {
+        fputs("(absent)", stdout);
+        return;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", stdout);
+        else if (*p < 0x20 || *p == 0x7f)
+            printf("\\x%02x", *p);
+        else
+            putchar(*p);
+    }
+}
+
+static void print_difference(const struct image_difference *x, const struct image_source *a,
+                             const struct image_source *b)
+{
+    print_where(x->where, x->layer);
+    if (x->where == IMAGE_DIFF_LAYER && !strcmp(x->field, "layer")) {
+        printf("only in %s: %s", x->a ? "A" : "B", x->a ? x->a : x->b);
+    } else if (x->where == IMAGE_DIFF_LAYER && !strcmp(x->field, "digest")) {
+        const struct oci_layer *la = &a->img.layers[x->layer],
+                               *lb = &b->img.layers[x->layer];
+
+        printf("compressor difference, same diff_id %s: A %s (%s), B %s (%s)",
+               la->diff_id.str, x->a, la->desc.media_type, x->b, lb->desc.media_type);
+    } else if (!strcmp(x->field, "entry")) {
+        printf("%s: only in %s (%s)", x->path, x->a ? "A" : "B", x->a ? x->a : x->b);
+    } else {
+        if (x->path)
+            printf("%s: ", x->path);
+        printf("%s: A ", x->field);
+        print_value(x->a);
+        fputs(", B ", stdout);
+        print_value(x->b);
+    }
+    if (x->cause)
+        printf(" (probable cause: %s)", x->cause);
+    putchar('\n');
+}
+
+static bool same_group(enum image_diff_where w1, size_t l1, enum image_diff_where w2,
+                       size_t l2)
+{
+    return w1 == w2 && (w1 != IMAGE_DIFF_LAYER || l1 == l2);
+}
+
+static void print_text(const struct image_diff *d, const struct image_source *a,
+                       const struct image_source *b)
+{
+    size_t k = 0;
+
+    if (image_diff_identical(d)) {
+        printf("identical\n");
+        return;
+    }
+    /* A group with omitted differences kept some: its count follows the
+     * group's last kept difference. */
+    for (size_t i = 0; i < d->n; i++) {
+        const struct image_difference *x = &d->items[i],
+                                      *next = i + 1 < d->n ? x + 1 : NULL;
+
+        print_difference(x, a, b);
+        if (next && same_group(x->where, x->layer, next->where, next->layer))
+            continue;
+        if (k < d->n_omitted &&
+            same_group(x->where, x->layer, d->omitted[k].where, d->omitted[k].layer)) {
+            print_where(x->where, x->layer);
+            printf("… and %zu more\n", d->omitted[k].count);
+            k++;
+        }
+    }
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static void print_json(const struct image_diff *d)
+{
+    json_t *out = json_object(), *list = json_array(), *om = json_array();
+    char *s;
+
+    for (size_t i = 0; i < d->n; i++) {
+        const struct image_difference *x = &d->items[i];
+        json_t *j = json_object();
+
+        json_object_set_new(j, "where", json_string(where_name(x->where)));
+        json_object_set_new(j, "layer",
+                            x->where == IMAGE_DIFF_LAYER
+                                ? json_integer((json_int_t)x->layer)
+                                : json_null());
+        json_object_set_new(j, "path", str_or_null(x->path));
+        json_object_set_new(j, "field", json_string(x->field));
+        json_object_set_new(j, "a", str_or_null(x->a));
+        json_object_set_new(j, "b", str_or_null(x->b));
+        json_object_set_new(j, "cause", str_or_null(x->cause));
+        json_array_append_new(list, j);
+    }
+    for (size_t i = 0; i < d->n_omitted; i++) {
+        const struct image_diff_omitted *o = &d->omitted[i];
+
+        json_array_append_new(
+            om, json_pack("{s:s, s:o, s:I}", "where", where_name(o->where), "layer",
+                          o->where == IMAGE_DIFF_LAYER ? json_integer((json_int_t)o->layer)
+                                                       : json_null(),
+                          "count", (json_int_t)o->count));
+    }
+    json_object_set_new(out, "identical", json_boolean(image_diff_identical(d)));
+    json_object_set_new(out, "differences", list);
+    json_object_set_new(out, "omitted", om);
+    s = json_dumps(out, JSON_INDENT(2));
+    printf("%s\n", s);
+    free(s);
+    json_decref(out);
+}
+
+static int run(int argc, char **argv, bool *ret_identical, struct ocib_error *err)
+{
+    struct image_source a = {0}, b = {0};
+    struct image_diff d = {0};
+    struct cli_env env = {0};
+    struct oci_platform plat, *p = NULL;
+    const char *names[2] = {NULL, NULL}, *v;
+    bool as_json = false;
+    size_t n = 0;
+    int m, r = -1;
+
+    for (int i = 1; i < argc; i++) {
+        if ((m = cli_env_option(&env, argc, argv, &i, err)) != 0) {
+            if (m < 0)
+                goto out;
+        } else if ((m = cli_opt_value(argc, argv, &i, "--platform", &v, err)) != 0) {
+            if (m < 0 || oci_platform_parse(v, &plat, err) < 0)
+                goto out;
+            p = &plat;
+        } else if (!strcmp(argv[i], "--json")) {
+            as_json = true;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            ocib_error_usage(err, "diff: unknown option '%s'", argv[i]);
+            goto out;
+        } else if (n == 2) {
+            ocib_error_usage(err, "diff: takes two images");
+            goto out;
+        } else {
+            names[n++] = argv[i];
+        }
+    }
+    if (n != 2) {
+        ocib_error_usage(err, "diff: which two images? see 'ocib help diff'");
+        goto out;
+    }
+    if (cli_env_open(&env, err) < 0)
+        goto out;
+    if (image_source_open(names[0], NULL, env.cache, env.registries, p, &a, err) < 0 ||
+        image_source_open(names[1], NULL, env.cache, env.registries, p, &b, err) < 0)
+        goto out;
+    if (image_diff_compare(&a, &b, env.cache, env.registries, DIFF_CAP, &d, err) < 0) {
+        ocib_error_wrap(err, "diff %s %s", names[0], names[1]);
+        goto out;
+    }
+    if (as_json)
+        print_json(&d);
+    else
+        print_text(&d, &a, &b);
+    *ret_identical = image_diff_identical(&d);
+    r = 0;
+out:
+    image_diff_release(&d);
+    image_source_release(&a);
+    image_source_release(&b);
+    cli_env_release(&env);
+    return r;
+}
+
+int cli_diff(int argc, char **argv, struct ocib_error *err)
+{
+    bool identical = false;
+
+    if (run(argc, argv, &identical, err) < 0) {
+        err->code = OCIB_EXIT_USAGE; /* diff(1): 2 is trouble, whatever kind */
+        return -1;
+    }
+    if (identical)
+        return 0;
+    /* Different is no error, yet its status is 1: exit here, as main() would
+     * print an error for any failure it is handed. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "ocib: cannot write to standard output\n");
+        exit(OCIB_EXIT_USAGE);
+    }
+    exit(OCIB_EXIT_FAILURE);
+}
