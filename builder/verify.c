@@ -123,7 +123,6 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
     _cleanup_free_ char *git_full = NULL;
     _cleanup_free_ char *git_short = NULL;
     const char *ctx = o->context_dir ? o->context_dir : ".";
-    struct image_source sa = { 0 }, sb = { 0 };
     struct registries *rs = NULL;
     struct cache c = { 0 };
     int r = -1;
@@ -182,15 +181,13 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
         _cleanup_free_ char *cdir = xasprintf("%s/cache-a", root);
 
         if (cache_open(&c, cdir, err) < 0 || registries_new(NULL, 0, &rs, err) < 0 ||
-            image_source_open(a, NULL, &c, rs, NULL, &sa, err) < 0 ||
-            image_source_open(b, NULL, &c, rs, NULL, &sb, err) < 0 ||
-            image_diff_compare(&sa, &sb, &c, rs, 50, &ret->diff, err) < 0)
+            image_source_open(a, NULL, &c, rs, NULL, &ret->a_src, err) < 0 ||
+            image_source_open(b, NULL, &c, rs, NULL, &ret->b_src, err) < 0 ||
+            image_diff_compare(&ret->a_src, &ret->b_src, &c, rs, 50, &ret->diff, err) < 0)
             goto out;
     }
     r = 0;
 out:
-    image_source_release(&sa);
-    image_source_release(&sb);
     registries_free(rs);
     cache_release(&c);
     fs_rm_rf(root, NULL);
@@ -200,4 +197,6 @@ out:
 void verify_result_release(struct verify_result *r)
 {
     image_diff_release(&r->diff);
+    image_source_release(&r->a_src);
+    image_source_release(&r->b_src);
 }

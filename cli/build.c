@@ -7,6 +7,7 @@
 #include "base/fs.h"
 #include "base/xalloc.h"
 #include "builder/build.h"
+#include "builder/verify.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -107,6 +108,7 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     struct build_result res = { 0 };
     enum progress_mode mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
     const char *digest_file = NULL;
+    bool verify = false;
     size_t alloc_tags = 0, alloc_outputs = 0, alloc_insecure = 0, alloc_cache_from = 0;
     int r = -1;
 
@@ -170,8 +172,9 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
             o.cache_to = v;
         } else if (!strcmp(argv[i], "--locked")) {
             o.locked = true;
-        } else if (!strncmp(argv[i], "--secret", 8) ||
-                   !strcmp(argv[i], "--verify")) {
+        } else if (!strcmp(argv[i], "--verify")) {
+            verify = true;
+        } else if (!strncmp(argv[i], "--secret", 8)) {
             ocib_error_set(err, "build %s: not supported yet in this version", argv[i]);
             goto out;
         } else {
@@ -182,6 +185,32 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     }
     o.progress = print_progress;
     o.progress_opaque = &mode;
+    if (verify) {
+        struct verify_result vr;
+
+        if (mode != PROGRESS_QUIET)
+            fprintf(stderr, "verify: building twice in isolation\n");
+        if (build_verify(&o, &vr, err) < 0)
+            goto out;
+        if (!vr.identical) {
+            /* The report goes to stderr: stdout is for the digest only. */
+            fflush(stdout);
+            int saved = dup(1);
+
+            dup2(2, 1);
+            printf("verify: not reproducible: %s vs %s\n", vr.a.str, vr.b.str);
+            cli_diff_print(&vr.diff, &vr.a_src, &vr.b_src);
+            fflush(stdout);
+            dup2(saved, 1);
+            close(saved);
+            verify_result_release(&vr);
+            ocib_error_set(err, "build --verify: two isolated builds gave different images");
+            goto out;
+        }
+        if (mode != PROGRESS_QUIET)
+            fprintf(stderr, "verify: reproducible, both builds gave %s\n", vr.a.str);
+        verify_result_release(&vr);
+    }
     if (build_run(&o, &res, err) < 0)
         goto out;
     if (digest_file) {

@@ -42,6 +42,12 @@ int cli_env_option(struct cli_env *e, int argc, char **argv, int *i, struct ocib
 int cli_env_open(struct cli_env *e, struct ocib_error *err);
 void cli_env_release(struct cli_env *e);
 
+struct image_diff;
+struct image_source;
+/* Prints an image comparison the way `ocib diff` does. */
+void cli_diff_print(const struct image_diff *d, const struct image_source *a,
+                    const struct image_source *b);
+
 int cli_build(int argc, char **argv, struct ocib_error *err);
 int cli_inspect(int argc, char **argv, struct ocib_error *err);
 int cli_diff(int argc, char **argv, struct ocib_error *err);

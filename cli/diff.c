@@ -87,8 +87,8 @@ static bool same_group(enum image_diff_where w1, size_t l1, enum image_diff_wher
     return w1 == w2 && (w1 != IMAGE_DIFF_LAYER || l1 == l2);
 }
 
-static void print_text(const struct image_diff *d, const struct image_source *a,
-                       const struct image_source *b)
+void cli_diff_print(const struct image_diff *d, const struct image_source *a,
+                    const struct image_source *b)
 {
     size_t k = 0;
 
@@ -205,7 +205,7 @@ static int run(int argc, char **argv, bool *ret_identical, struct ocib_error *er
     if (as_json)
         print_json(&d);
     else
-        print_text(&d, &a, &b);
+        cli_diff_print(&d, &a, &b);
     *ret_identical = image_diff_identical(&d);
     r = 0;
 out:
@@ -226,11 +226,9 @@ int cli_diff(int argc, char **argv, struct ocib_error *err)
     }
     if (identical)
         return 0;
-    /* Different is no error, yet its status is 1: exit here, as main() would
-     * print an error for any failure it is handed. */
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "ocib: cannot write to standard output\n");
-        exit(OCIB_EXIT_USAGE);
-    }
-    exit(OCIB_EXIT_FAILURE);
+    /* Different is no error, yet its status is 1: a failure without a
+     * message, which main() does not print. */
+    ocib_error_clear(err);
+    err->code = OCIB_EXIT_FAILURE;
+    return -1;
 }

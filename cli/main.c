@@ -96,8 +96,14 @@ int main(int argc, char **argv)
         return OCIB_EXIT_USAGE;
     }
     if (v->run(argc - 1, argv + 1, &err) < 0) {
-        fflush(stdout);
-        fprintf(stderr, "ocib: %s\n", err.msg[0] ? err.msg : "failed");
+        /* A failure without a message only sets the status (diff: 1 means
+         * "different"); the verb has said what there was to say. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            fprintf(stderr, "ocib: cannot write to standard output\n");
+            return OCIB_EXIT_FAILURE;
+        }
+        if (err.msg[0])
+            fprintf(stderr, "ocib: %s\n", err.msg);
         return err.code ? err.code : OCIB_EXIT_FAILURE;
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
