@@ -1,0 +1,646 @@
+/*
+ * The rootless sandbox; see sandbox.h.
+ *
+ * Process layout: the caller forks A, which unshares the user namespace and
+ * waits while the caller writes its id maps; A then unshares the mount, PID,
+ * IPC, UTS (and network) namespaces and forks B, PID 1 of the new PID
+ * namespace, which builds the mounts, pivots into the root and execs the
+ * command.  A reports B's exit status as its own.  Setup failures travel
+ * back as a message on a close-on-exec pipe: if the exec happens, the pipe
+ * closes empty.
+ */
+#include "builder/sandbox.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 4096
+#define SUB_MAX_LINE 256
+
+extern char **environ;
+
+/* How ids map, decided once per process. */
+struct idmap {
+    bool identity;            /* running as root: all ids map to themselves */
+    unsigned host;            /* the caller's id, mapped to 0 */
+    unsigned sub_start, sub_count; /* subordinate range mapped from 1, or count 0 */
+};
+
+static struct idmap uid_map, gid_map;
+static bool maps_ready;
+
+/* Reads /etc/subuid or /etc/subgid for the caller (by name or by id). */
+static void read_subids(const char *file, const char *name, unsigned id, struct idmap *m)
+{
+    _cleanup_fclose_ FILE *f = fopen(file, "re");
+    char line[SUB_MAX_LINE];
+
+    while (f && fgets(line, sizeof(line), f)) {
+        char owner[SUB_MAX_LINE];
+        unsigned long start, count;
+        char idbuf[16];
+
+        if (sscanf(line, "%255[^:]:%lu:%lu", owner, &start, &count) != 3)
+            continue;
+        snprintf(idbuf, sizeof(idbuf), "%u", id);
+        if ((name && !strcmp(owner, name)) || !strcmp(owner, idbuf)) {
+            m->sub_start = (unsigned)start;
+            m->sub_count = (unsigned)count;
+            return;
+        }
+    }
+}
+
+static void decide_maps(void)
+{
+    char name[256] = "";
+    FILE *f;
+
+    if (maps_ready)
+        return;
+    maps_ready = true;
+    uid_map.host = getuid();
+    gid_map.host = getgid();
+    if (getuid() == 0) {
+        uid_map.identity = gid_map.identity = true;
+        return;
+    }
+    /* The user name for /etc/subuid, from /etc/passwd without NSS. */
+    f = fopen("/etc/passwd", "re");
+    if (f) {
+        char line[1024];
+
+        while (fgets(line, sizeof(line), f)) {
+            char n[256];
+            unsigned u;
+
+            if (sscanf(line, "%255[^:]:%*[^:]:%u:", n, &u) == 2 && u == getuid()) {
+                snprintf(name, sizeof(name), "%s", n);
+                break;
+            }
+        }
+        fclose(f);
+    }
+    if (access("/usr/bin/newuidmap", X_OK) == 0 && access("/usr/bin/newgidmap", X_OK) == 0) {
+        read_subids("/etc/subuid", *name ? name : NULL, getuid(), &uid_map);
+        read_subids("/etc/subgid", *name ? name : NULL, getuid(), &gid_map);
+        if (!uid_map.sub_count || !gid_map.sub_count)
+            uid_map.sub_count = gid_map.sub_count = 0;
+    }
+}
+
+static unsigned to_inside(const struct idmap *m, unsigned host)
+{
+    if (m->identity)
+        return host;
+    if (host == m->host)
+        return 0;
+    if (m->sub_count && host >= m->sub_start && host - m->sub_start < m->sub_count)
+        return host - m->sub_start + 1;
+    return 65534; /* the overflow id, as the kernel shows unmapped ids */
+}
+
+unsigned sandbox_uid_to_inside(unsigned host_uid)
+{
+    decide_maps();
+    return to_inside(&uid_map, host_uid);
+}
+
+unsigned sandbox_gid_to_inside(unsigned host_gid)
+{
+    decide_maps();
+    return to_inside(&gid_map, host_gid);
+}
+
+static int write_file(const char *path, const char *data)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = write(fd, data, strlen(data));
+    close(fd);
+    return n == (ssize_t)strlen(data) ? 0 : -1;
+}
+
+static int run_map_helper(const char *helper, pid_t pid, const struct idmap *m)
+{
+    char a[5][16];
+    char *argv[9];
+    int status;
+    pid_t h;
+
+    snprintf(a[0], 16, "%d", pid);
+    snprintf(a[1], 16, "%u", m->host);
+    snprintf(a[2], 16, "%u", m->sub_start);
+    snprintf(a[3], 16, "%u", m->sub_count);
+    argv[0] = (char *)helper;
+    argv[1] = a[0];
+    argv[2] = (char *)"0";
+    argv[3] = a[1];
+    argv[4] = (char *)"1";
+    argv[5] = (char *)"1";
+    argv[6] = a[2];
+    argv[7] = a[3];
+    argv[8] = NULL;
+    h = fork();
+    if (h < 0)
+        return -1;
+    if (h == 0) {
+        execv(helper, argv);
+        _exit(127);
+    }
+    if (waitpid(h, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+        return -1;
+    return 0;
+}
+
+/* Writes the child's uid and gid maps (the caller's side). */
+static int write_maps(pid_t pid, struct ocib_error *err)
+{
+    char path[64], buf[64];
+
+    if (uid_map.identity) {
+        snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+        if (write_file(path, "0 0 4294967295\n") < 0)
+            return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
+        snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
+        if (write_file(path, "0 0 4294967295\n") < 0)
+            return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
+        return 0;
+    }
+    if (uid_map.sub_count) {
+        if (run_map_helper("/usr/bin/newuidmap", pid, &uid_map) < 0 ||
+            run_map_helper("/usr/bin/newgidmap", pid, &gid_map) < 0)
+            return ocib_error_set(err, "sandbox: newuidmap/newgidmap failed for the "
+                                       "subordinate ids in /etc/subuid and /etc/subgid");
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+    snprintf(buf, sizeof(buf), "0 %u 1\n", uid_map.host);
+    if (write_file(path, buf) < 0)
+        return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
+    snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
+    write_file(path, "deny\n");
+    snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
+    snprintf(buf, sizeof(buf), "0 %u 1\n", gid_map.host);
+    if (write_file(path, buf) < 0)
+        return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
+    return 0;
+}
+
+/* --- inside the sandbox (child B); errors go to the error pipe --- */
+
+static int err_fd = -1;
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void die(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    int e = errno;
+    size_t len;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    len = strlen(msg);
+    if (e)
+        snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(e));
+    if (write(err_fd, msg, strlen(msg)) < 0) {
+        /* nothing more to do */
+    }
+    _exit(255);
+}
+
+static char *in_root(const char *root, const char *path)
+{
+    return xasprintf("%s/%s", root, path[0] == '/' ? path + 1 : path);
+}
+
+static void ensure_file(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+
+    if (fd >= 0)
+        close(fd);
+}
+
+static void bind_mount(const char *src, const char *dst, bool ro)
+{
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die("sandbox: cannot bind '%s' onto '%s'", src, dst);
+    if (ro && mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                    NULL) < 0)
+        die("sandbox: cannot make '%s' read-only", dst);
+}
+
+static void setup_dev(const char *root)
+{
+    static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+    char *dev = in_root(root, "dev");
+
+    mkdir(dev, 0755);
+    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k") < 0)
+        die("sandbox: cannot mount /dev");
+    for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+        char *src = xasprintf("/dev/%s", nodes[i]);
+        char *dst = xasprintf("%s/%s", dev, nodes[i]);
+
+        ensure_file(dst);
+        if (mount(src, dst, NULL, MS_BIND, NULL) < 0 && strcmp(nodes[i], "tty"))
+            die("sandbox: cannot provide %s", src);
+        free(src);
+        free(dst);
+    }
+    {
+        char *p = xasprintf("%s/fd", dev);
+
+        if (symlink("/proc/self/fd", p) < 0) { /* best effort */
+        }
+        free(p);
+        p = xasprintf("%s/stdin", dev);
+        if (symlink("/proc/self/fd/0", p) < 0) {
+        }
+        free(p);
+        p = xasprintf("%s/stdout", dev);
+        if (symlink("/proc/self/fd/1", p) < 0) {
+        }
+        free(p);
+        p = xasprintf("%s/stderr", dev);
+        if (symlink("/proc/self/fd/2", p) < 0) {
+        }
+        free(p);
+        p = xasprintf("%s/shm", dev);
+        mkdir(p, 01777);
+        mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
+        free(p);
+        p = xasprintf("%s/pts", dev);
+        mkdir(p, 0755);
+        free(p);
+    }
+    free(dev);
+}
+
+static void loopback_up(void)
+{
+    struct ifreq ifr;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    if (s < 0)
+        return;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    close(s);
+}
+
+static void mkdir_p_inside(const char *path)
+{
+    char *p = xstrdup(path);
+
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        mkdir(p, 0755);
+        *s = '/';
+    }
+    mkdir(p, 0755);
+    free(p);
+}
+
+static void child_main(const struct sandbox_spec *s, int out_fd)
+{
+    const char *root = s->root;
+    char *proc = in_root(root, "proc");
+    int null_fd;
+
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        die("sandbox: cannot make mounts private");
+    if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die("sandbox: cannot bind the root '%s'", root);
+    mkdir(proc, 0555);
+    if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 &&
+        mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die("sandbox: cannot mount /proc");
+    setup_dev(root);
+    if (s->network_host) {
+        char *etc = in_root(root, "etc");
+        char *resolv = in_root(root, "etc/resolv.conf");
+        char *hosts = in_root(root, "etc/hosts");
+
+        mkdir(etc, 0755);
+        ensure_file(resolv);
+        ensure_file(hosts);
+        if (access("/etc/resolv.conf", R_OK) == 0)
+            bind_mount("/etc/resolv.conf", resolv, true);
+        if (access("/etc/hosts", R_OK) == 0)
+            bind_mount("/etc/hosts", hosts, true);
+        free(etc);
+        free(resolv);
+        free(hosts);
+    }
+    for (size_t i = 0; i < s->n_mounts; i++) {
+        char *dst = in_root(root, s->mounts[i].target);
+        struct stat st;
+
+        if (stat(s->mounts[i].source, &st) < 0)
+            die("sandbox: mount source '%s'", s->mounts[i].source);
+        if (S_ISDIR(st.st_mode))
+            mkdir_p_inside(dst);
+        else
+            ensure_file(dst);
+        bind_mount(s->mounts[i].source, dst, s->mounts[i].read_only);
+        free(dst);
+    }
+    if (chdir(root) < 0)
+        die("sandbox: cannot enter the root '%s'", root);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        die("sandbox: pivot_root into '%s' failed", root);
+    if (umount2(".", MNT_DETACH) < 0)
+        die("sandbox: cannot detach the old root");
+    if (chdir("/") < 0)
+        die("sandbox: chdir /");
+    if (sethostname("ocib", 4) < 0) {
+        /* not fatal */
+    }
+    if (!s->network_host)
+        loopback_up();
+    if (s->workdir) {
+        mkdir_p_inside(s->workdir);
+        if (chdir(s->workdir) < 0)
+            die("sandbox: workdir '%s'", s->workdir);
+    }
+    if (setgroups(s->n_groups, s->groups) < 0 && s->n_groups)
+        die("sandbox: setgroups");
+    if (setresgid(s->gid, s->gid, s->gid) < 0)
+        die("sandbox: group %u is not mapped (an unprivileged build needs a range in "
+            "/etc/subgid)",
+            (unsigned)s->gid);
+    if (setresuid(s->uid, s->uid, s->uid) < 0)
+        die("sandbox: user %u is not mapped (an unprivileged build needs a range in "
+            "/etc/subuid)",
+            (unsigned)s->uid);
+    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
+        die("sandbox: cannot set up stdio");
+    environ = (char **)s->env;
+    execvp(s->argv[0], s->argv);
+    die("sandbox: cannot run '%s'", s->argv[0]);
+}
+
+static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending, const char *buf,
+                       size_t len, bool flush)
+{
+    strbuf_add(pending, buf, len);
+    for (;;) {
+        char *nl = pending->buf ? memchr(pending->buf, '\n', pending->len) : NULL;
+        size_t n;
+
+        if (!nl && pending->len < LINE_MAX_BYTES && !(flush && pending->len))
+            return;
+        n = nl ? (size_t)(nl - pending->buf) : pending->len;
+        {
+            char *line = xstrndup(pending->buf, n);
+
+            if (s->output)
+                s->output(s->output_opaque, line);
+            free(line);
+        }
+        if (nl)
+            n++;
+        memmove(pending->buf, pending->buf + n, pending->len - n);
+        strbuf_setlen(pending, pending->len - n);
+        if (!pending->len)
+            return;
+    }
+}
+
+int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err)
+{
+    int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, ready[2] = { -1, -1 }, go[2] = { -1, -1 };
+    struct strbuf pending = STRBUF_INIT;
+    char msg[1024];
+    ssize_t n;
+    int status, r = -1;
+    pid_t pid;
+    char c;
+
+    decide_maps();
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
+        pipe2(go, O_CLOEXEC) < 0) {
+        ocib_error_errno(err, errno, "sandbox: pipe");
+        goto out;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        ocib_error_errno(err, errno, "sandbox: fork");
+        goto out;
+    }
+    if (pid == 0) {
+        int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+        pid_t inner;
+
+        err_fd = errp[1];
+        close(out[0]);
+        close(errp[0]);
+        close(ready[0]);
+        close(go[1]);
+        signal(SIGPIPE, SIG_DFL);
+        if (unshare(CLONE_NEWUSER) < 0)
+            die("sandbox: cannot create a user namespace");
+        if (write(ready[1], "u", 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(255);
+        if (c != 'g')
+            _exit(255); /* the caller failed to write the maps and said why */
+        if (!s->network_host)
+            flags |= CLONE_NEWNET;
+        if (unshare(flags) < 0)
+            die("sandbox: cannot create mount/PID/IPC/UTS%s namespaces",
+                s->network_host ? "" : "/network");
+        inner = fork();
+        if (inner < 0)
+            die("sandbox: fork");
+        if (inner == 0) {
+
+            child_main(s, out[1]);
+        }
+        close(out[1]);
+        close(errp[1]);
+        if (waitpid(inner, &status, 0) < 0)
+            _exit(255);
+        if (WIFSIGNALED(status))
+            _exit(128 + WTERMSIG(status));
+        _exit(WEXITSTATUS(status));
+    }
+    close(out[1]);
+    out[1] = -1;
+    close(errp[1]);
+    errp[1] = -1;
+    close(ready[1]);
+    ready[1] = -1;
+    close(go[0]);
+    go[0] = -1;
+    if (read(ready[0], &c, 1) != 1) {
+        waitpid(pid, &status, 0);
+        n = read(errp[0], msg, sizeof(msg) - 1);
+        msg[n > 0 ? n : 0] = '\0';
+        ocib_error_set(err, "%s", n > 0 ? msg : "sandbox: the child died while starting");
+        goto out;
+    }
+    if (write_maps(pid, err) < 0) {
+        if (write(go[1], "x", 1) < 0) {
+        }
+        waitpid(pid, &status, 0);
+        goto out;
+    }
+    if (write(go[1], "g", 1) != 1) {
+        ocib_error_errno(err, errno, "sandbox: cannot start the child");
+        waitpid(pid, &status, 0);
+        goto out;
+    }
+    for (;;) {
+        char buf[8192];
+
+        n = read(out[0], buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        emit_lines(s, &pending, buf, (size_t)n, false);
+    }
+    emit_lines(s, &pending, "", 0, true);
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            ocib_error_errno(err, errno, "sandbox: wait");
+            goto out;
+        }
+    }
+    n = read(errp[0], msg, sizeof(msg) - 1);
+    if (n > 0) {
+        msg[n] = '\0';
+        ocib_error_set(err, "%s", msg);
+        goto out;
+    }
+    *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r = 0;
+out:
+    strbuf_release(&pending);
+    for (int *p = out; p < out + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    for (int *p = errp; p < errp + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    for (int *p = ready; p < ready + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    for (int *p = go; p < go + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    return r;
+}
+
+/* Finds name (or the numeric id) in a passwd/group style file of root. */
+static int lookup_id(const char *root, const char *file, const char *name, unsigned *ret_id,
+                     unsigned *ret_gid)
+{
+    _cleanup_close_ int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_fclose_ FILE *f = NULL;
+    char line[1024];
+    int fd;
+
+    if (root_fd < 0)
+        return -1;
+    fd = fs_open_beneath(root_fd, file, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    f = fdopen(fd, "re");
+    if (!f) {
+        close(fd);
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        char n[256];
+        unsigned id, gid = 0;
+        int fields = sscanf(line, "%255[^:]:%*[^:]:%u:%u", n, &id, &gid);
+
+        if (fields >= 2 && !strcmp(n, name)) {
+            *ret_id = id;
+            if (ret_gid)
+                *ret_gid = fields == 3 ? gid : id;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
+                         struct ocib_error *err)
+{
+    _cleanup_free_ char *u = xstrdup(user);
+    char *g = strchr(u, ':');
+    unsigned uid, gid = 0;
+
+    if (g)
+        *g++ = '\0';
+    if (all_digits(u)) {
+        uid = (unsigned)strtoul(u, NULL, 10);
+        if (lookup_id(root, "etc/passwd", u, &uid, &gid) < 0) {
+            /* A numeric user need not exist; its group defaults to its id
+             * unless the passwd file says otherwise. */
+            char buf[16];
+
+            snprintf(buf, sizeof(buf), "%u", uid);
+            gid = uid;
+        }
+        uid = (unsigned)strtoul(u, NULL, 10);
+    } else if (lookup_id(root, "etc/passwd", u, &uid, &gid) < 0) {
+        return ocib_error_set(err, "user '%s' is not in the stage's /etc/passwd", u);
+    }
+    if (g) {
+        if (all_digits(g))
+            gid = (unsigned)strtoul(g, NULL, 10);
+        else if (lookup_id(root, "etc/group", g, &gid, NULL) < 0)
+            return ocib_error_set(err, "group '%s' is not in the stage's /etc/group", g);
+    }
+    *ret_uid = uid;
+    *ret_gid = gid;
+    return 0;
+}

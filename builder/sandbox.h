@@ -1,0 +1,63 @@
+/*
+ * The rootless sandbox that runs a `run` layer's command.
+ *
+ * No daemon and no setuid helper of ocib's own: the command runs in new
+ * user, mount, PID, IPC and UTS namespaces (and a new network namespace for
+ * network "none", with only loopback up), inside the stage's root file
+ * system after pivot_root, with /proc, a minimal /dev (null, zero, full,
+ * random, urandom, tty), and for network "host" the host's resolv.conf and
+ * hosts.  User namespace maps: as root, the identity over all ids; as
+ * another user, the whole subordinate range through newuidmap/newgidmap
+ * when /etc/subuid and /etc/subgid grant one, else the caller alone mapped
+ * to root.  Extra bind mounts carry cache directories (read-write) and
+ * secrets (read-only files); the command's output goes, line by line, to a
+ * callback.  Nothing here prints.
+ */
+#ifndef OCIB_BUILDER_SANDBOX_H
+#define OCIB_BUILDER_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "base/error.h"
+
+struct sandbox_mount {
+    const char *source;  /* host path */
+    const char *target;  /* absolute path inside; must exist in the root */
+    bool read_only;
+};
+
+typedef void (*sandbox_output_fn)(void *opaque, const char *line);
+
+struct sandbox_spec {
+    const char *root;             /* host path of the root file system */
+    char *const *argv;
+    char *const *env;             /* "NAME=value", NULL-terminated */
+    const char *workdir;          /* created if missing */
+    uid_t uid;                    /* inside */
+    gid_t gid;
+    const gid_t *groups;
+    size_t n_groups;
+    bool network_host;
+    const struct sandbox_mount *mounts;
+    size_t n_mounts;
+    sandbox_output_fn output;
+    void *output_opaque;
+};
+
+/* Runs the command; *ret_status gets its exit status (128 + signal when
+ * killed).  Fails only when the sandbox could not be set up. */
+int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err);
+
+/* Host uid/gid -> the id the sandbox sees, under the maps sandbox_run uses
+ * for this process (for recording owners of files a command created). */
+unsigned sandbox_uid_to_inside(unsigned host_uid);
+unsigned sandbox_gid_to_inside(unsigned host_gid);
+
+/* Resolves a user spec ("name", "uid", "name:group", "uid:gid") against the
+ * passwd and group files of root (paths inside root, resolved within it). */
+int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
+                         struct ocib_error *err);
+
+#endif
