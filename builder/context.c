@@ -33,6 +33,18 @@ int context_open(struct context *ctx, const char *dir, struct ocib_error *err)
     return 0;
 }
 
+int context_open_root(struct context *ctx, const char *dir, struct ocib_error *err)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ctx->fd < 0)
+        return ocib_error_errno(err, errno, "stage root '%s'", dir);
+    ctx->dir = xstrdup(dir);
+    ctx->ignore = ignore_new();
+    ctx->in_root = true;
+    return 0;
+}
+
 void context_release(struct context *ctx)
 {
     if (ctx->fd >= 0 && ctx->dir)
@@ -113,6 +125,8 @@ static int resolve_parents(struct context *ctx, const char *src, const char *rel
         if (!strcmp(c, "..")) {
             free(c);
             if (done.n == 0) {
+                if (ctx->in_root)
+                    continue; /* "/.." is "/" */
                 ocib_error_set(err, "copy '%s': leaves the context", src);
                 goto out;
             }
@@ -143,14 +157,19 @@ static int resolve_parents(struct context *ctx, const char *src, const char *rel
             goto out;
         }
         target[len] = '\0';
-        if (target[0] == '/') {
+        if (target[0] == '/' && ctx->in_root) {
+            for (size_t k = 0; k < done.n; k++)
+                free(done.v[k]);
+            done.n = 0;
+        } else if (target[0] == '/') {
             ocib_error_set(err,
                            "copy '%s': '%s' is a symlink to '%s', outside the context; sources "
                            "are never read through such links",
                            src, path, target);
             goto out;
+        } else {
+            free(done.v[--done.n]); /* the link itself; its target follows */
         }
-        free(done.v[--done.n]);
         /* Push the target's components in reverse order. */
         {
             struct comps t = { 0 };
@@ -327,6 +346,7 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
                               rel);
     }
     e.path = xstrdup(dest);
+    e.dirfd = s->ctx->fd;
     layer_tree_put(s->t, &e);
     return 0;
 }

@@ -21,13 +21,21 @@ struct context {
     char *dir;            /* as given */
     int fd;               /* the root, O_DIRECTORY */
     struct ignore *ignore;/* .ocibignore, may be empty */
+    bool in_root;         /* a stage's root: symlinks resolve as in a chroot */
 };
 
 /* Opens the context directory and reads its .ocibignore. */
 int context_open(struct context *ctx, const char *dir, struct ocib_error *err);
+
+/* Opens a stage's root file system as a copy source: no ignore file, and
+ * symlinks in the middle of a source path resolve inside the root the way
+ * they would in the container (absolute targets start at the root, ".."
+ * stops there). */
+int context_open_root(struct context *ctx, const char *dir, struct ocib_error *err);
 void context_release(struct context *ctx);
 
-/* Adds to t the entries that copy item c takes from the context, with Docker
+/* Adds to t the entries that copy item c takes from the context (each entry
+ * records ctx->fd as the directory its source is relative to), with Docker
  * COPY semantics: a directory's contents go into dest, a file goes to dest
  * (or into it when dest ends in '/' or there are several sources).  workdir
  * anchors a relative dest.  File contents are not read here; t records where

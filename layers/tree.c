@@ -192,7 +192,7 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
                 continue;
             }
         }
-        fd = fs_open_beneath(src_dirfd, te->src, O_RDONLY);
+        fd = fs_open_beneath(te->dirfd > 0 ? te->dirfd : src_dirfd, te->src, O_RDONLY);
         if (fd < 0)
             return ocib_error_errno(err, errno, "cannot open '%s'", te->src);
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
@@ -248,7 +248,7 @@ int layer_tree_hash_files(struct layer_tree *t, int src_dirfd,
         }
         if (!buf)
             buf = xmalloc(HASH_CHUNK);
-        fd = fs_open_beneath(src_dirfd, te->src, O_RDONLY);
+        fd = fs_open_beneath(te->dirfd > 0 ? te->dirfd : src_dirfd, te->src, O_RDONLY);
         if (fd < 0)
             return ocib_error_errno(err, errno, "cannot open '%s'", te->src);
         sha256_init(&h);

@@ -27,6 +27,8 @@ struct layer_tree_entry {
     uint64_t size;
     char *link;     /* symlink target */
     char *src;      /* regular file: path relative to the source dir fd */
+    int dirfd;      /* the directory src is relative to; 0: the one given to
+                     * layer_tree_write / layer_tree_hash_files */
     char *data;     /* regular file: content in memory (when src is NULL) */
     struct stat st; /* of src when there is one (hardlinks, stat cache) */
     bool has_st;
