@@ -13,6 +13,8 @@
 #include "builder/lock.h"
 #include "builder/remote.h"
 #include "builder/remotecache.h"
+#include "builder/rootfs.h"
+#include "builder/run.h"
 #include "builder/source.h"
 #include "builder/spec.h"
 #include "builder/cachekey.h"
@@ -41,6 +43,7 @@ struct stage_image {
     struct oci_image img;
     struct blob_source *srcs; /* one per layer */
     size_t n_srcs, alloc_srcs;
+    struct rootfs root;       /* unpacked when a run or a copy from it needs it */
 };
 
 struct build {
@@ -52,6 +55,7 @@ struct build {
     struct stat_cache *stat;
     struct remote_cache remote;
     json_t *lock;              /* ocib.lock.json, or NULL */
+    bool noted_devices;
     int *held;                 /* blobs in use (shared locks), see cache_blob_hold */
     size_t n_held, alloc_held;
     char *spec_abs;            /* names explain records */
@@ -61,6 +65,12 @@ struct build {
     char created[32];
     char *git_full, *git_short;
 };
+
+static void keep_fd(struct build *b, int fd)
+{
+    XGROW(b->held, b->alloc_held, b->n_held + 1);
+    b->held[b->n_held++] = fd;
+}
 
 static void hold_blob(struct build *b, const struct oci_digest *d)
 {
@@ -138,16 +148,30 @@ static int check_supported(struct build *b, const size_t *order, size_t n,
         for (size_t l = 0; l < st->n_layers; l++) {
             const struct spec_layer *ly = &st->layers[l];
 
-            if (ly->kind == SPEC_LAYER_RUN)
-                return ocib_error_set(err, "%s: %s (%s): \"run\" layers are not supported yet",
-                                      b->spec.file, ly->where, ly->name);
+            if (ly->kind == SPEC_LAYER_RUN) {
+                const json_t *sec = json_object_get(ly->json, "secrets"), *x;
+                size_t i;
+
+                json_array_foreach(sec, i, x) {
+                    const char *id = json_string_value(json_object_get(x, "id"));
+                    bool given = false;
+
+                    for (size_t j = 0; j < b->o->n_secrets; j++)
+                        given |= !strcmp(b->o->secrets[j].id, id);
+                    if (!given)
+                        return ocib_error_usage(err,
+                                                "%s: %s.secrets[%zu]: secret '%s' was not "
+                                                "given; pass --secret id=%s,src=PATH",
+                                                b->spec.file, ly->where, i, id, id);
+                }
+            }
             for (size_t c = 0; c < ly->n_copies; c++) {
                 const struct spec_copy *cp = &ly->copies[c];
 
-                if (cp->has_from)
+                if (cp->has_from && cp->from.kind != SPEC_FROM_STAGE)
                     return ocib_error_set(err,
-                                          "%s: %s.from: copying from a stage or an image "
-                                          "(\"%s\") is not supported yet",
+                                          "%s: %s.from: copying from an image (\"%s\") is not "
+                                          "supported yet; copy from a stage",
                                           b->spec.file, cp->where, cp->from.text);
                 if (cp->owner.set && !cp->owner.numeric)
                     return ocib_error_set(err,
@@ -322,8 +346,8 @@ static double now(void)
 
 /* Writes the layer of tree t into the blob store; fills in the content
  * digests of the files it reads. */
-static int write_layer(struct build *b, struct layer_tree *t, struct cache_layer *ret,
-                       struct ocib_error *err)
+static int write_layer(struct build *b, struct layer_tree *t, int src_dirfd,
+                       struct cache_layer *ret, struct ocib_error *err)
 {
     struct layer_writer *w = NULL;
     struct layer_result res;
@@ -332,7 +356,7 @@ static int write_layer(struct build *b, struct layer_tree *t, struct cache_layer
 
     if (cache_tmp_create(&b->cache, &tmp, &fd, err) < 0 ||
         layer_writer_new(fd, b->o->compression, b->epoch, &w, err) < 0 ||
-        layer_tree_write(t, b->ctx.fd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0)
+        layer_tree_write(t, src_dirfd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0)
         goto out;
     if (close(fd) < 0) {
         fd = -1;
@@ -363,7 +387,7 @@ static void remember_digest(void *opaque, const struct layer_tree_entry *e)
 {
     struct build *b = opaque;
 
-    if (e->src && e->has_st && e->digest[0])
+    if (e->src && e->has_st && e->digest[0] && e->dirfd == b->ctx.fd)
         stat_cache_put(b->stat, e->src, &e->st, e->digest);
 }
 
@@ -422,6 +446,122 @@ static char *explain_miss(const json_t *last, const struct oci_digest *parent,
     return xstrdup("not in the cache");
 }
 
+/* What, besides the parent key, decides a layer: its definition, and for a
+ * run layer the stage defaults and image config it runs with, and for
+ * copies from stages the keys of those stages. */
+static json_t *layer_def_input(struct build *b, const struct spec_stage *st,
+                               const struct spec_layer *ly, const struct stage_image *si)
+{
+    json_t *in = json_pack("{s:O}", "layer", ly->json);
+
+    if (ly->kind == SPEC_LAYER_RUN) {
+        const json_t *ic = json_object_get(si->img.config, "config");
+        json_t *x;
+
+        if (st->env)
+            json_object_set(in, "stage_env", st->env);
+        if (st->user)
+            json_object_set_new(in, "stage_user", json_string(st->user));
+        if ((x = json_object_get(ic, "Env")))
+            json_object_set(in, "image_env", x);
+        if ((x = json_object_get(ic, "User")))
+            json_object_set(in, "image_user", x);
+        if ((x = json_object_get(ic, "WorkingDir")))
+            json_object_set(in, "image_workdir", x);
+    }
+    for (size_t c = 0; c < ly->n_copies; c++) {
+        const struct spec_copy *cp = &ly->copies[c];
+
+        if (cp->has_from && cp->from.kind == SPEC_FROM_STAGE) {
+            json_t *srcs = json_object_get(in, "stages");
+
+            if (!srcs) {
+                srcs = json_array();
+                json_object_set_new(in, "stages", srcs);
+            }
+            json_array_append_new(srcs, json_string(b->stages[cp->from.stage].top_key.str));
+        }
+    }
+    return in;
+}
+
+static void forward_output(void *opaque, const char *line)
+{
+    struct build_event *ev = opaque;
+    struct build *b = (struct build *)ev->opaque;
+    struct build_event out = *ev;
+
+    out.text = line;
+    progress(b, &out);
+}
+
+/* Runs a run layer's command on the stage's root; changes into t. */
+static int run_step(struct build *b, const struct spec_stage *st, const struct spec_layer *ly,
+                    struct stage_image *si, struct layer_tree *t, struct ocib_error *err)
+{
+    struct build_event ev = { .kind = BUILD_EVENT_LOG, .stage = st->name, .layer = ly->name,
+                              .opaque = b };
+    struct run_request rq = { .stage = st, .layer = ly, .root = &si->root,
+                              .image_config = si->img.config, .secrets = b->o->secrets,
+                              .n_secrets = b->o->n_secrets, .cache = &b->cache,
+                              .output = forward_output, .output_opaque = &ev };
+
+    if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                      si->img.n_layers, &si->top_key, err) < 0)
+        return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
+    if (si->root.skipped_devices && !b->noted_devices) {
+        struct build_event note = { .kind = BUILD_EVENT_INFO, .stage = st->name };
+        _cleanup_free_ char *text =
+            xasprintf("note: %llu device nodes of the base were skipped (a rootless build "
+                      "cannot create them)",
+                      (unsigned long long)si->root.skipped_devices);
+
+        note.text = text;
+        progress(b, &note);
+        b->noted_devices = true;
+    }
+    return run_layer(&rq, t, err);
+}
+
+/* Builds a copy layer that takes files from stages (and maybe the
+ * context), in the order the spec lists them. */
+static int copy_with_stages(struct build *b, const struct spec_stage *st,
+                            const struct spec_layer *ly, struct layer_tree *t,
+                            struct ocib_error *err)
+{
+    for (size_t c = 0; c < ly->n_copies; c++) {
+        const struct spec_copy *cp = &ly->copies[c];
+        struct stage_image *src;
+        struct context rc;
+        int r;
+
+        if (!cp->has_from) {
+            if (context_copy(&b->ctx, cp, st->workdir, t, err) < 0)
+                return -1;
+            continue;
+        }
+        src = &b->stages[cp->from.stage];
+        if (rootfs_update(&src->root, &b->cache, b->registries, &src->img, src->srcs,
+                          src->img.n_layers, &src->top_key, err) < 0)
+            return ocib_error_wrap(err, "%s: preparing the root of stage %s", cp->where,
+                                   cp->from.text);
+        if (context_open_root(&rc, src->root.path, err) < 0)
+            return -1;
+        r = context_copy(&rc, cp, st->workdir, t, err);
+        /* Entries keep rc's fd to read from: hand it to the build. */
+        if (r == 0)
+            keep_fd(b, rc.fd);
+        else
+            close(rc.fd);
+        rc.fd = -1;
+        free(rc.dir);
+        ignore_free(rc.ignore);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int build_layer(struct build *b, const struct spec_stage *st, size_t index,
                        struct stage_image *si, struct ocib_error *err)
 {
@@ -437,7 +577,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     _cleanup_free_ char *corrupt = NULL;
     struct build_event ev = { .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name,
                               .status = "built" };
-    json_t *last = NULL, *inputs = NULL, *record;
+    json_t *last = NULL, *inputs = NULL, *record, *def_input = NULL;
+    bool from_stage = false;
     double t0 = now();
     size_t missing = 0;
     struct blob_source remote_src = { 0 };
@@ -445,11 +586,19 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     int lock = -1, r = -1;
 
     layer_tree_init(&t);
+    /* The inputs that decide the key: context files now; a run layer's
+     * result and files copied from a stage are decided by their stage's
+     * key, so neither needs the stage's root unless the key misses. */
     if (ly->kind == SPEC_LAYER_COPY) {
-        for (size_t c = 0; c < ly->n_copies; c++)
+        for (size_t c = 0; c < ly->n_copies; c++) {
+            if (ly->copies[c].has_from) {
+                from_stage = true;
+                continue;
+            }
             if (context_copy(&b->ctx, &ly->copies[c], st->workdir, &t, err) < 0)
                 goto out;
-    } else if (add_files(b, st, ly, &t, err) < 0) {
+        }
+    } else if (ly->kind == SPEC_LAYER_FILES && add_files(b, st, ly, &t, err) < 0) {
         goto out;
     }
     layer_tree_finalise(&t);
@@ -471,8 +620,9 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
             missing++;
         }
     }
-    cachekey_def(&si->top_key, ly->json, b->platform_str, layer_compression_settings(b->o->compression),
-                 b->epoch, st->workdir, &def);
+    def_input = layer_def_input(b, st, ly, si);
+    cachekey_def(&si->top_key, def_input, b->platform_str,
+                 layer_compression_settings(b->o->compression), b->epoch, st->workdir, &def);
     /* Hash first only when a hit is possible: some key was stored under
      * this definition.  Otherwise the layer is built in one pass that
      * hashes its files on the way. */
@@ -509,7 +659,19 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
     last = cache_record_get(&b->cache, slot);
     if (!hit) {
-        if (write_layer(b, &t, &cl, err) < 0)
+        int src_dirfd = b->ctx.fd;
+
+        if (ly->kind == SPEC_LAYER_RUN) {
+            if (run_step(b, st, ly, si, &t, err) < 0)
+                goto out;
+            src_dirfd = si->root.fd;
+        } else if (from_stage) {
+            layer_tree_release(&t);
+            layer_tree_init(&t);
+            if (copy_with_stages(b, st, ly, &t, err) < 0)
+                goto out;
+        }
+        if (write_layer(b, &t, src_dirfd, &cl, err) < 0)
             goto out;
         for (size_t i = 0; missing && i < t.n; i++)
             remember_digest(b, &t.entries[i]);
@@ -553,6 +715,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     if (b->o->cache_to)
         remote_cache_add(&b->remote, &key, &def, &cl);
     si->top_key = key;
+    if (ly->kind == SPEC_LAYER_RUN && !hit)
+        rootfs_advance(&si->root, si->img.n_layers, &key);
     ev.digest = cl.digest.str;
     ev.size = (uint64_t)cl.size;
     ev.files = t.n;
@@ -560,6 +724,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     progress(b, &ev);
     r = 0;
 out:
+    json_decref(def_input);
     blob_source_release(&remote_src);
     cache_unlock(lock);
     json_decref(last);
@@ -1060,6 +1225,8 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
         progress(&b, &ev);
     }
     b.stages = xcalloc(b.spec.n_stages, sizeof(*b.stages));
+    for (size_t i = 0; i < b.spec.n_stages; i++)
+        rootfs_init(&b.stages[i].root);
     for (size_t k = 0; k < n_order; k++)
         if (build_stage(&b, order[k], err) < 0)
             goto out;
@@ -1141,8 +1308,10 @@ out:
     oci_blob_release(&config);
     oci_blob_release(&manifest);
     if (b.stages)
-        for (size_t i = 0; i < b.spec.n_stages; i++)
+        for (size_t i = 0; i < b.spec.n_stages; i++) {
+            rootfs_release(&b.stages[i].root, &b.cache, r == 0);
             stage_image_release(&b.stages[i]);
+        }
     free(b.stages);
     free(b.git_full);
     free(b.git_short);

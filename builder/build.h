@@ -20,6 +20,8 @@
 #include "oci/digest.h"
 #include "oci/platform.h"
 
+struct build_secret;
+
 enum build_output_kind { BUILD_OUTPUT_OCI, BUILD_OUTPUT_ARCHIVE };
 
 struct build_output {
@@ -35,7 +37,8 @@ enum build_event_kind {
     BUILD_EVENT_BASE,   /* its base image is known */
     BUILD_EVENT_LAYER,  /* a layer is done */
     BUILD_EVENT_OUTPUT, /* an output was written */
-    BUILD_EVENT_INFO,   /* inputs that decide the digest */
+    BUILD_EVENT_INFO,   /* inputs that decide the digest, notes */
+    BUILD_EVENT_LOG,    /* a line a run command printed */
 };
 
 struct build_event {
@@ -48,6 +51,7 @@ struct build_event {
     uint64_t files;      /* entries in the layer */
     double seconds;
     const char *text;    /* free text */
+    void *opaque;        /* the builder's, not for the callback */
 };
 
 typedef void (*build_progress_fn)(void *opaque, const struct build_event *ev);
@@ -71,6 +75,8 @@ struct build_options {
     size_t n_cache_from;
     const char *cache_to;     /* --cache-to REF */
     bool locked;              /* --locked: the lock must cover every base */
+    struct build_secret *secrets; /* --secret id=ID,src=PATH */
+    size_t n_secrets;
     const char *revision;     /* git commit to record instead of asking git */
     const char *revision_short;
     char **insecure;          /* --insecure-registry HOST[:PORT] */

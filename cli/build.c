@@ -7,6 +7,7 @@
 #include "base/fs.h"
 #include "base/xalloc.h"
 #include "builder/build.h"
+#include "builder/run.h"
 #include "builder/verify.h"
 
 #include <errno.h>
@@ -38,7 +39,8 @@ static void print_progress(void *opaque, const struct build_event *ev)
     if (mode == PROGRESS_QUIET)
         return;
     if (mode == PROGRESS_JSON) {
-        static const char *const kinds[] = { "stage", "base", "layer", "output", "info" };
+        static const char *const kinds[] = { "stage", "base",  "layer",
+                                             "output", "info", "log" };
         json_t *j = json_pack("{s:s}", "event", kinds[ev->kind]);
         char *s;
 
@@ -82,6 +84,9 @@ static void print_progress(void *opaque, const struct build_event *ev)
     case BUILD_EVENT_INFO:
         fprintf(stderr, "%s\n", ev->text);
         break;
+    case BUILD_EVENT_LOG:
+        fprintf(stderr, "[%s/%s] %s\n", ev->stage, ev->layer, ev->text);
+        break;
     }
 }
 
@@ -109,7 +114,8 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     enum progress_mode mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
     const char *digest_file = NULL;
     bool verify = false;
-    size_t alloc_tags = 0, alloc_outputs = 0, alloc_insecure = 0, alloc_cache_from = 0;
+    size_t alloc_tags = 0, alloc_outputs = 0, alloc_insecure = 0, alloc_cache_from = 0,
+           alloc_secrets = 0;
     int r = -1;
 
     for (int i = 1; i < argc; i++) {
@@ -174,9 +180,11 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
             o.locked = true;
         } else if (!strcmp(argv[i], "--verify")) {
             verify = true;
-        } else if (!strncmp(argv[i], "--secret", 8)) {
-            ocib_error_set(err, "build %s: not supported yet in this version", argv[i]);
-            goto out;
+        } else if (OPT("--secret")) {
+            XGROW(o.secrets, alloc_secrets, o.n_secrets + 1);
+            if (build_secret_parse(v, &o.secrets[o.n_secrets], err) < 0)
+                goto out;
+            o.n_secrets++;
         } else {
             ocib_error_usage(err, "build: unknown option '%s'; see 'ocib help build'", argv[i]);
             goto out;
@@ -231,5 +239,10 @@ out:
     free(o.tags);
     free(o.insecure);
     free(o.cache_from);
+    for (size_t i = 0; i < o.n_secrets; i++) {
+        free(o.secrets[i].id);
+        free(o.secrets[i].src);
+    }
+    free(o.secrets);
     return r;
 }
