@@ -34,14 +34,14 @@
 #define WHITEOUT_OPAQUE ".wh..wh..opq"
 
 struct snap_entry {
-    size_t path;    /* offset of the path in names */
-    size_t link;    /* offset of the symlink target in names, or NO_LINK */
+    size_t path; /* offset of the path in names */
+    size_t link; /* offset of the symlink target in names, or NO_LINK */
     uint64_t size, dev, ino, nlink;
     struct timespec mtim, ctim;
     mode_t mode;
     uid_t uid;
     gid_t gid;
-    bool mount;     /* on another file system: a mount point, never a change */
+    bool mount; /* on another file system: a mount point, never a change */
 };
 
 struct snapshot {
@@ -165,7 +165,7 @@ static int read_names(int dirfd, const char *path, struct name_list *ret,
                       struct ocib_error *err)
 {
     _cleanup_closedir_ DIR *d = NULL;
-    struct name_list l = { NULL, 0, 0 };
+    struct name_list l = {NULL, 0, 0};
     int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 
     if (fd < 0)
@@ -256,7 +256,7 @@ static int walk_entry(struct walker *w, int dirfd, const char *name, unsigned de
             return 0;
         return ocib_error_errno(err, errno, "cannot stat '%s'", path);
     }
-    if (0 && st.st_dev != w->root_dev)
+    if (st.st_dev != w->root_dev)
         return record(w, &st, NULL, true, err);
     if (S_ISLNK(st.st_mode)) {
         ssize_t n = readlinkat(dirfd, name, target, sizeof(target));
@@ -286,7 +286,7 @@ static int walk_entry(struct walker *w, int dirfd, const char *name, unsigned de
 
 static int walk_dir(struct walker *w, int dirfd, unsigned depth, struct ocib_error *err)
 {
-    struct name_list names = { NULL, 0, 0 };
+    struct name_list names = {NULL, 0, 0};
     size_t base = w->path.len;
     int r = 0;
 
@@ -308,7 +308,7 @@ int snapshot_take(int root_fd, const char *const *skip, struct snapshot **ret,
                   struct ocib_error *err)
 {
     _cleanup_(snapshot_freep) struct snapshot *s = xcalloc(1, sizeof(*s));
-    struct walker w = { .s = s, .skip = skip, .path = STRBUF_INIT };
+    struct walker w = {.s = s, .skip = skip, .path = STRBUF_INIT};
     struct stat st;
     int r;
 
@@ -364,7 +364,7 @@ static void push_frame(struct differ *d, const char *path, int flags)
     int outer = d->n_frames ? d->frames[d->n_frames - 1].flags : 0;
 
     XGROW(d->frames, d->alloc_frames, d->n_frames + 1);
-    d->frames[d->n_frames++] = (struct frame){ path, strlen(path), flags | outer };
+    d->frames[d->n_frames++] = (struct frame){path, strlen(path), flags | outer};
 }
 
 static bool frame_holds(const struct frame *f, const char *path)
@@ -375,7 +375,7 @@ static bool frame_holds(const struct frame *f, const char *path)
 static void add_whiteout(struct differ *d, const char *path, bool opaque)
 {
     XGROW(d->wh, d->alloc_wh, d->n_wh + 1);
-    d->wh[d->n_wh++] = (struct whiteout){ path, opaque };
+    d->wh[d->n_wh++] = (struct whiteout){path, opaque};
 }
 
 static bool same_metadata(const struct snapshot *b, size_t i, const struct snapshot *a,
@@ -498,7 +498,7 @@ static void put_after(const struct snapshot *a, size_t j, unsigned (*map_uid)(un
 static void put_whiteout(const struct whiteout *w, struct layer_tree *t)
 {
     const char *slash = strrchr(w->path, '/');
-    struct layer_tree_entry e = { .mode = S_IFREG, .data = xstrdup("") };
+    struct layer_tree_entry e = {.mode = S_IFREG, .data = xstrdup("")};
 
     if (w->opaque)
         e.path = xasprintf("%s/" WHITEOUT_OPAQUE, w->path);
@@ -523,7 +523,7 @@ int snapshot_diff(const struct snapshot *before, int root_fd, const char *const 
 {
     _cleanup_(snapshot_freep) struct snapshot *after = NULL;
     _cleanup_free_ unsigned char *emit = NULL;
-    struct differ d = { .before = before, .skip = skip };
+    struct differ d = {.before = before, .skip = skip};
     size_t i = 0, j = 0;
 
     if (snapshot_take(root_fd, skip, &after, err) < 0)
