@@ -288,7 +288,8 @@ $(printf '  %s\n' "${bad[@]}")"
 JSON
     "$PY" -c 'import json, sys, jsonschema; s = json.load(open(sys.argv[1])); jsonschema.validators.validator_for(s)(s).validate(json.load(open(sys.argv[2])))' \
         "$SCHEMA" ctx/ocib.json || fail "the schema rejects the full spec"
-    run_ocib build -C ctx --output "oci:$T/outs/layout"
+    printf 'registry=http://127.0.0.1:1/\n' >"$T/npmrc"
+    run_ocib build -C ctx --secret "id=npmrc,src=$T/npmrc" --output "oci:$T/outs/layout"
     [ "$status" -ne 2 ] || { show_run; fail "ocib rejects a spec the contract allows"; }
     [ "$status" -ne 0 ] || fail "a build from an unreachable registry succeeded"
     assert_no_output "$T/outs/layout"
