@@ -51,9 +51,9 @@ OCIB_DEFINE_CLEANUP(struct archive, archive_read_free)
 struct unpack {
     int root_fd;
     const char *digest;
-    const char *name;  /* the current entry's name as stored, for messages */
-    bool privileged;   /* euid 0: permission bits never stop us */
-    char **opaque;     /* names of the layer's opaque markers */
+    const char *name; /* the current entry's name as stored, for messages */
+    bool privileged;  /* euid 0: permission bits never stop us */
+    char **opaque;    /* names of the layer's opaque markers */
     size_t n_opaque, alloc_opaque;
     struct unpack_stats stats;
 };
@@ -66,7 +66,10 @@ struct parent {
     mode_t mode;
 };
 
-#define PARENT_INIT { -1, false, 0 }
+#define PARENT_INIT                                                                        \
+    {                                                                                      \
+        -1, false, 0                                                                       \
+    }
 
 static void parent_release(struct parent *p)
 {
@@ -155,7 +158,7 @@ static void split(char *path, const char **ret_parent, const char **ret_base)
  * O_PATH when the directory cannot be read) or -1 with errno set. */
 static int open_dir_beneath(int root_fd, const char *path)
 {
-    int flags[] = { O_RDONLY, O_PATH };
+    int flags[] = {O_RDONLY, O_PATH};
 
     for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
         struct open_how how = {
@@ -209,9 +212,11 @@ static int resolve_fail(struct ocib_error *err, const struct unpack *u, int errn
     case ENOTDIR:
         return entry_fail(err, u, 0, "'%s' is not a directory", path);
     case ENOSYS:
-        return entry_fail(err, u, 0, "openat2 is not available (Linux 5.6 or later needed)");
+        return entry_fail(err, u, 0,
+                          "openat2 is not available (Linux 5.6 or later needed)");
     default:
-        return entry_fail(err, u, errnum, "cannot open directory '%s'", path[0] ? path : ".");
+        return entry_fail(err, u, errnum, "cannot open directory '%s'",
+                          path[0] ? path : ".");
     }
 }
 
@@ -246,7 +251,8 @@ static int mkdir_beneath(struct unpack *u, const char *path, struct ocib_error *
             if (widened)
                 (void)fchmod(cur, mode);
             if (r < 0 && saved != EEXIST)
-                return entry_fail(err, u, saved, "cannot create directory '%s'", prefix.buf);
+                return entry_fail(err, u, saved, "cannot create directory '%s'",
+                                  prefix.buf);
             fd = open_dir_beneath(u->root_fd, prefix.buf);
             if (fd < 0 && errno == ENOENT)
                 return entry_fail(err, u, 0, "'%s' is a dangling symlink", prefix.buf);
@@ -368,7 +374,8 @@ static int owner_of(struct unpack *u, struct archive_entry *ae, uid_t *ret_uid,
 {
     la_int64_t uid = archive_entry_uid(ae), gid = archive_entry_gid(ae);
 
-    if (uid < 0 || uid >= (la_int64_t)UINT32_MAX || gid < 0 || gid >= (la_int64_t)UINT32_MAX)
+    if (uid < 0 || uid >= (la_int64_t)UINT32_MAX || gid < 0 ||
+        gid >= (la_int64_t)UINT32_MAX)
         return entry_fail(err, u, 0, "owner %lld:%lld out of range", (long long)uid,
                           (long long)gid);
     *ret_uid = (uid_t)uid;
@@ -394,8 +401,8 @@ static bool chown_failed(int r)
 
 /* Sets owner, mode (unless is_symlink) and mtime of name in dfd without
  * following a symlink. */
-static int set_meta_at(struct unpack *u, int dfd, const char *name, struct archive_entry *ae,
-                       bool is_symlink, struct ocib_error *err)
+static int set_meta_at(struct unpack *u, int dfd, const char *name,
+                       struct archive_entry *ae, bool is_symlink, struct ocib_error *err)
 {
     struct timespec ts[2];
     uid_t uid;
@@ -498,8 +505,8 @@ static int make_file(struct unpack *u, struct archive *a, int pfd, const char *b
     return 0;
 }
 
-static int make_symlink(struct unpack *u, int pfd, const char *base, struct archive_entry *ae,
-                        struct ocib_error *err)
+static int make_symlink(struct unpack *u, int pfd, const char *base,
+                        struct archive_entry *ae, struct ocib_error *err)
 {
     const char *target = archive_entry_symlink(ae);
 
@@ -540,8 +547,8 @@ static int make_node(struct unpack *u, int pfd, const char *base, struct archive
 /* A hardlink to target, which must already be in the root (from this or an
  * earlier layer) and is reached beneath it; its last component is not
  * followed, so a symlink target links the symlink itself. */
-static int make_hardlink(struct unpack *u, int pfd, const char *base, const char *entry_path,
-                         const char *target, struct ocib_error *err)
+static int make_hardlink(struct unpack *u, int pfd, const char *base,
+                         const char *entry_path, const char *target, struct ocib_error *err)
 {
     _cleanup_(parent_release) struct parent tp = PARENT_INIT;
     _cleanup_strbuf_ struct strbuf tpath = STRBUF_INIT;
@@ -636,8 +643,10 @@ static int apply_opaque(struct unpack *u, const char *marker, struct ocib_error 
     _cleanup_strbuf_ struct strbuf path = STRBUF_INIT;
     _cleanup_close_ int fd = -1;
     const char *why, *parent, *base, *slash;
+    bool widened;
     struct stat st;
-    int r;
+    mode_t mode = 0;
+    int r, saved;
 
     u->name = marker;
     if (normalise(marker, &path, &why) < 0)
@@ -662,8 +671,15 @@ static int apply_opaque(struct unpack *u, const char *marker, struct ocib_error 
         return 0;
     }
     fd = openat(p.fd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || empty_dir(u, fd) < 0)
-        return entry_fail(err, u, errno, "cannot empty '%s'", base);
+    if (fd < 0)
+        return entry_fail(err, u, errno, "cannot open '%s'", base);
+    widened = widen(u, fd, &mode);
+    r = empty_dir(u, fd);
+    saved = errno;
+    if (widened)
+        (void)fchmod(fd, mode);
+    if (r < 0)
+        return entry_fail(err, u, saved, "cannot empty '%s'", base);
     return 0;
 }
 
