@@ -28,6 +28,10 @@ void cachekey_def(const struct oci_digest *parent, const json_t *layer, const ch
     size_t len;
 
     json_object_del(def, "name");
+    /* build.c passes {"layer": <definition>, ...}: the name is not an input
+     * there either (it only reaches the history). */
+    if (json_is_object(json_object_get(def, "layer")))
+        json_object_del(json_object_get(def, "layer"), "name");
     j = json_pack("{s:i, s:s, s:o, s:s, s:s, s:I, s:s}", "v", CACHEKEY_VERSION, "parent",
                   parent->str, "layer", def, "platform", platform, "compression", compression,
                   "epoch", (json_int_t)epoch, "workdir", workdir ? workdir : "/");
