@@ -13,6 +13,9 @@
 
 #define GZIP_LEVEL 6
 #define ZSTD_LEVEL 3
+/* Part of the output format: the multi-threaded frame is cut into jobs of
+ * this size.  2 MiB keeps the buffers small. */
+#define ZSTD_JOB_SIZE (2 * 1024 * 1024)
 
 struct compressor {
     enum layer_compression kind;
@@ -65,22 +68,19 @@ const char *layer_compression_settings(enum layer_compression c)
     case LAYER_COMPRESSION_GZIP:
         return "gzip;zlib-level=6;window=15;memlevel=8;strategy=default;mtime=0;os=255";
     case LAYER_COMPRESSION_ZSTD:
-        return "zstd;level=3;checksum=0;mt=1";
+        return "zstd;level=3;checksum=0;mt=1;jobsize=2097152";
     default:
         return "none";
     }
 }
 
+/* One worker thread: compression runs beside the thread that reads and
+ * hashes, and the multi-threaded format's bytes do not depend on the count
+ * (any nbWorkers >= 1 gives the same output); more workers would multiply
+ * the job buffers (8 MiB each at level 3) for little gain on small hosts. */
 static int worker_count(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-    /* Any count >= 1 gives the same bytes; cap it to stay lean. */
-    if (n < 1)
-        n = 1;
-    if (n > 4)
-        n = 4;
-    return (int)n;
+    return 1;
 }
 
 int compressor_new(enum layer_compression c, compress_sink_fn sink, void *opaque,
@@ -107,7 +107,8 @@ int compressor_new(enum layer_compression c, compress_sink_fn sink, void *opaque
             ZSTD_isError(ZSTD_CCtx_setParameter(z->zc, ZSTD_c_checksumFlag, 0)) ||
             ZSTD_isError(ZSTD_CCtx_setParameter(z->zc, ZSTD_c_contentSizeFlag, 0)))
             goto fail;
-        if (ZSTD_isError(ZSTD_CCtx_setParameter(z->zc, ZSTD_c_nbWorkers, worker_count()))) {
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(z->zc, ZSTD_c_nbWorkers, worker_count())) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(z->zc, ZSTD_c_jobSize, ZSTD_JOB_SIZE))) {
             compressor_free(z);
             return ocib_error_set(err, "zstd: this libzstd lacks multi-threading, which "
                                        "ocib's zstd output format requires");

@@ -6,8 +6,8 @@
  *   gzip: zlib deflate level 6, 32 KiB window, memLevel 8, default
  *         strategy; gzip header with no name, no comment, mtime 0, OS 255.
  *   zstd: libzstd level 3, checksum off, content size unknown, multi-threaded
- *         mode (nbWorkers >= 1, whose output does not depend on the worker
- *         count), default job size.
+ *         mode with one worker and 2 MiB jobs (the multi-threaded format's
+ *         bytes do not depend on the worker count).
  * Output goes to a sink callback in chunks of at most COMPRESS_OUT_CHUNK.
  */
 #ifndef OCIB_LAYERS_COMPRESS_H
