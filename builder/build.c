@@ -391,57 +391,88 @@ static void remember_digest(void *opaque, const struct layer_tree_entry *e)
         stat_cache_put(b->stat, e->src, &e->st, e->digest);
 }
 
-/* The inputs of a layer as recorded for the next build's explanation. */
-static json_t *inputs_record(const struct layer_tree *t)
+/* The inputs of a layer as recorded for the next build's explanation: one
+ * line per entry, "<path length>:<path> <mode>:<uid>:<gid>:<digest><link>",
+ * in the tree's (byte-wise) order; a single string keeps memory small. */
+static char *inputs_record(const struct layer_tree *t)
 {
-    json_t *inputs = json_object();
+    struct strbuf sb = STRBUF_INIT;
 
     for (size_t i = 0; i < t->n; i++) {
         const struct layer_tree_entry *e = &t->entries[i];
-        _cleanup_free_ char *v = xasprintf("%o:%u:%u:%s%s", (unsigned)e->mode, e->uid, e->gid,
-                                           e->digest, e->link ? e->link : "");
 
-        json_object_set_new(inputs, e->path, json_string(v));
+        strbuf_addf(&sb, "%zu:%s %o:%u:%u:%s%s\n", strlen(e->path), e->path, (unsigned)e->mode,
+                    e->uid, e->gid, e->digest, e->link ? e->link : "");
     }
-    return inputs;
+    return strbuf_detach(&sb);
+}
+
+struct input_line {
+    const char *path, *value;
+    size_t path_len, value_len;
+};
+
+/* Reads the line at *p of an inputs record; false at the end. */
+static bool input_next(const char **p, struct input_line *ret)
+{
+    char *end;
+    unsigned long len;
+    const char *nl;
+
+    if (!*p || !**p)
+        return false;
+    len = strtoul(*p, &end, 10);
+    if (*end != ':' || strlen(end + 1) < len + 1)
+        return false;
+    ret->path = end + 1;
+    ret->path_len = len;
+    ret->value = ret->path + len + 1;
+    nl = strchr(ret->value, '\n');
+    ret->value_len = nl ? (size_t)(nl - ret->value) : strlen(ret->value);
+    *p = nl ? nl + 1 : ret->value + ret->value_len;
+    return true;
+}
+
+static int path_cmp(const struct input_line *a, const struct input_line *b)
+{
+    size_t n = a->path_len < b->path_len ? a->path_len : b->path_len;
+    int c = memcmp(a->path, b->path, n);
+
+    return c ? c : (a->path_len > b->path_len) - (a->path_len < b->path_len);
 }
 
 /* Why a layer missed: compares with what the last build of this slot saw. */
 static char *explain_miss(const json_t *last, const struct oci_digest *parent,
-                          const struct oci_digest *def, const json_t *inputs, bool first)
+                          const struct oci_digest *def, const char *inputs, bool first)
 {
-    const char *key;
-    json_t *v;
+    const char *old, *p, *q;
+    struct input_line a, b;
+    bool has_a, has_b;
 
     if (!last)
         return xstrdup("first build");
     if (strcmp(json_string_value(json_object_get(last, "parent")) ?: "", parent->str))
         return xstrdup(first ? "base: digest changed" : "an earlier layer changed");
     if (strcmp(json_string_value(json_object_get(last, "def")) ?: "", def->str))
-        return xstrdup("definition changed in the spec");
-    {
-        const json_t *old = json_object_get(last, "inputs");
-        const char *first_key = NULL;
-        const char *what = NULL;
+        return xstrdup("definition changed in the spec (or a stage it copies from)");
+    /* Both records are sorted by path: the first difference in a merge is
+     * the byte-wise first path that changed, a stable answer. */
+    old = json_string_value(json_object_get(last, "inputs")) ?: "";
+    p = old;
+    q = inputs;
+    has_a = input_next(&p, &a);
+    has_b = input_next(&q, &b);
+    while (has_a || has_b) {
+        int c = !has_a ? 1 : !has_b ? -1 : path_cmp(&a, &b);
 
-        /* The byte-wise first path that differs, for a stable answer. */
-        json_object_foreach((json_t *)inputs, key, v) {
-            const char *o = json_string_value(json_object_get(old, key));
-
-            if ((!o || strcmp(o, json_string_value(v))) &&
-                (!first_key || strcmp(key, first_key) < 0)) {
-                first_key = key;
-                what = o ? "changed" : "added";
-            }
-        }
-        json_object_foreach((json_t *)old, key, v) {
-            if (!json_object_get(inputs, key) && (!first_key || strcmp(key, first_key) < 0)) {
-                first_key = key;
-                what = "removed";
-            }
-        }
-        if (first_key)
-            return xasprintf("%s %s", first_key, what);
+        if (c < 0)
+            return xasprintf("%.*s removed", (int)a.path_len, a.path);
+        if (c > 0)
+            return xasprintf("%.*s added", (int)b.path_len, b.path);
+        if (a.value_len != b.value_len || memcmp(a.value, b.value, a.value_len))
+            return xasprintf("%.*s changed", (int)b.path_len, b.path);
+        has_a = input_next(&p, &a);
+        has_b = input_next(&q, &b);
     }
     return xstrdup("not in the cache");
 }
@@ -577,7 +608,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     _cleanup_free_ char *corrupt = NULL;
     struct build_event ev = { .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name,
                               .status = "built" };
-    json_t *last = NULL, *inputs = NULL, *record, *def_input = NULL;
+    json_t *last = NULL, *record, *def_input = NULL;
+    _cleanup_free_ char *inputs = NULL;
     bool from_stage = false;
     double t0 = now();
     size_t missing = 0;
@@ -695,7 +727,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         if (remote_hit)
             ev.text = "from --cache-from";
     }
-    record = json_pack("{s:s, s:s, s:s, s:O}", "parent", si->top_key.str, "def", def.str, "key",
+    record = json_pack("{s:s, s:s, s:s, s:s}", "parent", si->top_key.str, "def", def.str, "key",
                        key.str, "inputs", inputs);
     cache_record_put(&b->cache, slot, record, NULL);
     json_decref(record);
@@ -728,7 +760,6 @@ out:
     blob_source_release(&remote_src);
     cache_unlock(lock);
     json_decref(last);
-    json_decref(inputs);
     layer_tree_release(&t);
     if (r < 0)
         ocib_error_wrap(err, "stage %s, layer %s", st->name, ly->name);
