@@ -1178,7 +1178,7 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     remote_cache_init(&b.remote);
     spec_path = o->spec_file ? xstrdup(o->spec_file) : fs_path_join(ctx_dir, "ocib.json");
     if (spec_load(&b.spec, spec_path, err) < 0)
-        return -1;
+        goto out;
     if (o->target) {
         int t = spec_stage_find(&b.spec, o->target);
 
