@@ -768,6 +768,8 @@ static struct blob zstd_reference(const struct blob *in, int nb_workers)
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)));
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)));
     assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_nbWorkers, nb_workers)));
+    /* ocib pins 2 MiB jobs (layers/compress.h). */
+    assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_jobSize, 2 * 1024 * 1024)));
     /* Feed in uneven pieces, as a stream would arrive. */
     while (ib.pos < ib.size) {
         size_t piece = 777777;
