@@ -175,17 +175,36 @@ static int run_map_helper(const char *helper, pid_t pid, const struct idmap *m)
     return 0;
 }
 
+/* "start start count" lines covering the ids of the current namespace. */
+static char *identity_map(const char *self_map)
+{
+    _cleanup_fclose_ FILE *f = fopen(self_map, "re");
+    struct strbuf sb = STRBUF_INIT;
+    unsigned long inside, outside, count;
+
+    while (f && fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3)
+        strbuf_addf(&sb, "%lu %lu %lu\n", inside, inside, count);
+    if (!sb.len)
+        strbuf_addstr(&sb, "0 0 4294967295\n");
+    return strbuf_detach(&sb);
+}
+
 /* Writes the child's uid and gid maps (the caller's side). */
 static int write_maps(pid_t pid, struct ocib_error *err)
 {
     char path[64], buf[64];
 
     if (uid_map.identity) {
+        /* Every id this namespace has, mapped to itself (the whole range
+         * on the host; inside `ocib`'s own user namespace, what it got). */
+        _cleanup_free_ char *um = identity_map("/proc/self/uid_map");
+        _cleanup_free_ char *gm = identity_map("/proc/self/gid_map");
+
         snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
-        if (write_file(path, "0 0 4294967295\n") < 0)
+        if (write_file(path, um) < 0)
             return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
         snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
-        if (write_file(path, "0 0 4294967295\n") < 0)
+        if (write_file(path, gm) < 0)
             return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
         return 0;
     }
@@ -643,4 +662,75 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
     *ret_uid = uid;
     *ret_gid = gid;
     return 0;
+}
+
+
+int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err)
+{
+    int ready[2] = { -1, -1 }, go[2] = { -1, -1 };
+    int status, r = -1;
+    pid_t pid;
+    char c;
+
+    decide_maps();
+    if (uid_map.identity || !uid_map.sub_count || getenv("OCIB_IN_USERNS"))
+        return 0;
+    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
+        ocib_error_errno(err, errno, "sandbox: pipe");
+        goto out;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        ocib_error_errno(err, errno, "sandbox: fork");
+        goto out;
+    }
+    if (pid == 0) {
+        close(ready[0]);
+        close(go[1]);
+        if (unshare(CLONE_NEWUSER) < 0 || write(ready[1], "u", 1) != 1 ||
+            read(go[0], &c, 1) != 1 || c != 'g' || setresgid(0, 0, 0) < 0 ||
+            setresuid(0, 0, 0) < 0) {
+            fprintf(stderr, "ocib: cannot enter a user namespace: %s\n", strerror(errno));
+            _exit(1);
+        }
+        setenv("OCIB_IN_USERNS", "1", 1);
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "ocib: cannot re-run ocib in its user namespace: %s\n",
+                strerror(errno));
+        _exit(1);
+    }
+    close(ready[1]);
+    ready[1] = -1;
+    close(go[0]);
+    go[0] = -1;
+    if (read(ready[0], &c, 1) != 1 || write_maps(pid, err) < 0) {
+        if (write(go[1], "x", 1) < 0) {
+        }
+        waitpid(pid, &status, 0);
+        if (err && !err->msg[0])
+            ocib_error_set(err, "sandbox: the user namespace could not be set up");
+        goto out;
+    }
+    if (write(go[1], "g", 1) != 1) {
+        ocib_error_errno(err, errno, "sandbox: cannot start");
+        waitpid(pid, &status, 0);
+        goto out;
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            ocib_error_errno(err, errno, "sandbox: wait");
+            goto out;
+        }
+    }
+    *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r = 1;
+out:
+    for (int *p = ready; p < ready + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    for (int *p = go; p < go + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    return r;
 }

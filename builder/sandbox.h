@@ -50,6 +50,13 @@ struct sandbox_spec {
  * killed).  Fails only when the sandbox could not be set up. */
 int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err);
 
+/* As an unprivileged user with subordinate ids, a build runs as root of a
+ * user namespace holding them (as `buildah unshare` does), so that unpacked
+ * files get the owners their layers say and stay readable and removable:
+ * this re-runs the program (argv) there and returns 1 with its exit
+ * status; 0 when not needed (root, no subordinate ids, or already inside). */
+int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err);
+
 /* Host uid/gid -> the id the sandbox sees, under the maps sandbox_run uses
  * for this process (for recording owners of files a command created). */
 unsigned sandbox_uid_to_inside(unsigned host_uid);

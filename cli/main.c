@@ -3,6 +3,7 @@
  * to the exit status (0 success, 1 failure, 2 usage or spec error).
  */
 #include "cli/cli.h"
+#include "builder/sandbox.h"
 
 #include <locale.h>
 #include <stdio.h>
@@ -94,6 +95,16 @@ int main(int argc, char **argv)
     if (!v) {
         fprintf(stderr, "ocib: %s: unknown command; see 'ocib help'\n", argv[1]);
         return OCIB_EXIT_USAGE;
+    }
+    if (!strcmp(v->name, "build")) {
+        int status, rc = sandbox_reexec_in_userns(argv, &status, &err);
+
+        if (rc < 0) {
+            fprintf(stderr, "ocib: %s\n", err.msg);
+            return OCIB_EXIT_FAILURE;
+        }
+        if (rc > 0)
+            return status;
     }
     if (v->run(argc - 1, argv + 1, &err) < 0) {
         /* A failure without a message only sets the status (diff: 1 means
