@@ -331,11 +331,16 @@ static int auth_for(struct registry *r, const char *scopes, bool force_refresh, 
     return rc;
 }
 
-/* A request with auth: on 401, learns the challenge and tries once more. */
+/* A request with auth: on 401, learns the challenge and tries again with
+ * fresh credentials. A rejected credential is refreshed once; an anonymous
+ * attempt (the first request, before any challenge) does not count, so a
+ * token revoked right after it was fetched is still refreshed. */
 static int reg_do(struct registry *r, const char *scopes, struct http_request *rq,
                   struct http_response *rs, struct ocib_error *err)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
+    int rejected = 0;
+
+    for (int attempt = 0; attempt < 3; attempt++) {
         _cleanup_free_ char *auth = NULL;
 
         if (auth_for(r, scopes, attempt > 0, &auth, err) < 0)
@@ -346,7 +351,7 @@ static int reg_do(struct registry *r, const char *scopes, struct http_request *r
             return -1;
         }
         rq->authorization = NULL;
-        if (rs->status != 401 || attempt > 0)
+        if (rs->status != 401 || attempt == 2 || (auth && ++rejected > 1))
             break;
         pthread_mutex_lock(&r->lock);
         parse_challenge(r, rs->www_authenticate);

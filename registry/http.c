@@ -266,6 +266,12 @@ static int seek_cb(void *opaque, curl_off_t offset, int origin)
 
     if (origin != SEEK_SET)
         return CURL_SEEKFUNC_CANTSEEK;
+    /* libcurl silently re-sends a request whose reused connection died
+     * before an answer, rewinding the body. A non-idempotent upload (PATCH
+     * appends to the session) must not be replayed blindly: refuse, so the
+     * caller sees the failure and asks the registry where it stands. */
+    if (t->rq->no_retry && t->sent > 0)
+        return CURL_SEEKFUNC_CANTSEEK;
     t->sent = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
 }
