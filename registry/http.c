@@ -401,8 +401,8 @@ static void backoff(const struct http_client *c, int attempt, const char *retry_
         ;
 }
 
-int http_do(struct http_client *c, const struct http_request *rq, struct http_response *rs,
-            struct ocib_error *err)
+static int do_request(struct http_client *c, const struct http_request *rq,
+                      struct http_response *rs, struct ocib_error *err)
 {
     _cleanup_free_ char *url = xstrdup(rq->url);
     char errbuf[CURL_ERROR_SIZE];
@@ -455,6 +455,16 @@ int http_do(struct http_client *c, const struct http_request *rq, struct http_re
         }
         return 0;
     }
+}
+
+int http_do(struct http_client *c, const struct http_request *rq, struct http_response *rs,
+            struct ocib_error *err)
+{
+    if (do_request(c, rq, rs, err) < 0) {
+        http_response_release(rs); /* nothing is returned on failure */
+        return -1;
+    }
+    return 0;
 }
 
 char *http_url_origin(const char *url)
