@@ -179,10 +179,39 @@ static int pick_platform(const struct registry_manifest *index, const struct oci
     return -1;
 }
 
+/* A base's config: from the cache when an earlier build fetched it, else
+ * from the registry (verified) and then kept in the cache. */
+static int fetch_config(struct registry *r, struct cache *c, const char *repo,
+                        const struct oci_digest *d, char **ret, size_t *ret_len,
+                        struct ocib_error *err)
+{
+    _cleanup_free_ char *path = cache_blob_path(c, d);
+    _cleanup_free_ char *tmp = NULL;
+    struct oci_digest got;
+    int fd;
+
+    if (fs_read_file(path, OCI_JSON_MAX, ret, ret_len, NULL) == 0) {
+        oci_digest_of(*ret, *ret_len, &got);
+        if (oci_digest_equal(&got, d))
+            return 0;
+        free(*ret);
+        unlink(path); /* corrupt: fetch it again */
+    }
+    if (registry_blob_get_mem(r, repo, d, OCI_JSON_MAX, ret, ret_len, err) < 0)
+        return -1;
+    if (cache_tmp_create(c, &tmp, &fd, NULL) == 0) {
+        if (fs_write_all(fd, *ret, *ret_len, NULL) == 0 && close(fd) == 0)
+            cache_blob_commit(c, tmp, d, NULL);
+        else
+            unlink(tmp);
+    }
+    return 0;
+}
+
 int remote_load_image(struct registries *rs, struct cache *c, const struct reference *ref,
                       const struct oci_platform *p, struct oci_image *ret,
                       struct blob_source **ret_srcs, struct oci_blob *ret_manifest,
-                      struct oci_blob *ret_config, struct oci_digest *ret_index_digest,
+                      struct oci_blob *ret_config, struct oci_blob *ret_index,
                       char **ret_choice, struct ocib_error *err)
 {
     _cleanup_free_ char *what = reference_string(ref);
@@ -194,16 +223,19 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
     size_t config_len;
     int rc = -1;
 
-    if (ret_index_digest)
-        ret_index_digest->str[0] = '\0';
+    if (ret_index)
+        memset(ret_index, 0, sizeof(*ret_index));
     if (registries_get(rs, ref->registry, &r, err) < 0 ||
         registry_manifest_get(r, ref->repository, ref->digest ?: ref->tag, &m, err) < 0)
         return -1;
     if (oci_mt_is_index(m.media_type)) {
         struct oci_digest chosen;
 
-        if (ret_index_digest)
-            *ret_index_digest = m.digest;
+        if (ret_index) {
+            ret_index->digest = m.digest;
+            ret_index->len = m.len;
+            ret_index->data = xstrndup(m.data, m.len);
+        }
         if (pick_platform(&m, p, what, &chosen, ret_choice, err) < 0)
             goto out;
         registry_manifest_release(&m);
@@ -215,8 +247,7 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
         goto out;
     }
     if (oci_manifest_config_descriptor(m.data, m.len, what, &cdesc, err) < 0 ||
-        registry_blob_get_mem(r, ref->repository, &cdesc.digest, OCI_JSON_MAX, &config,
-                              &config_len, err) < 0 ||
+        fetch_config(r, c, ref->repository, &cdesc.digest, &config, &config_len, err) < 0 ||
         oci_image_load(m.data, m.len, config, config_len, what, ret, err) < 0)
         goto out;
     srcs = xcalloc(ret->n_layers + 1, sizeof(*srcs));
@@ -237,6 +268,8 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
     ret_config->data = TAKE_PTR(config);
     rc = 0;
 out:
+    if (rc < 0 && ret_index)
+        oci_blob_release(ret_index);
     registry_manifest_release(&m);
     oci_descriptor_release(&cdesc);
     return rc;

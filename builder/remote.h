@@ -53,12 +53,13 @@ int blob_source_ensure_local(struct blob_source *b, struct cache *c, struct regi
 /* Pulls the image ref names for platform p: the manifest (through an index
  * when there is one), the config; layers stay remote (blob sources pointing
  * into the cache).  ret_manifest and ret_config get their exact bytes,
- * ret_index_digest (may be NULL) the index digest or "" when there was none;
+ * ret_index (may be NULL) the index's bytes and digest (data NULL when the
+ * reference named a manifest);
  * ret_choice (may be NULL) says which platform entry was picked. */
 int remote_load_image(struct registries *rs, struct cache *c, const struct reference *ref,
                       const struct oci_platform *p, struct oci_image *ret,
                       struct blob_source **ret_srcs, struct oci_blob *ret_manifest,
-                      struct oci_blob *ret_config, struct oci_digest *ret_index_digest,
+                      struct oci_blob *ret_config, struct oci_blob *ret_index,
                       char **ret_choice, struct ocib_error *err);
 
 /* Pushes an image: every blob (in parallel), then the manifest bytes under

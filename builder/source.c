@@ -78,7 +78,9 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
             p = &host;
         }
         r = remote_load_image(rs, c, &ref, p, &s.img, &s.srcs, &s.manifest, &s.config,
-                              &s.index, &s.choice, err);
+                              &s.index_blob, &s.choice, err);
+        if (r == 0 && s.index_blob.data)
+            s.index = s.index_blob.digest;
         reference_release(&ref);
         if (r < 0)
             return -1;
@@ -96,6 +98,7 @@ void image_source_release(struct image_source *s)
     oci_image_release(&s->img);
     oci_blob_release(&s->manifest);
     oci_blob_release(&s->config);
+    oci_blob_release(&s->index_blob);
     free(s->choice);
     memset(s, 0, sizeof(*s));
 }

@@ -19,6 +19,7 @@ struct image_source {
     struct oci_blob manifest;  /* exact bytes and digest */
     struct oci_blob config;    /* exact bytes and digest */
     struct oci_digest index;   /* "" unless picked from an index */
+    struct oci_blob index_blob;/* that index's bytes (registry sources), or empty */
     char *choice;              /* platform picked from an index, or NULL */
 };
 

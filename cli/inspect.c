@@ -15,19 +15,43 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The history entries that describe layers (not empty_layer ones). */
-static json_t *layer_history(const json_t *config, size_t layer)
+/* The history entry of layer `layer` of n_layers: entries that are not
+ * empty_layer describe layers in order, and when some are missing (a base
+ * without history) the ones there describe the last layers. */
+static json_t *layer_history(const json_t *config, size_t layer, size_t n_layers)
 {
     json_t *h = json_object_get(config, "history"), *e;
-    size_t i, n = 0;
+    size_t i, n = 0, k = 0, offset;
 
+    json_array_foreach(h, i, e) if (!json_is_true(json_object_get(e, "empty_layer"))) n++;
+    offset = n_layers > n ? n_layers - n : 0;
+    if (layer < offset)
+        return NULL;
     json_array_foreach(h, i, e) {
         if (json_is_true(json_object_get(e, "empty_layer")))
             continue;
-        if (n++ == layer)
+        if (k++ == layer - offset)
             return e;
     }
     return NULL;
+}
+
+/* "os/arch[/variant]" of every manifest an index lists. */
+static json_t *index_platforms(const json_t *index)
+{
+    json_t *out = json_array(), *e;
+    size_t i;
+
+    json_array_foreach(json_object_get(index, "manifests"), i, e) {
+        const json_t *p = json_object_get(e, "platform");
+        const char *v = oci_json_str(p, "variant");
+
+        if (p)
+            json_array_append_new(out, json_sprintf("%s/%s%s%s", oci_json_str(p, "os") ?: "?",
+                                                    oci_json_str(p, "architecture") ?: "?",
+                                                    v ? "/" : "", v ? v : ""));
+    }
+    return out;
 }
 
 int cli_inspect(int argc, char **argv, struct ocib_error *err)
@@ -74,7 +98,7 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
     manifest = src.manifest;
     layers = json_array();
     for (size_t i = 0; i < img.n_layers; i++) {
-        const json_t *h = layer_history(img.config, i);
+        const json_t *h = layer_history(img.config, i, img.n_layers);
         json_t *l = json_pack("{s:s, s:s, s:I, s:s}", "mediaType", img.layers[i].desc.media_type,
                               "digest", img.layers[i].desc.digest.str, "size",
                               (json_int_t)img.layers[i].desc.size, "diff_id",
@@ -94,6 +118,15 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
         out = json_pack("{s:s, s:s, s:o, s:O, s:o}", "reference", ref, "digest",
                         manifest.digest.str, "manifest", mj ? mj : json_null(), "config",
                         img.config, "layers", layers);
+        if (src.index_blob.data) {
+            json_t *ij = json_loadb(src.index_blob.data, src.index_blob.len, 0, NULL);
+
+            json_object_set_new(out, "index",
+                                json_pack("{s:s, s:o, s:o}", "digest", src.index.str,
+                                          "manifest", ij ? ij : json_null(), "platforms",
+                                          index_platforms(ij)));
+            json_object_set_new(out, "platform", json_string(src.choice ? src.choice : ""));
+        }
         s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
         printf("%s\n", s);
         free(s);
@@ -102,6 +135,20 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
     }
     ic = json_object_get(img.config, "config");
     printf("Reference:  %s\n", ref);
+    if (src.index_blob.data) {
+        json_t *ij = json_loadb(src.index_blob.data, src.index_blob.len, 0, NULL);
+        json_t *plats = index_platforms(ij);
+        size_t i;
+        json_t *p_;
+
+        printf("Index:      %s\n", src.index.str);
+        printf("Platforms: ");
+        json_array_foreach(plats, i, p_) printf(" %s", json_string_value(p_));
+        printf("\n");
+        printf("Picked:     %s\n", src.choice ? src.choice : "-");
+        json_decref(plats);
+        json_decref(ij);
+    }
     printf("Digest:     %s\n", manifest.digest.str);
     printf("Platform:   %s/%s%s%s\n", oci_json_str(img.config, "os") ?: "?",
            oci_json_str(img.config, "architecture") ?: "?",
