@@ -13,9 +13,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
 
 #define TAIL_LINES 20
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -101,34 +107,85 @@ struct placeholder {
     bool dir;
 };
 
+/* Opens path (relative to the root) as an O_PATH fd without leaving the root:
+ * symlinks are followed only while they stay beneath it, as the sandbox's
+ * bind mount will follow them, and ".." never climbs out.  -1 with errno set
+ * (EXDEV when the path leads outside). */
+static int open_beneath(int root_fd, const char *path)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(O_PATH | O_CLOEXEC),
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = -1;
+
+    for (int tries = 0; tries < 32; tries++) {
+        fd = syscall(SYS_openat2, root_fd, path[0] ? path : ".", &how, sizeof(how));
+        if (fd >= 0 || (errno != EAGAIN && errno != EINTR))
+            break;
+    }
+    return (int)fd;
+}
+
+/* The directory holding path, opened beneath the root; *ret_base is path's
+ * last component. */
+static int open_parent_beneath(int root_fd, const char *path, const char **ret_base)
+{
+    const char *slash = strrchr(path, '/');
+    _cleanup_free_ char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup("");
+
+    *ret_base = slash ? slash + 1 : path;
+    return open_beneath(root_fd, dir);
+}
+
+/* Makes sure target exists in the root for a bind mount, creating what is
+ * missing (remembered for removal, deepest last).  Nothing is created or
+ * mounted outside the root: a target that leads outside (an absolute
+ * symlink, "..") is refused. */
 static int make_placeholder(int root_fd, const char *target, bool dir,
                             struct placeholder *list, size_t *n, struct ocib_error *err)
 {
-    const char *rel = target[0] == '/' ? target + 1 : target;
-    _cleanup_free_ char *copy = xstrdup(rel);
-    struct stat st;
+    const char *rel = target;
+    _cleanup_free_ char *copy = NULL;
+    int fd;
 
-    if (fstatat(root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    while (*rel == '/')
+        rel++;
+    copy = xstrdup(rel);
+    fd = open_beneath(root_fd, rel);
+    if (fd >= 0) {
+        close(fd);
         return 0;
-    /* Create missing parents, remembering each for removal (deepest last). */
+    }
+    if (errno != ENOENT)
+        goto refused;
     for (char *s = copy; ; s++) {
         bool last = *s == '\0';
 
         if (*s != '/' && !last)
             continue;
         *s = '\0';
-        if (fstatat(root_fd, copy, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            int rc;
+        fd = *copy ? open_beneath(root_fd, copy) : -1;
+        if (fd >= 0) {
+            close(fd);
+        } else if (*copy && errno != ENOENT) {
+            goto refused;
+        } else if (*copy) {
+            const char *base;
+            int pfd = open_parent_beneath(root_fd, copy, &base), rc;
 
+            if (pfd < 0)
+                goto refused;
             if (last && !dir) {
-                int fd = openat(root_fd, copy, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                                                   O_CLOEXEC,
-                                0600);
+                int ffd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                                O_CLOEXEC,
+                                 0600);
 
-                rc = fd < 0 ? -1 : close(fd);
+                rc = ffd < 0 ? -1 : close(ffd);
             } else {
-                rc = mkdirat(root_fd, copy, 0755);
+                rc = mkdirat(pfd, base, 0755);
             }
+            close(pfd);
             if (rc < 0)
                 return ocib_error_errno(err, errno, "cannot create the mount point '/%s'",
                                         copy);
@@ -141,12 +198,28 @@ static int make_placeholder(int root_fd, const char *target, bool dir,
         *s = '/';
     }
     return 0;
+refused:
+    if (errno == EXDEV)
+        return ocib_error_set(err, "mount point '%s': '/%s' leads outside the stage root "
+                                   "(through '..' or a symlink); refused",
+                              target, copy);
+    return ocib_error_errno(err, errno, "mount point '%s': cannot reach '/%s' inside the "
+                                        "stage root",
+                            target, copy);
 }
 
+/* Removes the placeholders, never through a path that now leads outside the
+ * root (the command may have replaced a directory with a symlink). */
 static void remove_placeholders(int root_fd, struct placeholder *list, size_t n)
 {
     while (n-- > 0) {
-        unlinkat(root_fd, list[n].path, list[n].dir ? AT_REMOVEDIR : 0);
+        const char *base;
+        int pfd = open_parent_beneath(root_fd, list[n].path, &base);
+
+        if (pfd >= 0) {
+            unlinkat(pfd, base, list[n].dir ? AT_REMOVEDIR : 0);
+            close(pfd);
+        }
         free(list[n].path);
     }
 }
