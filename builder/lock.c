@@ -148,12 +148,22 @@ int lock_write(const struct spec *spec, struct registries *rs, struct cache *c,
             json_object_set_new(images, st->from.text, entry);
         }
         prev = json_object_get(json_object_get(old, "images"), st->from.text);
-        if (!update && prev && !strcmp(oci_json_str(prev, "reference") ?: "", ref) &&
-            oci_json_str(json_object_get(prev, "manifests"), plat)) {
-            json_object_set(json_object_get(entry, "manifests"), plat,
-                            json_object_get(json_object_get(prev, "manifests"), plat));
-            if (json_object_get(prev, "index"))
-                json_object_set(entry, "index", json_object_get(prev, "index"));
+        if (!update && prev && !strcmp(oci_json_str(prev, "reference") ?: "", ref)) {
+            /* Keep every platform already pinned, not only this one. */
+            struct reference pinned = st->from.ref;
+            const char *index = oci_json_str(prev, "index");
+
+            json_object_update_missing(json_object_get(entry, "manifests"),
+                                       json_object_get(prev, "manifests"));
+            if (index)
+                json_object_set_new(entry, "index", json_string(index));
+            if (oci_json_str(json_object_get(entry, "manifests"), plat))
+                continue;
+            /* A new platform comes from the index already pinned. */
+            if (index)
+                pinned.digest = (char *)index;
+            if (resolve(rs, &pinned, plat, entry, err) < 0)
+                return ocib_error_wrap(err, "%s.from %s", st->where, st->from.text);
             continue;
         }
         if (resolve(rs, &st->from.ref, plat, entry, err) < 0)
