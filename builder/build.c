@@ -324,10 +324,21 @@ static char *describe_layer(const struct spec_layer *ly)
         for (size_t c = 0; c < ly->n_copies; c++) {
             if (c)
                 strbuf_addstr(&sb, ";");
+            if (ly->copies[c].has_from)
+                strbuf_addf(&sb, " --from=%s", ly->copies[c].from.text);
             for (size_t s = 0; s < ly->copies[c].n_src; s++)
                 strbuf_addf(&sb, " %s", ly->copies[c].src[s]);
             strbuf_addf(&sb, " %s", ly->copies[c].dest);
         }
+    } else if (ly->kind == SPEC_LAYER_RUN) {
+        const json_t *run = json_object_get(ly->json, "run"), *a;
+        size_t i;
+
+        strbuf_addstr(&sb, "ocib run");
+        if (json_is_string(run))
+            strbuf_addf(&sb, " /bin/sh -c %s", json_string_value(run));
+        else
+            json_array_foreach(run, i, a) strbuf_addf(&sb, " %s", json_string_value(a));
     } else {
         strbuf_addstr(&sb, "ocib files");
         for (size_t f = 0; f < ly->n_files; f++)
@@ -576,7 +587,7 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
                           src->img.n_layers, &src->top_key, err) < 0)
             return ocib_error_wrap(err, "%s: preparing the root of stage %s", cp->where,
                                    cp->from.text);
-        if (context_open_root(&rc, src->root.path, err) < 0)
+        if (context_open_root(&rc, src->root.path, cp->from.text, err) < 0)
             return -1;
         r = context_copy(&rc, cp, st->workdir, t, err);
         /* Entries keep rc's fd to read from: hand it to the build. */
@@ -586,6 +597,7 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
             close(rc.fd);
         rc.fd = -1;
         free(rc.dir);
+        free(rc.label);
         ignore_free(rc.ignore);
         if (r < 0)
             return -1;

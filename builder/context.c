@@ -25,6 +25,7 @@ int context_open(struct context *ctx, const char *dir, struct ocib_error *err)
     if (ctx->fd < 0)
         return ocib_error_errno(err, errno, "context '%s'", dir);
     ctx->dir = xstrdup(dir);
+    ctx->label = xasprintf("the context '%s'", dir);
     ctx->ignore = ignore_new();
     if (ignore_add_file(ctx->ignore, ctx->fd, ".ocibignore", err) < 0) {
         context_release(ctx);
@@ -33,7 +34,8 @@ int context_open(struct context *ctx, const char *dir, struct ocib_error *err)
     return 0;
 }
 
-int context_open_root(struct context *ctx, const char *dir, struct ocib_error *err)
+int context_open_root(struct context *ctx, const char *dir, const char *stage,
+                      struct ocib_error *err)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -42,6 +44,7 @@ int context_open_root(struct context *ctx, const char *dir, struct ocib_error *e
     ctx->dir = xstrdup(dir);
     ctx->ignore = ignore_new();
     ctx->in_root = true;
+    ctx->label = xasprintf("stage '%s'", stage);
     return 0;
 }
 
@@ -50,6 +53,7 @@ void context_release(struct context *ctx)
     if (ctx->fd >= 0 && ctx->dir)
         close(ctx->fd);
     free(ctx->dir);
+    free(ctx->label);
     ignore_free(ctx->ignore);
     memset(ctx, 0, sizeof(*ctx));
     ctx->fd = -1;
@@ -467,8 +471,8 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
         }
         if (fstatat(ctx->fd, *resolved ? resolved : ".", &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT)
-                ocib_error_set(err, "%s: '%s' does not exist in the context '%s'", c->where,
-                               rel, ctx->dir);
+                ocib_error_set(err, "%s: '%s%s' does not exist in %s", c->where,
+                               ctx->in_root ? "/" : "", rel, ctx->label);
             else
                 ocib_error_errno(err, errno, "%s: cannot access '%s'", c->where, rel);
             goto out;

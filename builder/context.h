@@ -22,6 +22,7 @@ struct context {
     int fd;               /* the root, O_DIRECTORY */
     struct ignore *ignore;/* .ocibignore, may be empty */
     bool in_root;         /* a stage's root: symlinks resolve as in a chroot */
+    char *label;          /* for messages: "the context 'DIR'", "stage 'NAME'" */
 };
 
 /* Opens the context directory and reads its .ocibignore. */
@@ -31,7 +32,8 @@ int context_open(struct context *ctx, const char *dir, struct ocib_error *err);
  * symlinks in the middle of a source path resolve inside the root the way
  * they would in the container (absolute targets start at the root, ".."
  * stops there). */
-int context_open_root(struct context *ctx, const char *dir, struct ocib_error *err);
+int context_open_root(struct context *ctx, const char *dir, const char *stage,
+                      struct ocib_error *err);
 void context_release(struct context *ctx);
 
 /* Adds to t the entries that copy item c takes from the context (each entry

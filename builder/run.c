@@ -242,6 +242,7 @@ int run_layer(const struct run_request *rq, struct layer_tree *t, struct ocib_er
     struct sandbox_spec s;
     uid_t uid = 0;
     gid_t gid = 0;
+    _cleanup_free_ char *home = NULL;
     int status = 0, r = -1;
     size_t i;
     json_t *v;
@@ -272,18 +273,6 @@ int run_layer(const struct run_request *rq, struct layer_tree *t, struct ocib_er
         env_merge_object(&env, &n_env, &alloc_env, rq->stage->env);
     if (json_object_get(ly, "env"))
         env_merge_object(&env, &n_env, &alloc_env, json_object_get(ly, "env"));
-    {
-        bool has_path = false, has_home = false;
-
-        for (i = 0; i < n_env; i++) {
-            has_path |= !strncmp(env[i], "PATH=", 5);
-            has_home |= !strncmp(env[i], "HOME=", 5);
-        }
-        if (!has_path)
-            env_set(&env, &n_env, &alloc_env, "PATH", DEFAULT_PATH + 5);
-        if (!has_home)
-            env_set(&env, &n_env, &alloc_env, "HOME", "/root");
-    }
     workdir = oci_json_str(ly, "workdir");
     if (!workdir)
         workdir = rq->stage->workdir;
@@ -296,8 +285,22 @@ int run_layer(const struct run_request *rq, struct layer_tree *t, struct ocib_er
         user = rq->stage->user;
     if (!user)
         user = oci_json_str(ic, "User");
-    if (user && *user && sandbox_resolve_user(rq->root->path, user, &uid, &gid, err) < 0)
+    if (user && *user &&
+        sandbox_resolve_user(rq->root->path, user, &uid, &gid, &home, err) < 0)
         goto out;
+    {
+        bool has_path = false, has_home = false;
+
+        for (i = 0; i < n_env; i++) {
+            has_path |= !strncmp(env[i], "PATH=", 5);
+            has_home |= !strncmp(env[i], "HOME=", 5);
+        }
+        if (!has_path)
+            env_set(&env, &n_env, &alloc_env, "PATH", DEFAULT_PATH + 5);
+        /* As Docker does: the user's home from passwd, else / for others. */
+        if (!has_home)
+            env_set(&env, &n_env, &alloc_env, "HOME", home ? home : uid == 0 ? "/root" : "/");
+    }
 
     /* mounts: cache directories, secrets, and what the sandbox binds */
     {

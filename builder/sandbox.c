@@ -588,7 +588,7 @@ out:
 
 /* Finds name (or the numeric id) in a passwd/group style file of root. */
 static int lookup_id(const char *root, const char *file, const char *name, unsigned *ret_id,
-                     unsigned *ret_gid)
+                     unsigned *ret_gid, char **ret_home)
 {
     _cleanup_close_ int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     _cleanup_fclose_ FILE *f = NULL;
@@ -606,14 +606,16 @@ static int lookup_id(const char *root, const char *file, const char *name, unsig
         return -1;
     }
     while (fgets(line, sizeof(line), f)) {
-        char n[256];
+        char n[256], home[1024] = "";
         unsigned id, gid = 0;
-        int fields = sscanf(line, "%255[^:]:%*[^:]:%u:%u", n, &id, &gid);
+        int fields = sscanf(line, "%255[^:]:%*[^:]:%u:%u:%*[^:]:%1023[^:\n]", n, &id, &gid, home);
 
         if (fields >= 2 && !strcmp(n, name)) {
             *ret_id = id;
             if (ret_gid)
-                *ret_gid = fields == 3 ? gid : id;
+                *ret_gid = fields >= 3 ? gid : id;
+            if (ret_home && fields == 4 && home[0] == '/')
+                *ret_home = xstrdup(home);
             return 0;
         }
     }
@@ -631,7 +633,7 @@ static bool all_digits(const char *s)
 }
 
 int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
-                         struct ocib_error *err)
+                         char **ret_home, struct ocib_error *err)
 {
     _cleanup_free_ char *u = xstrdup(user);
     char *g = strchr(u, ':');
@@ -641,7 +643,7 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
         *g++ = '\0';
     if (all_digits(u)) {
         uid = (unsigned)strtoul(u, NULL, 10);
-        if (lookup_id(root, "etc/passwd", u, &uid, &gid) < 0) {
+        if (lookup_id(root, "etc/passwd", u, &uid, &gid, ret_home) < 0) {
             /* A numeric user need not exist; its group defaults to its id
              * unless the passwd file says otherwise. */
             char buf[16];
@@ -650,13 +652,13 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
             gid = uid;
         }
         uid = (unsigned)strtoul(u, NULL, 10);
-    } else if (lookup_id(root, "etc/passwd", u, &uid, &gid) < 0) {
+    } else if (lookup_id(root, "etc/passwd", u, &uid, &gid, ret_home) < 0) {
         return ocib_error_set(err, "user '%s' is not in the stage's /etc/passwd", u);
     }
     if (g) {
         if (all_digits(g))
             gid = (unsigned)strtoul(g, NULL, 10);
-        else if (lookup_id(root, "etc/group", g, &gid, NULL) < 0)
+        else if (lookup_id(root, "etc/group", g, &gid, NULL, NULL) < 0)
             return ocib_error_set(err, "group '%s' is not in the stage's /etc/group", g);
     }
     *ret_uid = uid;

@@ -63,8 +63,10 @@ unsigned sandbox_uid_to_inside(unsigned host_uid);
 unsigned sandbox_gid_to_inside(unsigned host_gid);
 
 /* Resolves a user spec ("name", "uid", "name:group", "uid:gid") against the
- * passwd and group files of root (paths inside root, resolved within it). */
+ * passwd and group files of root (paths inside root, resolved within it).
+ * ret_home (may be NULL) gets the user's home directory when passwd names
+ * one (caller frees), else is left alone. */
 int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
-                         struct ocib_error *err);
+                         char **ret_home, struct ocib_error *err);
 
 #endif

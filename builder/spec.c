@@ -599,11 +599,15 @@ static int check_run(struct vctx *v, const json_t *layer, const char *path)
 
         if (expect_string_list(v, &b, x, false, true) < 0)
             return -1;
-        json_array_foreach(x, i, m) if (json_string_value(m)[0] != '/')
-        {
-            _cleanup_at_ struct at c = at_index(v, x, b.path, i);
+        json_array_foreach(x, i, m) {
+            const char *t = json_string_value(m);
 
-            return failf(v, &c, "must be an absolute path");
+            if (t[0] != '/' || has_dotdot(t) || !strcmp(t, "/")) {
+                _cleanup_at_ struct at c = at_index(v, x, b.path, i);
+
+                return failf(v, &c, "\"%s\": expected an absolute path below / without '..'",
+                             t);
+            }
         }
     }
     if ((x = json_object_get(layer, "secrets"))) {
@@ -628,6 +632,13 @@ static int check_run(struct vctx *v, const json_t *layer, const char *path)
                 _cleanup_at_ struct at d = at_key(v, s, c.path, skeys[k]);
                 if (expect_string(v, &d, f, true) < 0)
                     return -1;
+                if (!strcmp(skeys[k], "target")) {
+                    const char *t = json_string_value(f);
+
+                    if (t[0] != '/' || has_dotdot(t) || t[strlen(t) - 1] == '/')
+                        return failf(v, &d,
+                                     "\"%s\": expected an absolute file path without '..'", t);
+                }
             }
         }
     }
