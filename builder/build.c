@@ -465,7 +465,7 @@ static char *explain_miss(const json_t *last, const struct oci_digest *parent,
     if (strcmp(json_string_value(json_object_get(last, "parent")) ?: "", parent->str))
         return xstrdup(first ? "base: digest changed" : "an earlier layer changed");
     if (strcmp(json_string_value(json_object_get(last, "def")) ?: "", def->str))
-        return xstrdup("definition changed in the spec (or a stage it copies from)");
+        return xstrdup("definition changed in the spec");
     /* Both records are sorted by path: the first difference in a merge is
      * the byte-wise first path that changed, a stable answer. */
     old = json_string_value(json_object_get(last, "inputs")) ?: "";
