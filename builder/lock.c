@@ -168,6 +168,19 @@ int lock_write(const struct spec *spec, struct registries *rs, struct cache *c,
         }
         if (resolve(rs, &st->from.ref, plat, entry, err) < 0)
             return ocib_error_wrap(err, "%s.from %s", st->where, st->from.text);
+        /* --update refreshes every platform that was pinned, not only this
+         * one, so that a lock never mixes two states of a tag. */
+        if (update && prev && !strcmp(oci_json_str(prev, "reference") ?: "", ref)) {
+            const char *p;
+            json_t *v;
+
+            json_object_foreach(json_object_get(prev, "manifests"), p, v) {
+                if (oci_json_str(json_object_get(entry, "manifests"), p))
+                    continue;
+                if (resolve(rs, &st->from.ref, p, entry, err) < 0)
+                    return ocib_error_wrap(err, "%s.from %s (%s)", st->where, st->from.text, p);
+            }
+        }
     }
     (void)c;
     bytes = oci_json_canonical(lock, &len);
