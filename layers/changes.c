@@ -429,16 +429,10 @@ static void diff_one(struct differ *d, const char *path, ssize_t bi, ssize_t ai)
             push_frame(d, path, FRAME_GONE);
         return;
     }
-    if (S_ISDIR(a->e[ai].mode) &&
-        (a->e[ai].ino != b->e[bi].ino || a->e[ai].dev != b->e[bi].dev)) {
-        /* Deleted and created again.  (When the file system hands the new
-         * directory the old inode number, ctime still shows the change and
-         * the deleted children get whiteouts: the same result.) */
-        d->emit[ai] = EMIT_SELF;
-        add_whiteout(d, path, true);
-        push_frame(d, path, FRAME_GONE);
-        return;
-    }
+    /* A directory deleted and created again is compared child by child like
+     * any other (its gone children get whiteouts), never made opaque: whether
+     * the file system hands it a new inode number is chance, and a layer's
+     * bytes must not depend on chance. */
     if (!same_metadata(b, (size_t)bi, a, (size_t)ai))
         d->emit[ai] = EMIT_SELF;
 }

@@ -12,9 +12,11 @@
  *
  * The difference is expressed in the layer_tree entry set (layers/tree.h) with
  * the OCI whiteout conventions: a deleted path becomes an empty ".wh.NAME"
- * file in its parent, a directory removed and created again in the same step
- * becomes an opaque directory (".wh..wh..opq" inside it, then everything it
- * now holds), and a path whose type changed is simply its new entry.
+ * file in its parent, and a path whose type changed is simply its new entry.
+ * A directory removed and created again in the same step is compared child
+ * by child like any other (whiteouts for what it lost), never made opaque:
+ * whether it got a new inode number is the file system's chance, and a
+ * layer's bytes must not depend on chance.
  *
  * Walks never follow symlinks and never cross into another file system
  * mounted below the root (/proc, /dev, bind mounts a sandbox left behind):
@@ -64,8 +66,6 @@ size_t snapshot_count(const struct snapshot *s);
  *   - for each deleted path whose parent still exists as a directory, an
  *     empty ".wh.NAME" regular file (mode 0, owner 0:0) in that parent, and
  *     nothing for what was below it;
- *   - for a directory whose inode changed (deleted and created again), an
- *     opaque marker "DIR/.wh..wh..opq" plus all of its current contents.
  * Device nodes and sockets, which a layer entry cannot describe, are left
  * out (their deletion is still whited out).  The root directory itself is
  * never an entry.  t is untouched on failure. */
