@@ -241,7 +241,9 @@ no_manifest() {
         done < <(find "$OCIB_CACHE_DIR" -type f -print0)
     fi
 
-    # a corrupt config
+    # a corrupt config (the first build kept the good config in the cache,
+    # which ocib then never fetches again: start from a cache without it)
+    rm -f "$OCIB_CACHE_DIR/blobs/sha256/${config#sha256:}"
     proxy_config FX "{\"clear_faults\": true, \"faults\": [{\"type\": \"corrupt_blob\", \"value\": \"$config\"}]}" >/dev/null
     run_ocib build -C "$T/ctx" --output "oci:$T/out"
     assert_failed 1 "${config#sha256:}"
