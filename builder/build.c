@@ -683,7 +683,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         if (!b->o->no_cache && cache_key_get(&b->cache, &key, &cl, err) > 0) {
             /* A cached blob is checked before it is trusted: a corrupt one
              * is removed, and the layer rebuilt. */
-            int bad = cache_blob_verify(&b->cache, &cl.digest, err);
+            int bad = cache_blob_verify_fast(&b->cache, &cl.digest, err);
 
             if (bad < 0)
                 goto out;
@@ -701,7 +701,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         }
     }
     slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
-    last = cache_record_get(&b->cache, slot);
+    if (!hit)
+        last = cache_record_get(&b->cache, slot);
     if (!hit) {
         int src_dirfd = b->ctx.fd;
 
@@ -739,10 +740,13 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         if (remote_hit)
             ev.text = "from --cache-from";
     }
-    record = json_pack("{s:s, s:s, s:s, s:s}", "parent", si->top_key.str, "def", def.str, "key",
-                       key.str, "inputs", inputs);
-    cache_record_put(&b->cache, slot, record, NULL);
-    json_decref(record);
+    /* A hit on the state the record describes need not rewrite it. */
+    if (!hit || !cache_record_has_key(&b->cache, slot, &key)) {
+        record = json_pack("{s:s, s:s, s:s, s:s}", "parent", si->top_key.str, "def", def.str,
+                           "key", key.str, "inputs", inputs);
+        cache_record_put(&b->cache, slot, record, NULL);
+        json_decref(record);
+    }
     l.desc.media_type = cl.media_type;
     l.desc.digest = cl.digest;
     l.desc.size = cl.size;

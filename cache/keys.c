@@ -116,13 +116,34 @@ int cache_record_put(struct cache *c, const char *slot, const json_t *record,
                      struct ocib_error *err)
 {
     char hex[SHA256_HEX_LEN + 1];
+    _cleanup_free_ char *keyhex = NULL;
+    const char *key = json_string_value(json_object_get(record, "key"));
     char *s = json_dumps(record, JSON_COMPACT);
     int r;
 
     sha256_hex(slot, strlen(slot), hex);
     r = write_entry(c, "records", hex, s, strlen(s), err);
     free(s);
+    /* The key alone, so that a hit can tell cheaply whether the record
+     * already describes it. */
+    keyhex = xasprintf("%s.key", hex);
+    if (r == 0 && key)
+        r = write_entry(c, "records", keyhex, key, strlen(key), err);
     return r;
+}
+
+bool cache_record_has_key(struct cache *c, const char *slot, const struct oci_digest *key)
+{
+    char hex[SHA256_HEX_LEN + 1];
+    _cleanup_free_ char *keyhex = NULL;
+    _cleanup_free_ char *path = NULL;
+    _cleanup_free_ char *buf = NULL;
+    size_t len;
+
+    sha256_hex(slot, strlen(slot), hex);
+    keyhex = xasprintf("%s.key", hex);
+    path = entry_path(c, "records", keyhex);
+    return fs_read_file(path, 128, &buf, &len, NULL) == 0 && !strcmp(buf, key->str);
 }
 
 int cache_lock(struct cache *c, const struct oci_digest *key, int *ret_fd,
@@ -163,6 +184,12 @@ int cache_blob_hold(struct cache *c, const struct oci_digest *d)
     if (fd < 0)
         return -1;
     flock(fd, LOCK_SH | LOCK_NB);
-    futimens(fd, NULL);
+    /* The last use is the access time (prune's LRU order); the modification
+     * time is left alone, as cache_blob_verify_fast relies on it. */
+    {
+        struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, UTIME_OMIT } };
+
+        futimens(fd, ts);
+    }
     return fd;
 }

@@ -43,6 +43,9 @@ int cache_def_mark(struct cache *c, const struct oci_digest *def, struct ocib_er
 json_t *cache_record_get(struct cache *c, const char *slot);
 int cache_record_put(struct cache *c, const char *slot, const json_t *record,
                      struct ocib_error *err);
+/* True when the slot's record was written for key (checked without reading
+ * the record itself). */
+bool cache_record_has_key(struct cache *c, const char *slot, const struct oci_digest *key);
 
 /* Takes an exclusive lock for key (waiting for another holder); *ret_fd is
  * the lock, released by cache_unlock(). */
@@ -51,7 +54,8 @@ int cache_lock(struct cache *c, const struct oci_digest *key, int *ret_fd,
 void cache_unlock(int fd);
 
 /* Marks blob d as in use by this process until the returned fd is closed
- * (shared lock); prune skips blobs in use.  Also refreshes its LRU time. */
+ * (shared lock); prune skips blobs in use.  Also refreshes its LRU time
+ * (the access time; the modification time is what verification stamps). */
 int cache_blob_hold(struct cache *c, const struct oci_digest *d);
 
 #endif

@@ -33,6 +33,12 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
  * Returns 0 when good, 1 when it was bad (and is gone), -1 on error. */
 int cache_blob_verify(struct cache *c, const struct oci_digest *d, struct ocib_error *err);
 
+/* Like cache_blob_verify, but skips the re-hash when the blob file is
+ * untouched since it was last verified (same inode, size and modification
+ * time, recorded under verified/): any write to the file re-arms the check. */
+int cache_blob_verify_fast(struct cache *c, const struct oci_digest *d,
+                           struct ocib_error *err);
+
 struct cache_verify_result {
     uint64_t checked, bad, orphan_keys;
     char first_bad[80];

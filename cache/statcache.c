@@ -83,29 +83,56 @@ static int64_t ns(const struct timespec *ts)
     return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
+/* Reads an unsigned decimal number ending in a space (or ':' for the path
+ * length); false on anything else. */
+static bool read_num(const char **p, const char *end, char stop, unsigned long long *ret)
+{
+    unsigned long long n = 0;
+    const char *q = *p;
+
+    if (q >= end || *q < '0' || *q > '9')
+        return false;
+    while (q < end && *q >= '0' && *q <= '9') {
+        n = n * 10 + (unsigned long long)(*q - '0');
+        q++;
+    }
+    if (q >= end || *q != stop)
+        return false;
+    *p = q + 1;
+    *ret = n;
+    return true;
+}
+
+/* Parses the file in one linear pass (no sscanf: it would measure the rest
+ * of the buffer on every line). */
 static void parse(struct stat_cache *sc, const char *buf, size_t len)
 {
     const char *p = buf, *end = buf + len;
 
     while (p < end) {
         struct sc_entry e = { 0 };
-        unsigned long long dev, ino, size, plen;
-        long long mt, ct;
-        int used = 0;
+        unsigned long long dev, ino, size, mt, ct, plen;
 
-        if (sscanf(p, "%64s %llu %llu %llu %lld %lld %llu:%n", e.hex, &dev, &ino, &size, &mt,
-                   &ct, &plen, &used) != 7 ||
-            used <= 0 || plen > (unsigned long long)(end - p - used) ||
-            strlen(e.hex) != SHA256_HEX_LEN)
+        if ((size_t)(end - p) < SHA256_HEX_LEN + 1 || p[SHA256_HEX_LEN] != ' ')
             return; /* a damaged tail is dropped */
+        memcpy(e.hex, p, SHA256_HEX_LEN);
+        e.hex[SHA256_HEX_LEN] = '\0';
+        if (strspn(e.hex, "0123456789abcdef") != SHA256_HEX_LEN)
+            return;
+        p += SHA256_HEX_LEN + 1;
+        if (!read_num(&p, end, ' ', &dev) || !read_num(&p, end, ' ', &ino) ||
+            !read_num(&p, end, ' ', &size) || !read_num(&p, end, ' ', &mt) ||
+            !read_num(&p, end, ' ', &ct) || !read_num(&p, end, ':', &plen) ||
+            plen > (unsigned long long)(end - p))
+            return;
         e.dev = dev;
         e.ino = ino;
         e.size = size;
-        e.mtime = mt;
-        e.ctime = ct;
-        e.path = xstrndup(p + used, (size_t)plen);
+        e.mtime = (int64_t)mt;
+        e.ctime = (int64_t)ct;
+        e.path = xstrndup(p, (size_t)plen);
         insert(sc, &e);
-        p += used + plen;
+        p += plen;
         if (p < end && *p == '\n')
             p++;
     }
@@ -171,13 +198,19 @@ int stat_cache_save(struct stat_cache *sc, struct ocib_error *err)
         return 0;
     for (size_t i = 0; i < sc->cap; i++) {
         const struct sc_entry *e = &sc->slots[i];
+        char num[128];
+        int n;
 
         if (!e->path)
             continue;
-        strbuf_addf(&sb, "%s %llu %llu %llu %lld %lld %zu:%s\n", e->hex,
-                    (unsigned long long)e->dev, (unsigned long long)e->ino,
-                    (unsigned long long)e->size, (long long)e->mtime, (long long)e->ctime,
-                    strlen(e->path), e->path);
+        strbuf_add(&sb, e->hex, SHA256_HEX_LEN);
+        n = snprintf(num, sizeof(num), " %llu %llu %llu %lld %lld %zu:",
+                     (unsigned long long)e->dev, (unsigned long long)e->ino,
+                     (unsigned long long)e->size, (long long)e->mtime, (long long)e->ctime,
+                     strlen(e->path));
+        strbuf_add(&sb, num, (size_t)n);
+        strbuf_addstr(&sb, e->path);
+        strbuf_addch(&sb, '\n');
     }
     r = fs_write_file_atomic(sc->file, strbuf_str(&sb), sb.len, 0600, err);
     strbuf_release(&sb);
