@@ -148,13 +148,14 @@ const char *layer_compression_settings(enum layer_compression c)
     }
 }
 
-/* One worker thread: compression runs beside the thread that reads and
- * hashes, and the multi-threaded format's bytes do not depend on the count
- * (any nbWorkers >= 1 gives the same output); more workers would multiply
- * the job buffers (8 MiB each at level 3) for little gain on small hosts. */
+/* zstd workers: the online CPUs, at most 4.  The multi-threaded format's
+ * bytes do not depend on the count (any nbWorkers >= 1 gives the same
+ * output), and with 2 MiB jobs each worker costs a few MiB. */
 static int worker_count(void)
 {
-    return 1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : n > 4 ? 4 : (int)n;
 }
 
 /* The online CPUs, between 1 and GZIP_MAX_WORKERS, unless OCIB_GZIP_WORKERS

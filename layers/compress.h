@@ -15,7 +15,7 @@
  *         for tests and benchmarks.  Memory: about 300 KiB per block in
  *         flight (2 * threads + 2 of them) and per thread.
  *   zstd: libzstd level 3, checksum off, content size unknown, multi-threaded
- *         mode with one worker and 2 MiB jobs (the multi-threaded format's
+ *         mode with up to 4 workers and 2 MiB jobs (the multi-threaded format's
  *         bytes do not depend on the worker count).
  * Output goes to a sink callback in chunks of at most COMPRESS_OUT_CHUNK.
  */
