@@ -699,23 +699,23 @@ set_variant() {
     build_ok -C "$ctx" --output "oci:$T/o1"
     local d1=$DIGEST layers l
     layers=$(jq -r '.layers[].digest' "$(manifest_of "$T/o1")")
-    # a cached rebuild, stalled (strace delays its 4th rename by 3 s) once
-    # it holds its layers and is copying them into the output layout
+    # a cached rebuild, stalled (strace delays its 2nd link by 3 s) once it
+    # holds its layers and is linking them into the output layout
     mkdir -p "$T/bg"
     (
         rc=0
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-            timeout -k 10 60 strace -f -qq -o /dev/null -e trace=rename \
-            -e inject=rename:delay_enter=3000000:when=4 \
+            timeout -k 10 60 strace -f -qq -o /dev/null -e trace=link,linkat \
+            -e inject=link,linkat:delay_enter=3000000:when=2 \
             "$OCIB" build -C "$ctx" --output "oci:$T/o2" >"$T/bg/out" 2>"$T/bg/err" </dev/null || rc=$?
         echo "$rc" >"$T/bg/rc"
     ) 3>&- &
     local pid=$! i
     for ((i = 0; i < 100; i++)); do
-        compgen -G "$T/.o2.tmp-*/blobs/sha256/.tmp-*" >/dev/null && break
+        compgen -G "$T/.o2.tmp-*/blobs/sha256/*" >/dev/null && break
         sleep 0.05
     done
-    compgen -G "$T/.o2.tmp-*/blobs/sha256/.tmp-*" >/dev/null ||
+    compgen -G "$T/.o2.tmp-*/blobs/sha256/*" >/dev/null ||
         { wait "$pid"; fail "the stalled build never started its output: $(cat "$T/bg/err")"; }
     run_ocib cache prune --keep-bytes 0
     [ "$status" -eq 0 ] || { show_run; fail "cache prune during a build"; }
