@@ -44,7 +44,27 @@ struct stage_image {
     struct blob_source *srcs; /* one per layer */
     size_t n_srcs, alloc_srcs;
     struct rootfs root;       /* unpacked when a run or a copy from it needs it */
+    struct oci_digest *keys;  /* keys[i]: the stage's key after i layers ("" inside
+                               * the base), n_layers + 1 of them */
+    size_t n_keys, alloc_keys;
 };
+
+static void stage_keys_push(struct stage_image *si, const struct oci_digest *key)
+{
+    XGROW(si->keys, si->alloc_keys, si->n_keys + 1);
+    si->keys[si->n_keys++] = *key;
+}
+
+/* After the base is loaded: no keys inside it, its own key at its top. */
+static void stage_keys_base(struct stage_image *si)
+{
+    struct oci_digest none = { "" };
+
+    si->n_keys = 0;
+    for (size_t i = 0; i < si->img.n_layers; i++)
+        stage_keys_push(si, &none);
+    stage_keys_push(si, &si->top_key);
+}
 
 struct build {
     const struct build_options *o;
@@ -135,6 +155,7 @@ static void stage_image_release(struct stage_image *si)
     for (size_t i = 0; i < si->n_srcs; i++)
         blob_source_release(&si->srcs[i]);
     free(si->srcs);
+    free(si->keys);
     memset(si, 0, sizeof(*si));
 }
 
@@ -213,6 +234,8 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
         oci_image_copy(&from->img, &si->img);
         si->built = true;
         si->top_key = from->top_key;
+        for (size_t i = 0; i < from->n_keys; i++)
+            stage_keys_push(si, &from->keys[i]);
         for (size_t i = 0; i < from->n_srcs; i++)
             stage_image_add_src(si, &from->srcs[i]);
         return 0;
@@ -541,7 +564,8 @@ static void forward_output(void *opaque, const char *line)
 
 /* Runs a run layer's command on the stage's root; changes into t. */
 static int run_step(struct build *b, const struct spec_stage *st, const struct spec_layer *ly,
-                    struct stage_image *si, struct layer_tree *t, struct ocib_error *err)
+                    struct stage_image *si, struct layer_tree *t, bool *ret_in_place,
+                    struct ocib_error *err)
 {
     struct build_event ev = { .kind = BUILD_EVENT_LOG, .stage = st->name, .layer = ly->name,
                               .opaque = b };
@@ -551,7 +575,7 @@ static int run_step(struct build *b, const struct spec_stage *st, const struct s
                               .output = forward_output, .output_opaque = &ev };
 
     if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
-                      si->img.n_layers, &si->top_key, err) < 0)
+                      si->img.n_layers, si->keys, err) < 0)
         return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
     if (si->root.skipped_devices && !b->noted_devices) {
         struct build_event note = { .kind = BUILD_EVENT_INFO, .stage = st->name };
@@ -564,7 +588,10 @@ static int run_step(struct build *b, const struct spec_stage *st, const struct s
         progress(b, &note);
         b->noted_devices = true;
     }
-    return run_layer(&rq, t, err);
+    if (run_layer(&rq, t, err) < 0)
+        return -1;
+    *ret_in_place = rq.in_place;
+    return 0;
 }
 
 /* Builds a copy layer that takes files from stages (and maybe the
@@ -586,7 +613,7 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
         }
         src = &b->stages[cp->from.stage];
         if (rootfs_update(&src->root, &b->cache, b->registries, &src->img, src->srcs,
-                          src->img.n_layers, &src->top_key, err) < 0)
+                          src->img.n_layers, src->keys, err) < 0)
             return ocib_error_wrap(err, "%s: preparing the root of stage %s", cp->where,
                                    cp->from.text);
         if (context_open_root(&rc, src->root.path, cp->from.text, err) < 0)
@@ -624,7 +651,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
                               .status = "built" };
     json_t *last = NULL, *record, *def_input = NULL;
     _cleanup_free_ char *inputs = NULL;
-    bool from_stage = false;
+    bool from_stage = false, in_place = false;
     double t0 = now();
     size_t missing = 0;
     struct blob_source remote_src = { 0 };
@@ -709,7 +736,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         int src_dirfd = b->ctx.fd;
 
         if (ly->kind == SPEC_LAYER_RUN) {
-            if (run_step(b, st, ly, si, &t, err) < 0)
+            if (run_step(b, st, ly, si, &t, &in_place, err) < 0)
                 goto out;
             src_dirfd = si->root.fd;
         } else if (from_stage) {
@@ -765,8 +792,17 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     if (b->o->cache_to)
         remote_cache_add(&b->remote, &key, &def, &cl);
     si->top_key = key;
-    if (ly->kind == SPEC_LAYER_RUN && !hit)
+    stage_keys_push(si, &key);
+    if (ly->kind == SPEC_LAYER_RUN && !hit) {
         rootfs_advance(&si->root, si->img.n_layers, &key);
+        /* Keep the state after a run step for the next build (a source
+         * change after it then starts here), unless the step changed a file
+         * in place, which kept roots sharing its inode would see. */
+        if (in_place)
+            rootfs_taint(&si->root, &b->cache);
+        else
+            rootfs_save(&si->root, &b->cache);
+    }
     ev.digest = cl.digest.str;
     ev.size = (uint64_t)cl.size;
     ev.files = t.n;
@@ -918,6 +954,8 @@ static int build_stage(struct build *b, size_t s, struct ocib_error *err)
     progress(b, &ev);
     if (load_base(b, s, &p, si, err) < 0)
         return -1;
+    if (st->from.kind != SPEC_FROM_STAGE)
+        stage_keys_base(si);
     for (size_t l = 0; l < st->n_layers; l++)
         if (build_layer(b, st, l, si, err) < 0)
             return -1;

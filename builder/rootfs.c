@@ -4,9 +4,11 @@
 #include "builder/rootfs.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
+#include "base/sha256.h"
 #include "base/xalloc.h"
 #include "layers/unpack.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,15 +58,82 @@ static int open_fd(struct rootfs *r, struct ocib_error *err)
     return 0;
 }
 
+/* Copies directory src_fd into dst_fd: directories are made (mode, owner,
+ * times), everything else hard-linked. */
+static int clone_tree(int src_fd, int dst_fd, struct ocib_error *err)
+{
+    _cleanup_closedir_ DIR *d = NULL;
+    struct dirent *de;
+    int fd = dup(src_fd);
+
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        if (fd >= 0)
+            close(fd);
+        return ocib_error_errno(err, errno, "cannot read a kept root");
+    }
+    while ((de = readdir(d))) {
+        struct stat st;
+
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (fstatat(src_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            return ocib_error_errno(err, errno, "cannot stat '%s' in a kept root", de->d_name);
+        if (S_ISDIR(st.st_mode)) {
+            _cleanup_close_ int s2 = -1;
+            _cleanup_close_ int d2 = -1;
+            struct timespec ts[2] = { st.st_atim, st.st_mtim };
+
+            if (mkdirat(dst_fd, de->d_name, 0700) < 0)
+                return ocib_error_errno(err, errno, "cannot clone '%s'", de->d_name);
+            s2 = openat(src_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            d2 = openat(dst_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (s2 < 0 || d2 < 0)
+                return ocib_error_errno(err, errno, "cannot clone '%s'", de->d_name);
+            if (clone_tree(s2, d2, err) < 0)
+                return -1;
+            if (fchown(d2, st.st_uid, st.st_gid) < 0 && errno != EPERM && errno != EINVAL)
+                return ocib_error_errno(err, errno, "cannot clone '%s'", de->d_name);
+            fchmod(d2, st.st_mode & 07777);
+            futimens(d2, ts);
+        } else if (linkat(src_fd, de->d_name, dst_fd, de->d_name, 0) < 0) {
+            return ocib_error_errno(err, errno, "cannot link '%s' from a kept root",
+                                    de->d_name);
+        }
+    }
+    return 0;
+}
+
+/* Clones the directory at from into the new directory at to. */
+static int clone_root(const char *from, const char *to, struct ocib_error *err)
+{
+    _cleanup_close_ int s = open(from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int d = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+
+    if (s < 0 || d < 0 || fstat(s, &st) < 0)
+        return ocib_error_errno(err, errno, "cannot clone the root '%s'", from);
+    if (clone_tree(s, d, err) < 0)
+        return -1;
+    fchmod(d, st.st_mode & 07777);
+    return 0;
+}
+
+static void add_shared(struct rootfs *r, const struct oci_digest *key)
+{
+    XGROW(r->shared, r->alloc_shared, r->n_shared + 1);
+    r->shared[r->n_shared++] = *key;
+}
+
 int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
-                  const struct oci_digest *key, struct ocib_error *err)
+                  const struct oci_digest *keys, struct ocib_error *err)
 {
+    const struct oci_digest *key = &keys[n];
+
     if (r->path && r->n_applied == n && oci_digest_equal(&r->key, key))
         return open_fd(r, err);
     if (!r->path || r->n_applied > n) {
         _cleanup_free_ char *dir = rootfs_dir(c);
-        _cleanup_free_ char *cached = xasprintf("%s/%s", dir, oci_digest_hex(key));
 
         if (r->path) {
             fs_rm_rf(r->path, NULL);
@@ -73,13 +142,23 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
         }
         if (new_private(r, c, err) < 0)
             return -1;
-        /* A finished root for exactly this state: take it. */
-        if (fs_exists(cached)) {
-            if (rmdir(r->path) == 0 && rename(cached, r->path) == 0) {
-                r->n_applied = n;
-                r->key = *key;
-                return open_fd(r, err);
+        /* The longest prefix of the chain that has a kept root. */
+        for (size_t i = n; i > 0; i--) {
+            _cleanup_free_ char *cached = NULL;
+            struct ocib_error cerr = OCIB_ERROR_INIT;
+
+            if (!keys[i].str[0])
+                continue;
+            cached = xasprintf("%s/%s", dir, oci_digest_hex(&keys[i]));
+            if (!fs_exists(cached))
+                continue;
+            if (clone_root(cached, r->path, &cerr) == 0) {
+                add_shared(r, &keys[i]);
+                r->n_applied = i;
+                break;
             }
+            /* A root that cannot be cloned (pruned meanwhile): start over. */
+            fs_rm_rf(r->path, NULL);
             mkdir(r->path, 0755);
         }
     }
@@ -98,6 +177,51 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
     return 0;
 }
 
+void rootfs_save(struct rootfs *r, struct cache *c)
+{
+    _cleanup_free_ char *dir = rootfs_dir(c);
+    _cleanup_free_ char *final = NULL;
+    _cleanup_free_ char *tmp = NULL;
+
+    if (!r->path)
+        return;
+    final = xasprintf("%s/%s", dir, oci_digest_hex(&r->key));
+    if (fs_exists(final))
+        return;
+    tmp = xasprintf("%s/save-XXXXXX", dir);
+    if (!mkdtemp(tmp))
+        return;
+    if (clone_root(r->path, tmp, NULL) < 0 || rename(tmp, final) < 0) {
+        fs_rm_rf(tmp, NULL);
+        return;
+    }
+    add_shared(r, &r->key);
+}
+
+void rootfs_taint(struct rootfs *r, struct cache *c)
+{
+    _cleanup_free_ char *dir = rootfs_dir(c);
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+
+    /* Kept roots share inodes with each other through the clones they were
+     * made from, so every one of them may hold the changed file: all go
+     * (out of reach by rename first, then removed). */
+    while (d && (de = readdir(d))) {
+        _cleanup_free_ char *kept = NULL;
+        _cleanup_free_ char *gone = NULL;
+
+        if (strlen(de->d_name) != SHA256_HEX_LEN ||
+            strspn(de->d_name, "0123456789abcdef") != SHA256_HEX_LEN)
+            continue;
+        kept = xasprintf("%s/%s", dir, de->d_name);
+        gone = xasprintf("%s/gone-XXXXXX", dir);
+        if (mkdtemp(gone) && rmdir(gone) == 0 && rename(kept, gone) == 0)
+            fs_rm_rf(gone, NULL);
+    }
+    r->n_shared = 0;
+}
+
 void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key)
 {
     r->n_applied = n;
@@ -106,6 +230,9 @@ void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key)
 
 void rootfs_release(struct rootfs *r, struct cache *c, bool keep)
 {
+    free(r->shared);
+    r->shared = NULL;
+    r->n_shared = r->alloc_shared = 0;
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;

@@ -2,12 +2,14 @@
  * Stage root file systems: a stage's layers unpacked into a directory that
  * `run` layers execute in and `copy --from` layers read.
  *
- * A finished root is kept in the cache as rootfs/<hex of the stage's key at
- * that point>, and reused by later builds while the key holds.  A build
- * takes a root for itself by rename() into a private directory (so two
- * builds never share a mutable root) and gives it back under its new key
- * when it is done; a root is brought up to date by unpacking the layers it
- * lacks, in order.
+ * Roots are kept in the cache as rootfs/<hex of the stage's key at that
+ * point>: the state after each run layer and the stage's last state.  A
+ * build works in a private directory: a hard-link clone of the longest kept
+ * prefix of its chain (directories copied, everything else linked), brought
+ * up to date by unpacking the layers it lacks.  Unpacking replaces files
+ * (new inodes) and never writes into a shared one; a run step that changes a
+ * file in place (same inode) would also change the kept roots it shares
+ * inodes with, so those are then dropped (rootfs_taint).
  */
 #ifndef OCIB_BUILDER_ROOTFS_H
 #define OCIB_BUILDER_ROOTFS_H
@@ -25,16 +27,26 @@ struct rootfs {
     size_t n_applied;    /* image layers it reflects */
     struct oci_digest key; /* the stage key it reflects */
     uint64_t skipped_devices;
+    struct oci_digest *shared; /* kept roots this one shares inodes with */
+    size_t n_shared, alloc_shared;
 };
 
 void rootfs_init(struct rootfs *r);
 
-/* Brings r to reflect the first n layers of img (whose state is key): takes
- * the cached root for key when there is one, else unpacks what is missing
- * (fetching remote layers into the cache through rs). */
+/* Brings r to reflect the first n layers of img: keys[i] (i <= n) is the
+ * stage's key after i layers ("" where there is none), keys[n] the current
+ * one.  Starts from the longest prefix with a kept root, else from scratch,
+ * and unpacks what is missing (fetching remote layers through rs). */
 int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
-                  const struct oci_digest *key, struct ocib_error *err);
+                  const struct oci_digest *keys, struct ocib_error *err);
+
+/* Keeps a clone of r's current state in the cache (best effort). */
+void rootfs_save(struct rootfs *r, struct cache *c);
+
+/* A file r may share with kept roots changed in place: drop the kept roots
+ * (they share inodes among themselves too). */
+void rootfs_taint(struct rootfs *r, struct cache *c);
 
 /* Records that r now reflects n layers and key (a run step changed it). */
 void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key);

@@ -224,7 +224,7 @@ static void remove_placeholders(int root_fd, struct placeholder *list, size_t n)
     }
 }
 
-int run_layer(const struct run_request *rq, struct layer_tree *t, struct ocib_error *err)
+int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *err)
 {
     const json_t *ly = rq->layer->json, *run = json_object_get(ly, "run");
     const json_t *ic = json_object_get(rq->image_config, "config");
@@ -402,8 +402,8 @@ int run_layer(const struct run_request *rq, struct layer_tree *t, struct ocib_er
         strbuf_release(&sb);
         goto out;
     }
-    if (snapshot_diff(before, rq->root->fd, skip, sandbox_uid_to_inside, sandbox_gid_to_inside,
-                      t, err) < 0)
+    if (snapshot_diff_ex(before, rq->root->fd, skip, sandbox_uid_to_inside,
+                         sandbox_gid_to_inside, t, &rq->in_place, err) < 0)
         goto out;
     r = 0;
 out:

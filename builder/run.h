@@ -38,12 +38,13 @@ struct run_request {
     struct cache *cache;
     sandbox_output_fn output;
     void *output_opaque;
+    bool in_place;                    /* out: a file of the root changed in place */
 };
 
 /* Runs the layer's command.  On success the changes are in t (file
  * contents to be read relative to rq->root->fd).  A command that fails makes
  * this fail naming its exit status and its last lines of output. */
-int run_layer(const struct run_request *rq, struct layer_tree *t, struct ocib_error *err);
+int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *err);
 
 /* Parses "--secret id=ID,src=PATH". */
 int build_secret_parse(const char *s, struct build_secret *ret, struct ocib_error *err);

@@ -357,6 +357,7 @@ struct differ {
     size_t n_frames, alloc_frames;
     struct whiteout *wh;
     size_t n_wh, alloc_wh;
+    bool in_place; /* a file that was there changed without a new inode */
 };
 
 static void push_frame(struct differ *d, const char *path, int flags)
@@ -433,8 +434,12 @@ static void diff_one(struct differ *d, const char *path, ssize_t bi, ssize_t ai)
      * any other (its gone children get whiteouts), never made opaque: whether
      * the file system hands it a new inode number is chance, and a layer's
      * bytes must not depend on chance. */
-    if (!same_metadata(b, (size_t)bi, a, (size_t)ai))
+    if (!same_metadata(b, (size_t)bi, a, (size_t)ai)) {
         d->emit[ai] = EMIT_SELF;
+        if (!S_ISDIR(a->e[ai].mode) && a->e[ai].ino == b->e[bi].ino &&
+            a->e[ai].dev == b->e[bi].dev)
+            d->in_place = true;
+    }
 }
 
 /* Marks the directories that hold path (which need not be in after) for the
@@ -515,6 +520,13 @@ int snapshot_diff(const struct snapshot *before, int root_fd, const char *const 
                   unsigned (*map_uid)(unsigned), unsigned (*map_gid)(unsigned),
                   struct layer_tree *t, struct ocib_error *err)
 {
+    return snapshot_diff_ex(before, root_fd, skip, map_uid, map_gid, t, NULL, err);
+}
+
+int snapshot_diff_ex(const struct snapshot *before, int root_fd, const char *const *skip,
+                     unsigned (*map_uid)(unsigned), unsigned (*map_gid)(unsigned),
+                     struct layer_tree *t, bool *ret_in_place, struct ocib_error *err)
+{
     _cleanup_(snapshot_freep) struct snapshot *after = NULL;
     _cleanup_free_ unsigned char *emit = NULL;
     struct differ d = {.before = before, .skip = skip};
@@ -560,5 +572,7 @@ int snapshot_diff(const struct snapshot *before, int root_fd, const char *const 
         put_whiteout(&d.wh[k], t);
     free(d.frames);
     free(d.wh);
+    if (ret_in_place)
+        *ret_in_place = d.in_place;
     return 0;
 }

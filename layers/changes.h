@@ -73,4 +73,11 @@ int snapshot_diff(const struct snapshot *before, int root_fd, const char *const 
                   unsigned (*map_uid)(unsigned), unsigned (*map_gid)(unsigned),
                   struct layer_tree *t, struct ocib_error *err);
 
+/* snapshot_diff that also says (*ret_in_place, may be NULL) whether a file
+ * that existed before was changed in place, keeping its inode: roots that
+ * share inodes with it by hard links (builder/rootfs.c) changed too. */
+int snapshot_diff_ex(const struct snapshot *before, int root_fd, const char *const *skip,
+                     unsigned (*map_uid)(unsigned), unsigned (*map_gid)(unsigned),
+                     struct layer_tree *t, bool *ret_in_place, struct ocib_error *err);
+
 #endif

@@ -267,6 +267,39 @@ EOF
     assert_eq "the result sees both changes" "$(cat "$T/b3/rootfs/app/out.txt")" "$(printf 'src v2\nlock v2')"
 }
 
+@test "kept stage roots: a source change starts from the state after the dependency step, and a file changed in place never leaks into a kept root" {
+    mkdir -p ctx/src
+    echo 'src v1' >ctx/src/main.txt
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/kept", "stages": [
+  {"name": "app", "from": "$BASE", "workdir": "/app", "layers": [
+    {"name": "deps", "run": "echo one > /app/state.txt"},
+    {"name": "source", "copy": [{"src": ["src"], "dest": "/app/src/"}]},
+    {"name": "compile", "run": "cat /app/src/main.txt >> /app/state.txt"}
+  ]}
+]}
+EOF
+    build_ok -C ctx --output "oci:$T/o1"
+    umoci_unpack "$T/o1" latest "$T/b1"
+    assert_eq "first build" "$(cat "$T/b1/rootfs/app/state.txt")" "$(printf 'one\nsrc v1')"
+    # compile appends to a file that existed (same inode): kept roots that
+    # share it must not carry the appended line into the next build.
+    echo 'src v2' >ctx/src/main.txt
+    build_ok -C ctx --output "oci:$T/o2"
+    assert_eq "deps after a source change" "$(layer_state app deps)" cached
+    umoci_unpack "$T/o2" latest "$T/b2"
+    assert_eq "second build starts from the deps state" "$(cat "$T/b2/rootfs/app/state.txt")" \
+        "$(printf 'one\nsrc v2')"
+    echo 'src v3' >ctx/src/main.txt
+    build_ok -C ctx --output "oci:$T/o3"
+    umoci_unpack "$T/o3" latest "$T/b3"
+    assert_eq "third build too" "$(cat "$T/b3/rootfs/app/state.txt")" "$(printf 'one\nsrc v3')"
+    # and the same image as a build from an empty cache
+    local d3=$DIGEST
+    OCIB_CACHE_DIR=$T/fresh-cache build_ok -C ctx --output "oci:$T/o4"
+    assert_eq "same digest from an empty cache" "$DIGEST" "$d3"
+}
+
 @test "network none: only loopback, the host's loopback server is unreachable; network host reaches it" {
     mkdir www
     echo 'hello from the host' >www/index.html
