@@ -58,6 +58,7 @@ int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err
         { "records", &ret->record_bytes, NULL },
         { "stat", &ret->stat_bytes, NULL },
         { "tmp", &ret->tmp_bytes, &ret->tmp_count },
+        { "rootfs", &ret->rootfs_bytes, NULL },
     };
 
     memset(ret, 0, sizeof(*ret));
@@ -130,6 +131,38 @@ static uint64_t drop_orphan_keys(struct cache *c)
     return n;
 }
 
+/* Kept stage roots (rootfs/<hex>) can always be unpacked again: prune
+ * removes them (stale_only: only what killed builds left, a day old). */
+static void prune_roots(struct cache *c, bool stale_only)
+{
+    _cleanup_free_ char *dir = fs_path_join(c->dir, "rootfs");
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    while (d && (de = readdir(d))) {
+        _cleanup_free_ char *p = NULL;
+        _cleanup_free_ char *gone = NULL;
+        bool kept = strlen(de->d_name) == 64 &&
+                    strspn(de->d_name, "0123456789abcdef") == 64;
+        struct stat st;
+
+        if (de->d_name[0] == '.')
+            continue;
+        p = fs_path_join(dir, de->d_name);
+        if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        /* work-* and save-* belong to running builds unless a day old. */
+        if (!kept && now - st.st_mtime <= TMP_MAX_AGE && strncmp(de->d_name, "gone-", 5))
+            continue;
+        if (kept && stale_only)
+            continue;
+        gone = xasprintf("%s/gone-XXXXXX", dir);
+        if (mkdtemp(gone) && rmdir(gone) == 0 && rename(p, gone) == 0)
+            fs_rm_rf(gone, NULL);
+    }
+}
+
 struct blob_info {
     char hex[65];
     uint64_t bytes;
@@ -192,6 +225,10 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
     ret->kept_bytes = total;
     drop_orphan_keys(c);
     clean_tmp(c);
+    if (total > keep_bytes || keep_bytes == 0)
+        prune_roots(c, false);
+    else
+        prune_roots(c, true);
     return 0;
 }
 

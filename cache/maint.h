@@ -17,6 +17,8 @@ struct cache_usage {
     uint64_t key_bytes, key_count;      /* keys/ and defs/ */
     uint64_t record_bytes, stat_bytes;  /* records/, stat/ */
     uint64_t tmp_bytes, tmp_count;
+    uint64_t rootfs_bytes;              /* kept stage roots; files shared by hard links are
+                                         * counted in each root */
 };
 
 int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err);
@@ -25,7 +27,9 @@ struct cache_prune_result {
     uint64_t removed_bytes, removed_count, kept_bytes, in_use_count;
 };
 
-/* Removes least recently used blobs until at most keep_bytes of blobs stay. */
+/* Removes least recently used blobs until at most keep_bytes of blobs stay;
+ * with keep_bytes 0 also the kept stage roots (they are unpacked again when
+ * needed).  What killed builds left is removed after a day. */
 int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result *ret,
                 struct ocib_error *err);
 

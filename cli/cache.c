@@ -81,11 +81,12 @@ int cli_cache(int argc, char **argv, struct ocib_error *err)
         if (json) {
             printf("{\"blobs\":{\"bytes\":%llu,\"count\":%llu},\"keys\":{\"bytes\":%llu,"
                    "\"count\":%llu},\"records\":{\"bytes\":%llu},\"stat\":{\"bytes\":%llu},"
-                   "\"tmp\":{\"bytes\":%llu,\"count\":%llu}}\n",
+                   "\"tmp\":{\"bytes\":%llu,\"count\":%llu},\"rootfs\":{\"bytes\":%llu}}\n",
                    (unsigned long long)u.blob_bytes, (unsigned long long)u.blob_count,
                    (unsigned long long)u.key_bytes, (unsigned long long)u.key_count,
                    (unsigned long long)u.record_bytes, (unsigned long long)u.stat_bytes,
-                   (unsigned long long)u.tmp_bytes, (unsigned long long)u.tmp_count);
+                   (unsigned long long)u.tmp_bytes, (unsigned long long)u.tmp_count,
+                   (unsigned long long)u.rootfs_bytes);
         } else {
             mib(u.blob_bytes, a, sizeof(a));
             mib(u.key_bytes, b, sizeof(b));
@@ -98,6 +99,8 @@ int cli_cache(int argc, char **argv, struct ocib_error *err)
             printf("  records   %12s\n", d);
             printf("  stat      %12s\n", e);
             printf("  tmp       %12s  %llu files\n", f, (unsigned long long)u.tmp_count);
+            mib(u.rootfs_bytes, f, sizeof(f));
+            printf("  rootfs    %12s  kept stage roots (shared files counted in each)\n", f);
         }
     } else if (!strcmp(verb, "prune")) {
         struct cache_prune_result pr;
