@@ -183,7 +183,7 @@ int fs_copy_fd(int in_fd, int out_fd, struct sha256 *h, unsigned long long *ret_
             break;
         if (h)
             sha256_update(h, buf, (size_t)n);
-        if (fs_write_all(out_fd, buf, (size_t)n, err) < 0)
+        if (out_fd >= 0 && fs_write_all(out_fd, buf, (size_t)n, err) < 0)
             return -1;
         total += (unsigned long long)n;
     }

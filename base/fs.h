@@ -46,8 +46,9 @@ int fs_rm_rf(const char *path, struct ocib_error *err);
  * and returns its path (caller frees). */
 int fs_mkdtemp_beside(const char *path, char **ret_path, struct ocib_error *err);
 
-/* Copies everything from in_fd to out_fd, feeding the bytes to h when h is
- * not NULL.  Uses a bounded buffer.  ret_size (may be NULL) gets the count. */
+/* Copies everything from in_fd to out_fd (out_fd < 0: reads only), feeding
+ * the bytes to h when h is not NULL.  Uses a bounded buffer.  ret_size (may
+ * be NULL) gets the count. */
 int fs_copy_fd(int in_fd, int out_fd, struct sha256 *h, unsigned long long *ret_size,
                struct ocib_error *err);
 

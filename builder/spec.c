@@ -6,6 +6,7 @@
  * message points at the exact place to fix.
  */
 #include "builder/spec.h"
+#include "base/base64.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/strbuf.h"
@@ -442,43 +443,6 @@ static int parse_copy(struct vctx *v, const json_t *j, const char *path,
                 return failf(v, &a, "\"%s\" leaves the context through '..'", c->src[i]);
         }
     }
-    return 0;
-}
-
-static int base64_decode(const char *in, char **ret, size_t *ret_len)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen(in), out_len = 0;
-    char *out = xmalloc(n / 4 * 3 + 4);
-    unsigned acc = 0;
-    int bits = 0, pad = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        const char *p;
-
-        if (in[i] == '=') {
-            pad++;
-            continue;
-        }
-        if (pad || !(p = strchr(tbl, in[i])) || !in[i]) {
-            free(out);
-            return -1;
-        }
-        acc = (acc << 6) | (unsigned)(p - tbl);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[out_len++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    if ((n % 4) != 0 || pad > 2) {
-        free(out);
-        return -1;
-    }
-    out[out_len] = '\0';
-    *ret = out;
-    *ret_len = out_len;
     return 0;
 }
 

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_CHUNK (256 * 1024)
 #define TMP_MAX_AGE (24 * 3600)
 
 /* Sums sizes below dir (two levels at most, as the cache is laid out). */
@@ -235,7 +234,6 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
 int cache_blob_verify(struct cache *c, const struct oci_digest *d, struct ocib_error *err)
 {
     _cleanup_free_ char *path = cache_blob_path(c, d);
-    _cleanup_free_ char *buf = xmalloc(HASH_CHUNK);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct sha256 h;
     struct oci_digest got;
@@ -243,18 +241,9 @@ int cache_blob_verify(struct cache *c, const struct oci_digest *d, struct ocib_e
     if (fd < 0)
         return ocib_error_errno(err, errno, "blob %s", d->str);
     sha256_init(&h);
-    for (;;) {
-        ssize_t n = read(fd, buf, HASH_CHUNK);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            sha256_release(&h);
-            return ocib_error_errno(err, errno, "blob %s", d->str);
-        }
-        if (n == 0)
-            break;
-        sha256_update(&h, buf, (size_t)n);
+    if (fs_copy_fd(fd, -1, &h, NULL, err) < 0) {
+        sha256_release(&h);
+        return ocib_error_wrap(err, "blob %s", d->str);
     }
     oci_digest_from_sha256(&h, &got);
     if (oci_digest_equal(&got, d))

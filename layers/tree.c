@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #define LAYER_PATH_MAX 4096
-#define HASH_CHUNK (256 * 1024)
 
 void layer_tree_init(struct layer_tree *t)
 {
@@ -230,14 +229,13 @@ int layer_tree_hash_files(struct layer_tree *t, int src_dirfd,
                           void (*on_hashed)(void *opaque, const struct layer_tree_entry *e),
                           void *opaque, struct ocib_error *err)
 {
-    _cleanup_free_ char *buf = NULL;
 
     for (size_t i = 0; i < t->n; i++) {
         struct layer_tree_entry *te = &t->entries[i];
         _cleanup_close_ int fd = -1;
         struct sha256 h;
         struct oci_digest d;
-        uint64_t total = 0;
+        unsigned long long total = 0;
 
         if (!S_ISREG(te->mode) || te->digest[0])
             continue;
@@ -246,25 +244,13 @@ int layer_tree_hash_files(struct layer_tree *t, int src_dirfd,
             memcpy(te->digest, oci_digest_hex(&d), sizeof(te->digest));
             continue;
         }
-        if (!buf)
-            buf = xmalloc(HASH_CHUNK);
         fd = fs_open_beneath(te->dirfd > 0 ? te->dirfd : src_dirfd, te->src, O_RDONLY);
         if (fd < 0)
             return ocib_error_errno(err, errno, "cannot open '%s'", te->src);
         sha256_init(&h);
-        for (;;) {
-            ssize_t n = read(fd, buf, HASH_CHUNK);
-
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0) {
-                sha256_release(&h);
-                return ocib_error_errno(err, errno, "cannot read '%s'", te->src);
-            }
-            if (n == 0)
-                break;
-            sha256_update(&h, buf, (size_t)n);
-            total += (uint64_t)n;
+        if (fs_copy_fd(fd, -1, &h, &total, err) < 0) {
+            sha256_release(&h);
+            return ocib_error_wrap(err, "cannot read '%s'", te->src);
         }
         oci_digest_from_sha256(&h, &d);
         if (total != te->size)

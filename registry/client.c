@@ -2,6 +2,7 @@
  * Distribution API client; see client.h.
  */
 #include "registry/client.h"
+#include "base/base64.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/sha256.h"
@@ -131,27 +132,14 @@ static int load_credentials(struct registry *r, struct ocib_error *err)
 
 static char *basic_header(const struct credentials *c)
 {
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     _cleanup_free_ char *pair = xasprintf("%s:%s", c->username, c->secret);
-    struct strbuf sb = STRBUF_INIT;
-    size_t len = strlen(pair);
+    char *enc = base64_encode(pair, strlen(pair));
+    char *h = xasprintf("Basic %s", enc);
 
-    strbuf_addstr(&sb, "Basic ");
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned char)pair[i] << 16;
-
-        if (i + 1 < len)
-            v |= (unsigned char)pair[i + 1] << 8;
-        if (i + 2 < len)
-            v |= (unsigned char)pair[i + 2];
-        strbuf_addch(&sb, tbl[(v >> 18) & 63]);
-        strbuf_addch(&sb, tbl[(v >> 12) & 63]);
-        strbuf_addch(&sb, i + 1 < len ? tbl[(v >> 6) & 63] : '=');
-        strbuf_addch(&sb, i + 2 < len ? tbl[v & 63] : '=');
-    }
-    explicit_bzero(pair, len);
-    return strbuf_detach(&sb);
+    explicit_bzero(pair, strlen(pair));
+    explicit_bzero(enc, strlen(enc));
+    free(enc);
+    return h;
 }
 
 /* Extracts param="value" (or param=value) from a challenge; caller frees. */

@@ -2,6 +2,7 @@
  * Docker config.json credentials; see credentials.h.
  */
 #include "registry/credentials.h"
+#include "base/base64.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/strbuf.h"
@@ -74,49 +75,6 @@ static int load_config(const char *path, json_t **ret, struct ocib_error *err)
 static const char *str_member(const json_t *o, const char *k)
 {
     return json_string_value(json_object_get(o, k));
-}
-
-static int b64_decode(const char *in, struct strbuf *out)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned acc = 0;
-    int bits = 0;
-
-    for (; *in && *in != '='; in++) {
-        const char *p = strchr(tbl, *in);
-
-        if (!p || !*in)
-            return -1;
-        acc = (acc << 6) | (unsigned)(p - tbl);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            strbuf_addch(out, (char)((acc >> bits) & 0xff));
-        }
-    }
-    return 0;
-}
-
-static char *b64_encode(const char *in, size_t len)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    struct strbuf sb = STRBUF_INIT;
-
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned char)in[i] << 16;
-
-        if (i + 1 < len)
-            v |= (unsigned char)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= (unsigned char)in[i + 2];
-        strbuf_addch(&sb, tbl[(v >> 18) & 63]);
-        strbuf_addch(&sb, tbl[(v >> 12) & 63]);
-        strbuf_addch(&sb, i + 1 < len ? tbl[(v >> 6) & 63] : '=');
-        strbuf_addch(&sb, i + 2 < len ? tbl[v & 63] : '=');
-    }
-    return strbuf_detach(&sb);
 }
 
 /* Runs docker-credential-<helper> <verb> with input on stdin; captures
@@ -218,19 +176,22 @@ int credentials_lookup(const char *registry, struct credentials *ret, struct oci
     if (!entry)
         return 0;
     if (str_member(entry, "auth") && *str_member(entry, "auth")) {
-        struct strbuf dec = STRBUF_INIT;
-        char *colon;
+        char *dec = NULL, *colon;
+        size_t len;
 
-        if (b64_decode(str_member(entry, "auth"), &dec) < 0 ||
-            !(colon = strchr(strbuf_str(&dec), ':'))) {
-            strbuf_release(&dec);
+        if (base64_decode(str_member(entry, "auth"), &dec, &len) < 0 ||
+            !(colon = strchr(dec, ':'))) {
+            if (dec) {
+                explicit_bzero(dec, strlen(dec));
+                free(dec);
+            }
             return ocib_error_set(err, "'%s': the auth entry for %s is malformed", path,
                                   registry);
         }
-        ret->username = xstrndup(dec.buf, (size_t)(colon - dec.buf));
+        ret->username = xstrndup(dec, (size_t)(colon - dec));
         ret->secret = xstrdup(colon + 1);
-        explicit_bzero(dec.buf, dec.len);
-        strbuf_release(&dec);
+        explicit_bzero(dec, len);
+        free(dec);
         return 1;
     }
     if (str_member(entry, "identitytoken")) {
@@ -296,7 +257,7 @@ int credentials_store(const char *registry, const char *user, const char *secret
     }
     {
         _cleanup_free_ char *pair = xasprintf("%s:%s", user, secret);
-        char *enc = b64_encode(pair, strlen(pair));
+        char *enc = base64_encode(pair, strlen(pair));
 
         json_object_set_new(auths, key, json_pack("{s:s}", "auth", enc));
         explicit_bzero(pair, strlen(pair));
