@@ -129,6 +129,7 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_digest *keys, struct ocib_error *err)
 {
     const struct oci_digest *key = &keys[n];
+    bool saved_base = false;
 
     if (r->path && r->n_applied == n && oci_digest_equal(&r->key, key))
         return open_fd(r, err);
@@ -172,6 +173,13 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
             return -1;
         r->skipped_devices += st.skipped_devices;
         r->n_applied = i + 1;
+        /* The base, unpacked: kept too, since other stages (and builds)
+         * usually start from the same one. */
+        if (i + 1 < n && keys[i + 1].str[0] && !saved_base) {
+            r->key = keys[i + 1];
+            rootfs_save(r, c);
+            saved_base = true;
+        }
     }
     r->key = *key;
     return 0;
