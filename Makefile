@@ -13,7 +13,7 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu17 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 \
           -Wmissing-prototypes -Wstrict-prototypes -D_GNU_SOURCE -I. $(PKG_CFLAGS)
 ifeq ($(DEVELOPER),1)
-CFLAGS += -Werror
+override CFLAGS += -Werror
 endif
 LDLIBS += $(PKG_LIBS) -lpthread
 

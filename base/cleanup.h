@@ -14,7 +14,10 @@
 #include <unistd.h>
 #include <dirent.h>
 
-static inline void ocib_freep(void *p) { free(*(void **)p); }
+static inline void ocib_freep(void *p)
+{
+    free(*(void **)p);
+}
 static inline void ocib_closep(int *fd)
 {
     if (*fd >= 0)
@@ -38,25 +41,25 @@ static inline void ocib_closedirp(DIR **d)
 #define _cleanup_closedir_ _cleanup_(ocib_closedirp)
 
 /* Declares "void name##p(type **)" calling func on a non-NULL pointer. */
-#define OCIB_DEFINE_CLEANUP(type, func)                                        \
-    static inline void func##p(type **p)                                       \
-    {                                                                          \
-        if (*p)                                                                \
-            func(*p);                                                          \
+#define OCIB_DEFINE_CLEANUP(type, func)                                                    \
+    static inline void func##p(type **p)                                                   \
+    {                                                                                      \
+        if (*p)                                                                            \
+            func(*p);                                                                      \
     }
 
-#define TAKE_PTR(p)                                                            \
-    ({                                                                         \
-        typeof(p) _ptr_ = (p);                                                 \
-        (p) = NULL;                                                            \
-        _ptr_;                                                                 \
+#define TAKE_PTR(p)                                                                        \
+    ({                                                                                     \
+        typeof(p) _ptr_ = (p);                                                             \
+        (p) = NULL;                                                                        \
+        _ptr_;                                                                             \
     })
 
-#define TAKE_FD(fd)                                                            \
-    ({                                                                         \
-        int _fd_ = (fd);                                                       \
-        (fd) = -1;                                                             \
-        _fd_;                                                                  \
+#define TAKE_FD(fd)                                                                        \
+    ({                                                                                     \
+        int _fd_ = (fd);                                                                   \
+        (fd) = -1;                                                                         \
+        _fd_;                                                                              \
     })
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

@@ -56,6 +56,7 @@ int ocib_error_wrap(struct ocib_error *err, const char *fmt, ...)
 {
     char prefix[1024];
     char old[OCIB_ERROR_MAX];
+    size_t plen, olen;
     va_list ap;
 
     if (!err)
@@ -66,7 +67,19 @@ int ocib_error_wrap(struct ocib_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    old[sizeof(old) - 1] = '\0';
+    /* "<prefix>: <old>", cut to fit; the end of a long message is what is
+     * lost, never its start. */
+    plen = strlen(prefix);
+    olen = strlen(old);
+    if (plen > sizeof(err->msg) - 3)
+        plen = sizeof(err->msg) - 3;
+    if (olen > sizeof(err->msg) - 3 - plen)
+        olen = sizeof(err->msg) - 3 - plen;
+    memcpy(err->msg, prefix, plen);
+    memcpy(err->msg + plen, ": ", 2);
+    memcpy(err->msg + plen + 2, old, olen);
+    err->msg[plen + 2 + olen] = '\0';
     return -1;
 }
 

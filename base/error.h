@@ -25,11 +25,14 @@ enum {
 #define OCIB_ERROR_MAX 4096
 
 struct ocib_error {
-    int code;                  /* OCIB_EXIT_FAILURE or OCIB_EXIT_USAGE */
-    char msg[OCIB_ERROR_MAX];  /* "" when no error was recorded */
+    int code;                 /* OCIB_EXIT_FAILURE or OCIB_EXIT_USAGE */
+    char msg[OCIB_ERROR_MAX]; /* "" when no error was recorded */
 };
 
-#define OCIB_ERROR_INIT { 0, "" }
+#define OCIB_ERROR_INIT                                                                    \
+    {                                                                                      \
+        0, ""                                                                              \
+    }
 
 #define OCIB_PRINTF(a, b) __attribute__((format(printf, a, b)))
 

@@ -43,8 +43,8 @@ int fs_read_file_at(int dirfd, const char *path, size_t cap, char **ret_buf,
             break;
         len += (size_t)n;
         if (len > cap)
-            return ocib_error_set(err, "'%s' is larger than the limit of %zu bytes",
-                                  path, cap);
+            return ocib_error_set(err, "'%s' is larger than the limit of %zu bytes", path,
+                                  cap);
     }
     buf[len] = '\0';
     *ret_buf = TAKE_PTR(buf);
@@ -78,7 +78,8 @@ int fs_write_file_atomic(const char *path, const void *buf, size_t len, mode_t m
 
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
-        return ocib_error_errno(err, errno, "cannot create a temporary file for '%s'", path);
+        return ocib_error_errno(err, errno, "cannot create a temporary file for '%s'",
+                                path);
     if (fchmod(fd, mode) < 0 || fs_write_all(fd, buf, len, NULL) < 0) {
         int e = errno;
 
@@ -213,9 +214,9 @@ char *fs_path_join(const char *a, const char *b)
 int fs_open_beneath(int dirfd, const char *path, int flags)
 {
 #ifdef SYS_openat2
-    struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-                                       RESOLVE_NO_MAGICLINKS };
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                      RESOLVE_NO_MAGICLINKS};
     long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 
     if (fd >= 0 || errno != ENOSYS)

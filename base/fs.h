@@ -58,8 +58,6 @@ int fs_exists(const char *path);
 /* Joins a and b with exactly one '/'; caller frees. */
 char *fs_path_join(const char *a, const char *b);
 
-
-
 /* Opens path below dirfd without ever following a symlink or leaving dirfd
  * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; on kernels without openat2,
  * openat with O_NOFOLLOW).  Returns the fd or -1 with errno set. */

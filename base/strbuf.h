@@ -17,7 +17,10 @@ struct strbuf {
     size_t alloc;
 };
 
-#define STRBUF_INIT { NULL, 0, 0 }
+#define STRBUF_INIT                                                                        \
+    {                                                                                      \
+        NULL, 0, 0                                                                         \
+    }
 
 void strbuf_init(struct strbuf *sb);
 void strbuf_release(struct strbuf *sb);
@@ -33,7 +36,10 @@ void strbuf_setlen(struct strbuf *sb, size_t len);
 /* Returns sb->buf, allocating an empty string if needed. */
 const char *strbuf_str(struct strbuf *sb);
 
-static inline void strbuf_releasep(struct strbuf *sb) { strbuf_release(sb); }
+static inline void strbuf_releasep(struct strbuf *sb)
+{
+    strbuf_release(sb);
+}
 #define _cleanup_strbuf_ __attribute__((cleanup(strbuf_releasep)))
 
 #endif

@@ -24,8 +24,8 @@
 
 struct out_entry {
     char *name;
-    const char *file;       /* content from this file ... */
-    const char *data;       /* ... or from memory */
+    const char *file; /* content from this file ... */
+    const char *data; /* ... or from memory */
     size_t len;
     bool verify;
     struct oci_digest digest;
@@ -37,8 +37,9 @@ static int cmp_out(const void *a, const void *b)
     return strcmp(((const struct out_entry *)a)->name, ((const struct out_entry *)b)->name);
 }
 
-static int write_entry(struct archive *a, struct archive_entry *ae, const struct out_entry *e,
-                       int64_t mtime, char *buf, struct ocib_error *err)
+static int write_entry(struct archive *a, struct archive_entry *ae,
+                       const struct out_entry *e, int64_t mtime, char *buf,
+                       struct ocib_error *err)
 {
     _cleanup_close_ int fd = -1;
     struct stat st;
@@ -123,22 +124,23 @@ int docker_archive_write(const char *path, const struct oci_image *img,
     /* manifest.json, Docker's index of the archive. */
     layers = json_array();
     for (size_t i = 0; i < img->n_layers; i++)
-        json_array_append_new(layers, json_sprintf("blobs/sha256/%s",
-                                                   oci_digest_hex(&img->layers[i].desc.digest)));
+        json_array_append_new(
+            layers,
+            json_sprintf("blobs/sha256/%s", oci_digest_hex(&img->layers[i].desc.digest)));
     tags = json_array();
     for (size_t i = 0; i < n_tags; i++)
         json_array_append_new(tags, json_string(repo_tags[i]));
     mj = json_pack("[{s:o, s:o, s:o}]", "Config",
-                   json_sprintf("blobs/sha256/%s", oci_digest_hex(&config->digest)), "RepoTags",
-                   tags, "Layers", layers);
+                   json_sprintf("blobs/sha256/%s", oci_digest_hex(&config->digest)),
+                   "RepoTags", tags, "Layers", layers);
     manifest_json = oci_json_canonical(mj, &mj_len);
     json_decref(mj);
     desc = json_pack("{s:s, s:s, s:I}", "mediaType", OCI_MT_MANIFEST, "digest",
                      manifest->digest.str, "size", (json_int_t)manifest->len);
     if (n_tags)
         json_object_set_new(desc, "annotations",
-                            json_pack("{s:s, s:s}", "io.containerd.image.name", repo_tags[0],
-                                      "org.opencontainers.image.ref.name",
+                            json_pack("{s:s, s:s}", "io.containerd.image.name",
+                                      repo_tags[0], "org.opencontainers.image.ref.name",
                                       strrchr(repo_tags[0], ':') + 1));
     index = json_pack("{s:i, s:s, s:[o]}", "schemaVersion", 2, "mediaType", OCI_MT_INDEX,
                       "manifests", desc);
@@ -146,30 +148,38 @@ int docker_archive_write(const char *path, const struct oci_image *img,
     json_decref(index);
 
     entries = xcalloc(img->n_layers + 8, sizeof(*entries));
-    entries[n++] = (struct out_entry){ .name = xstrdup("blobs/"), .dir = true };
-    entries[n++] = (struct out_entry){ .name = xstrdup("blobs/sha256/"), .dir = true };
-    entries[n++] = (struct out_entry){ .name = xstrdup("oci-layout"), .data = layout,
-                                       .len = sizeof(layout) - 1 };
-    entries[n++] = (struct out_entry){ .name = xstrdup("index.json"), .data = index_json,
-                                       .len = ij_len };
-    entries[n++] = (struct out_entry){ .name = xstrdup("manifest.json"), .data = manifest_json,
-                                       .len = mj_len };
+    entries[n++] = (struct out_entry){.name = xstrdup("blobs/"), .dir = true};
+    entries[n++] = (struct out_entry){.name = xstrdup("blobs/sha256/"), .dir = true};
+    entries[n++] = (struct out_entry){
+        .name = xstrdup("oci-layout"), .data = layout, .len = sizeof(layout) - 1};
+    entries[n++] = (struct out_entry){
+        .name = xstrdup("index.json"), .data = index_json, .len = ij_len};
+    entries[n++] = (struct out_entry){
+        .name = xstrdup("manifest.json"), .data = manifest_json, .len = mj_len};
     entries[n++] = (struct out_entry){
         .name = xasprintf("blobs/sha256/%s", oci_digest_hex(&config->digest)),
-        .data = config->data, .len = config->len, .digest = config->digest };
+        .data = config->data,
+        .len = config->len,
+        .digest = config->digest};
     entries[n++] = (struct out_entry){
         .name = xasprintf("blobs/sha256/%s", oci_digest_hex(&manifest->digest)),
-        .data = manifest->data, .len = manifest->len, .digest = manifest->digest };
+        .data = manifest->data,
+        .len = manifest->len,
+        .digest = manifest->digest};
     for (size_t i = 0; i < img->n_layers; i++) {
         bool dup = false;
 
         for (size_t k = 0; k < i; k++)
-            dup |= oci_digest_equal(&img->layers[k].desc.digest, &img->layers[i].desc.digest);
+            dup |=
+                oci_digest_equal(&img->layers[k].desc.digest, &img->layers[i].desc.digest);
         if (dup)
             continue;
         entries[n++] = (struct out_entry){
-            .name = xasprintf("blobs/sha256/%s", oci_digest_hex(&img->layers[i].desc.digest)),
-            .file = layer_paths[i], .verify = verify[i], .digest = img->layers[i].desc.digest };
+            .name =
+                xasprintf("blobs/sha256/%s", oci_digest_hex(&img->layers[i].desc.digest)),
+            .file = layer_paths[i],
+            .verify = verify[i],
+            .digest = img->layers[i].desc.digest};
     }
     qsort(entries, n, sizeof(*entries), cmp_out);
 
@@ -331,7 +341,7 @@ static const char *sniff_layer_type(struct cache *c, const struct oci_digest *d)
 {
     _cleanup_free_ char *p = cache_blob_path(c, d);
     _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
-    unsigned char magic[4] = { 0 };
+    unsigned char magic[4] = {0};
 
     if (fd < 0 || read(fd, magic, 4) != 4)
         return OCI_MT_LAYER_TAR;
@@ -354,7 +364,7 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
     _cleanup_free_ char *mbuf = NULL;
     _cleanup_free_ char *cbuf = NULL;
     _cleanup_json_ json_t *index = NULL;
-    struct oci_descriptor desc = { 0 }, cdesc = { 0 };
+    struct oci_descriptor desc = {0}, cdesc = {0};
     const json_t *entry = NULL, *manifests;
     size_t len, mlen, clen;
     int r = -1;
@@ -365,8 +375,8 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
     manifests = json_object_get(index, "manifests");
     for (size_t i = 0; i < json_array_size(manifests); i++) {
         const json_t *e = json_array_get(manifests, i);
-        const char *name = oci_json_str(json_object_get(e, "annotations"),
-                                        "io.containerd.image.name");
+        const char *name =
+            oci_json_str(json_object_get(e, "annotations"), "io.containerd.image.name");
         const char *ref = oci_json_str(json_object_get(e, "annotations"),
                                        "org.opencontainers.image.ref.name");
 
@@ -385,10 +395,11 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
         goto out;
     }
     {
-        struct member mm = { NULL, desc.digest, 0 };
+        struct member mm = {NULL, desc.digest, 0};
         struct oci_digest got;
 
-        if (!cache_blob_exists(c, &desc.digest) || read_member(c, &mm, &mbuf, &mlen, err) < 0) {
+        if (!cache_blob_exists(c, &desc.digest) ||
+            read_member(c, &mm, &mbuf, &mlen, err) < 0) {
             ocib_error_set(err, "manifest %s is not in the archive", desc.digest.str);
             goto out;
         }
@@ -401,9 +412,10 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
     if (oci_manifest_config_descriptor(mbuf, mlen, desc.digest.str, &cdesc, err) < 0)
         goto out;
     {
-        struct member cm = { NULL, cdesc.digest, 0 };
+        struct member cm = {NULL, cdesc.digest, 0};
 
-        if (!cache_blob_exists(c, &cdesc.digest) || read_member(c, &cm, &cbuf, &clen, err) < 0) {
+        if (!cache_blob_exists(c, &cdesc.digest) ||
+            read_member(c, &cm, &cbuf, &clen, err) < 0) {
             ocib_error_set(err, "config %s is not in the archive", cdesc.digest.str);
             goto out;
         }
@@ -470,8 +482,9 @@ static int load_docker(struct cache *c, const struct members *m, const char *tag
         }
     }
     if (!entry || (!tag && json_array_size(list) != 1))
-        return ocib_error_set(err, tag ? "manifest.json: no image tagged '%s'"
-                                       : "manifest.json lists %s images: name one",
+        return ocib_error_set(err,
+                              tag ? "manifest.json: no image tagged '%s'"
+                                  : "manifest.json lists %s images: name one",
                               tag ? tag : "several");
     cm = members_find(m, oci_json_str(entry, "Config") ?: "");
     if (!cm)
@@ -483,14 +496,16 @@ static int load_docker(struct cache *c, const struct members *m, const char *tag
     layers = json_object_get(entry, "Layers");
     diff_ids = json_object_get(json_object_get(cfg, "rootfs"), "diff_ids");
     if (!json_is_array(layers) || json_array_size(layers) != json_array_size(diff_ids))
-        return ocib_error_set(err, "manifest.json lists %zu layers but the config %zu diff_ids",
+        return ocib_error_set(err,
+                              "manifest.json lists %zu layers but the config %zu diff_ids",
                               json_array_size(layers), json_array_size(diff_ids));
     /* Derive an OCI manifest with the layers exactly as stored. */
     manifest = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:[]}", "schemaVersion", 2,
                          "mediaType", OCI_MT_MANIFEST, "config", "mediaType", OCI_MT_CONFIG,
                          "digest", cm->digest.str, "size", (json_int_t)cm->size, "layers");
     for (size_t i = 0; i < json_array_size(layers); i++) {
-        const struct member *lm = members_find(m, json_string_value(json_array_get(layers, i)) ?: "");
+        const struct member *lm =
+            members_find(m, json_string_value(json_array_get(layers, i)) ?: "");
 
         if (!lm)
             return ocib_error_set(err, "manifest.json: layer '%s' is not in the archive",
@@ -517,8 +532,8 @@ int docker_archive_load(const char *path, const char *tag, struct cache *c,
                         struct oci_image *ret, struct oci_blob *ret_manifest,
                         struct oci_blob *ret_config, struct ocib_error *err)
 {
-    struct oci_blob mb = { 0 }, cb = { 0 };
-    struct members m = { 0 };
+    struct oci_blob mb = {0}, cb = {0};
+    struct members m = {0};
     int r;
 
     if (ingest(path, c, &m, err) < 0) {

@@ -43,9 +43,9 @@ struct stage_image {
     struct oci_image img;
     struct blob_source *srcs; /* one per layer */
     size_t n_srcs, alloc_srcs;
-    struct rootfs root;       /* unpacked when a run or a copy from it needs it */
-    struct oci_digest *keys;  /* keys[i]: the stage's key after i layers ("" inside
-                               * the base), n_layers + 1 of them */
+    struct rootfs root;      /* unpacked when a run or a copy from it needs it */
+    struct oci_digest *keys; /* keys[i]: the stage's key after i layers ("" inside
+                              * the base), n_layers + 1 of them */
     size_t n_keys, alloc_keys;
 };
 
@@ -58,7 +58,7 @@ static void stage_keys_push(struct stage_image *si, const struct oci_digest *key
 /* After the base is loaded: no keys inside it, its own key at its top. */
 static void stage_keys_base(struct stage_image *si)
 {
-    struct oci_digest none = { "" };
+    struct oci_digest none = {""};
 
     si->n_keys = 0;
     for (size_t i = 0; i < si->img.n_layers; i++)
@@ -74,12 +74,12 @@ struct build {
     struct registries *registries;
     struct stat_cache *stat;
     struct remote_cache remote;
-    json_t *lock;              /* ocib.lock.json, or NULL */
+    json_t *lock; /* ocib.lock.json, or NULL */
     bool noted_devices;
-    int *held;                 /* blobs in use (shared locks), see cache_blob_hold */
+    int *held; /* blobs in use (shared locks), see cache_blob_hold */
     size_t n_held, alloc_held;
-    char *spec_abs;            /* names explain records */
-    char platform_str[96];     /* of the stage being built */
+    char *spec_abs;        /* names explain records */
+    char platform_str[96]; /* of the stage being built */
     struct stage_image *stages;
     int64_t epoch;
     char created[32];
@@ -117,8 +117,9 @@ int build_output_parse(const char *s, struct build_output *ret, struct ocib_erro
         ret->kind = BUILD_OUTPUT_ARCHIVE;
         ret->path = xstrdup(s + 15);
     } else {
-        return ocib_error_usage(err, "invalid output '%s': expected oci:DIR or "
-                                     "docker-archive:FILE",
+        return ocib_error_usage(err,
+                                "invalid output '%s': expected oci:DIR or "
+                                "docker-archive:FILE",
                                 s);
     }
     return 0;
@@ -173,7 +174,8 @@ static int check_supported(struct build *b, const size_t *order, size_t n,
                 const json_t *sec = json_object_get(ly->json, "secrets"), *x;
                 size_t i;
 
-                json_array_foreach(sec, i, x) {
+                json_array_foreach(sec, i, x)
+                {
                     const char *id = json_string_value(json_object_get(x, "id"));
                     bool given = false;
 
@@ -190,10 +192,11 @@ static int check_supported(struct build *b, const size_t *order, size_t n,
                 const struct spec_copy *cp = &ly->copies[c];
 
                 if (cp->has_from && cp->from.kind != SPEC_FROM_STAGE)
-                    return ocib_error_set(err,
-                                          "%s: %s.from: copying from an image (\"%s\") is not "
-                                          "supported yet; copy from a stage",
-                                          b->spec.file, cp->where, cp->from.text);
+                    return ocib_error_set(
+                        err,
+                        "%s: %s.from: copying from an image (\"%s\") is not "
+                        "supported yet; copy from a stage",
+                        b->spec.file, cp->where, cp->from.text);
                 if (cp->owner.set && !cp->owner.numeric)
                     return ocib_error_set(err,
                                           "%s: %s.owner: owner names need the stage's "
@@ -215,8 +218,8 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
                      struct stage_image *si, struct ocib_error *err)
 {
     const struct spec_stage *st = &b->spec.stages[s];
-    struct build_event ev = { .kind = BUILD_EVENT_BASE, .stage = st->name };
-    struct oci_digest base_digest = { "" };
+    struct build_event ev = {.kind = BUILD_EVENT_BASE, .stage = st->name};
+    struct oci_digest base_digest = {""};
     _cleanup_free_ char *text = NULL;
 
     switch (st->from.kind) {
@@ -302,15 +305,16 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
     return 0;
 }
 
-static int add_files(struct build *b, const struct spec_stage *st, const struct spec_layer *ly,
-                     struct layer_tree *t, struct ocib_error *err)
+static int add_files(struct build *b, const struct spec_stage *st,
+                     const struct spec_layer *ly, struct layer_tree *t,
+                     struct ocib_error *err)
 {
     for (size_t i = 0; i < ly->n_files; i++) {
         const struct spec_file *f = &ly->files[i];
         _cleanup_free_ char *abs = f->path[0] == '/'
                                        ? xstrdup(f->path)
                                        : xasprintf("%s/%s", st->workdir ?: "/", f->path);
-        struct layer_tree_entry e = { 0 };
+        struct layer_tree_entry e = {0};
 
         if (layer_path_normalise(abs, &e.path, err) < 0)
             return ocib_error_wrap(err, "%s.path", f->where);
@@ -563,22 +567,27 @@ static void forward_output(void *opaque, const char *line)
 }
 
 /* Runs a run layer's command on the stage's root; changes into t. */
-static int run_step(struct build *b, const struct spec_stage *st, const struct spec_layer *ly,
-                    struct stage_image *si, struct layer_tree *t, bool *ret_in_place,
-                    struct ocib_error *err)
+static int run_step(struct build *b, const struct spec_stage *st,
+                    const struct spec_layer *ly, struct stage_image *si,
+                    struct layer_tree *t, bool *ret_in_place, struct ocib_error *err)
 {
-    struct build_event ev = { .kind = BUILD_EVENT_LOG, .stage = st->name, .layer = ly->name,
-                              .opaque = b };
-    struct run_request rq = { .stage = st, .layer = ly, .root = &si->root,
-                              .image_config = si->img.config, .secrets = b->o->secrets,
-                              .n_secrets = b->o->n_secrets, .cache = &b->cache,
-                              .output = forward_output, .output_opaque = &ev };
+    struct build_event ev = {
+        .kind = BUILD_EVENT_LOG, .stage = st->name, .layer = ly->name, .opaque = b};
+    struct run_request rq = {.stage = st,
+                             .layer = ly,
+                             .root = &si->root,
+                             .image_config = si->img.config,
+                             .secrets = b->o->secrets,
+                             .n_secrets = b->o->n_secrets,
+                             .cache = &b->cache,
+                             .output = forward_output,
+                             .output_opaque = &ev};
 
     if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
                       si->img.n_layers, si->keys, err) < 0)
         return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
     if (si->root.skipped_devices && !b->noted_devices) {
-        struct build_event note = { .kind = BUILD_EVENT_INFO, .stage = st->name };
+        struct build_event note = {.kind = BUILD_EVENT_INFO, .stage = st->name};
         _cleanup_free_ char *text =
             xasprintf("note: %llu device nodes of the base were skipped (a rootless build "
                       "cannot create them)",
@@ -647,14 +656,14 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     _cleanup_free_ char *slot = NULL;
     _cleanup_free_ char *reason = NULL;
     _cleanup_free_ char *corrupt = NULL;
-    struct build_event ev = { .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name,
-                              .status = "built" };
+    struct build_event ev = {
+        .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name, .status = "built"};
     json_t *last = NULL, *record, *def_input = NULL;
     _cleanup_free_ char *inputs = NULL;
     bool from_stage = false, in_place = false;
     double t0 = now();
     size_t missing = 0;
-    struct blob_source remote_src = { 0 };
+    struct blob_source remote_src = {0};
     bool hit = false, remote_hit = false;
     int lock = -1, r = -1;
 
@@ -695,7 +704,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     }
     def_input = layer_def_input(b, st, ly, si);
     cachekey_def(&si->top_key, def_input, b->platform_str,
-                 layer_compression_settings(b->o->compression), b->epoch, st->workdir, &def);
+                 layer_compression_settings(b->o->compression), b->epoch, st->workdir,
+                 &def);
     /* Hash first only when a hit is possible: some key was stored under
      * this definition.  Otherwise the layer is built in one pass that
      * hashes its files on the way. */
@@ -762,7 +772,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     if (!hit) {
         reason = b->o->no_cache ? xstrdup("--no-cache")
                  : corrupt      ? TAKE_PTR(corrupt)
-                                : explain_miss(last, &si->top_key, &def, inputs, index == 0);
+                           : explain_miss(last, &si->top_key, &def, inputs, index == 0);
         ev.text = reason;
     } else {
         ev.status = "cached";
@@ -771,8 +781,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     }
     /* A hit on the state the record describes need not rewrite it. */
     if (!hit || !cache_record_has_key(&b->cache, slot, &key)) {
-        record = json_pack("{s:s, s:s, s:s, s:s}", "parent", si->top_key.str, "def", def.str,
-                           "key", key.str, "inputs", inputs);
+        record = json_pack("{s:s, s:s, s:s, s:s}", "parent", si->top_key.str, "def",
+                           def.str, "key", key.str, "inputs", inputs);
         cache_record_put(&b->cache, slot, record, NULL);
         json_decref(record);
     }
@@ -828,7 +838,8 @@ static json_t *shell_or_list(const json_t *v)
 }
 
 /* Merges the stage's "config" into the image config. */
-static void apply_config(struct build *b, const struct spec_stage *st, struct oci_image *img)
+static void apply_config(struct build *b, const struct spec_stage *st,
+                         struct oci_image *img)
 {
     const json_t *c = st->config;
     json_t *ic = json_object_get(img->config, "config"), *x;
@@ -862,7 +873,8 @@ static void apply_config(struct build *b, const struct spec_stage *st, struct oc
             env = json_array();
             json_object_set_new(ic, "Env", env);
         }
-        json_object_foreach((json_t *)x, key, val) {
+        json_object_foreach((json_t *)x, key, val)
+        {
             _cleanup_free_ char *kv = xasprintf("%s=%s", key, json_string_value(val));
             size_t klen = strlen(key), i;
             bool replaced = false;
@@ -892,10 +904,11 @@ static void apply_config(struct build *b, const struct spec_stage *st, struct oc
             set = json_object();
             json_object_set_new(ic, ikey, set);
         }
-        json_array_foreach(x, i, val) {
+        json_array_foreach(x, i, val)
+        {
             const char *s = json_string_value(val);
-            _cleanup_free_ char *port = (k == 0 && !strchr(s, '/')) ? xasprintf("%s/tcp", s)
-                                                                    : xstrdup(s);
+            _cleanup_free_ char *port =
+                (k == 0 && !strchr(s, '/')) ? xasprintf("%s/tcp", s) : xstrdup(s);
 
             json_object_set_new(set, port, json_object());
         }
@@ -911,9 +924,9 @@ static void apply_config(struct build *b, const struct spec_stage *st, struct oc
     }
     if ((x = json_object_get(c, "healthcheck"))) {
         json_t *hc = json_object(), *t = json_object_get(x, "test");
-        static const char *const durations[][2] = { { "interval", "Interval" },
-                                                    { "timeout", "Timeout" },
-                                                    { "start_period", "StartPeriod" } };
+        static const char *const durations[][2] = {{"interval", "Interval"},
+                                                   {"timeout", "Timeout"},
+                                                   {"start_period", "StartPeriod"}};
 
         if (json_is_string(t))
             json_object_set_new(hc, "Test", json_pack("[s, O]", "CMD-SHELL", t));
@@ -939,7 +952,7 @@ static int build_stage(struct build *b, size_t s, struct ocib_error *err)
     const struct spec_stage *st = &b->spec.stages[s];
     struct stage_image *si = &b->stages[s];
     struct oci_platform p;
-    struct build_event ev = { .kind = BUILD_EVENT_STAGE, .stage = st->name };
+    struct build_event ev = {.kind = BUILD_EVENT_STAGE, .stage = st->name};
     char pbuf[96];
 
     if (st->has_platform)
@@ -971,8 +984,9 @@ static int parse_epoch(const char *s, int64_t *ret, struct ocib_error *err)
     errno = 0;
     v = strtoll(s, &end, 10);
     if (errno || end == s || *end || v < 0 || v > 253402300799LL)
-        return ocib_error_usage(err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since "
-                                     "1970",
+        return ocib_error_usage(err,
+                                "invalid SOURCE_DATE_EPOCH '%s': expected seconds since "
+                                "1970",
                                 s);
     *ret = v;
     return 0;
@@ -1090,8 +1104,8 @@ static int push_targets(struct build *b, struct push_target **ret, size_t *ret_n
         if (ref.digest && !ref.tag) {
             reference_release(&ref);
             push_targets_free(list, n);
-            return ocib_error_usage(err, "--tag %s: a digest cannot be pushed to; name a tag",
-                                    b->o->tags[i]);
+            return ocib_error_usage(
+                err, "--tag %s: a digest cannot be pushed to; name a tag", b->o->tags[i]);
         }
         push_target_add(&list, &n, &alloc, &ref, ref.tag ?: "latest");
         reference_release(&ref);
@@ -1101,11 +1115,12 @@ static int push_targets(struct build *b, struct push_target **ret, size_t *ret_n
         const char *slash;
 
         if (!b->spec.image)
-            return ocib_error_usage(err, "--push: no --tag given and '%s' names no \"image\"",
-                                    b->spec.file);
+            return ocib_error_usage(
+                err, "--push: no --tag given and '%s' names no \"image\"", b->spec.file);
         if (!b->git_short)
-            return ocib_error_usage(err, "--push: the context '%s' is not in a git checkout, so "
-                                         "there is no commit to tag the image with; give --tag",
+            return ocib_error_usage(err,
+                                    "--push: the context '%s' is not in a git checkout, so "
+                                    "there is no commit to tag the image with; give --tag",
                                     b->ctx.dir);
         if (reference_parse(b->spec.image, &ref, err) < 0)
             return -1;
@@ -1147,7 +1162,7 @@ static int write_outputs(struct build *b, struct stage_image *si,
             return -1;
     for (size_t k = 0; k < b->o->n_outputs; k++) {
         const struct build_output *out = &b->o->outputs[k];
-        struct build_event ev = { .kind = BUILD_EVENT_OUTPUT, .text = out->path };
+        struct build_event ev = {.kind = BUILD_EVENT_OUTPUT, .text = out->path};
         _cleanup_free_ char *pcopy = xstrdup(out->path);
         char *slash = strrchr(pcopy, '/');
 
@@ -1183,7 +1198,7 @@ static int write_outputs(struct build *b, struct stage_image *si,
             ev.status = "oci";
             progress(b, &ev);
             continue;
-oci_fail:
+        oci_fail:
             oci_layout_writer_release(&w);
             return ocib_error_wrap(err, "output oci:%s", out->path);
         } else {
@@ -1213,17 +1228,18 @@ oci_fail:
     return 0;
 }
 
-int build_run(const struct build_options *o, struct build_result *ret, struct ocib_error *err)
+int build_run(const struct build_options *o, struct build_result *ret,
+              struct ocib_error *err)
 {
-    struct build b = { .o = o };
+    struct build b = {.o = o};
     _cleanup_free_ char *spec_path = NULL;
     _cleanup_free_ char *cache_dir = NULL;
     _cleanup_free_ size_t *order = NULL;
     struct image_name *names = NULL;
     struct push_target *targets = NULL;
     size_t n_targets = 0;
-    struct oci_blob config = { 0 }, manifest = { 0 };
-    struct build_output default_out = { BUILD_OUTPUT_OCI, (char *)"ocib-out" };
+    struct oci_blob config = {0}, manifest = {0};
+    struct build_output default_out = {BUILD_OUTPUT_OCI, (char *)"ocib-out"};
     struct build_options o2;
     const char *ctx_dir = o->context_dir ?: ".";
     const char *env_epoch = getenv("SOURCE_DATE_EPOCH");
@@ -1243,8 +1259,8 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
 
             for (size_t i = 0; i < b.spec.n_stages; i++)
                 strbuf_addf(&sb, "%s%s", i ? ", " : "", b.spec.stages[i].name);
-            ocib_error_usage(err, "--target %s: no such stage in '%s' (stages: %s)", o->target,
-                             spec_path, strbuf_str(&sb));
+            ocib_error_usage(err, "--target %s: no such stage in '%s' (stages: %s)",
+                             o->target, spec_path, strbuf_str(&sb));
             strbuf_release(&sb);
             goto out;
         }
@@ -1263,9 +1279,8 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
         goto out;
     if (lock_load(&b.spec, &b.lock, err) < 0)
         goto out;
-    if (o->locked &&
-        lock_check(b.lock, &b.spec, order, n_order, o->has_platform ? &o->platform : NULL,
-                   err) < 0)
+    if (o->locked && lock_check(b.lock, &b.spec, order, n_order,
+                                o->has_platform ? &o->platform : NULL, err) < 0)
         goto out;
     if (!o->n_outputs && !o->push) {
         o2 = *o;
@@ -1307,7 +1322,7 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
             "inputs: SOURCE_DATE_EPOCH=%lld, compression %s, ocib %s (output format %s)",
             (long long)b.epoch, layer_compression_settings(o->compression), OCIB_VERSION,
             OCIB_FORMAT_VERSION);
-        struct build_event ev = { .kind = BUILD_EVENT_INFO, .text = text };
+        struct build_event ev = {.kind = BUILD_EVENT_INFO, .text = text};
 
         progress(&b, &ev);
     }
@@ -1339,12 +1354,13 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
     for (size_t i = 0; i < n_targets; i++) {
         struct stage_image *si = &b.stages[target];
         _cleanup_free_ char *name = reference_name(&targets[i].ref);
-        struct build_event ev = { .kind = BUILD_EVENT_OUTPUT, .status = "pushed", .text = name };
+        struct build_event ev = {
+            .kind = BUILD_EVENT_OUTPUT, .status = "pushed", .text = name};
 
         if (remote_push_image(b.registries, &b.cache, targets[i].ref.registry,
                               targets[i].ref.repository, &si->img, si->srcs, &config,
-                              &manifest, OCI_MT_MANIFEST, targets[i].tags, targets[i].n_tags,
-                              err) < 0)
+                              &manifest, OCI_MT_MANIFEST, targets[i].tags,
+                              targets[i].n_tags, err) < 0)
             goto out;
         progress(&b, &ev);
     }
@@ -1360,7 +1376,8 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
                 all[n_all++] = si->srcs[i];
             }
         }
-        r = remote_cache_push(&b.remote, b.registries, &b.cache, o->cache_to, all, n_all, err);
+        r = remote_cache_push(&b.remote, b.registries, &b.cache, o->cache_to, all, n_all,
+                              err);
         free(all);
         if (r < 0)
             goto out;
@@ -1373,8 +1390,9 @@ int build_run(const struct build_options *o, struct build_result *ret, struct oc
 
         ret->reference = xasprintf("%s@%s", name, manifest.digest.str);
     } else {
-        ret->reference = names[0].repo ? xasprintf("%s@%s", names[0].repo, manifest.digest.str)
-                                       : xstrdup(manifest.digest.str);
+        ret->reference = names[0].repo
+                             ? xasprintf("%s@%s", names[0].repo, manifest.digest.str)
+                             : xstrdup(manifest.digest.str);
     }
     r = 0;
 out:

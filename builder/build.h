@@ -44,23 +44,23 @@ enum build_event_kind {
 struct build_event {
     enum build_event_kind kind;
     const char *stage;
-    const char *layer;   /* BUILD_EVENT_LAYER */
-    const char *status;  /* "built", "cached" */
-    const char *digest;  /* layer or base digest */
-    uint64_t size;       /* compressed layer size */
-    uint64_t files;      /* entries in the layer */
+    const char *layer;  /* BUILD_EVENT_LAYER */
+    const char *status; /* "built", "cached" */
+    const char *digest; /* layer or base digest */
+    uint64_t size;      /* compressed layer size */
+    uint64_t files;     /* entries in the layer */
     double seconds;
-    const char *text;    /* free text */
-    void *opaque;        /* the builder's, not for the callback */
+    const char *text; /* free text */
+    void *opaque;     /* the builder's, not for the callback */
 };
 
 typedef void (*build_progress_fn)(void *opaque, const struct build_event *ev);
 
 struct build_options {
-    const char *context_dir;  /* -C, default "." */
-    const char *spec_file;    /* -f, default <context>/ocib.json */
-    const char *target;       /* --target, NULL: the last stage */
-    char **tags;              /* --tag, n_tags of them */
+    const char *context_dir; /* -C, default "." */
+    const char *spec_file;   /* -f, default <context>/ocib.json */
+    const char *target;      /* --target, NULL: the last stage */
+    char **tags;             /* --tag, n_tags of them */
     size_t n_tags;
     struct build_output *outputs;
     size_t n_outputs;
@@ -70,28 +70,29 @@ struct build_options {
     bool has_epoch;
     int64_t epoch;
     bool no_cache;
-    bool push;                /* --push */
-    char **cache_from;        /* --cache-from REF */
+    bool push;         /* --push */
+    char **cache_from; /* --cache-from REF */
     size_t n_cache_from;
-    const char *cache_to;     /* --cache-to REF */
-    bool locked;              /* --locked: the lock must cover every base */
+    const char *cache_to;         /* --cache-to REF */
+    bool locked;                  /* --locked: the lock must cover every base */
     struct build_secret *secrets; /* --secret id=ID,src=PATH */
     size_t n_secrets;
-    const char *revision;     /* git commit to record instead of asking git */
+    const char *revision; /* git commit to record instead of asking git */
     const char *revision_short;
-    char **insecure;          /* --insecure-registry HOST[:PORT] */
+    char **insecure; /* --insecure-registry HOST[:PORT] */
     size_t n_insecure;
-    const char *cache_dir;    /* NULL: the default */
+    const char *cache_dir; /* NULL: the default */
     build_progress_fn progress;
     void *progress_opaque;
 };
 
 struct build_result {
-    char *reference;           /* "repo@sha256:…" or "sha256:…" */
-    struct oci_digest digest;  /* of the image manifest */
+    char *reference;          /* "repo@sha256:…" or "sha256:…" */
+    struct oci_digest digest; /* of the image manifest */
 };
 
-int build_run(const struct build_options *o, struct build_result *ret, struct ocib_error *err);
+int build_run(const struct build_options *o, struct build_result *ret,
+              struct ocib_error *err);
 void build_result_release(struct build_result *r);
 
 #endif

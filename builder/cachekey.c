@@ -18,9 +18,9 @@ void cachekey_base(const char *base, struct oci_digest *ret)
     oci_digest_of(s, strlen(s), ret);
 }
 
-void cachekey_def(const struct oci_digest *parent, const json_t *layer, const char *platform,
-                  const char *compression, int64_t epoch, const char *workdir,
-                  struct oci_digest *ret)
+void cachekey_def(const struct oci_digest *parent, const json_t *layer,
+                  const char *platform, const char *compression, int64_t epoch,
+                  const char *workdir, struct oci_digest *ret)
 {
     json_t *def = json_deep_copy(layer);
     json_t *j;
@@ -33,8 +33,9 @@ void cachekey_def(const struct oci_digest *parent, const json_t *layer, const ch
     if (json_is_object(json_object_get(def, "layer")))
         json_object_del(json_object_get(def, "layer"), "name");
     j = json_pack("{s:i, s:s, s:o, s:s, s:s, s:I, s:s}", "v", CACHEKEY_VERSION, "parent",
-                  parent->str, "layer", def, "platform", platform, "compression", compression,
-                  "epoch", (json_int_t)epoch, "workdir", workdir ? workdir : "/");
+                  parent->str, "layer", def, "platform", platform, "compression",
+                  compression, "epoch", (json_int_t)epoch, "workdir",
+                  workdir ? workdir : "/");
     s = oci_json_canonical(j, &len);
     oci_digest_of(s, len, ret);
     free(s);
@@ -73,7 +74,7 @@ void cachekey_layer(const struct oci_digest *def, const struct layer_tree *t,
                 link_to = seen[k].path;
             } else {
                 XGROW(seen, alloc, n_seen + 1);
-                seen[n_seen++] = (struct inode_first){ e->st.st_dev, e->st.st_ino, e->path };
+                seen[n_seen++] = (struct inode_first){e->st.st_dev, e->st.st_ino, e->path};
             }
         }
         sha256_update(&h, e->path, strlen(e->path) + 1);

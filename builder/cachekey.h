@@ -25,9 +25,9 @@
 /* The start of a chain: "scratch/<platform>" or a base manifest digest. */
 void cachekey_base(const char *base, struct oci_digest *ret);
 
-void cachekey_def(const struct oci_digest *parent, const json_t *layer, const char *platform,
-                  const char *compression, int64_t epoch, const char *workdir,
-                  struct oci_digest *ret);
+void cachekey_def(const struct oci_digest *parent, const json_t *layer,
+                  const char *platform, const char *compression, int64_t epoch,
+                  const char *workdir, struct oci_digest *ret);
 
 /* The full key: def plus the finalised tree's entries (every regular file
  * must have its content digest). */

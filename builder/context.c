@@ -97,13 +97,13 @@ static char *comps_join(const struct comps *c, size_t n)
 static int resolve_parents(struct context *ctx, const char *src, const char *rel,
                            char **ret, struct ocib_error *err)
 {
-    struct comps todo = { 0 }, done = { 0 };
+    struct comps todo = {0}, done = {0};
     size_t hops = 0;
     int r = -1;
 
     /* todo holds components still to walk, last component first. */
     {
-        struct comps fwd = { 0 };
+        struct comps fwd = {0};
         const char *p = rel;
 
         while (*p) {
@@ -166,17 +166,18 @@ static int resolve_parents(struct context *ctx, const char *src, const char *rel
                 free(done.v[k]);
             done.n = 0;
         } else if (target[0] == '/') {
-            ocib_error_set(err,
-                           "copy '%s': '%s' is a symlink to '%s', outside the context; sources "
-                           "are never read through such links",
-                           src, path, target);
+            ocib_error_set(
+                err,
+                "copy '%s': '%s' is a symlink to '%s', outside the context; sources "
+                "are never read through such links",
+                src, path, target);
             goto out;
         } else {
             free(done.v[--done.n]); /* the link itself; its target follows */
         }
         /* Push the target's components in reverse order. */
         {
-            struct comps t = { 0 };
+            struct comps t = {0};
             const char *p = target;
 
             while (*p) {
@@ -262,7 +263,7 @@ static int expand_glob(struct context *ctx, const char *src, const char *prefix,
         return ocib_error_errno(err, errno, "copy '%s'", src);
     }
     {
-        struct match_list names = { 0 };
+        struct match_list names = {0};
         int r = 0;
 
         while ((de = readdir(d))) {
@@ -276,8 +277,8 @@ static int expand_glob(struct context *ctx, const char *src, const char *prefix,
         if (names.n)
             qsort(names.v, names.n, sizeof(char *), cmp_str);
         for (size_t i = 0; i < names.n; i++) {
-            _cleanup_free_ char *p = *prefix ? xasprintf("%s/%s", prefix, names.v[i])
-                                             : xstrdup(names.v[i]);
+            _cleanup_free_ char *p =
+                *prefix ? xasprintf("%s/%s", prefix, names.v[i]) : xstrdup(names.v[i]);
 
             if (r == 0) {
                 if (!*next) {
@@ -319,7 +320,7 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
                      const char *dest, struct ocib_error *err)
 {
     const struct spec_copy *c = s->c;
-    struct layer_tree_entry e = { 0 };
+    struct layer_tree_entry e = {0};
     char target[4096];
 
     if (++s->count > MAX_ENTRIES)
@@ -345,8 +346,9 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
         e.mode = S_IFLNK | 0777;
         e.link = xstrdup(target);
     } else {
-        return ocib_error_set(err, "'%s' is a special file (device, fifo or socket); only "
-                                   "files, directories and symlinks can be copied",
+        return ocib_error_set(err,
+                              "'%s' is a special file (device, fifo or socket); only "
+                              "files, directories and symlinks can be copied",
                               rel);
     }
     e.path = xstrdup(dest);
@@ -400,8 +402,8 @@ static int add_dir_contents(struct copy_state *s, const char *rel, const char *d
 int context_copy(struct context *ctx, const struct spec_copy *c, const char *workdir,
                  struct layer_tree *t, struct ocib_error *err)
 {
-    struct match_list srcs = { 0 };
-    struct copy_state s = { ctx, c, NULL, t, 0 };
+    struct match_list srcs = {0};
+    struct copy_state s = {ctx, c, NULL, t, 0};
     _cleanup_free_ char *dest_abs = NULL;
     _cleanup_free_ char *dest = NULL;
     bool dest_is_dir = c->dest[strlen(c->dest) - 1] == '/';
@@ -409,10 +411,11 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
     int r = -1;
 
     if (c->owner.set && !c->owner.numeric)
-        return ocib_error_set(err,
-                              "%s.owner: owner names need the stage's /etc/passwd, which is "
-                              "not supported yet; write uid:gid",
-                              c->where);
+        return ocib_error_set(
+            err,
+            "%s.owner: owner names need the stage's /etc/passwd, which is "
+            "not supported yet; write uid:gid",
+            c->where);
     dest_abs = c->dest[0] == '/' ? xstrdup(c->dest)
                                  : xasprintf("%s/%s", workdir ? workdir : "/", c->dest);
     if (layer_path_normalise(dest_abs, &dest, err) < 0)
@@ -453,8 +456,8 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
         }
     }
     if (multi && !dest_is_dir && srcs.n > 1) {
-        ocib_error_usage(err, "%s.dest: several sources need a directory dest ending in '/'",
-                         c->where);
+        ocib_error_usage(
+            err, "%s.dest: several sources need a directory dest ending in '/'", c->where);
         goto out;
     }
     for (size_t i = 0; i < srcs.n; i++) {
@@ -481,8 +484,8 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
             !(S_ISDIR(st.st_mode) && may_reinclude(&s, resolved))) {
             if (has_glob(c->src[0]) || multi)
                 continue;
-            ocib_error_set(err, "%s: '%s' is excluded (by .ocibignore or exclude)", c->where,
-                           rel);
+            ocib_error_set(err, "%s: '%s' is excluded (by .ocibignore or exclude)",
+                           c->where, rel);
             goto out;
         }
         if (S_ISDIR(st.st_mode)) {

@@ -18,11 +18,11 @@
 #include "layers/tree.h"
 
 struct context {
-    char *dir;            /* as given */
-    int fd;               /* the root, O_DIRECTORY */
-    struct ignore *ignore;/* .ocibignore, may be empty */
-    bool in_root;         /* a stage's root: symlinks resolve as in a chroot */
-    char *label;          /* for messages: "the context 'DIR'", "stage 'NAME'" */
+    char *dir;             /* as given */
+    int fd;                /* the root, O_DIRECTORY */
+    struct ignore *ignore; /* .ocibignore, may be empty */
+    bool in_root;          /* a stage's root: symlinks resolve as in a chroot */
+    char *label;           /* for messages: "the context 'DIR'", "stage 'NAME'" */
 };
 
 /* Opens the context directory and reads its .ocibignore. */

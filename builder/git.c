@@ -16,7 +16,7 @@ extern char **environ;
 /* Runs "git -C dir <args>" and returns its first output line. */
 static char *git_line(const char *dir, const char *a1, const char *a2, const char *a3)
 {
-    char *argv[] = { "git", "-C", (char *)dir, (char *)a1, (char *)a2, (char *)a3, NULL };
+    char *argv[] = {"git", "-C", (char *)dir, (char *)a1, (char *)a2, (char *)a3, NULL};
     posix_spawn_file_actions_t fa;
     char buf[256];
     size_t len = 0;

@@ -44,7 +44,10 @@ struct parser {
 
 static int parse_value(struct parser *p, int depth, json_t **ret);
 
-static int peek(const struct parser *p) { return p->off < p->len ? p->buf[p->off] : -1; }
+static int peek(const struct parser *p)
+{
+    return p->off < p->len ? p->buf[p->off] : -1;
+}
 
 static struct json_pos cur_pos(const struct parser *p)
 {
@@ -77,7 +80,8 @@ static void skip_ws(struct parser *p)
 }
 
 /* Records "<file>:<line>:<col>: <message>" as a usage error.  Returns -1. */
-static int OCIB_PRINTF(3, 4) fail_at(struct parser *p, struct json_pos pos, const char *fmt, ...)
+static int OCIB_PRINTF(3, 4)
+    fail_at(struct parser *p, struct json_pos pos, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -296,7 +300,10 @@ static int parse_string(struct parser *p, struct strbuf *out)
     }
 }
 
-static int is_digit(int c) { return c >= '0' && c <= '9'; }
+static int is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
 
 /* Converts the validated integer token s (n bytes, optional '-') exactly.
  * Accumulates negatively so that the minimum value fits. */
@@ -410,7 +417,8 @@ static int parse_literal(struct parser *p, json_t **ret)
     else if (n == 4 && !memcmp(word, "null", 4))
         *ret = json_null();
     else
-        return fail_at(p, cur_pos(p), "invalid literal \"%.*s\"", n > 32 ? 32 : (int)n, word);
+        return fail_at(p, cur_pos(p), "invalid literal \"%.*s\"", n > 32 ? 32 : (int)n,
+                       word);
     for (i = 0; i < n; i++)
         advance(p);
     return 0;
@@ -457,8 +465,9 @@ static int parse_object(struct parser *p, int depth, json_t **ret)
     for (;;) {
         key_pos = cur_pos(p);
         if (peek(p) != '"')
-            return fail_unexpected(p, json_object_size(obj) ? "expected a string key"
-                                                            : "expected a string key or '}'");
+            return fail_unexpected(p, json_object_size(obj)
+                                          ? "expected a string key"
+                                          : "expected a string key or '}'");
         if (parse_string(p, &key) < 0)
             return -1;
         if (json_object_get(obj, strbuf_str(&key))) {

@@ -47,7 +47,10 @@ struct json_doc {
     size_t entries_nr, entries_alloc;
 };
 
-#define JSON_DOC_INIT { 0 }
+#define JSON_DOC_INIT                                                                      \
+    {                                                                                      \
+        0                                                                                  \
+    }
 
 /* Parses the len bytes at buf (need not be NUL-terminated) into doc, which
  * need not be initialized and must not hold a previous parse (release it
@@ -63,7 +66,10 @@ int json_doc_parse(struct json_doc *doc, const char *filename, const char *buf, 
  * zeroed or already released doc. */
 void json_doc_release(struct json_doc *doc);
 
-static inline void json_doc_releasep(struct json_doc *doc) { json_doc_release(doc); }
+static inline void json_doc_releasep(struct json_doc *doc)
+{
+    json_doc_release(doc);
+}
 #define _cleanup_json_doc_ __attribute__((cleanup(json_doc_releasep)))
 
 /* Position of the key token (its opening quote) of member key of object

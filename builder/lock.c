@@ -36,7 +36,8 @@ int lock_load(const struct spec *spec, json_t **ret, struct ocib_error *err)
     if (json_integer_value(json_object_get(*ret, "lockVersion")) != 1) {
         json_decref(*ret);
         *ret = NULL;
-        return ocib_error_set(err, "%s: unknown lockVersion; run 'ocib lock --update'", path);
+        return ocib_error_set(err, "%s: unknown lockVersion; run 'ocib lock --update'",
+                              path);
     }
     return 0;
 }
@@ -79,12 +80,13 @@ static int resolve(struct registries *rs, const struct reference *ref, const cha
                    json_t *entry, struct ocib_error *err)
 {
     struct registry *r;
-    struct registry_manifest m = { 0 };
+    struct registry_manifest m = {0};
     struct oci_platform p;
     json_t *manifests = json_object_get(entry, "manifests");
     int rc = -1;
 
-    if (oci_platform_parse(platform, &p, err) < 0 || registries_get(rs, ref->registry, &r, err) < 0 ||
+    if (oci_platform_parse(platform, &p, err) < 0 ||
+        registries_get(rs, ref->registry, &r, err) < 0 ||
         registry_manifest_get(r, ref->repository, ref->digest ?: ref->tag, &m, err) < 0)
         return -1;
     if (oci_mt_is_index(m.media_type)) {
@@ -95,10 +97,12 @@ static int resolve(struct registries *rs, const struct reference *ref, const cha
         json_object_set_new(entry, "index", json_string(m.digest.str));
         if (oci_json_parse(m.data, m.len, "index", &j, err) < 0)
             goto out;
-        json_array_foreach(json_object_get(j, "manifests"), i, e) {
+        json_array_foreach(json_object_get(j, "manifests"), i, e)
+        {
             if (oci_platform_match_json(&p, json_object_get(e, "platform")) &&
                 oci_digest_valid(oci_json_str(e, "digest") ?: "")) {
-                json_object_set_new(manifests, platform, json_string(oci_json_str(e, "digest")));
+                json_object_set_new(manifests, platform,
+                                    json_string(oci_json_str(e, "digest")));
                 rc = 0;
                 goto out;
             }
@@ -174,11 +178,13 @@ int lock_write(const struct spec *spec, struct registries *rs, struct cache *c,
             const char *p;
             json_t *v;
 
-            json_object_foreach(json_object_get(prev, "manifests"), p, v) {
+            json_object_foreach(json_object_get(prev, "manifests"), p, v)
+            {
                 if (oci_json_str(json_object_get(entry, "manifests"), p))
                     continue;
                 if (resolve(rs, &st->from.ref, p, entry, err) < 0)
-                    return ocib_error_wrap(err, "%s.from %s (%s)", st->where, st->from.text, p);
+                    return ocib_error_wrap(err, "%s.from %s (%s)", st->where, st->from.text,
+                                           p);
             }
         }
     }
@@ -210,12 +216,14 @@ int lock_check(const json_t *lock, const struct spec *spec, const size_t *order,
         ref = reference_string(&st->from.ref);
         img = json_object_get(json_object_get(lock, "images"), st->from.text);
         if (!img || strcmp(oci_json_str(img, "reference") ?: "", ref))
-            return ocib_error_set(err, "--locked: %s is stale: it does not pin \"%s\" (%s); run "
-                                       "'ocib lock'",
+            return ocib_error_set(err,
+                                  "--locked: %s is stale: it does not pin \"%s\" (%s); run "
+                                  "'ocib lock'",
                                   path, st->from.text, st->where);
         if (!oci_json_str(json_object_get(img, "manifests"), plat))
-            return ocib_error_set(err, "--locked: %s is stale: \"%s\" is not pinned for %s; run "
-                                       "'ocib lock'",
+            return ocib_error_set(err,
+                                  "--locked: %s is stale: \"%s\" is not pinned for %s; run "
+                                  "'ocib lock'",
                                   path, st->from.text, plat);
     }
     return 0;

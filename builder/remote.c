@@ -138,9 +138,9 @@ int blob_source_ensure_local(struct blob_source *b, struct cache *c, struct regi
 }
 
 /* Picks the manifest for p from an index; fails listing what there is. */
-static int pick_platform(const struct registry_manifest *index, const struct oci_platform *p,
-                         const char *what, struct oci_digest *ret, char **ret_choice,
-                         struct ocib_error *err)
+static int pick_platform(const struct registry_manifest *index,
+                         const struct oci_platform *p, const char *what,
+                         struct oci_digest *ret, char **ret_choice, struct ocib_error *err)
 {
     _cleanup_json_ json_t *j = NULL;
     json_t *manifests, *e;
@@ -151,10 +151,12 @@ static int pick_platform(const struct registry_manifest *index, const struct oci
     if (oci_json_parse(index->data, index->len, what, &j, err) < 0)
         return -1;
     manifests = json_object_get(j, "manifests");
-    json_array_foreach(manifests, i, e) {
+    json_array_foreach(manifests, i, e)
+    {
         const json_t *plat = json_object_get(e, "platform");
 
-        if (oci_platform_match_json(p, plat) && oci_mt_is_manifest(oci_json_str(e, "mediaType"))) {
+        if (oci_platform_match_json(p, plat) &&
+            oci_mt_is_manifest(oci_json_str(e, "mediaType"))) {
             strbuf_release(&avail);
             if (oci_digest_parse(oci_json_str(e, "digest") ?: "", ret, err) < 0)
                 return ocib_error_wrap(err, "%s", what);
@@ -216,8 +218,8 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
 {
     _cleanup_free_ char *what = reference_string(ref);
     _cleanup_free_ char *config = NULL;
-    struct registry_manifest m = { 0 };
-    struct oci_descriptor cdesc = { 0 };
+    struct registry_manifest m = {0};
+    struct oci_descriptor cdesc = {0};
     struct blob_source *srcs;
     struct registry *r;
     size_t config_len;
@@ -254,8 +256,8 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
     for (size_t i = 0; i < ret->n_layers; i++) {
         _cleanup_free_ char *path = cache_blob_path(c, &ret->layers[i].desc.digest);
 
-        blob_source_init_local(&srcs[i], &ret->layers[i].desc.digest, ret->layers[i].desc.size,
-                               path, false);
+        blob_source_init_local(&srcs[i], &ret->layers[i].desc.digest,
+                               ret->layers[i].desc.size, path, false);
         srcs[i].remote_host = xstrdup(ref->registry);
         srcs[i].remote_repo = xstrdup(ref->repository);
     }
@@ -302,11 +304,12 @@ static int push_one(struct push_state *ps, struct push_job *job, struct ocib_err
     int rc;
 
     if (job->mem)
-        return registry_blob_push(ps->r, ps->repo, &job->mem->digest, (int64_t)job->mem->len,
-                                  -1, job->mem->data, NULL, err);
+        return registry_blob_push(ps->r, ps->repo, &job->mem->digest,
+                                  (int64_t)job->mem->len, -1, job->mem->data, NULL, err);
     /* Base layers from this registry are mounted, never re-uploaded. */
     if (job->src->remote_host && !strcmp(job->src->remote_host, registry_host(ps->r))) {
-        rc = registry_blob_mount(ps->r, ps->repo, &job->src->digest, job->src->remote_repo, err);
+        rc = registry_blob_mount(ps->r, ps->repo, &job->src->digest, job->src->remote_repo,
+                                 err);
         if (rc != 0)
             return rc < 0 ? -1 : 0;
     }
@@ -315,13 +318,13 @@ static int push_one(struct push_state *ps, struct push_job *job, struct ocib_err
     if (rc == 0) {
         fd = open(local.path, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &st) < 0)
-            rc = ocib_error_errno(err, errno, "blob %s: cannot open '%s'",
-                                  local.digest.str, local.path);
+            rc = ocib_error_errno(err, errno, "blob %s: cannot open '%s'", local.digest.str,
+                                  local.path);
     }
     if (rc == 0)
         rc = registry_blob_push(ps->r, ps->repo, &local.digest, st.st_size, fd, NULL,
-                                local.remote_host && !strcmp(local.remote_host,
-                                                             registry_host(ps->r))
+                                local.remote_host &&
+                                        !strcmp(local.remote_host, registry_host(ps->r))
                                     ? local.remote_repo
                                     : NULL,
                                 err);
@@ -362,7 +365,7 @@ int remote_push_image(struct registries *rs, struct cache *c, const char *host,
                       const struct oci_blob *manifest, const char *manifest_media_type,
                       char *const *tags, size_t n_tags, struct ocib_error *err)
 {
-    struct push_state ps = { .rs = rs, .c = c, .repo = repo };
+    struct push_state ps = {.rs = rs, .c = c, .repo = repo};
     pthread_t threads[PUSH_THREADS];
     size_t n_threads = 0;
 

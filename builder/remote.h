@@ -34,9 +34,9 @@ int registries_get(struct registries *rs, const char *host, struct registry **re
 struct blob_source {
     struct oci_digest digest;
     int64_t size;
-    char *path;          /* where the bytes are or will be (cache) */
-    bool verify;         /* hash while copying from path */
-    char *remote_host;   /* NULL when only local */
+    char *path;        /* where the bytes are or will be (cache) */
+    bool verify;       /* hash while copying from path */
+    char *remote_host; /* NULL when only local */
     char *remote_repo;
 };
 

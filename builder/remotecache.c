@@ -30,11 +30,11 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
 {
     struct reference ref;
     struct registry *r;
-    struct registry_manifest m = { 0 };
+    struct registry_manifest m = {0};
     _cleanup_json_ json_t *mj = NULL;
     _cleanup_json_ json_t *map = NULL;
     _cleanup_free_ char *buf = NULL;
-    struct oci_descriptor d = { 0 };
+    struct oci_descriptor d = {0};
     const char *key;
     json_t *v;
     size_t len;
@@ -48,8 +48,10 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
         /* No artifact yet is the normal first run. */
         struct ocib_error probe = OCIB_ERROR_INIT;
 
-        if (registry_manifest_get(r, ref.repository, ref.digest ?: ref.tag, &m, &probe) < 0) {
-            exists = strstr(probe.msg, "HTTP 404") || strstr(probe.msg, "MANIFEST_UNKNOWN") ||
+        if (registry_manifest_get(r, ref.repository, ref.digest ?: ref.tag, &m, &probe) <
+            0) {
+            exists = strstr(probe.msg, "HTTP 404") ||
+                     strstr(probe.msg, "MANIFEST_UNKNOWN") ||
                      strstr(probe.msg, "NAME_UNKNOWN");
             if (!exists) {
                 if (err)
@@ -63,8 +65,8 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
     }
     if (oci_json_parse(m.data, m.len, ref_str, &mj, err) < 0)
         goto out;
-    if (oci_descriptor_from_json(json_array_get(json_object_get(mj, "layers"), 0), ref_str, &d,
-                                 err) < 0 ||
+    if (oci_descriptor_from_json(json_array_get(json_object_get(mj, "layers"), 0), ref_str,
+                                 &d, err) < 0 ||
         strcmp(d.media_type, REMOTE_CACHE_MEDIA_TYPE)) {
         ocib_error_set(err, "--cache-from %s: not an ocib cache artifact", ref_str);
         goto out;
@@ -73,7 +75,8 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
                               err) < 0 ||
         oci_json_parse(buf, len, ref_str, &map, err) < 0)
         goto out;
-    json_object_foreach(json_object_get(map, "entries"), key, v) {
+    json_object_foreach(json_object_get(map, "entries"), key, v)
+    {
         json_t *e = json_deep_copy(v);
 
         json_object_set_new(e, "host", json_string(ref.registry));
@@ -128,9 +131,9 @@ void remote_cache_add(struct remote_cache *rc, const struct oci_digest *key,
                       const struct oci_digest *def, const struct cache_layer *l)
 {
     json_object_set_new(rc->entries, key->str,
-                        json_pack("{s:s, s:s, s:I, s:s}", "digest", l->digest.str, "diff_id",
-                                  l->diff_id.str, "size", (json_int_t)l->size, "mediaType",
-                                  l->media_type));
+                        json_pack("{s:s, s:s, s:I, s:s}", "digest", l->digest.str,
+                                  "diff_id", l->diff_id.str, "size", (json_int_t)l->size,
+                                  "mediaType", l->media_type));
     json_object_set_new(rc->defs, def->str, json_true());
 }
 
@@ -140,7 +143,7 @@ int remote_cache_push(const struct remote_cache *rc, struct registries *rs, stru
 {
     struct reference ref;
     struct oci_image img;
-    struct oci_blob config = { NULL, 0, { "" } }, map = { NULL, 0, { "" } }, manifest;
+    struct oci_blob config = {NULL, 0, {""}}, map = {NULL, 0, {""}}, manifest;
     struct blob_source *all = NULL;
     struct oci_layer l;
     json_t *mapj, *entries = json_object(), *m;
@@ -153,7 +156,8 @@ int remote_cache_push(const struct remote_cache *rc, struct registries *rs, stru
     if (reference_parse(ref_str, &ref, err) < 0)
         return ocib_error_wrap(err, "--cache-to");
     /* Only entries of this build (no host/repo: they came from here). */
-    json_object_foreach(rc->entries, key, v) {
+    json_object_foreach(rc->entries, key, v)
+    {
         if (!json_object_get(v, "host"))
             json_object_set(entries, key, v);
     }
@@ -192,13 +196,13 @@ int remote_cache_push(const struct remote_cache *rc, struct registries *rs, stru
     {
         json_t *layers = json_array();
 
-        json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType",
-                                                REMOTE_CACHE_MEDIA_TYPE, "digest",
-                                                map.digest.str, "size", (json_int_t)map.len));
+        json_array_append_new(
+            layers, json_pack("{s:s, s:s, s:I}", "mediaType", REMOTE_CACHE_MEDIA_TYPE,
+                              "digest", map.digest.str, "size", (json_int_t)map.len));
         m = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2,
-                      "mediaType", OCI_MT_MANIFEST, "artifactType", REMOTE_CACHE_ARTIFACT_TYPE,
-                      "config", "mediaType", EMPTY_MT, "digest", config.digest.str, "size",
-                      (json_int_t)config.len, "layers", layers);
+                      "mediaType", OCI_MT_MANIFEST, "artifactType",
+                      REMOTE_CACHE_ARTIFACT_TYPE, "config", "mediaType", EMPTY_MT, "digest",
+                      config.digest.str, "size", (json_int_t)config.len, "layers", layers);
         manifest.data = oci_json_canonical(m, &manifest.len);
         oci_digest_of(manifest.data, manifest.len, &manifest.digest);
         json_decref(m);
@@ -212,10 +216,10 @@ int remote_cache_push(const struct remote_cache *rc, struct registries *rs, stru
         if (registries_get(rs, ref.registry, &reg, err) < 0 ||
             remote_push_image(rs, c, ref.registry, ref.repository, &img, all, &config, NULL,
                               NULL, tags, 0, err) < 0 ||
-            registry_blob_push(reg, ref.repository, &map.digest, (int64_t)map.len, -1, map.data,
-                               NULL, err) < 0 ||
-            registry_manifest_put(reg, ref.repository, ref.digest ?: ref.tag, OCI_MT_MANIFEST,
-                                  manifest.data, manifest.len, err) < 0) {
+            registry_blob_push(reg, ref.repository, &map.digest, (int64_t)map.len, -1,
+                               map.data, NULL, err) < 0 ||
+            registry_manifest_put(reg, ref.repository, ref.digest ?: ref.tag,
+                                  OCI_MT_MANIFEST, manifest.data, manifest.len, err) < 0) {
             ocib_error_wrap(err, "--cache-to %s", ref_str);
             goto out;
         }

@@ -77,16 +77,19 @@ static int clone_tree(int src_fd, int dst_fd, struct ocib_error *err)
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         if (fstatat(src_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            return ocib_error_errno(err, errno, "cannot stat '%s' in a kept root", de->d_name);
+            return ocib_error_errno(err, errno, "cannot stat '%s' in a kept root",
+                                    de->d_name);
         if (S_ISDIR(st.st_mode)) {
             _cleanup_close_ int s2 = -1;
             _cleanup_close_ int d2 = -1;
-            struct timespec ts[2] = { st.st_atim, st.st_mtim };
+            struct timespec ts[2] = {st.st_atim, st.st_mtim};
 
             if (mkdirat(dst_fd, de->d_name, 0700) < 0)
                 return ocib_error_errno(err, errno, "cannot clone '%s'", de->d_name);
-            s2 = openat(src_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            d2 = openat(dst_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            s2 =
+                openat(src_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            d2 =
+                openat(dst_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (s2 < 0 || d2 < 0)
                 return ocib_error_errno(err, errno, "cannot clone '%s'", de->d_name);
             if (clone_tree(s2, d2, err) < 0)
@@ -166,7 +169,7 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
     if (open_fd(r, err) < 0)
         return -1;
     for (size_t i = r->n_applied; i < n; i++) {
-        struct unpack_stats st = { 0 };
+        struct unpack_stats st = {0};
 
         if (blob_source_ensure_local(&srcs[i], c, rs, err) < 0 ||
             layer_unpack(r->fd, srcs[i].path, img->layers[i].desc.digest.str, &st, err) < 0)

@@ -22,9 +22,9 @@
 #include "oci/image.h"
 
 struct rootfs {
-    char *path;          /* private directory; NULL when none yet */
-    int fd;              /* open on path, -1 when none */
-    size_t n_applied;    /* image layers it reflects */
+    char *path;            /* private directory; NULL when none yet */
+    int fd;                /* open on path, -1 when none */
+    size_t n_applied;      /* image layers it reflects */
     struct oci_digest key; /* the stage key it reflects */
     uint64_t skipped_devices;
     struct oci_digest *shared; /* kept roots this one shares inodes with */

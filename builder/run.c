@@ -30,7 +30,7 @@ int build_secret_parse(const char *s, struct build_secret *ret, struct ocib_erro
 {
     _cleanup_free_ char *copy = xstrdup(s);
     char *save = NULL, *tok;
-    struct build_secret b = { NULL, NULL };
+    struct build_secret b = {NULL, NULL};
 
     for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (!strncmp(tok, "id=", 3)) {
@@ -42,8 +42,9 @@ int build_secret_parse(const char *s, struct build_secret *ret, struct ocib_erro
         } else if (strcmp(tok, "type=file")) {
             free(b.id);
             free(b.src);
-            return ocib_error_usage(err, "--secret: unknown field in '%s' (expected "
-                                         "id=ID,src=PATH)",
+            return ocib_error_usage(err,
+                                    "--secret: unknown field in '%s' (expected "
+                                    "id=ID,src=PATH)",
                                     s);
         }
     }
@@ -57,7 +58,8 @@ int build_secret_parse(const char *s, struct build_secret *ret, struct ocib_erro
 }
 
 /* Sets NAME=value in a "NAME=value" list, replacing an earlier NAME. */
-static void env_set(char ***env, size_t *n, size_t *alloc, const char *name, const char *value)
+static void env_set(char ***env, size_t *n, size_t *alloc, const char *name,
+                    const char *value)
 {
     size_t len = strlen(name);
 
@@ -78,7 +80,8 @@ static void env_merge_object(char ***env, size_t *n, size_t *alloc, const json_t
     const char *key;
     json_t *v;
 
-    json_object_foreach((json_t *)obj, key, v) env_set(env, n, alloc, key, json_string_value(v));
+    json_object_foreach((json_t *)obj, key, v)
+        env_set(env, n, alloc, key, json_string_value(v));
 }
 
 struct tail {
@@ -159,7 +162,7 @@ static int make_placeholder(int root_fd, const char *target, bool dir,
     }
     if (errno != ENOENT)
         goto refused;
-    for (char *s = copy; ; s++) {
+    for (char *s = copy;; s++) {
         bool last = *s == '\0';
 
         if (*s != '/' && !last)
@@ -177,9 +180,8 @@ static int make_placeholder(int root_fd, const char *target, bool dir,
             if (pfd < 0)
                 goto refused;
             if (last && !dir) {
-                int ffd = openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-                                                O_CLOEXEC,
-                                 0600);
+                int ffd = openat(
+                    pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 
                 rc = ffd < 0 ? -1 : close(ffd);
             } else {
@@ -200,11 +202,13 @@ static int make_placeholder(int root_fd, const char *target, bool dir,
     return 0;
 refused:
     if (errno == EXDEV)
-        return ocib_error_set(err, "mount point '%s': '/%s' leads outside the stage root "
-                                   "(through '..' or a symlink); refused",
+        return ocib_error_set(err,
+                              "mount point '%s': '/%s' leads outside the stage root "
+                              "(through '..' or a symlink); refused",
                               target, copy);
-    return ocib_error_errno(err, errno, "mount point '%s': cannot reach '/%s' inside the "
-                                        "stage root",
+    return ocib_error_errno(err, errno,
+                            "mount point '%s': cannot reach '/%s' inside the "
+                            "stage root",
                             target, copy);
 }
 
@@ -238,7 +242,7 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     const char **skip = NULL;
     size_t n_skip = 0;
     struct snapshot *before = NULL;
-    struct tail tail = { .forward = rq->output, .opaque = rq->output_opaque };
+    struct tail tail = {.forward = rq->output, .opaque = rq->output_opaque};
     struct sandbox_spec s;
     uid_t uid = 0;
     gid_t gid = 0;
@@ -260,7 +264,8 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     /* env: image, stage, layer */
     XGROW(env, alloc_env, 2);
     env[0] = NULL;
-    json_array_foreach(json_object_get(ic, "Env"), i, v) {
+    json_array_foreach(json_object_get(ic, "Env"), i, v)
+    {
         const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
 
         if (eq) {
@@ -299,7 +304,10 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
             env_set(&env, &n_env, &alloc_env, "PATH", DEFAULT_PATH + 5);
         /* As Docker does: the user's home from passwd, else / for others. */
         if (!has_home)
-            env_set(&env, &n_env, &alloc_env, "HOME", home ? home : uid == 0 ? "/root" : "/");
+            env_set(&env, &n_env, &alloc_env, "HOME",
+                    home       ? home
+                    : uid == 0 ? "/root"
+                               : "/");
     }
 
     /* mounts: cache directories, secrets, and what the sandbox binds */
@@ -315,7 +323,8 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
         skip[n_skip++] = "proc";
         skip[n_skip++] = "dev";
         skip[n_skip++] = "sys";
-        json_array_foreach(cm, i, v) {
+        json_array_foreach(cm, i, v)
+        {
             const char *target = json_string_value(v);
             char hex[SHA256_HEX_LEN + 1];
             _cleanup_free_ char *dir = NULL;
@@ -343,7 +352,8 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
             n_mounts++;
             skip[n_skip++] = target[0] == '/' ? target + 1 : target;
         }
-        json_array_foreach(sec, i, v) {
+        json_array_foreach(sec, i, v)
+        {
             const char *id = oci_json_str(v, "id"), *target = oci_json_str(v, "target");
             const struct build_secret *found = NULL;
 
@@ -351,8 +361,9 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
                 if (!strcmp(rq->secrets[k].id, id))
                     found = &rq->secrets[k];
             if (!found) {
-                ocib_error_usage(err, "%s.secrets[%zu]: secret '%s' was not given; pass "
-                                      "--secret id=%s,src=PATH",
+                ocib_error_usage(err,
+                                 "%s.secrets[%zu]: secret '%s' was not given; pass "
+                                 "--secret id=%s,src=PATH",
                                  rq->layer->where, i, id, id);
                 goto out;
             }
@@ -368,7 +379,8 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
             n_mounts++;
         }
         if (!strcmp(oci_json_str(ly, "network") ?: "none", "host")) {
-            if (make_placeholder(rq->root->fd, "/etc/resolv.conf", false, ph, &n_ph, err) < 0 ||
+            if (make_placeholder(rq->root->fd, "/etc/resolv.conf", false, ph, &n_ph, err) <
+                    0 ||
                 make_placeholder(rq->root->fd, "/etc/hosts", false, ph, &n_ph, err) < 0)
                 goto out;
         }

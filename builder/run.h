@@ -31,14 +31,14 @@ struct build_secret {
 struct run_request {
     const struct spec_stage *stage;
     const struct spec_layer *layer;
-    struct rootfs *root;              /* up to date, opened */
-    const json_t *image_config;       /* the stage image's config document */
+    struct rootfs *root;        /* up to date, opened */
+    const json_t *image_config; /* the stage image's config document */
     const struct build_secret *secrets;
     size_t n_secrets;
     struct cache *cache;
     sandbox_output_fn output;
     void *output_opaque;
-    bool in_place;                    /* out: a file of the root changed in place */
+    bool in_place; /* out: a file of the root changed in place */
 };
 
 /* Runs the layer's command.  On success the changes are in t (file

@@ -40,8 +40,8 @@ extern char **environ;
 
 /* How ids map, decided once per process. */
 struct idmap {
-    bool identity;            /* running as root: all ids map to themselves */
-    unsigned host;            /* the caller's id, mapped to 0 */
+    bool identity;                 /* running as root: all ids map to themselves */
+    unsigned host;                 /* the caller's id, mapped to 0 */
     unsigned sub_start, sub_count; /* subordinate range mapped from 1, or count 0 */
 };
 
@@ -100,7 +100,8 @@ static void decide_maps(void)
         }
         fclose(f);
     }
-    if (access("/usr/bin/newuidmap", X_OK) == 0 && access("/usr/bin/newgidmap", X_OK) == 0) {
+    if (access("/usr/bin/newuidmap", X_OK) == 0 &&
+        access("/usr/bin/newgidmap", X_OK) == 0) {
         read_subids("/etc/subuid", *name ? name : NULL, getuid(), &uid_map);
         read_subids("/etc/subgid", *name ? name : NULL, getuid(), &gid_map);
         if (!uid_map.sub_count || !gid_map.sub_count)
@@ -270,14 +271,14 @@ static void bind_mount(const char *src, const char *dst, bool ro)
 {
     if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
         die("sandbox: cannot bind '%s' onto '%s'", src, dst);
-    if (ro && mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                    NULL) < 0)
+    if (ro && mount(NULL, dst, NULL,
+                    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         die("sandbox: cannot make '%s' read-only", dst);
 }
 
 static void setup_dev(const char *root)
 {
-    static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+    static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
     char *dev = in_root(root, "dev");
 
     mkdir(dev, 0755);
@@ -433,8 +434,8 @@ static void child_main(const struct sandbox_spec *s, int out_fd)
     die("sandbox: cannot run '%s'", s->argv[0]);
 }
 
-static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending, const char *buf,
-                       size_t len, bool flush)
+static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending,
+                       const char *buf, size_t len, bool flush)
 {
     strbuf_add(pending, buf, len);
     for (;;) {
@@ -462,7 +463,7 @@ static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending, con
 
 int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err)
 {
-    int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, ready[2] = { -1, -1 }, go[2] = { -1, -1 };
+    int out[2] = {-1, -1}, errp[2] = {-1, -1}, ready[2] = {-1, -1}, go[2] = {-1, -1};
     struct strbuf pending = STRBUF_INIT;
     char msg[1024];
     ssize_t n;
@@ -471,8 +472,8 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     char c;
 
     decide_maps();
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 ||
-        pipe2(go, O_CLOEXEC) < 0) {
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+        pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
         ocib_error_errno(err, errno, "sandbox: pipe");
         goto out;
     }
@@ -608,7 +609,8 @@ static int lookup_id(const char *root, const char *file, const char *name, unsig
     while (fgets(line, sizeof(line), f)) {
         char n[256], home[1024] = "";
         unsigned id, gid = 0;
-        int fields = sscanf(line, "%255[^:]:%*[^:]:%u:%u:%*[^:]:%1023[^:\n]", n, &id, &gid, home);
+        int fields =
+            sscanf(line, "%255[^:]:%*[^:]:%u:%u:%*[^:]:%1023[^:\n]", n, &id, &gid, home);
 
         if (fields >= 2 && !strcmp(n, name)) {
             *ret_id = id;
@@ -666,10 +668,9 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
     return 0;
 }
 
-
 int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err)
 {
-    int ready[2] = { -1, -1 }, go[2] = { -1, -1 };
+    int ready[2] = {-1, -1}, go[2] = {-1, -1};
     int status, r = -1;
     pid_t pid;
     char c;

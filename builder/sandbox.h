@@ -23,19 +23,19 @@
 #include "base/error.h"
 
 struct sandbox_mount {
-    const char *source;  /* host path */
-    const char *target;  /* absolute path inside; must exist in the root */
+    const char *source; /* host path */
+    const char *target; /* absolute path inside; must exist in the root */
     bool read_only;
 };
 
 typedef void (*sandbox_output_fn)(void *opaque, const char *line);
 
 struct sandbox_spec {
-    const char *root;             /* host path of the root file system */
+    const char *root; /* host path of the root file system */
     char *const *argv;
-    char *const *env;             /* "NAME=value", NULL-terminated */
-    const char *workdir;          /* created if missing */
-    uid_t uid;                    /* inside */
+    char *const *env;    /* "NAME=value", NULL-terminated */
+    const char *workdir; /* created if missing */
+    uid_t uid;           /* inside */
     gid_t gid;
     const gid_t *groups;
     size_t n_groups;

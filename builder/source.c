@@ -49,7 +49,8 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
             return -1;
         s.srcs = xcalloc(s.img.n_layers + 1, sizeof(*s.srcs));
         for (size_t i = 0; i < s.img.n_layers; i++) {
-            _cleanup_free_ char *bp = oci_layout_blob_path(path, &s.img.layers[i].desc.digest);
+            _cleanup_free_ char *bp =
+                oci_layout_blob_path(path, &s.img.layers[i].desc.digest);
 
             blob_source_init_local(&s.srcs[i], &s.img.layers[i].desc.digest,
                                    s.img.layers[i].desc.size, bp, true);

@@ -14,13 +14,13 @@
 
 struct image_source {
     struct oci_image img;
-    struct blob_source *srcs;  /* one per layer */
+    struct blob_source *srcs; /* one per layer */
     size_t n_srcs;
-    struct oci_blob manifest;  /* exact bytes and digest */
-    struct oci_blob config;    /* exact bytes and digest */
-    struct oci_digest index;   /* "" unless picked from an index */
-    struct oci_blob index_blob;/* that index's bytes (registry sources), or empty */
-    char *choice;              /* platform picked from an index, or NULL */
+    struct oci_blob manifest;   /* exact bytes and digest */
+    struct oci_blob config;     /* exact bytes and digest */
+    struct oci_digest index;    /* "" unless picked from an index */
+    struct oci_blob index_blob; /* that index's bytes (registry sources), or empty */
+    char *choice;               /* platform picked from an index, or NULL */
 };
 
 /* Splits "DIR[:tag]" (after "oci:"): the part after the last ':' is a tag

@@ -68,20 +68,25 @@ static const char *type_name(const json_t *j)
 }
 
 /* A member's location; the caller frees at.path. */
-static struct at at_key(struct vctx *v, const json_t *obj, const char *path, const char *key)
+static struct at at_key(struct vctx *v, const json_t *obj, const char *path,
+                        const char *key)
 {
-    struct at a = { xasprintf("%s%s%s", path, *path ? "." : "", key),
-                    json_doc_key_pos(&v->spec->doc, obj, key) };
+    struct at a = {xasprintf("%s%s%s", path, *path ? "." : "", key),
+                   json_doc_key_pos(&v->spec->doc, obj, key)};
     return a;
 }
 
 static struct at at_index(struct vctx *v, const json_t *arr, const char *path, size_t i)
 {
-    struct at a = { xasprintf("%s[%zu]", path, i), json_doc_index_pos(&v->spec->doc, arr, i) };
+    struct at a = {xasprintf("%s[%zu]", path, i),
+                   json_doc_index_pos(&v->spec->doc, arr, i)};
     return a;
 }
 
-static void at_free(struct at *a) { free((char *)a->path); }
+static void at_free(struct at *a)
+{
+    free((char *)a->path);
+}
 #define _cleanup_at_ __attribute__((cleanup(at_free)))
 
 static size_t edit_distance(const char *a, const char *b)
@@ -112,7 +117,8 @@ static int check_keys(struct vctx *v, const json_t *obj, const char *path,
     const char *key;
     json_t *val;
 
-    json_object_foreach((json_t *)obj, key, val) {
+    json_object_foreach((json_t *)obj, key, val)
+    {
         const char *best = NULL;
         size_t best_d = 3;
         bool ok = false;
@@ -149,7 +155,8 @@ static int expect_type(struct vctx *v, const struct at *at, const json_t *j, jso
     return 0;
 }
 
-static int expect_string(struct vctx *v, const struct at *at, const json_t *j, bool nonempty)
+static int expect_string(struct vctx *v, const struct at *at, const json_t *j,
+                         bool nonempty)
 {
     if (expect_type(v, at, j, JSON_STRING, "a string") < 0)
         return -1;
@@ -167,7 +174,8 @@ static int expect_string_map(struct vctx *v, const struct at *at, const json_t *
 
     if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0)
         return -1;
-    json_object_foreach((json_t *)j, key, val) {
+    json_object_foreach((json_t *)j, key, val)
+    {
         _cleanup_at_ struct at a = at_key(v, j, at->path, key);
 
         if (key_ok && !key_ok(key))
@@ -188,7 +196,8 @@ static int expect_string_list(struct vctx *v, const struct at *at, const json_t 
         return -1;
     if (nonempty_list && json_array_size(j) == 0)
         return failf(v, at, "must not be empty");
-    json_array_foreach(j, i, item) {
+    json_array_foreach(j, i, item)
+    {
         _cleanup_at_ struct at a = at_index(v, j, at->path, i);
 
         if (expect_string(v, &a, item, nonempty_items) < 0)
@@ -227,10 +236,12 @@ static bool env_name_ok(const char *s)
 
 static bool stage_name_ok(const char *s)
 {
-    if (!*s || strlen(s) > 128 || !(islower((unsigned char)*s) || isdigit((unsigned char)*s)))
+    if (!*s || strlen(s) > 128 ||
+        !(islower((unsigned char)*s) || isdigit((unsigned char)*s)))
         return false;
     for (; *s; s++)
-        if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && !strchr("_.-", *s))
+        if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) &&
+            !strchr("_.-", *s))
             return false;
     return true;
 }
@@ -246,7 +257,8 @@ static int parse_mode(struct vctx *v, const struct at *at, const json_t *j, int 
         return -1;
     s = json_string_value(j);
     if (strlen(s) > 5 || strspn(s, "01234567") != strlen(s))
-        return failf(v, at, "invalid mode \"%s\": expected octal digits such as \"0644\"", s);
+        return failf(v, at, "invalid mode \"%s\": expected octal digits such as \"0644\"",
+                     s);
     m = strtol(s, &end, 8);
     if (m > 07777)
         return failf(v, at, "invalid mode \"%s\": larger than 07777", s);
@@ -363,14 +375,15 @@ static void owner_release(struct spec_owner *o)
 static int parse_copy(struct vctx *v, const json_t *j, const char *path,
                       const struct at *at, struct spec_copy *c)
 {
-    static const char *const keys[] = { "src", "dest", "from", "exclude", "owner", "mode",
-                                        NULL };
+    static const char *const keys[] = {"src",   "dest", "from", "exclude",
+                                       "owner", "mode", NULL};
     json_t *src, *dest, *from, *exclude, *owner, *mode;
 
     memset(c, 0, sizeof(*c));
     c->mode = -1;
     c->where = xstrdup(path);
-    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 || check_keys(v, j, path, keys) < 0)
+    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
+        check_keys(v, j, path, keys) < 0)
         return -1;
     src = json_object_get(j, "src");
     dest = json_object_get(j, "dest");
@@ -446,19 +459,20 @@ static int parse_copy(struct vctx *v, const json_t *j, const char *path,
     return 0;
 }
 
-static int parse_file(struct vctx *v, const json_t *j, const char *path, const struct at *at,
-                      struct spec_file *f)
+static int parse_file(struct vctx *v, const json_t *j, const char *path,
+                      const struct at *at, struct spec_file *f)
 {
-    static const char *const keys[] = { "path",  "content", "content_base64", "symlink",
-                                        "dir",   "mode",    "owner",          NULL };
-    static const char *const kinds[] = { "content", "content_base64", "symlink", "dir" };
+    static const char *const keys[] = {"path", "content", "content_base64", "symlink",
+                                       "dir",  "mode",    "owner",          NULL};
+    static const char *const kinds[] = {"content", "content_base64", "symlink", "dir"};
     json_t *p, *val, *mode, *owner;
     const char *kind = NULL;
 
     memset(f, 0, sizeof(*f));
     f->mode = -1;
     f->where = xstrdup(path);
-    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 || check_keys(v, j, path, keys) < 0)
+    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
+        check_keys(v, j, path, keys) < 0)
         return -1;
     if (!(p = json_object_get(j, "path")))
         return failf(v, at, "missing required key \"path\"");
@@ -479,8 +493,9 @@ static int parse_file(struct vctx *v, const json_t *j, const char *path, const s
         kind = kinds[i];
     }
     if (!kind)
-        return failf(v, at, "needs one of \"content\", \"content_base64\", \"symlink\" or "
-                            "\"dir\"");
+        return failf(v, at,
+                     "needs one of \"content\", \"content_base64\", \"symlink\" or "
+                     "\"dir\"");
     val = json_object_get(j, kind);
     {
         _cleanup_at_ struct at a = at_key(v, j, path, kind);
@@ -563,26 +578,28 @@ static int check_run(struct vctx *v, const json_t *layer, const char *path)
 
         if (expect_string_list(v, &b, x, false, true) < 0)
             return -1;
-        json_array_foreach(x, i, m) {
+        json_array_foreach(x, i, m)
+        {
             const char *t = json_string_value(m);
 
             if (t[0] != '/' || has_dotdot(t) || !strcmp(t, "/")) {
                 _cleanup_at_ struct at c = at_index(v, x, b.path, i);
 
-                return failf(v, &c, "\"%s\": expected an absolute path below / without '..'",
-                             t);
+                return failf(v, &c,
+                             "\"%s\": expected an absolute path below / without '..'", t);
             }
         }
     }
     if ((x = json_object_get(layer, "secrets"))) {
-        static const char *const skeys[] = { "id", "target", NULL };
+        static const char *const skeys[] = {"id", "target", NULL};
         _cleanup_at_ struct at b = at_key(v, layer, path, "secrets");
         size_t i;
         json_t *s;
 
         if (expect_type(v, &b, x, JSON_ARRAY, "an array") < 0)
             return -1;
-        json_array_foreach(x, i, s) {
+        json_array_foreach(x, i, s)
+        {
             _cleanup_at_ struct at c = at_index(v, x, b.path, i);
 
             if (expect_type(v, &c, s, JSON_OBJECT, "an object") < 0 ||
@@ -601,7 +618,8 @@ static int check_run(struct vctx *v, const json_t *layer, const char *path)
 
                     if (t[0] != '/' || has_dotdot(t) || t[strlen(t) - 1] == '/')
                         return failf(v, &d,
-                                     "\"%s\": expected an absolute file path without '..'", t);
+                                     "\"%s\": expected an absolute file path without '..'",
+                                     t);
                 }
             }
         }
@@ -612,12 +630,12 @@ static int check_run(struct vctx *v, const json_t *layer, const char *path)
 static int parse_layer(struct vctx *v, json_t *j, const char *path, const struct at *at,
                        size_t index, struct spec_layer *l)
 {
-    static const char *const keys[] = { "name",    "copy", "run",          "files",   "env",
-                                        "workdir", "user", "cache_mounts", "network", "secrets",
-                                        NULL };
-    static const char *const run_only[] = { "env", "workdir", "user", "cache_mounts", "network",
-                                            "secrets" };
-    const char *kinds[] = { "copy", "run", "files" };
+    static const char *const keys[] = {"name",    "copy",    "run",  "files",
+                                       "env",     "workdir", "user", "cache_mounts",
+                                       "network", "secrets", NULL};
+    static const char *const run_only[] = {"env",          "workdir", "user",
+                                           "cache_mounts", "network", "secrets"};
+    const char *kinds[] = {"copy", "run", "files"};
     const char *kind = NULL;
     json_t *name, *list, *item;
     size_t i;
@@ -625,7 +643,8 @@ static int parse_layer(struct vctx *v, json_t *j, const char *path, const struct
     memset(l, 0, sizeof(*l));
     l->where = xstrdup(path);
     l->json = j;
-    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 || check_keys(v, j, path, keys) < 0)
+    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
+        check_keys(v, j, path, keys) < 0)
         return -1;
     if ((name = json_object_get(j, "name"))) {
         _cleanup_at_ struct at a = at_key(v, j, path, "name");
@@ -640,8 +659,9 @@ static int parse_layer(struct vctx *v, json_t *j, const char *path, const struct
         if (!json_object_get(j, kinds[i]))
             continue;
         if (kind)
-            return failf(v, at, "a layer has exactly one of \"copy\", \"run\" and \"files\", "
-                                "not both \"%s\" and \"%s\"",
+            return failf(v, at,
+                         "a layer has exactly one of \"copy\", \"run\" and \"files\", "
+                         "not both \"%s\" and \"%s\"",
                          kind, kinds[i]);
         kind = kinds[i];
     }
@@ -671,7 +691,8 @@ static int parse_layer(struct vctx *v, json_t *j, const char *path, const struct
         if (!strcmp(kind, "copy")) {
             l->kind = SPEC_LAYER_COPY;
             l->copies = xcalloc(json_array_size(list), sizeof(*l->copies));
-            json_array_foreach(list, i, item) {
+            json_array_foreach(list, i, item)
+            {
                 _cleanup_at_ struct at b = at_index(v, list, a.path, i);
 
                 l->n_copies = i + 1;
@@ -681,7 +702,8 @@ static int parse_layer(struct vctx *v, json_t *j, const char *path, const struct
         } else {
             l->kind = SPEC_LAYER_FILES;
             l->files = xcalloc(json_array_size(list), sizeof(*l->files));
-            json_array_foreach(list, i, item) {
+            json_array_foreach(list, i, item)
+            {
                 _cleanup_at_ struct at b = at_index(v, list, a.path, i);
 
                 l->n_files = i + 1;
@@ -693,7 +715,8 @@ static int parse_layer(struct vctx *v, json_t *j, const char *path, const struct
     return 0;
 }
 
-static int check_duration(struct vctx *v, const json_t *obj, const char *path, const char *key)
+static int check_duration(struct vctx *v, const json_t *obj, const char *path,
+                          const char *key)
 {
     json_t *x = json_object_get(obj, key);
     long long ns;
@@ -709,18 +732,21 @@ static int check_duration(struct vctx *v, const json_t *obj, const char *path, c
     return 0;
 }
 
-static int check_config(struct vctx *v, const json_t *c, const char *path, const struct at *at)
+static int check_config(struct vctx *v, const json_t *c, const char *path,
+                        const struct at *at)
 {
-    static const char *const keys[] = { "user",   "workdir", "env",        "entrypoint",
-                                        "cmd",    "expose",  "volumes",    "labels",
-                                        "stop_signal", "healthcheck", "annotations", NULL };
-    static const char *const hkeys[] = { "test", "interval", "timeout", "start_period",
-                                         "retries", NULL };
+    static const char *const keys[] = {
+        "user",    "workdir", "env",         "entrypoint",  "cmd",         "expose",
+        "volumes", "labels",  "stop_signal", "healthcheck", "annotations", NULL};
+    static const char *const hkeys[] = {"test",         "interval", "timeout",
+                                        "start_period", "retries",  NULL};
     json_t *x;
 
-    if (expect_type(v, at, c, JSON_OBJECT, "an object") < 0 || check_keys(v, c, path, keys) < 0)
+    if (expect_type(v, at, c, JSON_OBJECT, "an object") < 0 ||
+        check_keys(v, c, path, keys) < 0)
         return -1;
-    for (const char *const *k = (const char *const[]){ "user", "workdir", "stop_signal", NULL };
+    for (const char *const *k =
+             (const char *const[]){"user", "workdir", "stop_signal", NULL};
          *k; k++) {
         if ((x = json_object_get(c, *k))) {
             _cleanup_at_ struct at a = at_key(v, c, path, *k);
@@ -729,7 +755,7 @@ static int check_config(struct vctx *v, const json_t *c, const char *path, const
                 return -1;
         }
     }
-    for (const char *const *k = (const char *const[]){ "entrypoint", "cmd", NULL }; *k; k++) {
+    for (const char *const *k = (const char *const[]){"entrypoint", "cmd", NULL}; *k; k++) {
         if ((x = json_object_get(c, *k))) {
             _cleanup_at_ struct at a = at_key(v, c, path, *k);
 
@@ -743,7 +769,7 @@ static int check_config(struct vctx *v, const json_t *c, const char *path, const
         if (expect_string_map(v, &a, x, env_name_ok, "environment variable name") < 0)
             return -1;
     }
-    for (const char *const *k = (const char *const[]){ "labels", "annotations", NULL }; *k;
+    for (const char *const *k = (const char *const[]){"labels", "annotations", NULL}; *k;
          k++) {
         if ((x = json_object_get(c, *k))) {
             _cleanup_at_ struct at a = at_key(v, c, path, *k);
@@ -759,9 +785,11 @@ static int check_config(struct vctx *v, const json_t *c, const char *path, const
 
         if (expect_string_list(v, &a, x, false, true) < 0)
             return -1;
-        json_array_foreach(x, i, p) {
+        json_array_foreach(x, i, p)
+        {
             const char *s = json_string_value(p), *slash = strchr(s, '/');
-            _cleanup_free_ char *port = slash ? xstrndup(s, (size_t)(slash - s)) : xstrdup(s);
+            _cleanup_free_ char *port =
+                slash ? xstrndup(s, (size_t)(slash - s)) : xstrdup(s);
             unsigned n;
 
             if (!parse_uint(port, &n) || n == 0 || n > 65535 ||
@@ -769,7 +797,8 @@ static int check_config(struct vctx *v, const json_t *c, const char *path, const
                  strcmp(slash, "/sctp"))) {
                 _cleanup_at_ struct at b = at_index(v, x, a.path, i);
 
-                return failf(v, &b, "invalid port \"%s\": expected PORT[/tcp|/udp|/sctp]", s);
+                return failf(v, &b, "invalid port \"%s\": expected PORT[/tcp|/udp|/sctp]",
+                             s);
             }
         }
     }
@@ -797,9 +826,11 @@ static int check_config(struct vctx *v, const json_t *c, const char *path, const
                 if (expect_string_list(v, &b, t, true, false) < 0)
                     return -1;
                 first = json_string_value(json_array_get(t, 0));
-                if (strcmp(first, "CMD") && strcmp(first, "CMD-SHELL") && strcmp(first, "NONE"))
-                    return failf(v, &b, "the first element must be \"CMD\", \"CMD-SHELL\" or "
-                                        "\"NONE\"");
+                if (strcmp(first, "CMD") && strcmp(first, "CMD-SHELL") &&
+                    strcmp(first, "NONE"))
+                    return failf(v, &b,
+                                 "the first element must be \"CMD\", \"CMD-SHELL\" or "
+                                 "\"NONE\"");
             }
         }
         if (check_duration(v, x, a.path, "interval") < 0 ||
@@ -819,23 +850,26 @@ static int check_config(struct vctx *v, const json_t *c, const char *path, const
 static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct at *at,
                        size_t index, struct spec_stage *s)
 {
-    static const char *const keys[] = { "name", "from",     "workdir", "env",
-                                        "user", "platform", "layers",  "config", NULL };
+    static const char *const keys[] = {"name",     "from",   "workdir", "env", "user",
+                                       "platform", "layers", "config",  NULL};
     json_t *x, *layers, *item;
     size_t i;
 
     memset(s, 0, sizeof(*s));
     s->where = xstrdup(path);
-    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 || check_keys(v, j, path, keys) < 0)
+    if (expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
+        check_keys(v, j, path, keys) < 0)
         return -1;
     if ((x = json_object_get(j, "name"))) {
         _cleanup_at_ struct at a = at_key(v, j, path, "name");
 
         if (expect_string(v, &a, x, true) < 0)
             return -1;
-        if (!stage_name_ok(json_string_value(x)) || !strcmp(json_string_value(x), "scratch"))
-            return failf(v, &a, "invalid stage name \"%s\": use lowercase letters, digits, "
-                                "'.', '_' and '-'",
+        if (!stage_name_ok(json_string_value(x)) ||
+            !strcmp(json_string_value(x), "scratch"))
+            return failf(v, &a,
+                         "invalid stage name \"%s\": use lowercase letters, digits, "
+                         "'.', '_' and '-'",
                          json_string_value(x));
         s->name = xstrdup(json_string_value(x));
     } else {
@@ -893,7 +927,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
         if (expect_type(v, &a, layers, JSON_ARRAY, "an array") < 0)
             return -1;
         s->layers = xcalloc(json_array_size(layers) + 1, sizeof(*s->layers));
-        json_array_foreach(layers, i, item) {
+        json_array_foreach(layers, i, item)
+        {
             _cleanup_at_ struct at b = at_index(v, layers, a.path, i);
 
             s->n_layers = i + 1;
@@ -960,8 +995,8 @@ static int find_cycle(const struct spec *spec, size_t s, int *state, size_t *sta
             strbuf_addstr(ret_path, spec->stages[deps[i]].name);
             return -1;
         }
-        if (state[deps[i]] == 0 && find_cycle(spec, deps[i], state, stack, depth + 1,
-                                              ret_path) < 0)
+        if (state[deps[i]] == 0 &&
+            find_cycle(spec, deps[i], state, stack, depth + 1, ret_path) < 0)
             return -1;
     }
     state[s] = 2;
@@ -988,7 +1023,8 @@ static int check_graph(struct vctx *v, const json_t *stages)
             for (size_t c = 0; c < st->layers[l].n_copies; c++) {
                 struct spec_copy *cp = &st->layers[l].copies[c];
                 json_t *cj = json_array_get(
-                    json_object_get(json_array_get(json_object_get(sj, "layers"), l), "copy"),
+                    json_object_get(json_array_get(json_object_get(sj, "layers"), l),
+                                    "copy"),
                     c);
 
                 if (cp->has_from && resolve_stage_ref(v, &cp->from, cj, cp->where, i) < 0)
@@ -1003,8 +1039,8 @@ static int check_graph(struct vctx *v, const json_t *stages)
 
         for (size_t i = 0; i < spec->n_stages; i++) {
             if (state[i] == 0 && find_cycle(spec, i, state, stack, 0, &path) < 0) {
-                struct at a = { "stages", json_doc_key_pos(&spec->doc, spec->doc.root,
-                                                           "stages") };
+                struct at a = {"stages",
+                               json_doc_key_pos(&spec->doc, spec->doc.root, "stages")};
 
                 return failf(v, &a, "stage cycle: %s", strbuf_str(&path));
             }
@@ -1015,12 +1051,12 @@ static int check_graph(struct vctx *v, const json_t *stages)
 
 int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
 {
-    static const char *const keys[] = { "version", "image", "stages", NULL };
+    static const char *const keys[] = {"version", "image", "stages", NULL};
     _cleanup_free_ char *buf = NULL;
     _cleanup_free_ char *dircopy = xstrdup(file);
-    struct vctx v = { spec, err };
+    struct vctx v = {spec, err};
     json_t *root, *x, *stages, *item;
-    struct at top = { "", { 1, 1 } };
+    struct at top = {"", {1, 1}};
     size_t len, i;
 
     memset(spec, 0, sizeof(*spec));
@@ -1080,7 +1116,8 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
             goto fail;
         }
         spec->stages = xcalloc(json_array_size(stages), sizeof(*spec->stages));
-        json_array_foreach(stages, i, item) {
+        json_array_foreach(stages, i, item)
+        {
             _cleanup_at_ struct at b = at_index(&v, stages, "stages", i);
 
             spec->n_stages = i + 1;
@@ -1148,7 +1185,8 @@ int spec_stage_find(const struct spec *spec, const char *name)
     return -1;
 }
 
-static void order_visit(const struct spec *spec, size_t s, bool *seen, size_t *out, size_t *n)
+static void order_visit(const struct spec *spec, size_t s, bool *seen, size_t *out,
+                        size_t *n)
 {
     const struct spec_stage *st = &spec->stages[s];
 
@@ -1179,12 +1217,8 @@ int spec_duration_parse(const char *s, long long *ret)
     static const struct {
         const char *unit;
         long long ns;
-    } units[] = { { "ns", 1 },
-                  { "us", 1000 },
-                  { "ms", 1000000 },
-                  { "s", 1000000000LL },
-                  { "m", 60000000000LL },
-                  { "h", 3600000000000LL } };
+    } units[] = {{"ns", 1},           {"us", 1000},         {"ms", 1000000},
+                 {"s", 1000000000LL}, {"m", 60000000000LL}, {"h", 3600000000000LL}};
     long long total = 0;
 
     if (!*s)

@@ -30,22 +30,22 @@ enum spec_from_kind {
 
 struct spec_from {
     enum spec_from_kind kind;
-    char *text;     /* as written */
-    size_t stage;   /* SPEC_FROM_STAGE */
-    char *path;     /* SPEC_FROM_OCI / SPEC_FROM_ARCHIVE */
-    char *tag;      /* SPEC_FROM_OCI, may be NULL */
+    char *text;           /* as written */
+    size_t stage;         /* SPEC_FROM_STAGE */
+    char *path;           /* SPEC_FROM_OCI / SPEC_FROM_ARCHIVE */
+    char *tag;            /* SPEC_FROM_OCI, may be NULL */
     struct reference ref; /* SPEC_FROM_REGISTRY */
 };
 
 struct spec_owner {
     bool set;
-    bool numeric;       /* else names to resolve */
+    bool numeric; /* else names to resolve */
     unsigned uid, gid;
     char *user, *group; /* names when !numeric */
 };
 
 struct spec_copy {
-    char *where;        /* "stages[0].layers[1].copy[0]" */
+    char *where; /* "stages[0].layers[1].copy[0]" */
     char **src;
     size_t n_src;
     char *dest;
@@ -54,7 +54,7 @@ struct spec_copy {
     char **exclude;
     size_t n_exclude;
     struct spec_owner owner;
-    int mode;           /* -1 when not forced */
+    int mode; /* -1 when not forced */
 };
 
 enum spec_file_kind { SPEC_FILE_CONTENT, SPEC_FILE_SYMLINK, SPEC_FILE_DIR };
@@ -63,7 +63,7 @@ struct spec_file {
     char *where;
     char *path;
     enum spec_file_kind kind;
-    char *content;      /* content or symlink target */
+    char *content; /* content or symlink target */
     size_t content_len;
     struct spec_owner owner;
     int mode;
@@ -72,10 +72,10 @@ struct spec_file {
 enum spec_layer_kind { SPEC_LAYER_COPY, SPEC_LAYER_RUN, SPEC_LAYER_FILES };
 
 struct spec_layer {
-    char *where;        /* "stages[0].layers[1]" */
-    char *name;         /* the spec's name, or "layer N" */
+    char *where; /* "stages[0].layers[1]" */
+    char *name;  /* the spec's name, or "layer N" */
     enum spec_layer_kind kind;
-    json_t *json;       /* the layer's definition (borrowed from the doc) */
+    json_t *json; /* the layer's definition (borrowed from the doc) */
     struct spec_copy *copies;
     size_t n_copies;
     struct spec_file *files;
@@ -83,21 +83,21 @@ struct spec_layer {
 };
 
 struct spec_stage {
-    char *where;        /* "stages[0]" */
-    char *name;         /* the spec's name or its index as a string */
+    char *where; /* "stages[0]" */
+    char *name;  /* the spec's name or its index as a string */
     struct spec_from from;
     bool has_platform;
     struct oci_platform platform;
-    json_t *env, *config;     /* borrowed, may be NULL */
+    json_t *env, *config; /* borrowed, may be NULL */
     const char *workdir, *user;
     struct spec_layer *layers;
     size_t n_layers;
 };
 
 struct spec {
-    char *file;         /* path as given, for messages */
-    char *dir;          /* directory holding the spec */
-    char *image;        /* may be NULL */
+    char *file;  /* path as given, for messages */
+    char *dir;   /* directory holding the spec */
+    char *image; /* may be NULL */
     struct spec_stage *stages;
     size_t n_stages;
     struct json_doc doc;

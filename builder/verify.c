@@ -81,7 +81,8 @@ static int copy_tree(int src_fd, int dst_fd, bool reverse, struct ocib_error *er
             if (symlinkat(target, dst_fd, name) < 0)
                 r = ocib_error_errno(err, errno, "cannot copy '%s'", name);
         } else if (S_ISREG(st.st_mode)) {
-            _cleanup_close_ int in = openat(src_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int in =
+                openat(src_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
             _cleanup_close_ int out =
                 openat(dst_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                        (st.st_mode & 0111) ? 0777 : 0666);
@@ -119,25 +120,28 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
                  struct ocib_error *err)
 {
     const char *tmpdir = getenv("TMPDIR");
-    _cleanup_free_ char *root = xasprintf("%s/ocib-verify-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    _cleanup_free_ char *root =
+        xasprintf("%s/ocib-verify-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     _cleanup_free_ char *git_full = NULL;
     _cleanup_free_ char *git_short = NULL;
     const char *ctx = o->context_dir ? o->context_dir : ".";
     struct registries *rs = NULL;
-    struct cache c = { 0 };
+    struct cache c = {0};
     int r = -1;
 
     memset(ret, 0, sizeof(*ret));
     if (!mkdtemp(root))
-        return ocib_error_errno(err, errno, "--verify: cannot create a temporary directory");
+        return ocib_error_errno(err, errno,
+                                "--verify: cannot create a temporary directory");
     git_head(ctx, &git_full, &git_short);
     for (int side = 0; side < 2; side++) {
-        _cleanup_free_ char *copy = xasprintf("%s/%s", root, side ? "second/context" : "ctx-a");
+        _cleanup_free_ char *copy =
+            xasprintf("%s/%s", root, side ? "second/context" : "ctx-a");
         _cleanup_free_ char *cache = xasprintf("%s/cache-%c", root, 'a' + side);
         _cleanup_free_ char *spec = NULL;
-        struct build_output out = { BUILD_OUTPUT_OCI, NULL };
+        struct build_output out = {BUILD_OUTPUT_OCI, NULL};
         struct build_options bo = *o;
-        struct build_result res = { 0 };
+        struct build_result res = {0};
 
         _cleanup_free_ char *second = xasprintf("%s/second", root);
 

@@ -19,7 +19,7 @@
 struct verify_result {
     bool identical;
     struct oci_digest a, b;
-    struct image_diff diff; /* filled when not identical */
+    struct image_diff diff;           /* filled when not identical */
     struct image_source a_src, b_src; /* the two images, when not identical */
 };
 

@@ -77,8 +77,8 @@ int cache_tmp_create(const struct cache *c, char **ret_path, int *ret_fd,
     return 0;
 }
 
-int cache_blob_commit(const struct cache *c, const char *tmp_path, const struct oci_digest *d,
-                      struct ocib_error *err)
+int cache_blob_commit(const struct cache *c, const char *tmp_path,
+                      const struct oci_digest *d, struct ocib_error *err)
 {
     _cleanup_free_ char *dst = cache_blob_path(c, d);
 

@@ -39,7 +39,7 @@ int cache_tmp_create(const struct cache *c, char **ret_path, int *ret_fd,
 
 /* Moves a finished temporary file into place as blob d (whose digest the
  * caller computed while writing it). */
-int cache_blob_commit(const struct cache *c, const char *tmp_path, const struct oci_digest *d,
-                      struct ocib_error *err);
+int cache_blob_commit(const struct cache *c, const char *tmp_path,
+                      const struct oci_digest *d, struct ocib_error *err);
 
 #endif

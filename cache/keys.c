@@ -72,12 +72,12 @@ int cache_key_get(struct cache *c, const struct oci_digest *key, struct cache_la
     return 1;
 }
 
-int cache_key_put(struct cache *c, const struct oci_digest *key, const struct cache_layer *l,
-                  struct ocib_error *err)
+int cache_key_put(struct cache *c, const struct oci_digest *key,
+                  const struct cache_layer *l, struct ocib_error *err)
 {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "digest", l->digest.str, "diff_id",
-                          l->diff_id.str, "size", (json_int_t)l->size, "mediaType",
-                          l->media_type);
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:s}", "digest", l->digest.str, "diff_id",
+                  l->diff_id.str, "size", (json_int_t)l->size, "mediaType", l->media_type);
     char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     int r = write_entry(c, "keys", oci_digest_hex(key), s, strlen(s), err);
 
@@ -187,7 +187,7 @@ int cache_blob_hold(struct cache *c, const struct oci_digest *d)
     /* The last use is the access time (prune's LRU order); the modification
      * time is left alone, as cache_blob_verify_fast relies on it. */
     {
-        struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, UTIME_OMIT } };
+        struct timespec ts[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
 
         futimens(fd, ts);
     }

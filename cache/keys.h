@@ -33,8 +33,8 @@ struct cache_layer {
  * (a broken or orphaned entry counts as a miss and is removed). */
 int cache_key_get(struct cache *c, const struct oci_digest *key, struct cache_layer *ret,
                   struct ocib_error *err);
-int cache_key_put(struct cache *c, const struct oci_digest *key, const struct cache_layer *l,
-                  struct ocib_error *err);
+int cache_key_put(struct cache *c, const struct oci_digest *key,
+                  const struct cache_layer *l, struct ocib_error *err);
 
 bool cache_def_seen(struct cache *c, const struct oci_digest *def);
 int cache_def_mark(struct cache *c, const struct oci_digest *def, struct ocib_error *err);

@@ -51,13 +51,13 @@ int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err
         const char *sub;
         uint64_t *bytes, *count;
     } parts[] = {
-        { "blobs", &ret->blob_bytes, &ret->blob_count },
-        { "keys", &ret->key_bytes, &ret->key_count },
-        { "defs", &ret->key_bytes, NULL },
-        { "records", &ret->record_bytes, NULL },
-        { "stat", &ret->stat_bytes, NULL },
-        { "tmp", &ret->tmp_bytes, &ret->tmp_count },
-        { "rootfs", &ret->rootfs_bytes, NULL },
+        {"blobs", &ret->blob_bytes, &ret->blob_count},
+        {"keys", &ret->key_bytes, &ret->key_count},
+        {"defs", &ret->key_bytes, NULL},
+        {"records", &ret->record_bytes, NULL},
+        {"stat", &ret->stat_bytes, NULL},
+        {"tmp", &ret->tmp_bytes, &ret->tmp_count},
+        {"rootfs", &ret->rootfs_bytes, NULL},
     };
 
     memset(ret, 0, sizeof(*ret));
@@ -118,9 +118,10 @@ static uint64_t drop_orphan_keys(struct cache *c)
             p = fs_path_join(sub, e2->d_name);
             if (fs_read_file(p, 65536, &buf, &len, NULL) == 0) {
                 j = json_loadb(buf, len, 0, NULL);
-                keep = oci_digest_parse(json_string_value(json_object_get(j, "digest")) ?: "",
-                                        &dg, NULL) == 0 &&
-                       cache_blob_exists(c, &dg);
+                keep =
+                    oci_digest_parse(json_string_value(json_object_get(j, "digest")) ?: "",
+                                     &dg, NULL) == 0 &&
+                    cache_blob_exists(c, &dg);
                 json_decref(j);
             }
             if (!keep && unlink(p) == 0)
@@ -142,8 +143,8 @@ static void prune_roots(struct cache *c, bool stale_only)
     while (d && (de = readdir(d))) {
         _cleanup_free_ char *p = NULL;
         _cleanup_free_ char *gone = NULL;
-        bool kept = strlen(de->d_name) == 64 &&
-                    strspn(de->d_name, "0123456789abcdef") == 64;
+        bool kept =
+            strlen(de->d_name) == 64 && strspn(de->d_name, "0123456789abcdef") == 64;
         struct stat st;
 
         if (de->d_name[0] == '.')
@@ -295,7 +296,8 @@ static void stamp_of(const struct stat *st, char *buf, size_t size)
              st->st_mtim.tv_nsec);
 }
 
-int cache_blob_verify_fast(struct cache *c, const struct oci_digest *d, struct ocib_error *err)
+int cache_blob_verify_fast(struct cache *c, const struct oci_digest *d,
+                           struct ocib_error *err)
 {
     _cleanup_free_ char *path = cache_blob_path(c, d);
     _cleanup_free_ char *dir = fs_path_join(c->dir, "verified");

@@ -14,11 +14,11 @@
 
 struct cache_usage {
     uint64_t blob_bytes, blob_count;
-    uint64_t key_bytes, key_count;      /* keys/ and defs/ */
-    uint64_t record_bytes, stat_bytes;  /* records/, stat/ */
+    uint64_t key_bytes, key_count;     /* keys/ and defs/ */
+    uint64_t record_bytes, stat_bytes; /* records/, stat/ */
     uint64_t tmp_bytes, tmp_count;
-    uint64_t rootfs_bytes;              /* kept stage roots; files shared by hard links are
-                                         * counted in each root */
+    uint64_t rootfs_bytes; /* kept stage roots; files shared by hard links are
+                            * counted in each root */
 };
 
 int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err);

@@ -110,7 +110,7 @@ static void parse(struct stat_cache *sc, const char *buf, size_t len)
     const char *p = buf, *end = buf + len;
 
     while (p < end) {
-        struct sc_entry e = { 0 };
+        struct sc_entry e = {0};
         unsigned long long dev, ino, size, mt, ct, plen;
 
         if ((size_t)(end - p) < SHA256_HEX_LEN + 1 || p[SHA256_HEX_LEN] != ' ')
@@ -166,7 +166,8 @@ void stat_cache_free(struct stat_cache *sc)
     free(sc);
 }
 
-const char *stat_cache_lookup(struct stat_cache *sc, const char *path, const struct stat *st)
+const char *stat_cache_lookup(struct stat_cache *sc, const char *path,
+                              const struct stat *st)
 {
     struct sc_entry *e = slot_for(sc, path);
 
@@ -180,9 +181,12 @@ const char *stat_cache_lookup(struct stat_cache *sc, const char *path, const str
 void stat_cache_put(struct stat_cache *sc, const char *path, const struct stat *st,
                     const char *hex)
 {
-    struct sc_entry e = { .path = xstrdup(path), .dev = (uint64_t)st->st_dev,
-                          .ino = (uint64_t)st->st_ino, .size = (uint64_t)st->st_size,
-                          .mtime = ns(&st->st_mtim), .ctime = ns(&st->st_ctim) };
+    struct sc_entry e = {.path = xstrdup(path),
+                         .dev = (uint64_t)st->st_dev,
+                         .ino = (uint64_t)st->st_ino,
+                         .size = (uint64_t)st->st_size,
+                         .mtime = ns(&st->st_mtim),
+                         .ctime = ns(&st->st_ctim)};
 
     memcpy(e.hex, hex, SHA256_HEX_LEN + 1);
     insert(sc, &e);
@@ -204,10 +208,10 @@ int stat_cache_save(struct stat_cache *sc, struct ocib_error *err)
         if (!e->path)
             continue;
         strbuf_add(&sb, e->hex, SHA256_HEX_LEN);
-        n = snprintf(num, sizeof(num), " %llu %llu %llu %lld %lld %zu:",
-                     (unsigned long long)e->dev, (unsigned long long)e->ino,
-                     (unsigned long long)e->size, (long long)e->mtime, (long long)e->ctime,
-                     strlen(e->path));
+        n = snprintf(num, sizeof(num),
+                     " %llu %llu %llu %lld %lld %zu:", (unsigned long long)e->dev,
+                     (unsigned long long)e->ino, (unsigned long long)e->size,
+                     (long long)e->mtime, (long long)e->ctime, strlen(e->path));
         strbuf_add(&sb, num, (size_t)n);
         strbuf_addstr(&sb, e->path);
         strbuf_addch(&sb, '\n');

@@ -27,7 +27,8 @@ void stat_cache_free(struct stat_cache *sc);
 
 /* The content digest (64 hex) recorded for path if st still matches, else
  * NULL.  The pointer stays valid until the cache is freed or changed. */
-const char *stat_cache_lookup(struct stat_cache *sc, const char *path, const struct stat *st);
+const char *stat_cache_lookup(struct stat_cache *sc, const char *path,
+                              const struct stat *st);
 void stat_cache_put(struct stat_cache *sc, const char *path, const struct stat *st,
                     const char *hex);
 

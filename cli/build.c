@@ -39,8 +39,8 @@ static void print_progress(void *opaque, const struct build_event *ev)
     if (mode == PROGRESS_QUIET)
         return;
     if (mode == PROGRESS_JSON) {
-        static const char *const kinds[] = { "stage", "base",  "layer",
-                                             "output", "info", "log" };
+        static const char *const kinds[] = {"stage",  "base", "layer",
+                                            "output", "info", "log"};
         json_t *j = json_pack("{s:s}", "event", kinds[ev->kind]);
         char *s;
 
@@ -101,16 +101,17 @@ static int parse_progress(const char *s, enum progress_mode *ret, struct ocib_er
     else if (!strcmp(s, "quiet"))
         *ret = PROGRESS_QUIET;
     else
-        return ocib_error_usage(err, "--progress: invalid value '%s': expected plain, tty, "
-                                     "json or quiet",
+        return ocib_error_usage(err,
+                                "--progress: invalid value '%s': expected plain, tty, "
+                                "json or quiet",
                                 s);
     return 0;
 }
 
 int cli_build(int argc, char **argv, struct ocib_error *err)
 {
-    struct build_options o = { .compression = LAYER_COMPRESSION_GZIP };
-    struct build_result res = { 0 };
+    struct build_options o = {.compression = LAYER_COMPRESSION_GZIP};
+    struct build_result res = {0};
     enum progress_mode mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
     const char *digest_file = NULL;
     bool verify = false;
@@ -122,8 +123,12 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
         const char *v = NULL;
         int m;
 
-#define OPT(name)                                                                              \
-    ((m = cli_opt_value(argc, argv, &i, name, &v, err)) < 0 ? ({ goto out; 0; }) : m)
+#define OPT(name)                                                                          \
+    ((m = cli_opt_value(argc, argv, &i, name, &v, err)) < 0 ? ({                           \
+        goto out;                                                                          \
+        0;                                                                                 \
+    })                                                                                     \
+                                                            : m)
         if (OPT("-C")) {
             o.context_dir = v;
         } else if (OPT("-f")) {
@@ -186,7 +191,8 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
                 goto out;
             o.n_secrets++;
         } else {
-            ocib_error_usage(err, "build: unknown option '%s'; see 'ocib help build'", argv[i]);
+            ocib_error_usage(err, "build: unknown option '%s'; see 'ocib help build'",
+                             argv[i]);
             goto out;
         }
 #undef OPT
@@ -212,7 +218,8 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
             dup2(saved, 1);
             close(saved);
             verify_result_release(&vr);
-            ocib_error_set(err, "build --verify: two isolated builds gave different images");
+            ocib_error_set(err,
+                           "build --verify: two isolated builds gave different images");
             goto out;
         }
         if (mode != PROGRESS_QUIET)

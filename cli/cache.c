@@ -95,12 +95,14 @@ int cli_cache(int argc, char **argv, struct ocib_error *err)
             mib(u.tmp_bytes, f, sizeof(f));
             printf("cache %s\n", c.dir);
             printf("  blobs     %12s  %llu blobs\n", a, (unsigned long long)u.blob_count);
-            printf("  keys      %12s  %llu layer keys\n", b, (unsigned long long)u.key_count);
+            printf("  keys      %12s  %llu layer keys\n", b,
+                   (unsigned long long)u.key_count);
             printf("  records   %12s\n", d);
             printf("  stat      %12s\n", e);
             printf("  tmp       %12s  %llu files\n", f, (unsigned long long)u.tmp_count);
             mib(u.rootfs_bytes, f, sizeof(f));
-            printf("  rootfs    %12s  kept stage roots (shared files counted in each)\n", f);
+            printf("  rootfs    %12s  kept stage roots (shared files counted in each)\n",
+                   f);
         }
     } else if (!strcmp(verb, "prune")) {
         struct cache_prune_result pr;
@@ -122,8 +124,9 @@ int cli_cache(int argc, char **argv, struct ocib_error *err)
                (unsigned long long)vr.checked, (unsigned long long)vr.bad,
                (unsigned long long)vr.orphan_keys);
         if (vr.bad) {
-            ocib_error_set(err, "cache %s: %llu corrupt blobs removed (first: %s); the next "
-                                "build rebuilds or refetches them",
+            ocib_error_set(err,
+                           "cache %s: %llu corrupt blobs removed (first: %s); the next "
+                           "build rebuilds or refetches them",
                            c.dir, (unsigned long long)vr.bad, vr.first_bad);
             goto out;
         }

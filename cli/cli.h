@@ -11,7 +11,6 @@
 #include "base/error.h"
 #include "base/version.h"
 
-
 struct cli_verb {
     const char *name;
     int (*run)(int argc, char **argv, struct ocib_error *err);
@@ -38,7 +37,8 @@ struct cli_env {
 };
 
 /* Consumes --insecure-registry at argv[*i]; returns 1 when it did. */
-int cli_env_option(struct cli_env *e, int argc, char **argv, int *i, struct ocib_error *err);
+int cli_env_option(struct cli_env *e, int argc, char **argv, int *i,
+                   struct ocib_error *err);
 int cli_env_open(struct cli_env *e, struct ocib_error *err);
 void cli_env_release(struct cli_env *e);
 

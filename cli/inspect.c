@@ -27,7 +27,8 @@ static json_t *layer_history(const json_t *config, size_t layer, size_t n_layers
     offset = n_layers > n ? n_layers - n : 0;
     if (layer < offset)
         return NULL;
-    json_array_foreach(h, i, e) {
+    json_array_foreach(h, i, e)
+    {
         if (json_is_true(json_object_get(e, "empty_layer")))
             continue;
         if (k++ == layer - offset)
@@ -42,22 +43,24 @@ static json_t *index_platforms(const json_t *index)
     json_t *out = json_array(), *e;
     size_t i;
 
-    json_array_foreach(json_object_get(index, "manifests"), i, e) {
+    json_array_foreach(json_object_get(index, "manifests"), i, e)
+    {
         const json_t *p = json_object_get(e, "platform");
         const char *v = oci_json_str(p, "variant");
 
         if (p)
-            json_array_append_new(out, json_sprintf("%s/%s%s%s", oci_json_str(p, "os") ?: "?",
-                                                    oci_json_str(p, "architecture") ?: "?",
-                                                    v ? "/" : "", v ? v : ""));
+            json_array_append_new(out,
+                                  json_sprintf("%s/%s%s%s", oci_json_str(p, "os") ?: "?",
+                                               oci_json_str(p, "architecture") ?: "?",
+                                               v ? "/" : "", v ? v : ""));
     }
     return out;
 }
 
 int cli_inspect(int argc, char **argv, struct ocib_error *err)
 {
-    struct image_source src = { 0 };
-    struct cli_env env = { 0 };
+    struct image_source src = {0};
+    struct cli_env env = {0};
     struct oci_platform plat, *p = NULL;
     const char *ref = NULL, *v;
     bool as_json = false;
@@ -99,10 +102,10 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
     layers = json_array();
     for (size_t i = 0; i < img.n_layers; i++) {
         const json_t *h = layer_history(img.config, i, img.n_layers);
-        json_t *l = json_pack("{s:s, s:s, s:I, s:s}", "mediaType", img.layers[i].desc.media_type,
-                              "digest", img.layers[i].desc.digest.str, "size",
-                              (json_int_t)img.layers[i].desc.size, "diff_id",
-                              img.layers[i].diff_id.str);
+        json_t *l = json_pack(
+            "{s:s, s:s, s:I, s:s}", "mediaType", img.layers[i].desc.media_type, "digest",
+            img.layers[i].desc.digest.str, "size", (json_int_t)img.layers[i].desc.size,
+            "diff_id", img.layers[i].diff_id.str);
 
         if (h && oci_json_str(h, "created_by"))
             json_object_set(l, "created_by", json_object_get(h, "created_by"));
@@ -159,7 +162,7 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
         printf("User:       %s\n", oci_json_str(ic, "User"));
     if (oci_json_str(ic, "WorkingDir"))
         printf("WorkingDir: %s\n", oci_json_str(ic, "WorkingDir"));
-    for (const char *const *k = (const char *const[]){ "Entrypoint", "Cmd", "Env", NULL }; *k;
+    for (const char *const *k = (const char *const[]){"Entrypoint", "Cmd", "Env", NULL}; *k;
          k++) {
         json_t *val = json_object_get(ic, *k);
 

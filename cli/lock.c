@@ -14,7 +14,7 @@
 
 int cli_lock(int argc, char **argv, struct ocib_error *err)
 {
-    struct cli_env env = { 0 };
+    struct cli_env env = {0};
     struct spec spec;
     struct oci_platform plat;
     const char *ctx = ".", *file = NULL, *v;

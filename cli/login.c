@@ -60,7 +60,7 @@ static int read_password(struct strbuf *sb, struct ocib_error *err)
 
 int cli_login(int argc, char **argv, struct ocib_error *err)
 {
-    struct cli_env env = { 0 };
+    struct cli_env env = {0};
     struct strbuf password = STRBUF_INIT;
     _cleanup_free_ char *host = NULL;
     const char *user = NULL, *registry_arg = NULL, *v;

@@ -10,39 +10,40 @@
 #include <string.h>
 
 const struct cli_verb cli_verbs[] = {
-    { "build", cli_build,
-      "build [-C DIR] [-f FILE] [--target NAME] [--tag REF]... [--push]\n"
-      "      [--output oci:DIR | docker-archive:FILE]... [--platform P]\n"
-      "      [--compression gzip|zstd] [--source-date-epoch N] [--no-cache]\n"
-      "      [--cache-dir DIR] [--digest-file FILE] [--insecure-registry HOST[:PORT]]...\n"
-      "      [--cache-from REF]... [--cache-to REF] [--locked] [--verify]\n"
-      "      [--progress=plain|tty|json|quiet]",
-      "build the image a spec describes" },
-    { "inspect", cli_inspect,
-      "inspect [--json] [--platform P] [--insecure-registry HOST]... REF\n"
-      "      REF: oci:DIR[:tag] | docker-archive:FILE | registry reference",
-      "show an image's manifest, config and layers" },
-    { "push", cli_push,
-      "push [--insecure-registry HOST]... [--digest-file FILE] SRC DEST\n"
-      "      SRC: oci:DIR[:tag] | docker-archive:FILE; DEST: a registry reference",
-      "push an image to a registry" },
-    { "diff", cli_diff,
-      "diff [--json] [--platform P] [--insecure-registry HOST]... A B\n"
-      "      A, B: oci:DIR[:tag] | docker-archive:FILE | registry reference\n"
-      "      exit status: 0 identical, 1 different, 2 trouble",
-      "compare two images (reproducibility audit)" },
-    { "login", cli_login, "login [--insecure-registry HOST] REGISTRY -u USER --password-stdin",
-      "check and store registry credentials" },
-    { "logout", cli_logout, "logout REGISTRY", "forget registry credentials" },
-    { "lock", cli_lock,
-      "lock [-C DIR] [-f FILE] [--update] [--platform P] [--insecure-registry HOST]...",
-      "pin the spec's registry base images in ocib.lock.json" },
-    { "cache", cli_cache,
-      "cache [--cache-dir DIR] du [--json] | prune [--keep-bytes N] | verify",
-      "show, prune or verify the cache" },
-    { "version", cli_version, "version", "print ocib's version" },
-    { "help", cli_help, "help [VERB]", "show help" },
-    { NULL, NULL, NULL, NULL },
+    {"build", cli_build,
+     "build [-C DIR] [-f FILE] [--target NAME] [--tag REF]... [--push]\n"
+     "      [--output oci:DIR | docker-archive:FILE]... [--platform P]\n"
+     "      [--compression gzip|zstd] [--source-date-epoch N] [--no-cache]\n"
+     "      [--cache-dir DIR] [--digest-file FILE] [--insecure-registry HOST[:PORT]]...\n"
+     "      [--cache-from REF]... [--cache-to REF] [--locked] [--verify]\n"
+     "      [--progress=plain|tty|json|quiet]",
+     "build the image a spec describes"},
+    {"inspect", cli_inspect,
+     "inspect [--json] [--platform P] [--insecure-registry HOST]... REF\n"
+     "      REF: oci:DIR[:tag] | docker-archive:FILE | registry reference",
+     "show an image's manifest, config and layers"},
+    {"push", cli_push,
+     "push [--insecure-registry HOST]... [--digest-file FILE] SRC DEST\n"
+     "      SRC: oci:DIR[:tag] | docker-archive:FILE; DEST: a registry reference",
+     "push an image to a registry"},
+    {"diff", cli_diff,
+     "diff [--json] [--platform P] [--insecure-registry HOST]... A B\n"
+     "      A, B: oci:DIR[:tag] | docker-archive:FILE | registry reference\n"
+     "      exit status: 0 identical, 1 different, 2 trouble",
+     "compare two images (reproducibility audit)"},
+    {"login", cli_login,
+     "login [--insecure-registry HOST] REGISTRY -u USER --password-stdin",
+     "check and store registry credentials"},
+    {"logout", cli_logout, "logout REGISTRY", "forget registry credentials"},
+    {"lock", cli_lock,
+     "lock [-C DIR] [-f FILE] [--update] [--platform P] [--insecure-registry HOST]...",
+     "pin the spec's registry base images in ocib.lock.json"},
+    {"cache", cli_cache,
+     "cache [--cache-dir DIR] du [--json] | prune [--keep-bytes N] | verify",
+     "show, prune or verify the cache"},
+    {"version", cli_version, "version", "print ocib's version"},
+    {"help", cli_help, "help [VERB]", "show help"},
+    {NULL, NULL, NULL, NULL},
 };
 
 const struct cli_verb *cli_verb_find(const char *name)

@@ -16,10 +16,10 @@
 
 int cli_push(int argc, char **argv, struct ocib_error *err)
 {
-    struct cli_env env = { 0 };
-    struct image_source src = { 0 };
-    struct reference dest = { 0 };
-    const char *args[2] = { NULL, NULL }, *digest_file = NULL, *v;
+    struct cli_env env = {0};
+    struct image_source src = {0};
+    struct reference dest = {0};
+    const char *args[2] = {NULL, NULL}, *digest_file = NULL, *v;
     _cleanup_free_ char *name = NULL;
     _cleanup_free_ char *line = NULL;
     char *tags[1];
@@ -68,18 +68,19 @@ int cli_push(int argc, char **argv, struct ocib_error *err)
 
         json_decref(mj);
         if (dest.digest && strcmp(dest.digest, src.manifest.digest.str)) {
-            ocib_error_usage(err, "push: DEST names digest %s but the image is %s", dest.digest,
-                             src.manifest.digest.str);
+            ocib_error_usage(err, "push: DEST names digest %s but the image is %s",
+                             dest.digest, src.manifest.digest.str);
             goto out;
         }
         if (remote_push_image(env.registries, env.cache, dest.registry, dest.repository,
-                              &src.img, src.srcs, &src.config, &src.manifest, media_type, tags,
-                              dest.tag ? 1 : 0, err) < 0)
+                              &src.img, src.srcs, &src.config, &src.manifest, media_type,
+                              tags, dest.tag ? 1 : 0, err) < 0)
             goto out;
     }
     name = reference_name(&dest);
     line = xasprintf("%s@%s\n", name, src.manifest.digest.str);
-    if (digest_file && fs_write_file_atomic(digest_file, line, strlen(line), 0644, err) < 0) {
+    if (digest_file &&
+        fs_write_file_atomic(digest_file, line, strlen(line), 0644, err) < 0) {
         ocib_error_wrap(err, "--digest-file");
         goto out;
     }

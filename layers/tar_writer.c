@@ -101,8 +101,7 @@ int layer_writer_new(int out_fd, enum layer_compression c, int64_t mtime,
     }
     w->a = archive_write_new();
     w->entry = archive_entry_new();
-    if (!w->a || !w->entry ||
-        archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+    if (!w->a || !w->entry || archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
         archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
         archive_write_open2(w->a, w, NULL, archive_write_cb, NULL, NULL) != ARCHIVE_OK) {
         ocib_error_set(err, "cannot start a tar stream: %s",

@@ -24,11 +24,11 @@
 #include "oci/digest.h"
 
 struct layer_entry {
-    const char *path;  /* relative, '/'-separated, no leading "/" or "./" */
-    mode_t mode;       /* file type and permission bits */
+    const char *path; /* relative, '/'-separated, no leading "/" or "./" */
+    mode_t mode;      /* file type and permission bits */
     unsigned uid, gid;
-    uint64_t size;     /* regular files */
-    const char *link;  /* symlink target, or hardlink target path */
+    uint64_t size;    /* regular files */
+    const char *link; /* symlink target, or hardlink target path */
     bool hardlink;
 };
 
@@ -37,7 +37,7 @@ struct layer_result {
     struct oci_digest diff_id; /* of the tar */
     uint64_t size;             /* compressed size */
     uint64_t tar_size;
-    const char *media_type;    /* static */
+    const char *media_type; /* static */
 };
 
 struct layer_writer;

@@ -125,8 +125,8 @@ void layer_tree_finalise(struct layer_tree *t)
             *slash = '\0';
             if (bsearch(p, t->entries, n0, sizeof(*t->entries), cmp_path))
                 break;
-            struct layer_tree_entry e = { .path = xstrdup(p), .mode = S_IFDIR | 0755,
-                                          .implicit = true };
+            struct layer_tree_entry e = {
+                .path = xstrdup(p), .mode = S_IFDIR | 0755, .implicit = true};
             layer_tree_put(t, &e);
         }
     }
@@ -160,10 +160,14 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
     layer_tree_finalise(t);
     for (size_t i = 0; i < t->n; i++) {
         struct layer_tree_entry *te = &t->entries[i];
-        struct layer_entry e = { .path = te->path, .mode = te->mode, .uid = te->uid,
-                                 .gid = te->gid, .size = te->size, .link = te->link };
+        struct layer_entry e = {.path = te->path,
+                                .mode = te->mode,
+                                .uid = te->uid,
+                                .gid = te->gid,
+                                .size = te->size,
+                                .link = te->link};
         bool maybe_linked = te->has_st && te->st.st_nlink > 1;
-        struct inode_seen key = { te->st.st_dev, te->st.st_ino, te->path };
+        struct inode_seen key = {te->st.st_dev, te->st.st_ino, te->path};
         _cleanup_close_ int fd = -1;
         struct stat st;
 

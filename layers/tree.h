@@ -21,8 +21,8 @@
 #include "layers/tar_writer.h"
 
 struct layer_tree_entry {
-    char *path;     /* normalised layer path */
-    mode_t mode;    /* type and permissions */
+    char *path;  /* normalised layer path */
+    mode_t mode; /* type and permissions */
     unsigned uid, gid;
     uint64_t size;
     char *link;     /* symlink target */
@@ -32,9 +32,9 @@ struct layer_tree_entry {
     char *data;     /* regular file: content in memory (when src is NULL) */
     struct stat st; /* of src when there is one (hardlinks, stat cache) */
     bool has_st;
-    char digest[65];/* content digest (hex) of a regular file, "" until known */
-    size_t seq;     /* insertion order, so that the last one wins */
-    bool implicit;  /* parent directory added by the tree */
+    char digest[65]; /* content digest (hex) of a regular file, "" until known */
+    size_t seq;      /* insertion order, so that the last one wins */
+    bool implicit;   /* parent directory added by the tree */
 };
 
 struct layer_tree {

@@ -18,8 +18,8 @@ bool oci_digest_valid(const char *s)
 int oci_digest_parse(const char *s, struct oci_digest *ret, struct ocib_error *err)
 {
     if (!oci_digest_valid(s))
-        return ocib_error_set(err, "invalid digest '%.80s': expected sha256:<64 lowercase hex>",
-                              s);
+        return ocib_error_set(
+            err, "invalid digest '%.80s': expected sha256:<64 lowercase hex>", s);
     memcpy(ret->str, s, OCI_DIGEST_LEN + 1);
     return 0;
 }

@@ -22,7 +22,10 @@ int oci_digest_parse(const char *s, struct oci_digest *ret, struct ocib_error *e
 /* True when s is a well-formed digest. */
 bool oci_digest_valid(const char *s);
 /* The 64 hex digits. */
-static inline const char *oci_digest_hex(const struct oci_digest *d) { return d->str + 7; }
+static inline const char *oci_digest_hex(const struct oci_digest *d)
+{
+    return d->str + 7;
+}
 /* Completes a streaming hash into a digest. */
 void oci_digest_from_sha256(struct sha256 *h, struct oci_digest *ret);
 /* Digest of a buffer. */

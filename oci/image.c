@@ -22,9 +22,9 @@ void oci_time_format(int64_t t, char buf[32])
 void oci_image_init(struct oci_image *img, const struct oci_platform *p)
 {
     memset(img, 0, sizeof(*img));
-    img->config = json_pack("{s:s, s:s, s:{}, s:{s:s, s:[]}, s:[]}", "architecture", p->arch,
-                            "os", p->os, "config", "rootfs", "type", "layers", "diff_ids",
-                            "history");
+    img->config =
+        json_pack("{s:s, s:s, s:{}, s:{s:s, s:[]}, s:[]}", "architecture", p->arch, "os",
+                  p->os, "config", "rootfs", "type", "layers", "diff_ids", "history");
     if (p->variant[0])
         json_object_set_new(img->config, "variant", json_string(p->variant));
     img->annotations = json_object();
@@ -78,7 +78,7 @@ int oci_descriptor_from_json(const json_t *j, const char *what, struct oci_descr
     const char *mt = oci_json_str(j, "mediaType");
     const char *digest = oci_json_str(j, "digest");
     json_t *size = json_object_get(j, "size");
-    struct oci_descriptor d = { NULL, { "" }, 0 };
+    struct oci_descriptor d = {NULL, {""}, 0};
 
     if (!json_is_object(j) || !mt || !digest || !json_is_integer(size) ||
         json_integer_value(size) < 0)
@@ -126,13 +126,14 @@ int oci_image_load(const char *manifest, size_t manifest_len, const char *config
     if (!json_is_array(layers))
         return ocib_error_set(err, "%s: manifest has no layers array", what);
     if (!json_is_array(diff_ids) || json_array_size(diff_ids) != json_array_size(layers))
-        return ocib_error_set(err,
-                              "%s: config lists %zu diff_ids but the manifest has %zu layers",
-                              what, json_array_size(diff_ids), json_array_size(layers));
+        return ocib_error_set(
+            err, "%s: config lists %zu diff_ids but the manifest has %zu layers", what,
+            json_array_size(diff_ids), json_array_size(layers));
     memset(&img, 0, sizeof(img));
     img.config = json_incref(c);
     annotations = json_object_get(m, "annotations");
-    img.annotations = json_is_object(annotations) ? json_deep_copy(annotations) : json_object();
+    img.annotations =
+        json_is_object(annotations) ? json_deep_copy(annotations) : json_object();
     for (i = 0; i < json_array_size(layers); i++) {
         struct oci_layer l;
         const char *oci_mt;
@@ -150,8 +151,8 @@ int oci_image_load(const char *manifest, size_t manifest_len, const char *config
         }
         free(l.desc.media_type);
         l.desc.media_type = xstrdup(oci_mt);
-        if (oci_digest_parse(json_string_value(json_array_get(diff_ids, i)) ?: "", &l.diff_id,
-                             err) < 0) {
+        if (oci_digest_parse(json_string_value(json_array_get(diff_ids, i)) ?: "",
+                             &l.diff_id, err) < 0) {
             ocib_error_wrap(err, "%s: diff_id", where);
             oci_descriptor_release(&l.desc);
             goto fail;

@@ -34,7 +34,8 @@ int oci_layout_read_blob(const char *dir, const struct oci_digest *d, size_t cap
         return ocib_error_wrap(err, "blob %s", d->str);
     oci_digest_of(buf, len, &got);
     if (!oci_digest_equal(&got, d))
-        return ocib_error_set(err, "blob %s in '%s': content does not match its digest (got %s)",
+        return ocib_error_set(err,
+                              "blob %s in '%s': content does not match its digest (got %s)",
                               d->str, dir, got.str);
     *ret_buf = TAKE_PTR(buf);
     *ret_len = len;
@@ -42,8 +43,9 @@ int oci_layout_read_blob(const char *dir, const struct oci_digest *d, size_t cap
 }
 
 /* Picks the entry of an index's "manifests" array for tag and platform. */
-static int pick_entry(const json_t *manifests, const char *tag, const struct oci_platform *p,
-                      const char *what, const json_t **ret, struct ocib_error *err)
+static int pick_entry(const json_t *manifests, const char *tag,
+                      const struct oci_platform *p, const char *what, const json_t **ret,
+                      struct ocib_error *err)
 {
     const json_t *found = NULL;
     struct oci_platform host;
@@ -84,8 +86,8 @@ static int pick_entry(const json_t *manifests, const char *tag, const struct oci
         }
     }
     oci_platform_format(p, pbuf, sizeof(pbuf));
-    return ocib_error_set(err, "%s: %zu images and none for platform %s; name one with :TAG",
-                          what, n, pbuf);
+    return ocib_error_set(
+        err, "%s: %zu images and none for platform %s; name one with :TAG", what, n, pbuf);
 }
 
 int oci_layout_load(const char *dir, const char *tag, const struct oci_platform *p,
@@ -96,7 +98,7 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
     _cleanup_free_ char *buf = NULL;
     _cleanup_free_ char *config = NULL;
     _cleanup_json_ json_t *index = NULL;
-    struct oci_descriptor desc = { NULL, { "" }, 0 }, cdesc = { NULL, { "" }, 0 };
+    struct oci_descriptor desc = {NULL, {""}, 0}, cdesc = {NULL, {""}, 0};
     const json_t *entry = NULL;
     size_t len, config_len;
     int depth, r = -1;
@@ -105,7 +107,8 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
         return ocib_error_wrap(err, "oci:%s: not an OCI image layout", dir);
     if (oci_json_parse(buf, len, index_path, &index, err) < 0)
         return -1;
-    if (pick_entry(json_object_get(index, "manifests"), tag, p, index_path, &entry, err) < 0)
+    if (pick_entry(json_object_get(index, "manifests"), tag, p, index_path, &entry, err) <
+        0)
         return -1;
     for (depth = 0;; depth++) {
         if (oci_descriptor_from_json(entry, index_path, &desc, err) < 0)
@@ -123,18 +126,19 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
         json_decref(index);
         index = NULL;
         if (oci_json_parse(buf, len, desc.digest.str, &index, err) < 0 ||
-            pick_entry(json_object_get(index, "manifests"), NULL, p, desc.digest.str, &entry,
-                       err) < 0)
+            pick_entry(json_object_get(index, "manifests"), NULL, p, desc.digest.str,
+                       &entry, err) < 0)
             goto out;
         oci_descriptor_release(&desc);
     }
     if (!oci_mt_is_manifest(desc.media_type)) {
-        ocib_error_set(err, "oci:%s: %s has unsupported media type '%s'", dir, desc.digest.str,
-                       desc.media_type);
+        ocib_error_set(err, "oci:%s: %s has unsupported media type '%s'", dir,
+                       desc.digest.str, desc.media_type);
         goto out;
     }
     if (oci_manifest_config_descriptor(buf, len, desc.digest.str, &cdesc, err) < 0 ||
-        oci_layout_read_blob(dir, &cdesc.digest, OCI_JSON_MAX, &config, &config_len, err) < 0 ||
+        oci_layout_read_blob(dir, &cdesc.digest, OCI_JSON_MAX, &config, &config_len, err) <
+            0 ||
         oci_image_load(buf, len, config, config_len, desc.digest.str, ret, err) < 0) {
         ocib_error_wrap(err, "oci:%s", dir);
         goto out;
@@ -206,8 +210,9 @@ int oci_blob_copy_file(const char *src_path, const char *blobs_dir,
                 break;
             left -= n;
         }
-        if (left > 0 && (lseek(in, 0, SEEK_SET) < 0 || ftruncate(out, 0) < 0 ||
-                         lseek(out, 0, SEEK_SET) < 0 || fs_copy_fd(in, out, NULL, NULL, err) < 0)) {
+        if (left > 0 &&
+            (lseek(in, 0, SEEK_SET) < 0 || ftruncate(out, 0) < 0 ||
+             lseek(out, 0, SEEK_SET) < 0 || fs_copy_fd(in, out, NULL, NULL, err) < 0)) {
             unlink(tmp);
             return ocib_error_wrap(err, "blob %s", d->str);
         }
@@ -240,10 +245,11 @@ int oci_layout_writer_begin(struct oci_layout_writer *w, const char *path,
             if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
                 empty = false;
         if (!empty && !fs_exists(marker))
-            return ocib_error_set(err,
-                                  "output '%s' exists and is not an OCI layout; refusing to "
-                                  "replace it",
-                                  path);
+            return ocib_error_set(
+                err,
+                "output '%s' exists and is not an OCI layout; refusing to "
+                "replace it",
+                path);
     }
     if (fs_mkdtemp_beside(path, &w->tmp, err) < 0)
         return ocib_error_wrap(err, "output '%s'", path);
@@ -262,7 +268,8 @@ int oci_layout_writer_put_bytes(struct oci_layout_writer *w, const struct oci_bl
 }
 
 int oci_layout_writer_put_file(struct oci_layout_writer *w, const char *src_path,
-                               const struct oci_digest *d, bool verify, struct ocib_error *err)
+                               const struct oci_digest *d, bool verify,
+                               struct ocib_error *err)
 {
     return oci_blob_copy_file(src_path, w->blobs, d, verify, err);
 }

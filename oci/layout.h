@@ -41,10 +41,10 @@ int oci_blob_copy_file(const char *src_path, const char *blobs_dir,
                        const struct oci_digest *d, bool verify, struct ocib_error *err);
 
 struct oci_layout_writer {
-    char *path;       /* final destination */
-    char *tmp;        /* temporary directory being filled */
-    char *blobs;      /* tmp/blobs/sha256 */
-    json_t *manifests;/* index.json "manifests" */
+    char *path;        /* final destination */
+    char *tmp;         /* temporary directory being filled */
+    char *blobs;       /* tmp/blobs/sha256 */
+    json_t *manifests; /* index.json "manifests" */
 };
 
 /* Starts writing a layout that will replace path. */

@@ -22,12 +22,13 @@
 
 static inline bool oci_mt_is_index(const char *mt)
 {
-    return mt && (!__builtin_strcmp(mt, OCI_MT_INDEX) || !__builtin_strcmp(mt, DOCKER_MT_LIST));
+    return mt &&
+           (!__builtin_strcmp(mt, OCI_MT_INDEX) || !__builtin_strcmp(mt, DOCKER_MT_LIST));
 }
 static inline bool oci_mt_is_manifest(const char *mt)
 {
-    return mt &&
-           (!__builtin_strcmp(mt, OCI_MT_MANIFEST) || !__builtin_strcmp(mt, DOCKER_MT_MANIFEST));
+    return mt && (!__builtin_strcmp(mt, OCI_MT_MANIFEST) ||
+                  !__builtin_strcmp(mt, DOCKER_MT_MANIFEST));
 }
 
 /* The OCI media type with the same bytes as a (possibly Docker) layer media

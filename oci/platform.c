@@ -29,7 +29,7 @@ static void normalise(struct oci_platform *p)
 int oci_platform_parse(const char *s, struct oci_platform *ret, struct ocib_error *err)
 {
     _cleanup_free_ char *copy = xstrdup(s);
-    struct oci_platform p = { "", "", "" };
+    struct oci_platform p = {"", "", ""};
     char *os, *arch, *variant, *save = NULL;
 
     os = strtok_r(copy, "/", &save);
@@ -37,7 +37,8 @@ int oci_platform_parse(const char *s, struct oci_platform *ret, struct ocib_erro
     variant = strtok_r(NULL, "/", &save);
     if (!os || !arch || strtok_r(NULL, "/", &save) || strlen(os) >= sizeof(p.os) ||
         strlen(arch) >= sizeof(p.arch) || (variant && strlen(variant) >= sizeof(p.variant)))
-        return ocib_error_usage(err, "invalid platform '%s': expected os/arch[/variant]", s);
+        return ocib_error_usage(err, "invalid platform '%s': expected os/arch[/variant]",
+                                s);
     snprintf(p.os, sizeof(p.os), "%s", os);
     snprintf(p.arch, sizeof(p.arch), "%s", arch_alias(arch));
     if (variant)
@@ -70,7 +71,7 @@ void oci_platform_format(const struct oci_platform *p, char *buf, size_t size)
 
 bool oci_platform_match_json(const struct oci_platform *p, const json_t *platform)
 {
-    struct oci_platform q = { "", "", "" };
+    struct oci_platform q = {"", "", ""};
     const char *os = json_string_value(json_object_get(platform, "os"));
     const char *arch = json_string_value(json_object_get(platform, "architecture"));
     const char *variant = json_string_value(json_object_get(platform, "variant"));

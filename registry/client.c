@@ -26,8 +26,9 @@
 #define MAX_RESUMES 8
 #define TOKEN_MAX (64 * 1024)
 
-#define ACCEPT_MANIFESTS                                                                       \
-    "Accept: " OCI_MT_MANIFEST ", " OCI_MT_INDEX ", " DOCKER_MT_MANIFEST ", " DOCKER_MT_LIST
+#define ACCEPT_MANIFESTS                                                                   \
+    "Accept: " OCI_MT_MANIFEST ", " OCI_MT_INDEX ", " DOCKER_MT_MANIFEST ","               \
+    " " DOCKER_MT_LIST
 
 enum auth_scheme { AUTH_UNKNOWN, AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
@@ -59,7 +60,8 @@ int registry_open(const char *host, bool insecure, struct http_client *http,
     bool plain = insecure || reference_registry_is_loopback(host);
 
     r->host = xstrdup(host);
-    r->base = xasprintf("%s://%s", plain ? "http" : "https", reference_registry_endpoint(host));
+    r->base =
+        xasprintf("%s://%s", plain ? "http" : "https", reference_registry_endpoint(host));
     r->http = http;
     pthread_mutex_init(&r->lock, NULL);
     *ret = r;
@@ -97,11 +99,11 @@ void registry_get_stats(struct registry *r, struct registry_stats *ret)
     pthread_mutex_unlock(&r->lock);
 }
 
-#define STAT_ADD(r, field, n)                                                                  \
-    do {                                                                                       \
-        pthread_mutex_lock(&(r)->lock);                                                        \
-        (r)->stats.field += (n);                                                               \
-        pthread_mutex_unlock(&(r)->lock);                                                      \
+#define STAT_ADD(r, field, n)                                                              \
+    do {                                                                                   \
+        pthread_mutex_lock(&(r)->lock);                                                    \
+        (r)->stats.field += (n);                                                           \
+        pthread_mutex_unlock(&(r)->lock);                                                  \
     } while (0)
 
 void registry_set_credentials(struct registry *r, const char *user, const char *secret)
@@ -205,8 +207,8 @@ static int fetch_token(struct registry *r, const char *scopes, struct ocib_error
     _cleanup_free_ char *basic = NULL;
     _cleanup_json_ json_t *j = NULL;
     struct strbuf url = STRBUF_INIT;
-    struct http_request rq = { .method = "GET", .body_fd = -1, .capture_cap = TOKEN_MAX,
-                               .follow_redirects = true };
+    struct http_request rq = {
+        .method = "GET", .body_fd = -1, .capture_cap = TOKEN_MAX, .follow_redirects = true};
     struct http_response rs;
     const char *tok;
     json_int_t expires_in;
@@ -245,9 +247,10 @@ static int fetch_token(struct registry *r, const char *scopes, struct ocib_error
         goto out;
     }
     if (rs.status == 401 || rs.status == 403) {
-        ocib_error_set(err, "%s: authentication failed%s (HTTP %ld from the token service)",
-                       r->host, r->has_cred ? " (wrong username or password?)" : "; run 'ocib login'",
-                       rs.status);
+        ocib_error_set(
+            err, "%s: authentication failed%s (HTTP %ld from the token service)", r->host,
+            r->has_cred ? " (wrong username or password?)" : "; run 'ocib login'",
+            rs.status);
         http_response_release(&rs);
         goto out;
     }
@@ -257,7 +260,7 @@ static int fetch_token(struct registry *r, const char *scopes, struct ocib_error
         goto out;
     }
     j = json_loadb(rs.body.buf ?: "", rs.body.len, 0, NULL);
-    explicit_bzero(rs.body.buf ?: (char[1]){ 0 }, rs.body.len);
+    explicit_bzero(rs.body.buf ?: (char[1]){0}, rs.body.len);
     http_response_release(&rs);
     tok = oci_json_str(j, "token");
     if (!tok || !*tok)
@@ -373,7 +376,8 @@ static char *scope_push(const char *repo, const char *mount_from)
 }
 
 /* "HTTP 404 from GET url: <registry error message>" */
-static int http_error(const char *what, const struct http_response *rs, struct ocib_error *err)
+static int http_error(const char *what, const struct http_response *rs,
+                      struct ocib_error *err)
 {
     _cleanup_json_ json_t *j = NULL;
     const char *msg = NULL, *code = NULL;
@@ -395,7 +399,7 @@ static int http_error(const char *what, const struct http_response *rs, struct o
 int registry_check_login(struct registry *r, struct ocib_error *err)
 {
     _cleanup_free_ char *url = xasprintf("%s/v2/", r->base);
-    struct http_request rq = { .method = "GET", .url = url, .body_fd = -1 };
+    struct http_request rq = {.method = "GET", .url = url, .body_fd = -1};
     struct http_response rs;
 
     if (reg_do(r, "", &rq, &rs, err) < 0)
@@ -433,9 +437,13 @@ int registry_manifest_get(struct registry *r, const char *repo, const char *ref,
 {
     _cleanup_free_ char *url = xasprintf("%s/v2/%s/manifests/%s", r->base, repo, ref);
     _cleanup_free_ char *scopes = scope_pull(repo);
-    static const char *const headers[] = { ACCEPT_MANIFESTS, NULL };
-    struct http_request rq = { .method = "GET", .url = url, .headers = headers, .body_fd = -1,
-                               .capture_cap = OCI_JSON_MAX, .follow_redirects = true };
+    static const char *const headers[] = {ACCEPT_MANIFESTS, NULL};
+    struct http_request rq = {.method = "GET",
+                              .url = url,
+                              .headers = headers,
+                              .body_fd = -1,
+                              .capture_cap = OCI_JSON_MAX,
+                              .follow_redirects = true};
     struct http_response rs;
     struct oci_digest got;
     _cleanup_free_ char *what = xasprintf("%s/%s:%s", r->host, repo, ref);
@@ -450,12 +458,13 @@ int registry_manifest_get(struct registry *r, const char *repo, const char *ref,
     oci_digest_of(rs.body.buf ?: "", rs.body.len, &got);
     if (oci_digest_valid(ref) && strcmp(ref, got.str)) {
         http_response_release(&rs);
-        return ocib_error_set(err, "manifest %s: content does not match its digest (got %s)",
-                              what, got.str);
+        return ocib_error_set(
+            err, "manifest %s: content does not match its digest (got %s)", what, got.str);
     }
     if (rs.docker_content_digest && oci_digest_valid(rs.docker_content_digest) &&
         strcmp(rs.docker_content_digest, got.str)) {
-        ocib_error_set(err, "manifest %s: Docker-Content-Digest %s does not match content %s",
+        ocib_error_set(err,
+                       "manifest %s: Docker-Content-Digest %s does not match content %s",
                        what, rs.docker_content_digest, got.str);
         http_response_release(&rs);
         return -1;
@@ -472,7 +481,8 @@ int registry_manifest_get(struct registry *r, const char *repo, const char *ref,
             mt = rs.content_type;
         if (!mt && json_object_get(j, "manifests"))
             mt = OCI_MT_INDEX;
-        ret->media_type = xstrndup(mt ?: OCI_MT_MANIFEST, strcspn(mt ?: OCI_MT_MANIFEST, ";"));
+        ret->media_type =
+            xstrndup(mt ?: OCI_MT_MANIFEST, strcspn(mt ?: OCI_MT_MANIFEST, ";"));
     }
     http_response_release(&rs);
     return 0;
@@ -485,16 +495,21 @@ int registry_manifest_put(struct registry *r, const char *repo, const char *ref,
     _cleanup_free_ char *url = xasprintf("%s/v2/%s/manifests/%s", r->base, repo, ref);
     _cleanup_free_ char *scopes = scope_push(repo, NULL);
     _cleanup_free_ char *ct = xasprintf("Content-Type: %s", media_type);
-    const char *headers[] = { ct, NULL };
-    struct http_request rq = { .method = "PUT", .url = url, .headers = headers, .body = data,
-                               .body_len = len, .body_fd = -1 };
+    const char *headers[] = {ct, NULL};
+    struct http_request rq = {.method = "PUT",
+                              .url = url,
+                              .headers = headers,
+                              .body = data,
+                              .body_len = len,
+                              .body_fd = -1};
     struct http_response rs;
     int rc = 0;
 
     if (reg_do(r, scopes, &rq, &rs, err) < 0)
         return ocib_error_wrap(err, "pushing manifest %s/%s:%s", r->host, repo, ref);
     if (rs.status != 201 && rs.status != 200) {
-        _cleanup_free_ char *what = xasprintf("pushing manifest %s/%s:%s", r->host, repo, ref);
+        _cleanup_free_ char *what =
+            xasprintf("pushing manifest %s/%s:%s", r->host, repo, ref);
 
         rc = http_error(what, &rs, err);
     }
@@ -507,8 +522,8 @@ int registry_blob_exists(struct registry *r, const char *repo, const struct oci_
 {
     _cleanup_free_ char *url = xasprintf("%s/v2/%s/blobs/%s", r->base, repo, d->str);
     _cleanup_free_ char *scopes = scope_pull(repo);
-    struct http_request rq = { .method = "HEAD", .url = url, .body_fd = -1,
-                               .follow_redirects = true };
+    struct http_request rq = {
+        .method = "HEAD", .url = url, .body_fd = -1, .follow_redirects = true};
     struct http_response rs;
     long status;
 
@@ -520,7 +535,8 @@ int registry_blob_exists(struct registry *r, const char *repo, const struct oci_
         return 1;
     if (status == 404)
         return 0;
-    return ocib_error_set(err, "%s/%s: HEAD blob %s: HTTP %ld", r->host, repo, d->str, status);
+    return ocib_error_set(err, "%s/%s: HEAD blob %s: HTTP %ld", r->host, repo, d->str,
+                          status);
 }
 
 /* Streams a blob into an fd while hashing it. */
@@ -528,11 +544,12 @@ struct blob_sink {
     int fd;
     struct sha256 h;
     uint64_t n;
-    char *mem;  /* when fd < 0 */
+    char *mem; /* when fd < 0 */
     size_t cap;
 };
 
-static int blob_sink_write(void *opaque, const void *buf, size_t len, struct ocib_error *err)
+static int blob_sink_write(void *opaque, const void *buf, size_t len,
+                           struct ocib_error *err)
 {
     struct blob_sink *s = opaque;
 
@@ -565,9 +582,13 @@ static int blob_get(struct registry *r, const char *repo, const struct oci_diges
 {
     _cleanup_free_ char *url = xasprintf("%s/v2/%s/blobs/%s", r->base, repo, d->str);
     _cleanup_free_ char *scopes = scope_pull(repo);
-    struct http_request rq = { .method = "GET", .url = url, .body_fd = -1,
-                               .follow_redirects = true, .sink = blob_sink_write,
-                               .sink_reset = blob_sink_reset, .sink_opaque = s };
+    struct http_request rq = {.method = "GET",
+                              .url = url,
+                              .body_fd = -1,
+                              .follow_redirects = true,
+                              .sink = blob_sink_write,
+                              .sink_reset = blob_sink_reset,
+                              .sink_opaque = s};
     struct http_response rs;
     struct oci_digest got;
 
@@ -587,11 +608,12 @@ static int blob_get(struct registry *r, const char *repo, const struct oci_diges
     http_response_release(&rs);
     oci_digest_from_sha256(&s->h, &got);
     if (!oci_digest_equal(&got, d))
-        return ocib_error_set(err, "%s/%s: blob %s: content does not match its digest (got %s)",
+        return ocib_error_set(err,
+                              "%s/%s: blob %s: content does not match its digest (got %s)",
                               r->host, repo, d->str, got.str);
     if (size >= 0 && (int64_t)s->n != size)
-        return ocib_error_set(err, "%s/%s: blob %s: %llu bytes, expected %lld", r->host, repo,
-                              d->str, (unsigned long long)s->n, (long long)size);
+        return ocib_error_set(err, "%s/%s: blob %s: %llu bytes, expected %lld", r->host,
+                              repo, d->str, (unsigned long long)s->n, (long long)size);
     STAT_ADD(r, blobs_downloaded, 1);
     STAT_ADD(r, bytes_downloaded, s->n);
     return 0;
@@ -600,7 +622,7 @@ static int blob_get(struct registry *r, const char *repo, const struct oci_diges
 int registry_blob_get(struct registry *r, const char *repo, const struct oci_digest *d,
                       int64_t size, int fd, struct ocib_error *err)
 {
-    struct blob_sink s = { .fd = fd };
+    struct blob_sink s = {.fd = fd};
 
     return blob_get(r, repo, d, size, &s, err);
 }
@@ -608,7 +630,7 @@ int registry_blob_get(struct registry *r, const char *repo, const struct oci_dig
 int registry_blob_get_mem(struct registry *r, const char *repo, const struct oci_digest *d,
                           size_t cap, char **ret, size_t *ret_len, struct ocib_error *err)
 {
-    struct blob_sink s = { .fd = -1, .mem = xmalloc(cap + 1), .cap = cap };
+    struct blob_sink s = {.fd = -1, .mem = xmalloc(cap + 1), .cap = cap};
 
     if (blob_get(r, repo, d, -1, &s, err) < 0) {
         free(s.mem);
@@ -640,7 +662,7 @@ struct upload {
     const char *repo;
     const struct oci_digest *d;
     const char *scopes;
-    char *location;     /* absolute upload URL */
+    char *location; /* absolute upload URL */
     int64_t size;
     int fd;
     const void *data;
@@ -659,7 +681,7 @@ static void upload_set_location(struct upload *u, const char *base_url, const ch
 /* Asks the registry how much of the upload it has (GET on the session). */
 static int upload_status(struct upload *u, int64_t *ret_next, struct ocib_error *err)
 {
-    struct http_request rq = { .method = "GET", .url = u->location, .body_fd = -1 };
+    struct http_request rq = {.method = "GET", .url = u->location, .body_fd = -1};
     struct http_response rs;
 
     if (reg_do(u->r, u->scopes, &rq, &rs, err) < 0)
@@ -687,11 +709,14 @@ static char *with_digest(const char *location, const struct oci_digest *d)
 /* Sends [from, to) with PATCH; updates the location. */
 static int upload_patch(struct upload *u, int64_t from, int64_t to, struct ocib_error *err)
 {
-    _cleanup_free_ char *cr = xasprintf("Content-Range: %lld-%lld", (long long)from,
-                                        (long long)to - 1);
-    const char *headers[] = { "Content-Type: application/octet-stream", cr, NULL };
-    struct http_request rq = { .method = "PATCH", .url = u->location, .headers = headers,
-                               .body_fd = u->fd, .no_retry = true };
+    _cleanup_free_ char *cr =
+        xasprintf("Content-Range: %lld-%lld", (long long)from, (long long)to - 1);
+    const char *headers[] = {"Content-Type: application/octet-stream", cr, NULL};
+    struct http_request rq = {.method = "PATCH",
+                              .url = u->location,
+                              .headers = headers,
+                              .body_fd = u->fd,
+                              .no_retry = true};
     struct http_response rs;
 
     if (u->fd >= 0) {
@@ -720,9 +745,12 @@ static int upload_put(struct upload *u, bool with_body, long *ret_status,
                       struct ocib_error *err)
 {
     _cleanup_free_ char *url = with_digest(u->location, u->d);
-    const char *headers[] = { "Content-Type: application/octet-stream", NULL };
-    struct http_request rq = { .method = "PUT", .url = url, .headers = headers, .body_fd = -1,
-                               .no_retry = with_body };
+    const char *headers[] = {"Content-Type: application/octet-stream", NULL};
+    struct http_request rq = {.method = "PUT",
+                              .url = url,
+                              .headers = headers,
+                              .body_fd = -1,
+                              .no_retry = with_body};
     struct http_response rs;
 
     if (with_body) {
@@ -752,14 +780,15 @@ static int upload_put(struct upload *u, bool with_body, long *ret_status,
 static int upload_start(struct upload *u, const char *mount_from, struct ocib_error *err)
 {
     _cleanup_free_ char *url = NULL;
-    struct http_request rq = { .method = "POST", .body_fd = -1 };
+    struct http_request rq = {.method = "POST", .body_fd = -1};
     struct http_response rs;
 
     if (mount_from && strcmp(mount_from, u->repo)) {
         _cleanup_free_ char *d = http_escape(u->d->str);
         _cleanup_free_ char *f = http_escape(mount_from);
 
-        url = xasprintf("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", u->r->base, u->repo, d, f);
+        url = xasprintf("%s/v2/%s/blobs/uploads/?mount=%s&from=%s", u->r->base, u->repo, d,
+                        f);
     } else {
         url = xasprintf("%s/v2/%s/blobs/uploads/", u->r->base, u->repo);
     }
@@ -825,8 +854,13 @@ int registry_blob_push(struct registry *r, const char *repo, const struct oci_di
                        struct ocib_error *err)
 {
     _cleanup_free_ char *scopes = scope_push(repo, mount_from);
-    struct upload u = { .r = r, .repo = repo, .d = d, .scopes = scopes, .size = size,
-                        .fd = fd, .data = data };
+    struct upload u = {.r = r,
+                       .repo = repo,
+                       .d = d,
+                       .scopes = scopes,
+                       .size = size,
+                       .fd = fd,
+                       .data = data};
     bool mounted = false;
     int rc, exists;
 
@@ -889,7 +923,7 @@ int registry_blob_mount(struct registry *r, const char *repo, const struct oci_d
                         const char *mount_from, struct ocib_error *err)
 {
     _cleanup_free_ char *scopes = scope_push(repo, mount_from);
-    struct upload u = { .r = r, .repo = repo, .d = d, .scopes = scopes };
+    struct upload u = {.r = r, .repo = repo, .d = d, .scopes = scopes};
     int rc = registry_blob_exists(r, repo, d, err);
 
     if (rc != 0) {

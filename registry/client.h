@@ -90,7 +90,6 @@ int registry_blob_push(struct registry *r, const char *repo, const struct oci_di
                        int64_t size, int fd, const void *data, const char *mount_from,
                        struct ocib_error *err);
 
-
 /* Tries to make repo hold blob d without sending its bytes: 1 when it is
  * there already or was mounted from mount_from, 0 when an upload is needed. */
 int registry_blob_mount(struct registry *r, const char *repo, const struct oci_digest *d,

@@ -83,7 +83,7 @@ static int run_helper(const char *helper, const char *verb, const char *input,
                       struct strbuf *out, struct ocib_error *err)
 {
     _cleanup_free_ char *prog = xasprintf("docker-credential-%s", helper);
-    char *argv[] = { prog, (char *)verb, NULL };
+    char *argv[] = {prog, (char *)verb, NULL};
     posix_spawn_file_actions_t fa;
     int in[2], outp[2], status;
     char buf[4096];
@@ -132,12 +132,14 @@ static const char *helper_for(const json_t *cfg, const char *key)
 {
     const char *h = str_member(json_object_get(cfg, "credHelpers"), key);
 
-    return h && *h ? h : (str_member(cfg, "credsStore") && *str_member(cfg, "credsStore")
-                              ? str_member(cfg, "credsStore")
-                              : NULL);
+    return h && *h ? h
+                   : (str_member(cfg, "credsStore") && *str_member(cfg, "credsStore")
+                          ? str_member(cfg, "credsStore")
+                          : NULL);
 }
 
-int credentials_lookup(const char *registry, struct credentials *ret, struct ocib_error *err)
+int credentials_lookup(const char *registry, struct credentials *ret,
+                       struct ocib_error *err)
 {
     _cleanup_free_ char *path = credentials_config_path();
     _cleanup_json_ json_t *cfg = NULL;
@@ -235,8 +237,8 @@ int credentials_store(const char *registry, const char *user, const char *secret
     helper = helper_for(cfg, key);
     if (helper) {
         _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
-        json_t *in = json_pack("{s:s, s:s, s:s}", "ServerURL", key, "Username", user, "Secret",
-                               secret);
+        json_t *in = json_pack("{s:s, s:s, s:s}", "ServerURL", key, "Username", user,
+                               "Secret", secret);
         char *s = json_dumps(in, JSON_COMPACT);
         int rc = run_helper(helper, "store", s, &out, err);
 
@@ -245,8 +247,9 @@ int credentials_store(const char *registry, const char *user, const char *secret
         json_decref(in);
         if (rc != 0)
             return rc < 0 ? -1
-                          : ocib_error_set(err, "credential helper '%s' could not store the "
-                                                "credentials",
+                          : ocib_error_set(err,
+                                           "credential helper '%s' could not store the "
+                                           "credentials",
                                            helper);
         return 0;
     }

@@ -22,7 +22,8 @@ void credentials_release(struct credentials *c);
 /* Looks up credentials for registry ("docker.io" also matches Docker's
  * "https://index.docker.io/v1/" key).  Returns 1 when found, 0 when none,
  * -1 on a broken config or helper failure. */
-int credentials_lookup(const char *registry, struct credentials *ret, struct ocib_error *err);
+int credentials_lookup(const char *registry, struct credentials *ret,
+                       struct ocib_error *err);
 
 /* Stores user/secret for registry in config.json "auths" (or through the
  * configured helper when one is set for it). */

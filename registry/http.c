@@ -169,8 +169,8 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *opaque)
     if (!colon)
         return len;
     name_len = (size_t)(colon - buf);
-#define HDR(name, field)                                                                       \
-    if (name_len == strlen(name) && !strncasecmp(buf, name, name_len))                         \
+#define HDR(name, field)                                                                   \
+    if (name_len == strlen(name) && !strncasecmp(buf, name, name_len))                     \
         slot = &t->rs->field;
     HDR("location", location)
     HDR("www-authenticate", www_authenticate)
@@ -285,9 +285,9 @@ static bool same_origin(const char *a, const char *b)
 }
 
 /* One request/response exchange, no retries, no redirects. */
-static CURLcode perform(struct http_client *c, const struct http_request *rq, const char *url,
-                        bool send_auth, struct http_response *rs, struct transfer *t,
-                        char *errbuf)
+static CURLcode perform(struct http_client *c, const struct http_request *rq,
+                        const char *url, bool send_auth, struct http_response *rs,
+                        struct transfer *t, char *errbuf)
 {
     struct curl_slist *hdrs = NULL;
     _cleanup_free_ char *auth = NULL;
@@ -396,7 +396,7 @@ static void backoff(const struct http_client *c, int attempt, const char *retry_
             ms = 10000;
         ms += rand() % (ms / 2 + 1); /* jitter */
     }
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
@@ -422,15 +422,16 @@ static int do_request(struct http_client *c, const struct http_request *rq,
                 *err = t.sink_err;
             return ocib_error_wrap(err, "%s %s", rq->method, url);
         }
-        can_retry = !rq->no_retry && attempt < c->retries &&
-                    (t.received == 0 || rq->sink_reset);
-        if (rc == CURLE_OK && rq->follow_redirects && rs->status >= 300 && rs->status < 400 &&
-            rs->status != 304 && rs->location) {
+        can_retry =
+            !rq->no_retry && attempt < c->retries && (t.received == 0 || rq->sink_reset);
+        if (rc == CURLE_OK && rq->follow_redirects && rs->status >= 300 &&
+            rs->status < 400 && rs->status != 304 && rs->location) {
             char *next = http_url_resolve(url, rs->location);
 
             if (++redirects > MAX_REDIRECTS) {
                 free(next);
-                return ocib_error_set(err, "%s %s: too many redirects", rq->method, rq->url);
+                return ocib_error_set(err, "%s %s: too many redirects", rq->method,
+                                      rq->url);
             }
             free(url);
             url = next;

@@ -31,36 +31,36 @@ typedef int (*http_sink_fn)(void *opaque, const void *buf, size_t len,
 typedef int (*http_sink_reset_fn)(void *opaque, struct ocib_error *err);
 
 struct http_request {
-    const char *method;            /* "GET", "HEAD", "POST", "PUT", "PATCH" */
+    const char *method; /* "GET", "HEAD", "POST", "PUT", "PATCH" */
     const char *url;
-    const char *const *headers;    /* NULL-terminated "Name: value" list, may be NULL */
-    const char *authorization;     /* "Bearer …"/"Basic …", sent only to url's host */
+    const char *const *headers; /* NULL-terminated "Name: value" list, may be NULL */
+    const char *authorization;  /* "Bearer …"/"Basic …", sent only to url's host */
     /* Request body: from memory, or a range of an fd (read with pread). */
     const void *body;
     size_t body_len;
-    int body_fd;                   /* -1 when none */
+    int body_fd; /* -1 when none */
     uint64_t body_offset, body_fd_len;
     /* Response body of 2xx responses: to sink, else captured (capture_cap). */
     http_sink_fn sink;
     http_sink_reset_fn sink_reset;
     void *sink_opaque;
-    size_t capture_cap;            /* default 64 KiB */
+    size_t capture_cap; /* default 64 KiB */
     bool follow_redirects;
     bool no_retry;
 };
 
 struct http_response {
     long status;
-    struct strbuf body;            /* captured body (2xx without sink, or errors) */
+    struct strbuf body; /* captured body (2xx without sink, or errors) */
     char *location;
     char *www_authenticate;
     char *content_type;
     char *docker_content_digest;
     char *range;
     char *retry_after;
-    char *chunk_min_length;        /* OCI-Chunk-Min-Length */
-    int64_t content_length;        /* -1 when unknown */
-    char *effective_url;           /* after redirects */
+    char *chunk_min_length; /* OCI-Chunk-Min-Length */
+    int64_t content_length; /* -1 when unknown */
+    char *effective_url;    /* after redirects */
 };
 
 /* Creates a client; timeouts come from OCIB_HTTP_TIMEOUT (seconds without

@@ -86,7 +86,8 @@ static void test_object_keeps_insertion_order(void **state)
     size_t i = 0;
 
     assert_int_equal(json_doc_parse(&doc, "t.json", text, strlen(text), &err), 0);
-    json_object_foreach (doc.root, key, v) {
+    json_object_foreach(doc.root, key, v)
+    {
         assert_true(i < ARRAY_SIZE(want));
         assert_string_equal(key, want[i]);
         i++;
@@ -113,16 +114,16 @@ static void test_buffer_need_not_be_nul_terminated(void **state)
 
 /* The spec validator's use case: every key and element has its place. */
 static const char positions_doc[] =
-    "{\n"                                                            /* 1 */
-    "  \"name\": \"app\",\n"                                         /* 2 */
-    "  \"stages\": [\n"                                              /* 3 */
-    "    {\n"                                                        /* 4 */
-    "      \"from\": \"alpine\",\n"                                  /* 5 */
+    "{\n"                                                                         /* 1 */
+    "  \"name\": \"app\",\n"                                                      /* 2 */
+    "  \"stages\": [\n"                                                           /* 3 */
+    "    {\n"                                                                     /* 4 */
+    "      \"from\": \"alpine\",\n"                                               /* 5 */
     "\t\"layers\": [{\"copy\": [{\"src\": \"a\", \"dset\": \"b\"}]}, 42, true]\n" /* 6 */
-    "    }\n"                                                        /* 7 */
-    "  ],\n"                                                         /* 8 */
-    "  \"\xC3\xA9\": \"x\", \"n\": null\n"                           /* 9 */
-    "}\n";                                                           /* 10 */
+    "    }\n"                                                                     /* 7 */
+    "  ],\n"                                                                      /* 8 */
+    "  \"\xC3\xA9\": \"x\", \"n\": null\n"                                        /* 9 */
+    "}\n";                                                                        /* 10 */
 
 static void test_key_and_index_positions(void **state)
 {
@@ -309,7 +310,8 @@ static void test_utf8_and_surrogates(void **state)
 {
     _cleanup_json_doc_ struct json_doc doc = JSON_DOC_INIT;
     struct ocib_error err = OCIB_ERROR_INIT;
-    const char *text = "[\"\\ud83d\\ude00\", \"\\uD834\\uDD1E\", \"\\u00e9\", \"\xF4\x8F\xBF\xBF\"]";
+    const char *text =
+        "[\"\\ud83d\\ude00\", \"\\uD834\\uDD1E\", \"\\u00e9\", \"\xF4\x8F\xBF\xBF\"]";
 
     assert_int_equal(json_doc_parse(&doc, "t.json", text, strlen(text), &err), 0);
     assert_string_equal(json_string_value(json_array_get(doc.root, 0)), "\xF0\x9F\x98\x80");
@@ -323,14 +325,15 @@ static void test_utf8_and_surrogates(void **state)
     ERROR("\"ab\\ud800x\"", "ocib.json:1:4: invalid \\u escape: unpaired surrogate");
     ERROR("\"x\\ud800\\uZZZZ\"", "ocib.json:1:9: invalid \\u escape");
 
-    ERROR("\"a\xC0\x80\"", "ocib.json:1:3: invalid UTF-8");         /* overlong NUL */
-    ERROR("\"\xE0\x80\xAF\"", "ocib.json:1:2: invalid UTF-8");      /* overlong '/' */
-    ERROR("\"\xED\xA0\x80\"", "ocib.json:1:2: invalid UTF-8");      /* encoded surrogate */
-    ERROR("\"\xF4\x90\x80\x80\"", "ocib.json:1:2: invalid UTF-8");  /* above U+10FFFF */
-    ERROR("\"\xC3\xA9\x80\"", "ocib.json:1:4: invalid UTF-8");      /* stray continuation */
+    ERROR("\"a\xC0\x80\"", "ocib.json:1:3: invalid UTF-8");        /* overlong NUL */
+    ERROR("\"\xE0\x80\xAF\"", "ocib.json:1:2: invalid UTF-8");     /* overlong '/' */
+    ERROR("\"\xED\xA0\x80\"", "ocib.json:1:2: invalid UTF-8");     /* encoded surrogate */
+    ERROR("\"\xF4\x90\x80\x80\"", "ocib.json:1:2: invalid UTF-8"); /* above U+10FFFF */
+    ERROR("\"\xC3\xA9\x80\"", "ocib.json:1:4: invalid UTF-8");     /* stray continuation */
     ERROR("\"\xFF\"", "ocib.json:1:2: invalid UTF-8");
-    ERROR("{\"\xE2\x82\": 1}", "ocib.json:1:3: invalid UTF-8");     /* truncated, in a key */
-    check_error("\"\xE2\x82", 3, "ocib.json:1:2: invalid UTF-8"); /* cut by the buffer end */
+    ERROR("{\"\xE2\x82\": 1}", "ocib.json:1:3: invalid UTF-8"); /* truncated, in a key */
+    check_error("\"\xE2\x82", 3,
+                "ocib.json:1:2: invalid UTF-8"); /* cut by the buffer end */
 }
 
 static void test_numbers(void **state)
