@@ -461,20 +461,21 @@ static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending,
     }
 }
 
-int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err)
+/* Forks a child that enters a new user namespace, whose id maps the caller
+ * (this process) writes before letting it go on.  Returns 0 in the child,
+ * the child's pid in the caller, -1 with err when that failed.  A child that
+ * cannot enter the namespace writes why to child_err_fd (stderr when -1)
+ * and exits 255. */
+static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
 {
-    int out[2] = {-1, -1}, errp[2] = {-1, -1}, ready[2] = {-1, -1}, go[2] = {-1, -1};
-    struct strbuf pending = STRBUF_INIT;
-    char msg[1024];
-    ssize_t n;
-    int status, r = -1;
+    int ready[2] = {-1, -1}, go[2] = {-1, -1};
+    int status;
     pid_t pid;
     char c;
 
-    decide_maps();
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-        pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
+    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
         ocib_error_errno(err, errno, "sandbox: pipe");
+        pid = -1;
         goto out;
     }
     fflush(NULL);
@@ -484,21 +485,73 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         goto out;
     }
     if (pid == 0) {
+        close(ready[0]);
+        close(go[1]);
+        if (unshare(CLONE_NEWUSER) < 0 || write(ready[1], "u", 1) != 1 ||
+            read(go[0], &c, 1) != 1 || c != 'g') {
+            char msg[256];
+
+            snprintf(msg, sizeof(msg), "sandbox: cannot enter a user namespace: %s\n",
+                     strerror(errno));
+            if (write(child_err_fd >= 0 ? child_err_fd : 2, msg, strlen(msg)) < 0) {
+            }
+            _exit(255);
+        }
+        close(ready[1]);
+        close(go[0]);
+        return 0;
+    }
+    if (read(ready[0], &c, 1) != 1 || write_maps(pid, err) < 0 ||
+        write(go[1], "g", 1) != 1) {
+        if (err && !err->msg[0])
+            ocib_error_set(err, "sandbox: the user namespace could not be set up");
+        close(go[1]); /* the child reads end of file: it gives up */
+        go[1] = -1;
+        waitpid(pid, &status, 0);
+        pid = -1;
+    }
+out:
+    for (int *p = ready; p < ready + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    for (int *p = go; p < go + 2; p++)
+        if (*p >= 0)
+            close(*p);
+    return pid;
+}
+
+int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err)
+{
+    int out[2] = {-1, -1}, errp[2] = {-1, -1};
+    struct strbuf pending = STRBUF_INIT;
+    char msg[1024];
+    ssize_t n;
+    int status, r = -1;
+    pid_t pid;
+
+    decide_maps();
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+        ocib_error_errno(err, errno, "sandbox: pipe");
+        goto out;
+    }
+    pid = fork_into_userns(errp[1], err);
+    if (pid < 0) {
+        n = read(errp[0], msg, sizeof(msg) - 1);
+        if (n > 0) {
+            msg[n] = '\0';
+            msg[strcspn(msg, "\n")] = '\0';
+            ocib_error_set(err, "%s", msg);
+        }
+        goto out;
+    }
+    if (pid == 0) {
         int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
         pid_t inner;
 
         err_fd = errp[1];
         close(out[0]);
         close(errp[0]);
-        close(ready[0]);
-        close(go[1]);
         signal(SIGPIPE, SIG_DFL);
-        if (unshare(CLONE_NEWUSER) < 0)
-            die("sandbox: cannot create a user namespace");
-        if (write(ready[1], "u", 1) != 1 || read(go[0], &c, 1) != 1)
-            _exit(255);
-        if (c != 'g')
-            _exit(255); /* the caller failed to write the maps and said why */
         if (!s->network_host)
             flags |= CLONE_NEWNET;
         if (unshare(flags) < 0)
@@ -507,10 +560,8 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         inner = fork();
         if (inner < 0)
             die("sandbox: fork");
-        if (inner == 0) {
-
+        if (inner == 0)
             child_main(s, out[1]);
-        }
         close(out[1]);
         close(errp[1]);
         if (waitpid(inner, &status, 0) < 0)
@@ -523,28 +574,6 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     out[1] = -1;
     close(errp[1]);
     errp[1] = -1;
-    close(ready[1]);
-    ready[1] = -1;
-    close(go[0]);
-    go[0] = -1;
-    if (read(ready[0], &c, 1) != 1) {
-        waitpid(pid, &status, 0);
-        n = read(errp[0], msg, sizeof(msg) - 1);
-        msg[n > 0 ? n : 0] = '\0';
-        ocib_error_set(err, "%s", n > 0 ? msg : "sandbox: the child died while starting");
-        goto out;
-    }
-    if (write_maps(pid, err) < 0) {
-        if (write(go[1], "x", 1) < 0) {
-        }
-        waitpid(pid, &status, 0);
-        goto out;
-    }
-    if (write(go[1], "g", 1) != 1) {
-        ocib_error_errno(err, errno, "sandbox: cannot start the child");
-        waitpid(pid, &status, 0);
-        goto out;
-    }
     for (;;) {
         char buf[8192];
 
@@ -576,12 +605,6 @@ out:
         if (*p >= 0)
             close(*p);
     for (int *p = errp; p < errp + 2; p++)
-        if (*p >= 0)
-            close(*p);
-    for (int *p = ready; p < ready + 2; p++)
-        if (*p >= 0)
-            close(*p);
-    for (int *p = go; p < go + 2; p++)
         if (*p >= 0)
             close(*p);
     return r;
@@ -670,31 +693,19 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
 
 int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err)
 {
-    int ready[2] = {-1, -1}, go[2] = {-1, -1};
-    int status, r = -1;
+    int status;
     pid_t pid;
-    char c;
 
     decide_maps();
     if (uid_map.identity || !uid_map.sub_count || getenv("OCIB_IN_USERNS"))
         return 0;
-    if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
-        ocib_error_errno(err, errno, "sandbox: pipe");
-        goto out;
-    }
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        ocib_error_errno(err, errno, "sandbox: fork");
-        goto out;
-    }
+    pid = fork_into_userns(-1, err);
+    if (pid < 0)
+        return -1;
     if (pid == 0) {
-        close(ready[0]);
-        close(go[1]);
-        if (unshare(CLONE_NEWUSER) < 0 || write(ready[1], "u", 1) != 1 ||
-            read(go[0], &c, 1) != 1 || c != 'g' || setresgid(0, 0, 0) < 0 ||
-            setresuid(0, 0, 0) < 0) {
-            fprintf(stderr, "ocib: cannot enter a user namespace: %s\n", strerror(errno));
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+            fprintf(stderr, "ocib: cannot become root of the user namespace: %s\n",
+                    strerror(errno));
             _exit(1);
         }
         setenv("OCIB_IN_USERNS", "1", 1);
@@ -703,37 +714,10 @@ int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *er
                 strerror(errno));
         _exit(1);
     }
-    close(ready[1]);
-    ready[1] = -1;
-    close(go[0]);
-    go[0] = -1;
-    if (read(ready[0], &c, 1) != 1 || write_maps(pid, err) < 0) {
-        if (write(go[1], "x", 1) < 0) {
-        }
-        waitpid(pid, &status, 0);
-        if (err && !err->msg[0])
-            ocib_error_set(err, "sandbox: the user namespace could not be set up");
-        goto out;
-    }
-    if (write(go[1], "g", 1) != 1) {
-        ocib_error_errno(err, errno, "sandbox: cannot start");
-        waitpid(pid, &status, 0);
-        goto out;
-    }
     while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            ocib_error_errno(err, errno, "sandbox: wait");
-            goto out;
-        }
+        if (errno != EINTR)
+            return ocib_error_errno(err, errno, "sandbox: wait");
     }
     *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r = 1;
-out:
-    for (int *p = ready; p < ready + 2; p++)
-        if (*p >= 0)
-            close(*p);
-    for (int *p = go; p < go + 2; p++)
-        if (*p >= 0)
-            close(*p);
-    return r;
+    return 1;
 }
