@@ -115,7 +115,7 @@ int fs_mkdir_p(const char *path, mode_t mode, struct ocib_error *err)
     return 0;
 }
 
-static int rm_rf_at(int parent, const char *name, struct ocib_error *err)
+int fs_rm_rf_at(int parent, const char *name, struct ocib_error *err)
 {
     _cleanup_closedir_ DIR *d = NULL;
     struct dirent *de;
@@ -126,6 +126,10 @@ static int rm_rf_at(int parent, const char *name, struct ocib_error *err)
     if (errno != EISDIR && errno != EPERM)
         return ocib_error_errno(err, errno, "cannot remove '%s'", name);
     fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* A directory its owner cannot read (an overlay work directory is made
+     * mode 0) is made readable first. */
+    if (fd < 0 && errno == EACCES && fchmodat(parent, name, 0700, 0) == 0)
+        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return ocib_error_errno(err, errno, "cannot open '%s'", name);
     d = fdopendir(fd);
@@ -136,7 +140,7 @@ static int rm_rf_at(int parent, const char *name, struct ocib_error *err)
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        if (rm_rf_at(dirfd(d), de->d_name, err) < 0)
+        if (fs_rm_rf_at(dirfd(d), de->d_name, err) < 0)
             return ocib_error_wrap(err, "'%s'", name);
     }
     if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
@@ -146,7 +150,7 @@ static int rm_rf_at(int parent, const char *name, struct ocib_error *err)
 
 int fs_rm_rf(const char *path, struct ocib_error *err)
 {
-    return rm_rf_at(AT_FDCWD, path, err);
+    return fs_rm_rf_at(AT_FDCWD, path, err);
 }
 
 int fs_mkdtemp_beside(const char *path, char **ret_path, struct ocib_error *err)

@@ -42,6 +42,9 @@ int fs_mkdir_p(const char *path, mode_t mode, struct ocib_error *err);
  * not an error. */
 int fs_rm_rf(const char *path, struct ocib_error *err);
 
+/* fs_rm_rf of name in the directory parent (never following a symlink). */
+int fs_rm_rf_at(int parent, const char *name, struct ocib_error *err);
+
 /* Creates a fresh directory next to path, named ".<basename>.tmp-XXXXXX",
  * and returns its path (caller frees). */
 int fs_mkdtemp_beside(const char *path, char **ret_path, struct ocib_error *err);

@@ -76,7 +76,8 @@ struct build {
     struct remote_cache remote;
     json_t *lock; /* ocib.lock.json, or NULL */
     bool noted_devices;
-    int *held; /* blobs in use (shared locks), see cache_blob_hold */
+    bool noted_capture; /* the note that run steps go without overlayfs */
+    int *held;          /* blobs in use (shared locks), see cache_blob_hold */
     size_t n_held, alloc_held;
     char *spec_abs;        /* names explain records */
     char platform_str[96]; /* of the stage being built */
@@ -582,6 +583,7 @@ static int run_step(struct build *b, const struct spec_stage *st,
                              .cache = &b->cache,
                              .output = forward_output,
                              .output_opaque = &ev};
+    int r;
 
     if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
                       si->img.n_layers, si->keys, err) < 0)
@@ -597,10 +599,17 @@ static int run_step(struct build *b, const struct spec_stage *st,
         progress(b, &note);
         b->noted_devices = true;
     }
-    if (run_layer(&rq, t, err) < 0)
-        return -1;
+    r = run_layer(&rq, t, err);
+    if (rq.note && !b->noted_capture) {
+        struct build_event note = {
+            .kind = BUILD_EVENT_INFO, .stage = st->name, .text = rq.note};
+
+        progress(b, &note);
+        b->noted_capture = true;
+    }
+    free(rq.note);
     *ret_in_place = rq.in_place;
-    return 0;
+    return r;
 }
 
 /* Builds a copy layer that takes files from stages (and maybe the

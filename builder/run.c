@@ -8,6 +8,7 @@
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "layers/changes.h"
+#include "layers/overlay.h"
 #include "oci/json.h"
 
 #include <errno.h>
@@ -228,6 +229,52 @@ static void remove_placeholders(int root_fd, struct placeholder *list, size_t n)
     }
 }
 
+/* Set once the kernel refused an overlay: later steps go without. */
+static bool overlay_refused;
+
+static bool want_overlay(void)
+{
+    const char *capture = getenv("OCIB_CAPTURE");
+
+    return !overlay_refused && !(capture && !strcmp(capture, "snapshot"));
+}
+
+/* Makes the directory beside the root that holds the overlay's upper, work
+ * and merged directories. */
+static int make_overlay_dir(const char *root, char **ret, struct ocib_error *err)
+{
+    _cleanup_free_ char *dir = xasprintf("%s.ovl-XXXXXX", root);
+    static const char *const subs[] = {"upper", "work", "merged"};
+
+    if (!mkdtemp(dir))
+        return ocib_error_errno(err, errno, "cannot create a directory beside '%s'", root);
+    for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, subs[i]);
+
+        if (mkdir(p, 0755) < 0) {
+            int e = errno;
+
+            fs_rm_rf(dir, NULL);
+            return ocib_error_errno(err, e, "cannot create '%s'", p);
+        }
+    }
+    *ret = TAKE_PTR(dir);
+    return 0;
+}
+
+/* Takes the change the command made on the overlay into t and the root. */
+static int commit_overlay(struct run_request *rq, const char *ovl, const char *const *skip,
+                          struct layer_tree *t, struct ocib_error *err)
+{
+    _cleanup_free_ char *upper = xasprintf("%s/upper", ovl);
+    _cleanup_close_ int fd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        return ocib_error_errno(err, errno, "cannot open '%s'", upper);
+    return overlay_commit(fd, rq->root->fd, skip, sandbox_uid_to_inside,
+                          sandbox_gid_to_inside, t, err);
+}
+
 int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *err)
 {
     const json_t *ly = rq->layer->json, *run = json_object_get(ly, "run");
@@ -247,7 +294,8 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     uid_t uid = 0;
     gid_t gid = 0;
     _cleanup_free_ char *home = NULL;
-    int status = 0, r = -1;
+    _cleanup_free_ char *ovl = NULL;
+    int status = 0, r = -1, rc;
     size_t i;
     json_t *v;
 
@@ -385,8 +433,6 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
                 goto out;
         }
     }
-    if (snapshot_take(rq->root->fd, skip, &before, err) < 0)
-        goto out;
     memset(&s, 0, sizeof(s));
     s.root = rq->root->path;
     s.argv = argv;
@@ -399,7 +445,30 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     s.n_mounts = n_mounts;
     s.output = tail_output;
     s.output_opaque = &tail;
-    if (sandbox_run(&s, &status, err) < 0)
+    rc = SANDBOX_NO_OVERLAY;
+    if (want_overlay()) {
+        if (make_overlay_dir(rq->root->path, &ovl, err) < 0)
+            goto out;
+        s.overlay_dir = ovl;
+        rc = sandbox_run(&s, &status, err);
+        if (rc == SANDBOX_NO_OVERLAY) {
+            overlay_refused = true;
+            rq->note =
+                xasprintf("note: %s; the changes of run steps are found by comparing "
+                          "snapshots instead",
+                          err->msg);
+            ocib_error_clear(err);
+            fs_rm_rf(ovl, NULL);
+            free(TAKE_PTR(ovl));
+            s.overlay_dir = NULL;
+        }
+    }
+    if (rc == SANDBOX_NO_OVERLAY) {
+        if (snapshot_take(rq->root->fd, skip, &before, err) < 0)
+            goto out;
+        rc = sandbox_run(&s, &status, err);
+    }
+    if (rc < 0)
         goto out;
     if (status != 0) {
         struct strbuf sb = STRBUF_INIT;
@@ -414,11 +483,14 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
         strbuf_release(&sb);
         goto out;
     }
-    if (snapshot_diff_ex(before, rq->root->fd, skip, sandbox_uid_to_inside,
-                         sandbox_gid_to_inside, t, &rq->in_place, err) < 0)
+    if (ovl ? commit_overlay(rq, ovl, skip, t, err) < 0
+            : snapshot_diff_ex(before, rq->root->fd, skip, sandbox_uid_to_inside,
+                               sandbox_gid_to_inside, t, &rq->in_place, err) < 0)
         goto out;
     r = 0;
 out:
+    if (ovl)
+        fs_rm_rf(ovl, NULL);
     snapshot_free(before);
     remove_placeholders(rq->root->fd, ph, n_ph);
     for (size_t k = 0; k < n_locks; k++)

@@ -8,8 +8,9 @@
  * ocib cache (cache/mounts/<digest of the target path>), locked while a
  * command uses them and never part of a layer; secrets are files given on
  * the command line, mounted read-only for this command only.  Mount points
- * the sandbox needs that the root lacks are created before the first
- * snapshot and removed after the second, so they never reach a layer.
+ * the sandbox needs that the root lacks are created in the root before
+ * the command and removed after its change was taken, so they never reach
+ * a layer.
  */
 #ifndef OCIB_BUILDER_RUN_H
 #define OCIB_BUILDER_RUN_H
@@ -39,11 +40,20 @@ struct run_request {
     sandbox_output_fn output;
     void *output_opaque;
     bool in_place; /* out: a file of the root changed in place */
+    char *note;    /* out: what the user should know (caller frees), or NULL */
 };
 
 /* Runs the layer's command.  On success the changes are in t (file
- * contents to be read relative to rq->root->fd).  A command that fails makes
- * this fail naming its exit status and its last lines of output. */
+ * contents to be read relative to rq->root->fd) and in the root.  A command
+ * that fails makes this fail naming its exit status and its last lines of
+ * output.
+ *
+ * The command runs on an overlay of the root when the kernel allows one
+ * in a user namespace (layers/overlay.h: the change is what the upper
+ * directory holds, moved into the root after), else directly on the root,
+ * the change found by comparing snapshots (layers/changes.h); both describe
+ * a change by the same rules.  OCIB_CAPTURE=snapshot in the environment
+ * asks for the second way. */
 int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *err);
 
 /* Parses "--secret id=ID,src=PATH". */

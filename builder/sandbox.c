@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <libgen.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -34,6 +35,9 @@
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 4096
+/* Starts the child's report when overlayfs was refused (not an error of
+ * the sandbox: the caller then runs without it). */
+#define OVERLAY_REFUSED "\001"
 #define SUB_MAX_LINE 256
 
 extern char **environ;
@@ -259,9 +263,11 @@ static char *in_root(const char *root, const char *path)
     return xasprintf("%s/%s", root, path[0] == '/' ? path + 1 : path);
 }
 
+/* Creates path when it is missing; an existing file is not opened for
+ * writing (on an overlay that would copy it up: a change). */
 static void ensure_file(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 
     if (fd >= 0)
         close(fd);
@@ -354,16 +360,51 @@ static void mkdir_p_inside(const char *path)
     free(p);
 }
 
+/* Mounts the overlay of s->root (lower) and s->overlay_dir's upper and
+ * work directories on its merged directory; returns that directory's path.
+ * The options name the directories relative to their common parent, so
+ * that no path can break the option syntax (',' and ':').  A refusal is
+ * reported with OVERLAY_REFUSED first: the caller goes without. */
+static char *mount_overlay(const struct sandbox_spec *s)
+{
+    _cleanup_free_ char *a = xstrdup(s->root);
+    _cleanup_free_ char *b = xstrdup(s->root);
+    _cleanup_free_ char *c = xstrdup(s->overlay_dir);
+    _cleanup_free_ char *opts = NULL;
+    const char *parent = dirname(a), *lower = basename(b), *ovl = basename(c);
+    char *merged;
+
+    if (chdir(parent) < 0)
+        die("sandbox: cannot enter '%s'", parent);
+    opts =
+        xasprintf("lowerdir=./%s,upperdir=./%s/upper,workdir=./%s/work,userxattr,volatile",
+                  lower, ovl, ovl);
+    merged = xasprintf("%s/merged", s->overlay_dir);
+    if (mount("overlay", merged, "overlay", 0, opts) < 0) {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), OVERLAY_REFUSED "overlayfs cannot be mounted here: %s",
+                 strerror(errno));
+        if (write(err_fd, msg, strlen(msg)) < 0) {
+        }
+        _exit(255);
+    }
+    return merged;
+}
+
 static void child_main(const struct sandbox_spec *s, int out_fd)
 {
     const char *root = s->root;
-    char *proc = in_root(root, "proc");
+    char *proc;
     int null_fd;
 
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         die("sandbox: cannot make mounts private");
-    if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
+    if (s->overlay_dir)
+        root = mount_overlay(s);
+    else if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
         die("sandbox: cannot bind the root '%s'", root);
+    proc = in_root(root, "proc");
     mkdir(proc, 0555);
     if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 &&
         mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
@@ -594,6 +635,11 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     n = read(errp[0], msg, sizeof(msg) - 1);
     if (n > 0) {
         msg[n] = '\0';
+        if (!strncmp(msg, OVERLAY_REFUSED, strlen(OVERLAY_REFUSED))) {
+            ocib_error_set(err, "%s", msg + strlen(OVERLAY_REFUSED));
+            r = SANDBOX_NO_OVERLAY;
+            goto out;
+        }
         ocib_error_set(err, "%s", msg);
         goto out;
     }

@@ -42,12 +42,20 @@ struct sandbox_spec {
     bool network_host;
     const struct sandbox_mount *mounts;
     size_t n_mounts;
+    /* NULL, or a directory beside root (same parent) holding empty
+     * directories upper, work and merged: the command then runs on an
+     * overlay of root (never written) and upper (which gets the change). */
+    const char *overlay_dir;
     sandbox_output_fn output;
     void *output_opaque;
 };
 
+#define SANDBOX_NO_OVERLAY 1
+
 /* Runs the command; *ret_status gets its exit status (128 + signal when
- * killed).  Fails only when the sandbox could not be set up. */
+ * killed).  Returns 0; -1 when the sandbox could not be set up; or
+ * SANDBOX_NO_OVERLAY when overlay_dir was given and the kernel refused the
+ * overlay (nothing ran; err says why). */
 int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err);
 
 /* As an unprivileged user with subordinate ids, a build runs as root of a

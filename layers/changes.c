@@ -31,7 +31,6 @@
 #define NO_LINK SIZE_MAX
 
 #define WHITEOUT_PREFIX ".wh."
-#define WHITEOUT_OPAQUE ".wh..wh..opq"
 
 struct snap_entry {
     size_t path; /* offset of the path in names */
@@ -111,8 +110,7 @@ static ssize_t snap_find(const struct snapshot *s, const char *path)
     return -1;
 }
 
-/* Whether path is one of skip's paths or below one. */
-static bool path_skipped(const char *path, const char *const *skip)
+bool changes_path_skipped(const char *path, const char *const *skip)
 {
     for (; skip && *skip; skip++) {
         const char *s = *skip;
@@ -249,7 +247,7 @@ static int walk_entry(struct walker *w, int dirfd, const char *name, unsigned de
     if (w->path.len > SNAPSHOT_PATH_MAX)
         return ocib_error_set(err, "path '%.64s...' is longer than %d bytes", path,
                               SNAPSHOT_PATH_MAX);
-    if (path_skipped(path, w->skip))
+    if (changes_path_skipped(path, w->skip))
         return 0;
     if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         if (errno == ENOENT) /* gone while we looked: absent */
@@ -345,8 +343,7 @@ struct frame {
 enum { EMIT_NONE, EMIT_SELF, EMIT_PARENT };
 
 struct whiteout {
-    const char *path; /* the deleted path, or the opaque directory */
-    bool opaque;
+    const char *path; /* the deleted path */
 };
 
 struct differ {
@@ -373,10 +370,10 @@ static bool frame_holds(const struct frame *f, const char *path)
     return !strncmp(path, f->path, f->len) && path[f->len] == '/';
 }
 
-static void add_whiteout(struct differ *d, const char *path, bool opaque)
+static void add_whiteout(struct differ *d, const char *path)
 {
     XGROW(d->wh, d->alloc_wh, d->n_wh + 1);
-    d->wh[d->n_wh++] = (struct whiteout){path, opaque};
+    d->wh[d->n_wh++] = (struct whiteout){path};
 }
 
 static bool same_metadata(const struct snapshot *b, size_t i, const struct snapshot *a,
@@ -405,7 +402,7 @@ static void diff_one(struct differ *d, const char *path, ssize_t bi, ssize_t ai)
     if (flags & FRAME_IGNORE)
         return;
     if ((bi >= 0 && b->e[bi].mount) || (ai >= 0 && a->e[ai].mount) ||
-        (bi >= 0 && path_skipped(path, d->skip))) {
+        (bi >= 0 && changes_path_skipped(path, d->skip))) {
         push_frame(d, path, FRAME_IGNORE);
         return;
     }
@@ -414,7 +411,7 @@ static void diff_one(struct differ *d, const char *path, ssize_t bi, ssize_t ai)
     if (ai < 0) {
         if (bi < 0)
             return;
-        add_whiteout(d, path, false);
+        add_whiteout(d, path);
         if (S_ISDIR(b->e[bi].mode))
             push_frame(d, path, FRAME_GONE);
         return;
@@ -494,24 +491,20 @@ static void put_after(const struct snapshot *a, size_t j, unsigned (*map_uid)(un
     layer_tree_put(t, &e);
 }
 
-static void put_whiteout(const struct whiteout *w, struct layer_tree *t)
+void changes_put_whiteout(struct layer_tree *t, const char *path)
 {
-    const char *slash = strrchr(w->path, '/');
+    const char *slash = strrchr(path, '/');
     struct layer_tree_entry e = {.mode = S_IFREG, .data = xstrdup("")};
 
-    if (w->opaque)
-        e.path = xasprintf("%s/" WHITEOUT_OPAQUE, w->path);
-    else if (slash)
-        e.path = xasprintf("%.*s/" WHITEOUT_PREFIX "%s", (int)(slash - w->path), w->path,
-                           slash + 1);
+    if (slash)
+        e.path =
+            xasprintf("%.*s/" WHITEOUT_PREFIX "%s", (int)(slash - path), path, slash + 1);
     else
-        e.path = xasprintf(WHITEOUT_PREFIX "%s", w->path);
+        e.path = xasprintf(WHITEOUT_PREFIX "%s", path);
     layer_tree_put(t, &e);
 }
 
-/* A layer entry can describe neither a device node (no device number) nor
- * a socket. */
-static bool representable(mode_t mode)
+bool changes_representable(mode_t mode)
 {
     return S_ISREG(mode) || S_ISDIR(mode) || S_ISLNK(mode) || S_ISFIFO(mode);
 }
@@ -552,24 +545,22 @@ int snapshot_diff_ex(const struct snapshot *before, int root_fd, const char *con
             j++;
     }
     for (j = 0; j < after->n; j++) {
-        if (emit[j] == EMIT_SELF && !representable(after->e[j].mode))
+        if (emit[j] == EMIT_SELF && !changes_representable(after->e[j].mode))
             emit[j] = EMIT_NONE;
     }
     for (j = 0; j < after->n; j++) {
         if (emit[j] == EMIT_SELF)
             mark_parents(&d, snap_path(after, j));
     }
-    for (size_t k = 0; k < d.n_wh; k++) {
-        if (!d.wh[k].opaque) /* an opaque directory is an entry itself */
-            mark_parents(&d, d.wh[k].path);
-    }
+    for (size_t k = 0; k < d.n_wh; k++)
+        mark_parents(&d, d.wh[k].path);
 
     for (j = 0; j < after->n; j++) {
         if (emit[j] != EMIT_NONE)
             put_after(after, j, map_uid, map_gid, t);
     }
     for (size_t k = 0; k < d.n_wh; k++)
-        put_whiteout(&d.wh[k], t);
+        changes_put_whiteout(t, d.wh[k].path);
     free(d.frames);
     free(d.wh);
     if (ret_in_place)

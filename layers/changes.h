@@ -27,7 +27,9 @@
 #ifndef OCIB_LAYERS_CHANGES_H
 #define OCIB_LAYERS_CHANGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "base/error.h"
 #include "layers/tree.h"
@@ -79,5 +81,17 @@ int snapshot_diff(const struct snapshot *before, int root_fd, const char *const 
 int snapshot_diff_ex(const struct snapshot *before, int root_fd, const char *const *skip,
                      unsigned (*map_uid)(unsigned), unsigned (*map_gid)(unsigned),
                      struct layer_tree *t, bool *ret_in_place, struct ocib_error *err);
+
+/* Whether path (relative to the root) is one of skip's paths or below one
+ * (skip as for snapshot_take). */
+bool changes_path_skipped(const char *path, const char *const *skip);
+
+/* Adds the whiteout of path (relative to the root): an empty ".wh.NAME"
+ * regular file, mode 0, owner 0:0, in path's parent. */
+void changes_put_whiteout(struct layer_tree *t, const char *path);
+
+/* Whether a layer entry can describe a file of this type: not a device node
+ * (no device number) nor a socket. */
+bool changes_representable(mode_t mode);
 
 #endif

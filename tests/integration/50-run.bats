@@ -300,6 +300,55 @@ EOF
     assert_eq "same digest from an empty cache" "$DIGEST" "$d3"
 }
 
+@test "overlayfs and snapshot comparison capture the same change: byte-identical layers for creates, rewrites, deletes, re-created and retyped directories, links and renames" {
+    need strace || return 1
+    mkdir -p ctx
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/capture", "stages": [
+  {"name": "s", "from": "$BASE", "layers": [
+    {"name": "prep", "run": "mkdir -p /w/keep /w/gone/in /w/re/sub /w/typ /w/tree/a /w/meta && echo k > /w/keep/k && echo g > /w/gone/in/g && echo x > /w/re/x && echo s > /w/re/sub/s && echo f > /w/filetodir && echo t > /w/typ/t && echo m > /w/mod && echo c > /w/chmod && ln -s keep /w/link && echo h > /w/hl && echo same > /w/same && echo a > /w/tree/a/f"},
+    {"name": "work", "run": "echo more >> /w/mod && chmod 600 /w/chmod && chmod 700 /w/meta && rm -rf /w/gone && rm -rf /w/re && mkdir -p /w/re/sub && echo y > /w/re/y && echo s2 > /w/re/sub/s2 && rm /w/filetodir && mkdir /w/filetodir && echo in > /w/filetodir/in && rm -rf /w/typ && echo now-a-file > /w/typ && ln -sfn tree /w/link && ln /w/hl /w/hl2 && mkfifo /w/fifo && mkdir -p /w/new/deep/er && echo n > /w/new/deep/er/n && mv /w/tree /w/moved && cat /w/same >/dev/null && touch /tmp/t && rm /tmp/t && echo work-done"}
+  ]}
+]}
+EOF
+    # ocib's default on this kernel: the command runs on an overlay.
+    export OCIB_CACHE_DIR=$T/cache-overlay
+    timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts" \
+        "$OCIB" build -C ctx --output "oci:$T/ovl" --progress=plain >"$T/ovl.out" 2>"$T/ovl.err" </dev/null ||
+        { cat "$T/ovl.err" >&2; fail "the overlay build failed"; }
+    grep -q '"overlay", 0, "lowerdir=' "$T/mounts" || fail "no overlay was mounted: $(cat "$T/mounts")"
+    grep -q 'comparing snapshots' "$T/ovl.err" && fail "fell back to snapshots: $(cat "$T/ovl.err")"
+    # The other way, forced.
+    export OCIB_CACHE_DIR=$T/cache-snapshot
+    OCIB_CAPTURE=snapshot timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts2" \
+        "$OCIB" build -C ctx --output "oci:$T/snap" --progress=plain >"$T/snap.out" 2>"$T/snap.err" </dev/null ||
+        { cat "$T/snap.err" >&2; fail "the snapshot build failed"; }
+    grep -q '"overlay"' "$T/mounts2" && fail "OCIB_CAPTURE=snapshot still mounted an overlay"
+    local n
+    n=$(jq '.layers | length' "$(layout_manifest "$T/ovl")")
+    assert_eq "work layer, overlay vs snapshot" "$(layer_listing "$T/ovl" $((n - 1)))" "$(layer_listing "$T/snap" $((n - 1)))"
+    assert_eq "image digest, overlay vs snapshot" "$(tail -n1 "$T/ovl.out")" "$(tail -n1 "$T/snap.out")"
+
+    # What the layer says, checked on the tar itself.
+    local listing want
+    listing=$(layer_listing "$T/ovl" $((n - 1)) | norm_listing | cut -f1)
+    for want in w/mod w/chmod w/meta w/.wh.gone w/re w/re/y w/re/sub/s2 w/re/.wh.x w/re/sub/.wh.s \
+        w/filetodir/in w/typ w/link w/hl w/hl2 w/fifo w/new/deep/er/n w/moved/a/f w/.wh.tree tmp; do
+        printf '%s\n' "$listing" | grep -qx "$want" || fail "'$want' missing from the work layer: $listing"
+    done
+    for want in w/keep/k w/same w/gone/in/g w/re/x w/re/sub/s w/tree/a/f tmp/t; do
+        printf '%s\n' "$listing" | grep -qx "$want" && fail "'$want' is in the work layer: $listing"
+    done
+    # and a runtime unpacks it to what the command left
+    umoci_unpack "$T/ovl" latest "$T/b"
+    local r=$T/b/rootfs/w
+    assert_eq "tree after the work step" "$(cd "$r" && find . | sort | tr '\n' ' ')" \
+        ". ./chmod ./fifo ./filetodir ./filetodir/in ./hl ./hl2 ./keep ./keep/k ./link ./meta ./mod ./moved ./moved/a ./moved/a/f ./new ./new/deep ./new/deep/er ./new/deep/er/n ./re ./re/sub ./re/sub/s2 ./re/y ./same ./typ "
+    assert_eq "mod" "$(cat "$r/mod")" "$(printf 'm\nmore')"
+    assert_eq "link" "$(readlink "$r/link")" tree
+    assert_eq "hard links" "$(stat -c %i "$r/hl")" "$(stat -c %i "$r/hl2")"
+}
+
 @test "network none: only loopback, the host's loopback server is unreachable; network host reaches it" {
     mkdir www
     echo 'hello from the host' >www/index.html
@@ -505,6 +554,7 @@ EOF
     run_user build -C ctx --target build --output "oci:$d/stage"
     [ "$status" -eq 0 ] || { show_run; fail "the build stage failed as $u"; }
     assert_contains "chown inside" "$err" "1000     1000"
+    case $err in *"comparing snapshots"*) fail "run steps fell back to snapshots as $u: $err" ;; esac
     local user_stage=$out
     [[ $user_stage == *@sha256:* ]] || { show_run; fail "no digest reference on stdout"; }
     run_user build -C ctx --output "oci:$d/final"
@@ -625,11 +675,17 @@ EOF2
      "cache_mounts": ["/x/cm"], "secrets": [{"id": "s", "target": "/x/tok"}]}]}
 ]}
 EOF2
-    run_ocib build -C ctx -f ctx/swap.json --secret "id=s,src=$T/secret" --output "oci:$T/o4"
+    # On an overlay a directory of the root cannot be renamed (EXDEV) and mv
+    # cannot remove the mount points when it copies instead: the swap is
+    # refused there, so it is tried where it succeeds, without overlayfs.
+    OCIB_CAPTURE=snapshot run_ocib build -C ctx -f ctx/swap.json --secret "id=s,src=$T/secret" --output "oci:$T/o4"
     assert_contains "the command swapped the directory" "$err" "[0/m] SWAPPED"
     [ -f "$T/victim/tok" ] && [ "$(cat "$T/victim/tok")" = precious ] ||
         fail "ocib deleted or changed a host file through a symlink the command made: $(ls -la "$T/victim")"
     [ -d "$T/victim/cm" ] || fail "ocib removed a host directory through a symlink the command made"
+    run_ocib build -C ctx -f ctx/swap.json --secret "id=s,src=$T/secret" --output "oci:$T/o5"
+    [ -f "$T/victim/tok" ] && [ "$(cat "$T/victim/tok")" = precious ] && [ -d "$T/victim/cm" ] ||
+        fail "on an overlay, ocib changed host files through a symlink the command made: $(ls -la "$T/victim")"
 
     local found
     found=$(find "$T" /tmp -maxdepth 12 -name "*$nonce*" 2>/dev/null || true)
