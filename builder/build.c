@@ -599,6 +599,7 @@ static int run_step(struct build *b, const struct spec_stage *st,
         progress(b, &note);
         b->noted_devices = true;
     }
+    rootfs_will_change(&si->root, &b->cache);
     r = run_layer(&rq, t, err);
     if (rq.note && !b->noted_capture) {
         struct build_event note = {

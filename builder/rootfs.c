@@ -127,6 +127,49 @@ static void add_shared(struct rootfs *r, const struct oci_digest *key)
     r->shared[r->n_shared++] = *key;
 }
 
+/* Keeps a clone of r's state now, if it was to be kept and is not yet. */
+static void flush_save(struct rootfs *r, struct cache *c)
+{
+    _cleanup_free_ char *dir = rootfs_dir(c);
+    _cleanup_free_ char *final = NULL;
+    _cleanup_free_ char *tmp = NULL;
+
+    if (!r->save_pending)
+        return;
+    r->save_pending = false;
+    final = xasprintf("%s/%s", dir, oci_digest_hex(&r->key));
+    if (fs_exists(final))
+        return;
+    tmp = xasprintf("%s/save-XXXXXX", dir);
+    if (!mkdtemp(tmp))
+        return;
+    if (clone_root(r->path, tmp, NULL) < 0 || rename(tmp, final) < 0) {
+        fs_rm_rf(tmp, NULL);
+        return;
+    }
+    add_shared(r, &r->key);
+}
+
+/* Gives r's directory to the cache as the kept root of its key (when it
+ * has none yet), else removes it. */
+static void give_back(struct rootfs *r, struct cache *c, bool keep)
+{
+    if (keep) {
+        _cleanup_free_ char *dir = rootfs_dir(c);
+        _cleanup_free_ char *final = xasprintf("%s/%s", dir, oci_digest_hex(&r->key));
+
+        /* Another build may have given back the same state first. */
+        if (rename(r->path, final) == 0) {
+            free(r->path);
+            r->path = NULL;
+            return;
+        }
+    }
+    fs_rm_rf(r->path, NULL);
+    free(r->path);
+    r->path = NULL;
+}
+
 int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
                   const struct oci_digest *keys, struct ocib_error *err)
@@ -140,9 +183,11 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
         _cleanup_free_ char *dir = rootfs_dir(c);
 
         if (r->path) {
-            fs_rm_rf(r->path, NULL);
-            free(r->path);
-            r->path = NULL;
+            if (r->fd >= 0)
+                close(r->fd);
+            r->fd = -1;
+            give_back(r, c, r->save_pending);
+            r->save_pending = false;
         }
         if (new_private(r, c, err) < 0)
             return -1;
@@ -168,6 +213,8 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
     }
     if (open_fd(r, err) < 0)
         return -1;
+    if (r->n_applied < n)
+        flush_save(r, c);
     for (size_t i = r->n_applied; i < n; i++) {
         struct unpack_stats st = {0};
 
@@ -192,21 +239,16 @@ void rootfs_save(struct rootfs *r, struct cache *c)
 {
     _cleanup_free_ char *dir = rootfs_dir(c);
     _cleanup_free_ char *final = NULL;
-    _cleanup_free_ char *tmp = NULL;
 
     if (!r->path)
         return;
     final = xasprintf("%s/%s", dir, oci_digest_hex(&r->key));
-    if (fs_exists(final))
-        return;
-    tmp = xasprintf("%s/save-XXXXXX", dir);
-    if (!mkdtemp(tmp))
-        return;
-    if (clone_root(r->path, tmp, NULL) < 0 || rename(tmp, final) < 0) {
-        fs_rm_rf(tmp, NULL);
-        return;
-    }
-    add_shared(r, &r->key);
+    r->save_pending = !fs_exists(final);
+}
+
+void rootfs_will_change(struct rootfs *r, struct cache *c)
+{
+    flush_save(r, c);
 }
 
 void rootfs_taint(struct rootfs *r, struct cache *c)
@@ -249,18 +291,7 @@ void rootfs_release(struct rootfs *r, struct cache *c, bool keep)
     r->fd = -1;
     if (!r->path)
         return;
-    if (keep) {
-        _cleanup_free_ char *dir = rootfs_dir(c);
-        _cleanup_free_ char *final = xasprintf("%s/%s", dir, oci_digest_hex(&r->key));
-
-        /* Another build may have given back the same state first. */
-        if (rename(r->path, final) == 0) {
-            free(r->path);
-            r->path = NULL;
-            return;
-        }
-    }
-    fs_rm_rf(r->path, NULL);
-    free(r->path);
-    r->path = NULL;
+    /* A state still to be kept is whole even when the build failed later. */
+    give_back(r, c, keep || r->save_pending);
+    r->save_pending = false;
 }

@@ -6,10 +6,13 @@
  * point>: the state after each run layer and the stage's last state.  A
  * build works in a private directory: a hard-link clone of the longest kept
  * prefix of its chain (directories copied, everything else linked), brought
- * up to date by unpacking the layers it lacks.  Unpacking replaces files
- * (new inodes) and never writes into a shared one; a run step that changes a
- * file in place (same inode) would also change the kept roots it shares
- * inodes with, so those are then dropped (rootfs_taint).
+ * up to date by unpacking the layers it lacks.  A state to keep is handed
+ * to the cache by renaming the private directory when the build is done
+ * with it, and cloned only when the build goes on changing the root.
+ * Unpacking, and run steps on overlayfs, replace files (new inodes) and never
+ * write into a shared one; a run step without overlayfs that changes a file
+ * in place (same inode) would also change the kept roots it shares inodes
+ * with, so those are then dropped (rootfs_taint).
  */
 #ifndef OCIB_BUILDER_ROOTFS_H
 #define OCIB_BUILDER_ROOTFS_H
@@ -27,6 +30,7 @@ struct rootfs {
     size_t n_applied;      /* image layers it reflects */
     struct oci_digest key; /* the stage key it reflects */
     uint64_t skipped_devices;
+    bool save_pending;         /* the current state is to be kept (rootfs_save) */
     struct oci_digest *shared; /* kept roots this one shares inodes with */
     size_t n_shared, alloc_shared;
 };
@@ -41,8 +45,14 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
                   const struct oci_digest *keys, struct ocib_error *err);
 
-/* Keeps a clone of r's current state in the cache (best effort). */
+/* Keeps r's current state in the cache (best effort): given back by
+ * rename when the build is done with r, or cloned first when r is about to
+ * change (rootfs_update, rootfs_will_change). */
 void rootfs_save(struct rootfs *r, struct cache *c);
+
+/* r is about to be changed in place (a run step): a state still to be kept
+ * is cloned now. */
+void rootfs_will_change(struct rootfs *r, struct cache *c);
 
 /* A file r may share with kept roots changed in place: drop the kept roots
  * (they share inodes among themselves too). */
@@ -51,7 +61,8 @@ void rootfs_taint(struct rootfs *r, struct cache *c);
 /* Records that r now reflects n layers and key (a run step changed it). */
 void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key);
 
-/* Gives the root back to the cache under its key, or removes it. */
+/* Gives the root back to the cache under its key (keep, or a state still
+ * to be kept), or removes it. */
 void rootfs_release(struct rootfs *r, struct cache *c, bool keep);
 
 #endif

@@ -267,7 +267,11 @@ EOF
     assert_eq "the result sees both changes" "$(cat "$T/b3/rootfs/app/out.txt")" "$(printf 'src v2\nlock v2')"
 }
 
-@test "kept stage roots: a source change starts from the state after the dependency step, and a file changed in place never leaks into a kept root" {
+# kept_roots_scenario DIR: three source changes after a step that appends
+# to a file that existed (same inode, when no overlay is used): kept roots
+# that share it must not carry the appended line into the next build.
+kept_roots_scenario() {
+    local o=$1
     mkdir -p ctx/src
     echo 'src v1' >ctx/src/main.txt
     cat >ctx/ocib.json <<EOF
@@ -279,25 +283,33 @@ EOF
   ]}
 ]}
 EOF
-    build_ok -C ctx --output "oci:$T/o1"
-    umoci_unpack "$T/o1" latest "$T/b1"
-    assert_eq "first build" "$(cat "$T/b1/rootfs/app/state.txt")" "$(printf 'one\nsrc v1')"
-    # compile appends to a file that existed (same inode): kept roots that
-    # share it must not carry the appended line into the next build.
+    build_ok -C ctx --output "oci:$o/o1"
+    umoci_unpack "$o/o1" latest "$o/b1"
+    assert_eq "first build" "$(cat "$o/b1/rootfs/app/state.txt")" "$(printf 'one\nsrc v1')"
     echo 'src v2' >ctx/src/main.txt
-    build_ok -C ctx --output "oci:$T/o2"
+    build_ok -C ctx --output "oci:$o/o2"
     assert_eq "deps after a source change" "$(layer_state app deps)" cached
-    umoci_unpack "$T/o2" latest "$T/b2"
-    assert_eq "second build starts from the deps state" "$(cat "$T/b2/rootfs/app/state.txt")" \
+    umoci_unpack "$o/o2" latest "$o/b2"
+    assert_eq "second build starts from the deps state" "$(cat "$o/b2/rootfs/app/state.txt")" \
         "$(printf 'one\nsrc v2')"
     echo 'src v3' >ctx/src/main.txt
-    build_ok -C ctx --output "oci:$T/o3"
-    umoci_unpack "$T/o3" latest "$T/b3"
-    assert_eq "third build too" "$(cat "$T/b3/rootfs/app/state.txt")" "$(printf 'one\nsrc v3')"
+    build_ok -C ctx --output "oci:$o/o3"
+    umoci_unpack "$o/o3" latest "$o/b3"
+    assert_eq "third build too" "$(cat "$o/b3/rootfs/app/state.txt")" "$(printf 'one\nsrc v3')"
     # and the same image as a build from an empty cache
     local d3=$DIGEST
-    OCIB_CACHE_DIR=$T/fresh-cache build_ok -C ctx --output "oci:$T/o4"
+    OCIB_CACHE_DIR=$o/fresh-cache build_ok -C ctx --output "oci:$o/o4"
     assert_eq "same digest from an empty cache" "$DIGEST" "$d3"
+    KEPT_DIGEST=$d3
+}
+
+@test "kept stage roots: a source change starts from the state after the dependency step, and a file changed in place never leaks into a kept root" {
+    mkdir -p "$T/ovl" "$T/snap"
+    kept_roots_scenario "$T/ovl"
+    local d=$KEPT_DIGEST
+    export OCIB_CACHE_DIR=$T/snap-cache OCIB_CAPTURE=snapshot
+    kept_roots_scenario "$T/snap"
+    assert_eq "same image with and without overlayfs" "$KEPT_DIGEST" "$d"
 }
 
 @test "overlayfs and snapshot comparison capture the same change: byte-identical layers for creates, rewrites, deletes, re-created and retyped directories, links and renames" {
