@@ -198,18 +198,7 @@ static int check_supported(struct build *b, const size_t *order, size_t n,
                         "%s: %s.from: copying from an image (\"%s\") is not "
                         "supported yet; copy from a stage",
                         b->spec.file, cp->where, cp->from.text);
-                if (cp->owner.set && !cp->owner.numeric)
-                    return ocib_error_set(err,
-                                          "%s: %s.owner: owner names need the stage's "
-                                          "/etc/passwd, not supported yet; write uid:gid",
-                                          b->spec.file, cp->where);
             }
-            for (size_t f = 0; f < ly->n_files; f++)
-                if (ly->files[f].owner.set && !ly->files[f].owner.numeric)
-                    return ocib_error_set(err,
-                                          "%s: %s.owner: owner names need the stage's "
-                                          "/etc/passwd, not supported yet; write uid:gid",
-                                          b->spec.file, ly->files[f].where);
         }
     }
     return 0;
@@ -653,6 +642,81 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
     return 0;
 }
 
+/* Adds the entries of a copy layer's context copies, or of a files layer,
+ * to t; *ret_from_stage says whether a copy reads a stage. */
+static int layer_inputs(struct build *b, const struct spec_stage *st,
+                        const struct spec_layer *ly, struct layer_tree *t,
+                        bool *ret_from_stage, struct ocib_error *err)
+{
+    if (ly->kind == SPEC_LAYER_FILES)
+        return add_files(b, st, ly, t, err);
+    for (size_t c = 0; ly->kind == SPEC_LAYER_COPY && c < ly->n_copies; c++) {
+        if (ly->copies[c].has_from) {
+            *ret_from_stage = true;
+            continue;
+        }
+        if (context_copy(&b->ctx, &ly->copies[c], st->workdir, t, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool has_owner_names(const struct spec_layer *ly)
+{
+    for (size_t c = 0; c < ly->n_copies; c++)
+        if (ly->copies[c].owner.set && !ly->copies[c].owner.numeric)
+            return true;
+    for (size_t f = 0; f < ly->n_files; f++)
+        if (ly->files[f].owner.set && !ly->files[f].owner.numeric)
+            return true;
+    return false;
+}
+
+/* Resolves an owner written with names against the root's /etc/passwd and
+ * /etc/group.  A user without a group gets the group of the same number, as
+ * Docker's COPY --chown does. */
+static int resolve_owner(const struct rootfs *root, const char *where, struct spec_owner *o,
+                         struct ocib_error *err)
+{
+    _cleanup_free_ char *user =
+        o->has_group ? xasprintf("%s:%s", o->user, o->group) : xstrdup(o->user);
+    uid_t uid;
+    gid_t gid;
+
+    if (sandbox_resolve_user(root->path, user, &uid, &gid, NULL, err) < 0)
+        return ocib_error_wrap(err, "%s.owner", where);
+    o->uid = (unsigned)uid;
+    o->gid = o->has_group ? (unsigned)gid : (unsigned)uid;
+    return 0;
+}
+
+/* Resolves the owner names of layer index of stage st against the stage
+ * as the layers before it left it (its root brought up to date). */
+static int resolve_owners(struct build *b, const struct spec_stage *st, size_t index,
+                          struct stage_image *si, struct ocib_error *err)
+{
+    struct spec_layer *ly = &b->spec.stages[st - b->spec.stages].layers[index];
+
+    if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                      si->img.n_layers, si->keys, err) < 0)
+        return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
+    for (size_t c = 0; c < ly->n_copies; c++) {
+        struct spec_copy *cp = &ly->copies[c];
+
+        if (cp->owner.set && !cp->owner.numeric &&
+            resolve_owner(&si->root, cp->where, &cp->owner, err) < 0)
+            return -1;
+    }
+    for (size_t f = 0; f < ly->n_files; f++) {
+        struct spec_file *fl = &ly->files[f];
+
+        if (fl->owner.set && !fl->owner.numeric &&
+            resolve_owner(&si->root, fl->where, &fl->owner, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int build_layer(struct build *b, const struct spec_stage *st, size_t index,
                        struct stage_image *si, struct ocib_error *err)
 {
@@ -670,7 +734,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name, .status = "built"};
     json_t *last = NULL, *record, *def_input = NULL;
     _cleanup_free_ char *inputs = NULL;
-    bool from_stage = false, in_place = false;
+    bool from_stage = false, in_place = false, named = has_owner_names(ly);
     double t0 = now();
     size_t missing = 0;
     struct blob_source remote_src = {0};
@@ -681,18 +745,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     /* The inputs that decide the key: context files now; a run layer's
      * result and files copied from a stage are decided by their stage's
      * key, so neither needs the stage's root unless the key misses. */
-    if (ly->kind == SPEC_LAYER_COPY) {
-        for (size_t c = 0; c < ly->n_copies; c++) {
-            if (ly->copies[c].has_from) {
-                from_stage = true;
-                continue;
-            }
-            if (context_copy(&b->ctx, &ly->copies[c], st->workdir, &t, err) < 0)
-                goto out;
-        }
-    } else if (ly->kind == SPEC_LAYER_FILES && add_files(b, st, ly, &t, err) < 0) {
+    if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0)
         goto out;
-    }
     layer_tree_finalise(&t);
     /* Content digests of unchanged files come from the stat cache. */
     for (size_t i = 0; i < t.n; i++) {
@@ -719,8 +773,9 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     /* Hash first only when a hit is possible: some key was stored under
      * this definition.  Otherwise the layer is built in one pass that
      * hashes its files on the way. */
-    if (missing && !b->o->no_cache &&
-        (cache_def_seen(&b->cache, &def) || remote_cache_def_seen(&b->remote, &def))) {
+    if (missing &&
+        (named || (!b->o->no_cache && (cache_def_seen(&b->cache, &def) ||
+                                       remote_cache_def_seen(&b->remote, &def))))) {
         if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0)
             goto out;
         missing = 0;
@@ -754,6 +809,17 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         last = cache_record_get(&b->cache, slot);
     if (!hit) {
         int src_dirfd = b->ctx.fd;
+
+        /* Owner names are resolved only now: the key holds them as written,
+         * which with the parent key decides the ids. */
+        if (named) {
+            if (resolve_owners(b, st, index, si, err) < 0)
+                goto out;
+            layer_tree_release(&t);
+            layer_tree_init(&t);
+            if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0)
+                goto out;
+        }
 
         if (ly->kind == SPEC_LAYER_RUN) {
             if (run_step(b, st, ly, si, &t, &in_place, err) < 0)

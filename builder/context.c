@@ -410,12 +410,6 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
     bool multi = c->n_src > 1;
     int r = -1;
 
-    if (c->owner.set && !c->owner.numeric)
-        return ocib_error_set(
-            err,
-            "%s.owner: owner names need the stage's /etc/passwd, which is "
-            "not supported yet; write uid:gid",
-            c->where);
     dest_abs = c->dest[0] == '/' ? xstrdup(c->dest)
                                  : xasprintf("%s/%s", workdir ? workdir : "/", c->dest);
     if (layer_path_normalise(dest_abs, &dest, err) < 0)

@@ -299,6 +299,7 @@ static int parse_owner(struct vctx *v, const struct at *at, const json_t *j,
     if (!*user || !*group || strchr(group, ':'))
         return failf(v, at, "invalid owner \"%s\": expected uid:gid or user:group", s);
     ret->set = true;
+    ret->has_group = colon != NULL;
     if (parse_uint(user, &ret->uid) && parse_uint(group, &ret->gid)) {
         ret->numeric = true;
         return 0;

@@ -39,9 +39,10 @@ struct spec_from {
 
 struct spec_owner {
     bool set;
-    bool numeric; /* else names to resolve */
-    unsigned uid, gid;
-    char *user, *group; /* names when !numeric */
+    bool numeric;       /* else names to resolve against the stage */
+    bool has_group;     /* "user:group", not "user" alone */
+    unsigned uid, gid;  /* when numeric, or once resolved */
+    char *user, *group; /* as written when !numeric */
 };
 
 struct spec_copy {

@@ -605,6 +605,51 @@ EOF
     assert_eq "owner of the copied file in the running image" "$got" 0:0
 }
 
+@test "owner names resolve against the stage's /etc/passwd and /etc/group as the layers before left them; unknown names fail naming the key" {
+    mkdir -p ctx/app
+    echo hi >ctx/app/a.txt
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/owners", "stages": [
+  {"from": "$BASE", "layers": [
+    {"name": "users", "run": "echo 'svc:x:2001:2002::/home/svc:/bin/sh' >> /etc/passwd && echo 'svcgrp:x:2002:' >> /etc/group && echo 'other:x:3003:' >> /etc/group"},
+    {"name": "by-user", "copy": [{"src": ["app/a.txt"], "dest": "/u/app.txt", "owner": "app"},
+                                 {"src": ["app/a.txt"], "dest": "/u/svc.txt", "owner": "svc"},
+                                 {"src": ["app/a.txt"], "dest": "/u/mixed.txt", "owner": "svc:other"},
+                                 {"src": ["app/a.txt"], "dest": "/u/num.txt", "owner": "2001:svcgrp"}]},
+    {"name": "files", "files": [{"path": "/u/f.txt", "content": "f", "owner": "app:root"}]}
+  ]}
+]}
+EOF
+    build_ok -C ctx --output "oci:$T/o"
+    local listing
+    listing=$(top_layer "$T/o" | awk -F'\t' '{ print $1, $4 }')
+    assert_contains "files layer owner" "$listing" "u/f.txt 1000:0"
+    local m n
+    m=$(layout_manifest "$T/o")
+    n=$(jq '.layers | length' "$m")
+    listing=$(layer_listing "$T/o" $((n - 2)) | norm_listing | awk -F'\t' '{ print $1, $4 }')
+    assert_contains "user alone: its uid, the group of the same number" "$listing" "u/app.txt 1000:1000"
+    assert_contains "a user added by an earlier run step" "$listing" "u/svc.txt 2001:2001"
+    assert_contains "user and group names" "$listing" "u/mixed.txt 2001:3003"
+    assert_contains "numeric user, group name" "$listing" "u/num.txt 2001:2002"
+
+    # A rebuild is served from the cache without resolving anything again.
+    build_ok -C ctx --output "oci:$T/o2"
+    assert_eq "by-user layer on a rebuild" "$(layer_state 0 by-user)" cached
+    assert_eq "files layer on a rebuild" "$(layer_state 0 files)" cached
+
+    # Names the stage does not know.
+    sed -i 's/"owner": "svc:other"/"owner": "svc:nogroup9"/' ctx/ocib.json
+    run_ocib build -C ctx --output "oci:$T/o3"
+    assert_eq "exit status for an unknown group" "$status" 1
+    assert_contains "names the key and the group" "$err" "stages[0].layers[1].copy[2].owner: group 'nogroup9' is not in the stage's /etc/group"
+    [ ! -e "$T/o3" ] || fail "an output was written for a failed build"
+    sed -i 's/"owner": "app"/"owner": "nobody9"/' ctx/ocib.json
+    run_ocib build -C ctx --output "oci:$T/o3"
+    assert_eq "exit status for an unknown user" "$status" 1
+    assert_contains "names the key and the user" "$err" "stages[0].layers[1].copy[0].owner: user 'nobody9' is not in the stage's /etc/passwd"
+}
+
 @test "only the stages the target needs are built" {
     mkdir ctx
     cat >ctx/ocib.json <<EOF
