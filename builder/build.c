@@ -161,9 +161,10 @@ static void stage_image_release(struct stage_image *si)
     memset(si, 0, sizeof(*si));
 }
 
-/* Rejects, before anything is built, what this version cannot do yet. */
-static int check_supported(struct build *b, const size_t *order, size_t n,
-                           struct ocib_error *err)
+/* Rejects, before anything is built, run layers whose secrets were not
+ * given. */
+static int check_secrets(struct build *b, const size_t *order, size_t n,
+                         struct ocib_error *err)
 {
     for (size_t k = 0; k < n; k++) {
         const struct spec_stage *st = &b->spec.stages[order[k]];
@@ -188,16 +189,6 @@ static int check_supported(struct build *b, const size_t *order, size_t n,
                                                 "given; pass --secret id=%s,src=PATH",
                                                 b->spec.file, ly->where, i, id, id);
                 }
-            }
-            for (size_t c = 0; c < ly->n_copies; c++) {
-                const struct spec_copy *cp = &ly->copies[c];
-
-                if (cp->has_from && cp->from.kind != SPEC_FROM_STAGE)
-                    return ocib_error_set(
-                        err,
-                        "%s: %s.from: copying from an image (\"%s\") is not "
-                        "supported yet; copy from a stage",
-                        b->spec.file, cp->where, cp->from.text);
             }
         }
     }
@@ -1333,7 +1324,7 @@ int build_run(const struct build_options *o, struct build_result *ret,
         if (t < 0) {
             struct strbuf sb = STRBUF_INIT;
 
-            for (size_t i = 0; i < b.spec.n_stages; i++)
+            for (size_t i = 0; i < b.spec.n_declared; i++)
                 strbuf_addf(&sb, "%s%s", i ? ", " : "", b.spec.stages[i].name);
             ocib_error_usage(err, "--target %s: no such stage in '%s' (stages: %s)",
                              o->target, spec_path, strbuf_str(&sb));
@@ -1342,7 +1333,7 @@ int build_run(const struct build_options *o, struct build_result *ret,
         }
         target = (size_t)t;
     } else {
-        target = b.spec.n_stages - 1;
+        target = b.spec.n_declared - 1;
     }
     order = xcalloc(b.spec.n_stages, sizeof(*order));
     spec_stage_order(&b.spec, target, order, &n_order);
@@ -1351,7 +1342,7 @@ int build_run(const struct build_options *o, struct build_result *ret,
     else if (env_epoch && *env_epoch && parse_epoch(env_epoch, &b.epoch, err) < 0)
         goto out;
     oci_time_format(b.epoch, b.created);
-    if (check_supported(&b, order, n_order, err) < 0)
+    if (check_secrets(&b, order, n_order, err) < 0)
         goto out;
     if (lock_load(&b.spec, &b.lock, err) < 0)
         goto out;

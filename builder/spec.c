@@ -1050,6 +1050,53 @@ static int check_graph(struct vctx *v, const json_t *stages)
     return 0;
 }
 
+/* A copy `from` an image reads that image's file system as a stage with
+ * no layers would: one such stage is added per image named (by the text
+ * written), and the copies point at it, so that the image is loaded,
+ * locked, unpacked and keyed like any stage's base. */
+static void add_image_stages(struct spec *spec)
+{
+    spec->n_declared = spec->n_stages;
+    for (size_t i = 0; i < spec->n_declared; i++) {
+        for (size_t l = 0; l < spec->stages[i].n_layers; l++) {
+            struct spec_layer *ly = &spec->stages[i].layers[l];
+
+            for (size_t c = 0; c < ly->n_copies; c++) {
+                struct spec_from *f = &ly->copies[c].from;
+                size_t k;
+
+                if (!ly->copies[c].has_from || f->kind == SPEC_FROM_STAGE)
+                    continue;
+                for (k = spec->n_declared; k < spec->n_stages; k++)
+                    if (!strcmp(spec->stages[k].from.text, f->text))
+                        break;
+                if (k == spec->n_stages) {
+                    struct spec_stage *st;
+
+                    spec->stages = xrealloc(spec->stages,
+                                            (spec->n_stages + 1) * sizeof(*spec->stages));
+                    st = &spec->stages[spec->n_stages++];
+                    memset(st, 0, sizeof(*st));
+                    st->where = xasprintf("%s.from", ly->copies[c].where);
+                    st->name = xstrdup(f->text);
+                    st->image_only = true;
+                    st->from = *f;
+                    f->path = f->tag = NULL;
+                    memset(&f->ref, 0, sizeof(f->ref));
+                    f->text = xstrdup(st->from.text);
+                } else {
+                    free(f->path);
+                    free(f->tag);
+                    f->path = f->tag = NULL;
+                    reference_release(&f->ref);
+                }
+                f->kind = SPEC_FROM_STAGE;
+                f->stage = k;
+            }
+        }
+    }
+}
+
 int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
 {
     static const char *const keys[] = {"version", "image", "stages", NULL};
@@ -1128,6 +1175,7 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
     }
     if (check_graph(&v, stages) < 0)
         goto fail;
+    add_image_stages(spec);
     return 0;
 fail:
     spec_release(spec);
@@ -1181,7 +1229,8 @@ void spec_release(struct spec *spec)
 int spec_stage_find(const struct spec *spec, const char *name)
 {
     for (size_t i = 0; i < spec->n_stages; i++)
-        if (spec->stages[i].name && !strcmp(spec->stages[i].name, name))
+        if (spec->stages[i].name && !spec->stages[i].image_only &&
+            !strcmp(spec->stages[i].name, name))
             return (int)i;
     return -1;
 }

@@ -93,14 +93,17 @@ struct spec_stage {
     const char *workdir, *user;
     struct spec_layer *layers;
     size_t n_layers;
+    bool image_only; /* added for copies `from` an image: that image, no
+                      * layers; never a target, not found by name */
 };
 
 struct spec {
-    char *file;  /* path as given, for messages */
-    char *dir;   /* directory holding the spec */
-    char *image; /* may be NULL */
-    struct spec_stage *stages;
+    char *file;                /* path as given, for messages */
+    char *dir;                 /* directory holding the spec */
+    char *image;               /* may be NULL */
+    struct spec_stage *stages; /* as written, then the image_only ones */
     size_t n_stages;
+    size_t n_declared; /* stages as written */
     struct json_doc doc;
 };
 
@@ -108,7 +111,7 @@ struct spec {
 int spec_load(struct spec *spec, const char *file, struct ocib_error *err);
 void spec_release(struct spec *spec);
 
-/* Index of the stage called name, or -1. */
+/* Index of the stage called name, or -1 (image_only stages have none). */
 int spec_stage_find(const struct spec *spec, const char *name);
 
 /* The stages target depends on, in build order (dependencies first), into

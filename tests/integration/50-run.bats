@@ -605,6 +605,47 @@ EOF
     assert_eq "owner of the copied file in the running image" "$got" 0:0
 }
 
+@test "copy from an image reference (registry and OCI layout) reads that image's files, keyed by its digest, pinned by the lock; a missing image fails naming it" {
+    mkdir -p ctx
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/fromimage", "stages": [
+  {"name": "app", "from": "scratch", "layers": [
+    {"name": "tools", "copy": [{"from": "$BASE_REG", "src": ["/bin/busybox"], "dest": "/bin/"},
+                               {"from": "$BASE_REG", "src": ["/etc/passwd"], "dest": "/etc/passwd"},
+                               {"from": "$BASE", "src": ["/etc/group"], "dest": "/etc/group", "owner": "1000:1000"}]}
+  ], "config": {"cmd": ["/bin/busybox", "cat", "/etc/passwd"]}}
+]}
+EOF
+    build_ok -C ctx --output "oci:$T/o"
+    assert_eq "the copy layer" "$(top_layer "$T/o" | awk -F'\t' '{ print $1, $4 }' | tr '\n' ' ')" \
+        "bin 0:0 bin/busybox 0:0 etc 0:0 etc/group 1000:1000 etc/passwd 0:0 "
+    assert_eq "one layer on scratch" "$(jq '.layers | length' "$(layout_manifest "$T/o")")" 1
+    assert_eq "the registry image is loaded once" "$(printf '%s\n' "$err" | grep -c "^\[$BASE_REG\] stage")" 1
+    umoci_unpack "$T/o" latest "$T/b"
+    umoci_unpack "$BASE_LAYOUT" 1 "$T/base-b"
+    cmp "$T/b/rootfs/bin/busybox" "$T/base-b/rootfs/bin/busybox" || fail "busybox differs from the image's"
+    cmp "$T/b/rootfs/etc/passwd" "$T/base-b/rootfs/etc/passwd" || fail "passwd differs from the image's"
+    local id
+    id=$(podman_pull_oci "$T/o" latest)
+    assert_contains "the image runs what it copied" "$(podman_run "$id" 2>&1)" "app:x:1000:1000"
+
+    build_ok -C ctx --output "oci:$T/o2"
+    assert_eq "rebuild" "$(layer_state app tools)" cached
+
+    # ocib lock pins the image a copy reads, as it pins bases.
+    run_ocib lock -C ctx
+    [ "$status" -eq 0 ] || { show_run; fail "ocib lock failed"; }
+    jq -e --arg r "$BASE_REG" '.images[$r].manifests | length == 1' ctx/ocib.lock.json >/dev/null ||
+        fail "the lock does not pin $BASE_REG: $(cat ctx/ocib.lock.json)"
+
+    sed -i "s|\"from\": \"$BASE_REG\", \"src\": \[\"/etc/passwd\"\]|\"from\": \"$REG_ADDR/ocib/absent:1\", \"src\": [\"/etc/passwd\"]|" ctx/ocib.json
+    rm -f ctx/ocib.lock.json
+    run_ocib build -C ctx --output "oci:$T/o3"
+    assert_eq "exit status for a missing image" "$status" 1
+    assert_contains "names the image" "$err" "$REG_ADDR/ocib/absent:1"
+    [ ! -e "$T/o3" ] || fail "an output was written for a failed build"
+}
+
 @test "owner names resolve against the stage's /etc/passwd and /etc/group as the layers before left them; unknown names fail naming the key" {
     mkdir -p ctx/app
     echo hi >ctx/app/a.txt
