@@ -55,21 +55,45 @@ static bool is_whiteout(const struct stat *st)
     return S_ISCHR(st->st_mode) && major(st->st_rdev) == 0 && minor(st->st_rdev) == 0;
 }
 
-/* Whether the upper directory fd hides the root's below it; the marker is
- * removed on the way, since the directory is about to join the root. */
+static bool is_overlay_xattr(const char *name)
+{
+    return !strncmp(name, "user.overlay.", 13) || !strncmp(name, "trusted.overlay.", 16);
+}
+
+/* Removes the xattrs overlayfs leaves on what it copied up (origin,
+ * impure: bookkeeping of that mount) from name in dirfd, so that the root,
+ * which may be the lower directory of later mounts, carries none. */
+static void strip_overlay_xattrs_at(int dirfd, const char *name)
+{
+    char path[64 + 256], names[4096];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+    n = llistxattr(path, names, sizeof(names));
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+        if (is_overlay_xattr(names + i))
+            lremovexattr(path, names + i);
+}
+
+/* Whether the upper directory fd hides the root's below it.  Its overlay
+ * xattrs (this marker among them) are removed on the way, since the
+ * directory is about to join the root. */
 static bool take_opaque(int fd)
 {
+    char names[4096];
+    ssize_t n;
     bool opaque = false;
 
     for (size_t i = 0; i < sizeof(opaque_xattrs) / sizeof(opaque_xattrs[0]); i++) {
         char v[4];
-        ssize_t n = fgetxattr(fd, opaque_xattrs[i], v, sizeof(v));
 
-        if (n == 1 && v[0] == 'y') {
+        if (fgetxattr(fd, opaque_xattrs[i], v, sizeof(v)) == 1 && v[0] == 'y')
             opaque = true;
-            fremovexattr(fd, opaque_xattrs[i]);
-        }
     }
+    n = flistxattr(fd, names, sizeof(names));
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
+        if (is_overlay_xattr(names + i))
+            fremovexattr(fd, names + i);
     return opaque;
 }
 
@@ -171,9 +195,13 @@ static int move_in(int upper, int root, const char *name, bool dir, const char *
 {
     struct stat st;
 
-    if (fstatat(root, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-        (dir || S_ISDIR(st.st_mode)) && fs_rm_rf_at(root, name, err) < 0)
-        return ocib_error_wrap(err, "cannot replace '%s' in the root", path);
+    if (fstatat(root, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        /* There before: the upper entry may be a copy-up. */
+        if (!dir)
+            strip_overlay_xattrs_at(upper, name);
+        if ((dir || S_ISDIR(st.st_mode)) && fs_rm_rf_at(root, name, err) < 0)
+            return ocib_error_wrap(err, "cannot replace '%s' in the root", path);
+    }
     if (renameat(upper, name, root, name) < 0)
         return ocib_error_errno(err, errno, "cannot move '%s' into the root", path);
     return 0;

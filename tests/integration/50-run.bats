@@ -330,6 +330,22 @@ EOF
         { cat "$T/ovl.err" >&2; fail "the overlay build failed"; }
     grep -q '"overlay", 0, "lowerdir=' "$T/mounts" || fail "no overlay was mounted: $(cat "$T/mounts")"
     grep -q 'comparing snapshots' "$T/ovl.err" && fail "fell back to snapshots: $(cat "$T/ovl.err")"
+    # Kept roots (later lower directories) carry none of overlayfs's xattrs.
+    local marked
+    marked=$("$PY" - "$T/cache-overlay/rootfs" <<'PY'
+import os, sys
+for top, dirs, files in os.walk(sys.argv[1]):
+    for n in dirs + files:
+        p = os.path.join(top, n)
+        try:
+            names = os.listxattr(p, follow_symlinks=False)
+        except OSError:
+            continue
+        if any(x.startswith(("user.overlay.", "trusted.overlay.")) for x in names):
+            print(p, names)
+PY
+)
+    [ -z "$marked" ] || fail "overlay xattrs left in kept roots: $marked"
     # The other way, forced.
     export OCIB_CACHE_DIR=$T/cache-snapshot
     OCIB_CAPTURE=snapshot timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts2" \
