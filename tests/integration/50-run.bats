@@ -323,7 +323,12 @@ EOF
   ]}
 ]}
 EOF
-    # ocib's default on this kernel: the command runs on an overlay.
+    # Whether this kernel lets a user namespace mount overlayfs at all.
+    mkdir -p "$T/probe/l" "$T/probe/u" "$T/probe/w" "$T/probe/m"
+    unshare -rm mount -t overlay overlay \
+        -o "lowerdir=$T/probe/l,upperdir=$T/probe/u,workdir=$T/probe/w,userxattr" "$T/probe/m" 2>"$T/probe.err" ||
+        skip "this kernel refuses overlayfs in a user namespace: $(cat "$T/probe.err")"
+    # ocib's default here: the command runs on an overlay.
     export OCIB_CACHE_DIR=$T/cache-overlay
     timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts" \
         "$OCIB" build -C ctx --output "oci:$T/ovl" --progress=plain >"$T/ovl.out" 2>"$T/ovl.err" </dev/null ||
