@@ -875,10 +875,14 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         /* Keep the state after a run step for the next build (a source
          * change after it then starts here), unless the step changed a file
          * in place, which kept roots sharing its inode would see. */
-        if (in_place)
+        if (in_place) {
             rootfs_taint(&si->root, &b->cache);
-        else
+            for (size_t j = 0; j < b->spec.n_stages; j++)
+                if (&b->stages[j] != si)
+                    rootfs_discard(&b->stages[j].root);
+        } else {
             rootfs_save(&si->root, &b->cache);
+        }
     }
     ev.digest = cl.digest.str;
     ev.size = (uint64_t)cl.size;

@@ -275,6 +275,18 @@ void rootfs_taint(struct rootfs *r, struct cache *c)
     r->n_shared = 0;
 }
 
+void rootfs_discard(struct rootfs *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    r->save_pending = false;
+    r->n_shared = 0;
+    if (r->path)
+        give_back(r, NULL, false);
+    r->n_applied = 0;
+}
+
 void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key)
 {
     r->n_applied = n;

@@ -55,8 +55,13 @@ void rootfs_save(struct rootfs *r, struct cache *c);
 void rootfs_will_change(struct rootfs *r, struct cache *c);
 
 /* A file r may share with kept roots changed in place: drop the kept roots
- * (they share inodes among themselves too). */
+ * (they share inodes among themselves too).  Other private roots of the
+ * build may share it as well: the caller discards them. */
 void rootfs_taint(struct rootfs *r, struct cache *c);
+
+/* Removes r's directory, keeping nothing of it (not even a state still to
+ * be kept); the next rootfs_update starts over. */
+void rootfs_discard(struct rootfs *r);
 
 /* Records that r now reflects n layers and key (a run step changed it). */
 void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key);

@@ -312,6 +312,34 @@ EOF
     assert_eq "same image with and without overlayfs" "$KEPT_DIGEST" "$d"
 }
 
+@test "without overlayfs, a file changed in place by one stage never shows in another stage's root that shared it" {
+    # Stages a and b both start from stage c, so a second build clones both
+    # of their roots from c's kept root: they share c's inodes.
+    mkdir -p ctx
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/shared", "stages": [
+  {"name": "c", "from": "$BASE", "layers": [{"name": "mark", "run": "echo c > /c.txt"}]},
+  {"name": "b", "from": "c", "layers": [{"name": "mark", "run": "echo b1 > /b.txt"}]},
+  {"name": "a", "from": "c", "layers": [
+    {"name": "append", "run": "echo evil1:x:666:666::/:/bin/sh >> /etc/passwd"},
+    {"name": "take", "copy": [{"from": "b", "src": ["/etc/passwd"], "dest": "/from-b/passwd"}]}
+  ]}
+]}
+EOF
+    export OCIB_CAPTURE=snapshot
+    umoci_unpack "$BASE_LAYOUT" 1 "$T/base-b"
+    local i
+    for i in 1 2 3; do
+        sed -i "s/b[0-9] > /b$i > /; s/evil[0-9]:/evil$i:/" ctx/ocib.json
+        build_ok -C ctx --output "oci:$T/o$i"
+        [ "$i" = 1 ] || assert_eq "stage c on build $i" "$(layer_state c mark)" cached
+        umoci_unpack "$T/o$i" latest "$T/bundle$i"
+        grep -q "evil$i:" "$T/bundle$i/rootfs/etc/passwd" || fail "build $i: stage a's own append is missing"
+        cmp "$T/bundle$i/rootfs/from-b/passwd" "$T/base-b/rootfs/etc/passwd" ||
+            fail "build $i: stage b's /etc/passwd carries stage a's in-place change: $(cat "$T/bundle$i/rootfs/from-b/passwd")"
+    done
+}
+
 @test "overlayfs and snapshot comparison capture the same change: byte-identical layers for creates, rewrites, deletes, re-created and retyped directories, links and renames" {
     need strace || return 1
     mkdir -p ctx
