@@ -223,6 +223,22 @@ static int copy_dir_metadata(int to, const struct stat *st, const char *path,
 static int walk_dir(struct walk *w, int upper, int root, enum mode mode, unsigned depth,
                     bool *ret_any, struct ocib_error *err);
 
+/* The first skipped path strictly below path, or NULL. */
+static const char *skipped_below(const char *path, const char *const *skip)
+{
+    size_t len = strlen(path);
+
+    for (; skip && *skip; skip++) {
+        const char *s = *skip;
+
+        while (*s == '/')
+            s++;
+        if (!strncmp(s, path, len) && s[len] == '/')
+            return s;
+    }
+    return NULL;
+}
+
 /* One directory of the upper directory (name in upper, w->path naming it). */
 static int walk_subdir(struct walk *w, int upper, int root, enum mode mode,
                        const char *name, const struct stat *st, unsigned depth,
@@ -232,6 +248,7 @@ static int walk_subdir(struct walk *w, int upper, int root, enum mode mode,
     _cleanup_close_ int root_sub = -1;
     struct stat rst = {0};
     enum mode sub_mode = NEW;
+    const char *skipped;
     bool any = false, opaque;
 
     if (depth >= OVERLAY_DEPTH_MAX)
@@ -265,6 +282,14 @@ static int walk_subdir(struct walk *w, int upper, int root, enum mode mode,
         return 0;
     if (sub_mode == MERGED)
         return copy_dir_metadata(root_sub, st, w->path.buf, err);
+    /* Skipped paths are mount points while the command runs, whose parents
+     * it can neither create nor remove: moving a new directory whole would
+     * take one along. */
+    if ((skipped = skipped_below(w->path.buf, w->skip)))
+        return ocib_error_set(err,
+                              "'/%s' was created or re-created by the command but holds "
+                              "'/%s', which must not be part of the change",
+                              w->path.buf, skipped);
     return move_in(upper, root, name, true, w->path.buf, err);
 }
 

@@ -40,9 +40,11 @@
  * entries into root_fd.  Entries have src = their path relative to the
  * root (so that layer_tree_write reads them from root_fd afterwards), st
  * and has_st (hardlinks within the layer are joined), owners mapped through
- * map_uid/map_gid (NULL: identity).  skip: as for snapshot_take; paths
- * below it stay in upper_fd.  On failure the root may hold part of the
- * change and should be discarded. */
+ * map_uid/map_gid (NULL: identity).  skip: as for snapshot_take, the mount
+ * points of the command; what the upper directory has there stays in it,
+ * and a directory the command created or re-created above one (which a
+ * mount point would not allow) is refused.  On failure the root may hold
+ * part of the change and should be discarded. */
 int overlay_commit(int upper_fd, int root_fd, const char *const *skip,
                    unsigned (*map_uid)(unsigned), unsigned (*map_gid)(unsigned),
                    struct layer_tree *t, struct ocib_error *err);
