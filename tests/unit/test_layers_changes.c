@@ -34,6 +34,7 @@
 #include "layers/compress.h"
 #include "layers/tar_writer.h"
 #include "layers/tree.h"
+#include "tree_fixtures.h"
 
 #define EPOCH 1234567890
 
@@ -48,21 +49,6 @@ static int make_root(void)
     fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(fd >= 0);
     return fd;
-}
-
-static void mk_dir(int root, const char *path, mode_t perm)
-{
-    assert_int_equal(mkdirat(root, path, perm), 0);
-    assert_int_equal(fchmodat(root, path, perm, 0), 0);
-}
-
-static void mk_file(int root, const char *path, const char *data)
-{
-    int fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
-    close(fd);
 }
 
 /* Removes path (a file or a directory tree) below dirfd. */
@@ -123,53 +109,6 @@ static void diff(struct snapshot *before, int root, const char *const *skip,
 }
 
 /* ---- looking at the result ---------------------------------------------- */
-
-static const struct layer_tree_entry *find(const struct layer_tree *t, const char *path)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        if (!strcmp(t->entries[i].path, path))
-            return &t->entries[i];
-    }
-    return NULL;
-}
-
-static const struct layer_tree_entry *must_find(const struct layer_tree *t,
-                                                const char *path)
-{
-    const struct layer_tree_entry *e = find(t, path);
-
-    if (!e) {
-        for (size_t i = 0; i < t->n; i++)
-            print_message("  entry: %s\n", t->entries[i].path);
-        fail_msg("no layer entry for '%s'", path);
-    }
-    return e;
-}
-
-/* Exactly these paths, in any order. */
-static void expect_paths(const struct layer_tree *t, const char *const *paths)
-{
-    size_t n = 0;
-
-    for (; paths[n]; n++)
-        must_find(t, paths[n]);
-    if (t->n != n) {
-        for (size_t i = 0; i < t->n; i++)
-            print_message("  entry: %s\n", t->entries[i].path);
-        fail_msg("%zu layer entries, expected %zu", t->n, n);
-    }
-}
-
-static void expect_whiteout(const struct layer_tree *t, const char *path)
-{
-    const struct layer_tree_entry *e = must_find(t, path);
-
-    assert_int_equal(e->mode, S_IFREG);
-    assert_int_equal(e->uid, 0);
-    assert_int_equal(e->gid, 0);
-    assert_int_equal(e->size, 0);
-    assert_null(e->src);
-}
 
 struct tar_item {
     char *path;

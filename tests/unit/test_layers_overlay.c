@@ -34,6 +34,7 @@
 #include "base/error.h"
 #include "layers/overlay.h"
 #include "layers/tree.h"
+#include "tree_fixtures.h"
 
 /* ---- building trees ---------------------------------------------------- */
 
@@ -48,21 +49,6 @@ static int make_dir(const char *prefix)
     fd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(fd >= 0);
     return fd;
-}
-
-static void mk_dir(int dirfd, const char *path, mode_t perm)
-{
-    assert_int_equal(mkdirat(dirfd, path, perm), 0);
-    assert_int_equal(fchmodat(dirfd, path, perm, 0), 0);
-}
-
-static void mk_file(int dirfd, const char *path, const char *data)
-{
-    int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
-    close(fd);
 }
 
 /* What overlayfs leaves for a deleted path: a character device 0:0. */
@@ -125,59 +111,6 @@ static void commit(int upper, int root, const char *const *skip,
 }
 
 /* ---- looking at the result ---------------------------------------------- */
-
-static void print_entries(const struct layer_tree *t)
-{
-    for (size_t i = 0; i < t->n; i++)
-        print_message("  entry: %s%s\n", t->entries[i].path,
-                      t->entries[i].implicit ? " (implicit)" : "");
-}
-
-static const struct layer_tree_entry *find(const struct layer_tree *t, const char *path)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        if (!strcmp(t->entries[i].path, path))
-            return &t->entries[i];
-    }
-    return NULL;
-}
-
-/* The entry overlay_commit put for path (not one the tree added). */
-static const struct layer_tree_entry *must_find(const struct layer_tree *t,
-                                                const char *path)
-{
-    const struct layer_tree_entry *e = find(t, path);
-
-    if (!e || e->implicit) {
-        print_entries(t);
-        fail_msg("no layer entry for '%s'", path);
-    }
-    return e;
-}
-
-/* Exactly these paths, in any order, none of them implicit. */
-static void expect_paths(const struct layer_tree *t, const char *const *paths)
-{
-    size_t n = 0;
-
-    for (; paths[n]; n++)
-        must_find(t, paths[n]);
-    if (t->n != n) {
-        print_entries(t);
-        fail_msg("%zu layer entries, expected %zu", t->n, n);
-    }
-}
-
-static void expect_whiteout(const struct layer_tree *t, const char *path)
-{
-    const struct layer_tree_entry *e = must_find(t, path);
-
-    assert_int_equal(e->mode, S_IFREG);
-    assert_int_equal(e->uid, 0);
-    assert_int_equal(e->gid, 0);
-    assert_int_equal(e->size, 0);
-    assert_null(e->src);
-}
 
 static void expect_absent(int dirfd, const char *path)
 {
