@@ -654,6 +654,30 @@ EOF
     assert_eq "owner of the copied file in the running image" "$got" 0:0
 }
 
+@test "an unprivileged user without subordinate ids builds as root of a one-id namespace, on overlayfs, with the digest root gets" {
+    [ "$(id -u)" -eq 0 ] || skip "needs root to create a user without a subordinate range"
+    need useradd userdel su || return 1
+    local u=ocib50n-$$ d
+    useradd -m -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$u" || fail "useradd $u failed"
+    TEST_USER=$u
+    ! grep -q "^$u:" /etc/subuid || fail "useradd gave $u a subordinate range anyway"
+    d=$(getent passwd "$u" | cut -d: -f6)/work
+    mkdir -p "$d"
+    cp -a "$BASE_LAYOUT" "$d/base"
+    write_two_stage "$d/ctx" "oci:$d/base:1"
+    sed -i "s#\"from\": \"$BASE\"#\"from\": \"oci:$d/base:1\"#" "$d/ctx/ocib.json"
+    chown -R "$u:" "$d"
+    status=0
+    su "$u" -s /bin/sh -c "cd '$d' && env OCIB_CACHE_DIR='$d/cache' TMPDIR='$d' $OCIB build -C ctx --target build --output 'oci:$d/stage'" \
+        >"$T/user.out" 2>"$T/user.err" </dev/null || status=$?
+    out=$(cat "$T/user.out")
+    err=$(cat "$T/user.err")
+    [ "$status" -eq 0 ] || { show_run; fail "the build stage failed as $u"; }
+    case $err in *"comparing snapshots"*) fail "run steps fell back to snapshots as $u: $err" ;; esac
+    build_ok -C "$d/ctx" --target build --output "oci:$T/root-stage"
+    assert_eq "build stage built by root vs by $u (no subordinate ids)" "$REF" "$out"
+}
+
 @test "copy from an image reference (registry and OCI layout) reads that image's files, keyed by its digest, pinned by the lock; a missing image fails naming it" {
     mkdir -p ctx
     cat >ctx/ocib.json <<EOF
