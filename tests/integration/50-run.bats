@@ -358,7 +358,9 @@ EOF
         skip "this kernel refuses overlayfs in a user namespace: $(cat "$T/probe.err")"
     # ocib's default here: the command runs on an overlay.
     export OCIB_CACHE_DIR=$T/cache-overlay
-    timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts" \
+    # LeakSanitizer cannot run under ptrace (check-asan builds).
+    local asan="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+    ASAN_OPTIONS=$asan timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts" \
         "$OCIB" build -C ctx --output "oci:$T/ovl" --progress=plain >"$T/ovl.out" 2>"$T/ovl.err" </dev/null ||
         { cat "$T/ovl.err" >&2; fail "the overlay build failed"; }
     grep -q '"overlay", 0, "lowerdir=' "$T/mounts" || fail "no overlay was mounted: $(cat "$T/mounts")"
@@ -381,7 +383,7 @@ PY
     [ -z "$marked" ] || fail "overlay xattrs left in kept roots: $marked"
     # The other way, forced.
     export OCIB_CACHE_DIR=$T/cache-snapshot
-    OCIB_CAPTURE=snapshot timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts2" \
+    ASAN_OPTIONS=$asan OCIB_CAPTURE=snapshot timeout -k 10 "$OCIB_TEST_TIMEOUT" strace -f -qq -e trace=mount -o "$T/mounts2" \
         "$OCIB" build -C ctx --output "oci:$T/snap" --progress=plain >"$T/snap.out" 2>"$T/snap.err" </dev/null ||
         { cat "$T/snap.err" >&2; fail "the snapshot build failed"; }
     grep -q '"overlay"' "$T/mounts2" && fail "OCIB_CAPTURE=snapshot still mounted an overlay"
