@@ -412,6 +412,24 @@ PY
     assert_eq "hard links" "$(stat -c %i "$r/hl")" "$(stat -c %i "$r/hl2")"
 }
 
+@test "where the kernel refuses overlayfs (a cache on an overlayfs mount), run steps fall back to snapshots with one note and the same image" {
+    [ "$(id -u)" -eq 0 ] || skip "needs root to mount the overlayfs that holds the cache"
+    write_two_stage ctx "$BASE"
+    build_ok -C ctx --output "oci:$T/plain"
+    local want=$REF
+    mkdir -p "$T/ov/l" "$T/ov/u" "$T/ov/w" "$T/ov/m"
+    mount -t overlay overlay -o "lowerdir=$T/ov/l,upperdir=$T/ov/u,workdir=$T/ov/w" "$T/ov/m" ||
+        fail "cannot mount the overlayfs for the cache"
+    export OCIB_CACHE_DIR=$T/ov/m/cache
+    run_ocib build -C ctx --output "oci:$T/fallback"
+    umount "$T/ov/m"
+    [ "$status" -eq 0 ] || { show_run; fail "the build failed where overlayfs is refused"; }
+    assert_eq "notes about the fallback" "$(printf '%s\n' "$err" | grep -c 'comparing snapshots')" 1
+    assert_contains "the kernel's refusal is named" "$err" "overlayfs cannot be mounted here"
+    assert_contains "the commands ran" "$err" "[build/work] work-done"
+    assert_eq "same image as with overlayfs" "$out" "$want"
+}
+
 @test "network none: only loopback, the host's loopback server is unreachable; network host reaches it" {
     mkdir www
     echo 'hello from the host' >www/index.html
