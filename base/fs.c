@@ -132,6 +132,10 @@ int fs_rm_rf_at(int parent, const char *name, struct ocib_error *err)
         fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return ocib_error_errno(err, errno, "cannot open '%s'", name);
+    /* Its entries go: it must be writable (a read-only directory of a
+     * caller without CAP_DAC_OVERRIDE is not; best effort). */
+    if (fchmod(fd, 0700) < 0) {
+    }
     d = fdopendir(fd);
     if (!d) {
         close(fd);

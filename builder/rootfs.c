@@ -213,11 +213,12 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
     }
     if (open_fd(r, err) < 0)
         return -1;
-    if (r->n_applied < n)
-        flush_save(r, c);
     for (size_t i = r->n_applied; i < n; i++) {
         struct unpack_stats st = {0};
 
+        /* A state to keep is kept before the root changes (an unpack that
+         * fails half-way must not be kept under it). */
+        flush_save(r, c);
         if (blob_source_ensure_local(&srcs[i], c, rs, err) < 0 ||
             layer_unpack(r->fd, srcs[i].path, img->layers[i].desc.digest.str, &st, err) < 0)
             return -1;

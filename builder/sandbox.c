@@ -739,15 +739,23 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
 
 int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err)
 {
-    int status;
+    int status, ep[2];
     pid_t pid;
 
     decide_maps();
-    if (uid_map.identity || !uid_map.sub_count || getenv("OCIB_IN_USERNS"))
+    if (uid_map.identity || getenv("OCIB_IN_USERNS"))
         return 0;
-    pid = fork_into_userns(-1, err);
-    if (pid < 0)
-        return -1;
+    if (pipe2(ep, O_CLOEXEC) < 0)
+        return ocib_error_errno(err, errno, "sandbox: pipe");
+    pid = fork_into_userns(ep[1], err);
+    close(ep[1]);
+    close(ep[0]);
+    if (pid < 0) {
+        /* No user namespace for this user: the build goes on as it is (a
+         * run step will say why it cannot run). */
+        ocib_error_clear(err);
+        return 0;
+    }
     if (pid == 0) {
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
             fprintf(stderr, "ocib: cannot become root of the user namespace: %s\n",

@@ -58,11 +58,13 @@ struct sandbox_spec {
  * overlay (nothing ran; err says why). */
 int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err);
 
-/* As an unprivileged user with subordinate ids, a build runs as root of a
- * user namespace holding them (as `buildah unshare` does), so that unpacked
- * files get the owners their layers say and stay readable and removable:
- * this re-runs the program (argv) there and returns 1 with its exit
- * status; 0 when not needed (root, no subordinate ids, or already inside). */
+/* As an unprivileged user, a build runs as root of a user namespace
+ * holding the subordinate ids when /etc/subuid grants them, else the caller
+ * alone (as `buildah unshare` does): unpacked files get the owners their
+ * layers say where those are mapped, and every file of the cache stays
+ * readable, writable and removable to the build whatever its mode.  This
+ * re-runs the program (argv) there and returns 1 with its exit status; 0
+ * when not needed (root, or already inside). */
 int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err);
 
 /* Host uid/gid -> the id the sandbox sees, under the maps sandbox_run uses

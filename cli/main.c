@@ -97,7 +97,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "ocib: %s: unknown command; see 'ocib help'\n", argv[1]);
         return OCIB_EXIT_USAGE;
     }
-    if (!strcmp(v->name, "build")) {
+    /* Verbs that write stage roots (or remove them) run where their owners
+     * are mapped; see sandbox_reexec_in_userns. */
+    if (!strcmp(v->name, "build") || !strcmp(v->name, "cache")) {
         int status, rc = sandbox_reexec_in_userns(argv, &status, &err);
 
         if (rc < 0) {

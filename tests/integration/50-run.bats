@@ -696,6 +696,31 @@ EOF
     case $err in *"comparing snapshots"*) fail "run steps fell back to snapshots as $u: $err" ;; esac
     build_ok -C "$d/ctx" --target build --output "oci:$T/root-stage"
     assert_eq "build stage built by root vs by $u (no subordinate ids)" "$REF" "$out"
+
+    # Read-only directories made by a command: a new one moved into the root,
+    # and a re-created one whose old copy had a read-only subdirectory.
+    cat >"$d/ctx/ro.json" <<EOF
+{"version": 1, "image": "localhost:5000/ocib/ro", "stages": [
+  {"from": "oci:$d/base:1", "layers": [
+    {"name": "prep", "run": "mkdir -p /w/d/ro && echo f > /w/d/ro/f && chmod 555 /w/d/ro"},
+    {"name": "work", "run": "mkdir /tmp/ro && echo x > /tmp/ro/x && chmod 555 /tmp/ro && chmod -R u+w /w/d && rm -rf /w/d && mkdir /w/d && echo n > /w/d/n && chmod 555 /w"}
+  ]}
+]}
+EOF
+    chown "$u:" "$d/ctx/ro.json"
+    status=0
+    su "$u" -s /bin/sh -c "cd '$d' && env OCIB_CACHE_DIR='$d/cache' TMPDIR='$d' $OCIB build -C ctx -f ctx/ro.json --output 'oci:$d/ro'" \
+        >"$T/user.out" 2>"$T/user.err" </dev/null || status=$?
+    out=$(cat "$T/user.out")
+    err=$(cat "$T/user.err")
+    [ "$status" -eq 0 ] || { show_run; fail "read-only directories failed as $u"; }
+    build_ok -C "$d/ctx" -f "$d/ctx/ro.json" --output "oci:$T/root-ro"
+    assert_eq "read-only directories: root vs $u" "$REF" "$out"
+    # and the user can empty its cache of them
+    su "$u" -s /bin/sh -c "env OCIB_CACHE_DIR='$d/cache' $OCIB cache prune --keep-bytes 0" >"$T/prune.out" 2>&1 </dev/null ||
+        fail "cache prune as $u failed: $(cat "$T/prune.out")"
+    [ -z "$(find "$d/cache/rootfs" -mindepth 1 -maxdepth 1 2>/dev/null)" ] ||
+        fail "kept roots left after prune: $(ls "$d/cache/rootfs")"
 }
 
 @test "copy from an image reference (registry and OCI layout) reads that image's files, keyed by its digest, pinned by the lock; a missing image fails naming it" {
