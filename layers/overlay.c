@@ -31,6 +31,7 @@
 
 #define OVERLAY_PATH_MAX 4096
 #define OVERLAY_DEPTH_MAX 1024
+#define SAME_CHUNK (64 * 1024)
 
 static const char *const opaque_xattrs[] = {"user.overlay.opaque",
                                             "trusted.overlay.opaque"};
@@ -223,6 +224,62 @@ static int copy_dir_metadata(int to, const struct stat *st, const char *path,
 static int walk_dir(struct walk *w, int upper, int root, enum mode mode, unsigned depth,
                     bool *ret_any, struct ocib_error *err);
 
+/* Whether the regular files name in a and b hold the same bytes. */
+static bool same_content(int a, int b, const char *name)
+{
+    _cleanup_close_ int fa = openat(a, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int fb = openat(b, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_free_ char *ba = xmalloc(2 * SAME_CHUNK);
+    char *bb = ba + SAME_CHUNK;
+
+    if (fa < 0 || fb < 0)
+        return false;
+    for (;;) {
+        ssize_t na = read(fa, ba, SAME_CHUNK), nb;
+
+        if (na < 0)
+            return false;
+        for (nb = 0; nb < na;) {
+            ssize_t k = read(fb, bb + nb, (size_t)(na - nb));
+
+            if (k <= 0)
+                return false;
+            nb += k;
+        }
+        if (memcmp(ba, bb, (size_t)na))
+            return false;
+        if (na == 0)
+            return read(fb, bb, 1) == 0;
+    }
+}
+
+/* Whether the non-directory name in upper is a copy-up that changed
+ * nothing a layer records (a file opened for writing and not written: a
+ * lock file): same type, mode, owner, mtime and content as the root's, and
+ * no other name linked to it.  Such an entry is no change, as a snapshot
+ * comparison finds too. */
+static bool unchanged_copy_up(int upper, int root, const char *name, const struct stat *st)
+{
+    struct stat rst;
+
+    if (st->st_nlink != 1 || fstatat(root, name, &rst, AT_SYMLINK_NOFOLLOW) < 0 ||
+        (st->st_mode & S_IFMT) != (rst.st_mode & S_IFMT) || st->st_mode != rst.st_mode ||
+        st->st_uid != rst.st_uid || st->st_gid != rst.st_gid ||
+        st->st_mtim.tv_sec != rst.st_mtim.tv_sec ||
+        st->st_mtim.tv_nsec != rst.st_mtim.tv_nsec)
+        return false;
+    if (S_ISREG(st->st_mode))
+        return st->st_size == rst.st_size && same_content(upper, root, name);
+    if (S_ISLNK(st->st_mode)) {
+        char a[OVERLAY_PATH_MAX + 1], b[OVERLAY_PATH_MAX + 1];
+        ssize_t na = readlinkat(upper, name, a, sizeof(a));
+        ssize_t nb = readlinkat(root, name, b, sizeof(b));
+
+        return na >= 0 && na == nb && !memcmp(a, b, (size_t)na);
+    }
+    return S_ISFIFO(st->st_mode);
+}
+
 /* The first skipped path strictly below path, or NULL. */
 static const char *skipped_below(const char *path, const char *const *skip)
 {
@@ -337,6 +394,8 @@ static int walk_dir(struct walk *w, int upper, int root, enum mode mode, unsigne
         } else if (S_ISDIR(st.st_mode)) {
             if (walk_subdir(w, upper, root, mode, name, &st, depth, ret_any, err) < 0)
                 goto out;
+        } else if (mode == MERGED && unchanged_copy_up(upper, root, name, &st)) {
+            /* left in the upper directory: the root keeps its own */
         } else {
             if (changes_representable(st.st_mode)) {
                 if (put_entry(w, upper, name, &st, err) < 0)

@@ -14,13 +14,17 @@
  *     directory deleted and created again carries the xattr
  *     user.overlay.opaque=y and hides everything the root had below it.
  *
- * The layer is described exactly as layers/changes.h describes the
- * difference of two snapshots, so that a layer's bytes do not depend on
- * which of the two ways a kernel allowed: deletions as ".wh.NAME" files, a
- * re-created (opaque) directory never made opaque in the layer but compared
- * child by child with what the root held (whiteouts for what it lost, every
- * entry in it new), each directory on the way present as it really is, and
- * skipped paths neither entries nor whited out.
+ * The layer is described as layers/changes.h describes the difference of
+ * two snapshots, so that a layer's bytes do not depend on which of the two
+ * ways a kernel allowed: deletions as ".wh.NAME" files, a re-created
+ * (opaque) directory never made opaque in the layer but compared child by
+ * child with what the root held (whiteouts for what it lost, every entry in
+ * it new), each directory on the way present as it really is, skipped paths
+ * neither entries nor whited out, and a copy-up that changed nothing a layer
+ * records (a lock file opened for writing) no entry.  One difference
+ * remains: a file whose inode the command touched without changing it (a
+ * chmod to its own mode) is an entry of a snapshot comparison, which sees
+ * only its new ctime, and no entry here.
  *
  * Committing then moves the upper directory's entries into the root (the
  * lower directory) by rename: new subtrees in one rename, replaced files by

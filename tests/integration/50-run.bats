@@ -347,7 +347,7 @@ EOF
 {"version": 1, "image": "localhost:5000/ocib/capture", "stages": [
   {"name": "s", "from": "$BASE", "layers": [
     {"name": "prep", "run": "mkdir -p /w/keep /w/gone/in /w/re/sub /w/typ /w/tree/a /w/meta && echo k > /w/keep/k && echo g > /w/gone/in/g && echo x > /w/re/x && echo s > /w/re/sub/s && echo f > /w/filetodir && echo t > /w/typ/t && echo m > /w/mod && echo c > /w/chmod && ln -s keep /w/link && echo h > /w/hl && echo same > /w/same && echo a > /w/tree/a/f"},
-    {"name": "work", "run": "echo more >> /w/mod && chmod 600 /w/chmod && chmod 700 /w/meta && rm -rf /w/gone && rm -rf /w/re && mkdir -p /w/re/sub && echo y > /w/re/y && echo s2 > /w/re/sub/s2 && rm /w/filetodir && mkdir /w/filetodir && echo in > /w/filetodir/in && rm -rf /w/typ && echo now-a-file > /w/typ && ln -sfn tree /w/link && ln /w/hl /w/hl2 && mkfifo /w/fifo && mkdir -p /w/new/deep/er && echo n > /w/new/deep/er/n && mv /w/tree /w/moved && cat /w/same >/dev/null && touch /tmp/t && rm /tmp/t && echo work-done"}
+    {"name": "work", "run": "echo more >> /w/mod && chmod 600 /w/chmod && chmod 700 /w/meta && rm -rf /w/gone && rm -rf /w/re && mkdir -p /w/re/sub && echo y > /w/re/y && echo s2 > /w/re/sub/s2 && rm /w/filetodir && mkdir /w/filetodir && echo in > /w/filetodir/in && rm -rf /w/typ && echo now-a-file > /w/typ && ln -sfn tree /w/link && ln /w/hl /w/hl2 && mkfifo /w/fifo && mkdir -p /w/new/deep/er && echo n > /w/new/deep/er/n && mv /w/tree /w/moved && cat /w/same >/dev/null && : 3<>/w/same && chown 0:0 /w/keep && touch /tmp/t && rm /tmp/t && echo work-done"}
   ]}
 ]}
 EOF
@@ -399,7 +399,8 @@ PY
         w/filetodir/in w/typ w/link w/hl w/hl2 w/fifo w/new/deep/er/n w/moved/a/f w/.wh.tree tmp; do
         printf '%s\n' "$listing" | grep -qx "$want" || fail "'$want' missing from the work layer: $listing"
     done
-    for want in w/keep/k w/same w/gone/in/g w/re/x w/re/sub/s w/tree/a/f tmp/t; do
+    # (w/same was opened for writing and w/keep chowned to its owner: no change)
+    for want in w/keep w/keep/k w/same w/gone/in/g w/re/x w/re/sub/s w/tree/a/f tmp/t; do
         printf '%s\n' "$listing" | grep -qx "$want" && fail "'$want' is in the work layer: $listing"
     done
     # and a runtime unpacks it to what the command left

@@ -642,6 +642,41 @@ static void test_a_skipped_path_below_a_new_directory_is_refused(void **state)
     close(root);
 }
 
+/* A file opened for writing and not written (a lock file) is copied up
+ * unchanged: no entry, and the root keeps its own file.  The same copy-up
+ * with other bytes, or with another mode, is a change. */
+static void test_a_copy_up_that_changed_nothing_is_no_change(void **state)
+{
+    int root = make_dir("root"), upper = make_dir("upper");
+    ino_t lock_ino;
+    struct layer_tree t;
+
+    mk_dir(root, "var", 0755);
+    mk_file(root, "var/lock", "pid");
+    mk_file(root, "var/same-size", "abc");
+    mk_file(root, "var/mode", "m");
+    lock_ino = inode_of(root, "var/lock");
+    mk_copied_up_dir(upper, root, "var");
+    mk_file(upper, "var/lock", "pid");
+    match_times(upper, root, "var/lock");
+    mk_file(upper, "var/same-size", "abd");
+    match_times(upper, root, "var/same-size");
+    mk_file(upper, "var/mode", "m");
+    assert_int_equal(fchmodat(upper, "var/mode", 0600, 0), 0);
+    match_times(upper, root, "var/mode");
+    match_times(upper, root, "var");
+    commit(upper, root, NULL, NULL, NULL, &t);
+
+    expect_paths(&t, (const char *const[]){"var", "var/same-size", "var/mode", NULL});
+    assert_int_equal(inode_of(root, "var/lock"), lock_ino);
+    expect_content(root, "var/same-size", "abd");
+    expect_content(upper, "var/lock", "pid");
+
+    layer_tree_release(&t);
+    close(upper);
+    close(root);
+}
+
 static unsigned plus_100(unsigned id)
 {
     return id + 100;
@@ -821,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_a_skipped_path_below_a_new_directory_is_refused),
         cmocka_unit_test(
             test_owners_are_mapped_and_a_merged_directory_is_an_entry_when_it_changed),
+        cmocka_unit_test(test_a_copy_up_that_changed_nothing_is_no_change),
         cmocka_unit_test(test_a_symlink_is_an_entry_with_its_target),
         cmocka_unit_test(test_a_new_hardlink_pair_stays_joined),
     };
