@@ -213,8 +213,11 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
         return 0;
     }
     case SPEC_FROM_STAGE: {
-        const struct stage_image *from = &b->stages[st->from.stage];
+        struct stage_image *from = &b->stages[st->from.stage];
 
+        /* Its root's state, if still to be kept, is where this stage's root
+         * can start: kept now. */
+        rootfs_keep_pending(&from->root, &b->cache);
         oci_image_copy(&from->img, &si->img);
         si->built = true;
         si->top_key = from->top_key;
@@ -579,7 +582,7 @@ static int run_step(struct build *b, const struct spec_stage *st,
         progress(b, &note);
         b->noted_devices = true;
     }
-    rootfs_will_change(&si->root, &b->cache);
+    rootfs_keep_pending(&si->root, &b->cache);
     r = run_layer(&rq, t, err);
     if (rq.note && !b->noted_capture) {
         struct build_event note = {
@@ -631,6 +634,16 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
             return -1;
     }
     return 0;
+}
+
+/* A run step of stage si wrote into a file in place (no overlayfs): every
+ * kept root and every other root of this build may share that file. */
+static void taint_roots(struct build *b, struct stage_image *si)
+{
+    rootfs_taint(&si->root, &b->cache);
+    for (size_t j = 0; j < b->spec.n_stages; j++)
+        if (&b->stages[j] != si)
+            rootfs_discard(&b->stages[j].root);
 }
 
 /* Adds the entries of a copy layer's context copies, or of a files layer,
@@ -813,8 +826,11 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         }
 
         if (ly->kind == SPEC_LAYER_RUN) {
-            if (run_step(b, st, ly, si, &t, &in_place, err) < 0)
+            if (run_step(b, st, ly, si, &t, &in_place, err) < 0) {
+                if (in_place)
+                    taint_roots(b, si);
                 goto out;
+            }
             src_dirfd = si->root.fd;
         } else if (from_stage) {
             layer_tree_release(&t);
@@ -876,10 +892,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
          * change after it then starts here), unless the step changed a file
          * in place, which kept roots sharing its inode would see. */
         if (in_place) {
-            rootfs_taint(&si->root, &b->cache);
-            for (size_t j = 0; j < b->spec.n_stages; j++)
-                if (&b->stages[j] != si)
-                    rootfs_discard(&b->stages[j].root);
+            taint_roots(b, si);
         } else {
             rootfs_save(&si->root, &b->cache);
         }

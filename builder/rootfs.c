@@ -247,9 +247,10 @@ void rootfs_save(struct rootfs *r, struct cache *c)
     r->save_pending = !fs_exists(final);
 }
 
-void rootfs_will_change(struct rootfs *r, struct cache *c)
+void rootfs_keep_pending(struct rootfs *r, struct cache *c)
 {
-    flush_save(r, c);
+    if (r->path)
+        flush_save(r, c);
 }
 
 void rootfs_taint(struct rootfs *r, struct cache *c)

@@ -47,12 +47,13 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
 
 /* Keeps r's current state in the cache (best effort): given back by
  * rename when the build is done with r, or cloned first when r is about to
- * change (rootfs_update, rootfs_will_change). */
+ * change or another root could start from it (rootfs_update,
+ * rootfs_keep_pending). */
 void rootfs_save(struct rootfs *r, struct cache *c);
 
-/* r is about to be changed in place (a run step): a state still to be kept
- * is cloned now. */
-void rootfs_will_change(struct rootfs *r, struct cache *c);
+/* A state of r still to be kept is kept now, by a clone: before r changes
+ * (a run step), or before another stage's root may start from it. */
+void rootfs_keep_pending(struct rootfs *r, struct cache *c);
 
 /* A file r may share with kept roots changed in place: drop the kept roots
  * (they share inodes among themselves too).  Other private roots of the

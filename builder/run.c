@@ -473,6 +473,17 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     if (status != 0) {
         struct strbuf sb = STRBUF_INIT;
 
+        /* Without an overlay the command changed the root itself: whether
+         * it wrote into a file in place matters even when it failed. */
+        if (before) {
+            struct layer_tree scratch;
+
+            layer_tree_init(&scratch);
+            snapshot_diff_ex(before, rq->root->fd, skip, NULL, NULL, &scratch,
+                             &rq->in_place, NULL);
+            layer_tree_release(&scratch);
+        }
+
         for (size_t k = 0; k < tail.count; k++) {
             size_t idx = (tail.next + TAIL_LINES - tail.count + k) % TAIL_LINES;
 

@@ -312,6 +312,31 @@ EOF
     assert_eq "same image with and without overlayfs" "$KEPT_DIGEST" "$d"
 }
 
+@test "without overlayfs, a command that fails after changing a file in place leaves no kept root carrying the change" {
+    mkdir -p ctx
+    write_spec() {
+        cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/failtaint", "stages": [
+  {"from": "$BASE", "workdir": "/app", "layers": [
+    {"name": "deps", "run": "echo one > /app/state.txt"},
+    {"name": "compile", "run": "$1"}
+  ]}
+]}
+EOF
+    }
+    export OCIB_CAPTURE=snapshot
+    write_spec "cat /app/state.txt"
+    build_ok -C ctx --output "oci:$T/o1"
+    write_spec "echo bad >> /app/state.txt && false"
+    run_ocib build -C ctx --output "oci:$T/o2"
+    assert_eq "the failing step fails the build" "$status" 1
+    write_spec "cp /app/state.txt /app/out.txt"
+    build_ok -C ctx --output "oci:$T/o3"
+    assert_eq "deps served from the cache" "$(layer_state 0 deps)" cached
+    umoci_unpack "$T/o3" latest "$T/b3"
+    assert_eq "state seen by the next build" "$(cat "$T/b3/rootfs/app/out.txt")" one
+}
+
 @test "without overlayfs, a file changed in place by one stage never shows in another stage's root that shared it" {
     # Stages a and b both start from stage c, so a second build clones both
     # of their roots from c's kept root: they share c's inodes.
