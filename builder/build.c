@@ -819,6 +819,7 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         if (named) {
             if (resolve_owners(b, st, index, si, err) < 0)
                 goto out;
+            inputs = inputs_record(&t); /* as a hit records them */
             layer_tree_release(&t);
             layer_tree_init(&t);
             if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0)
@@ -851,7 +852,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
             cache_def_mark(&b->cache, &def, err) < 0)
             goto out;
     }
-    inputs = inputs_record(&t);
+    if (!inputs)
+        inputs = inputs_record(&t);
     if (!hit) {
         reason = b->o->no_cache ? xstrdup("--no-cache")
                  : corrupt      ? TAKE_PTR(corrupt)

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define LINE_MAX_BYTES 4096
@@ -372,6 +373,8 @@ static char *mount_overlay(const struct sandbox_spec *s)
     _cleanup_free_ char *c = xstrdup(s->overlay_dir);
     _cleanup_free_ char *opts = NULL;
     const char *parent = dirname(a), *lower = basename(b), *ovl = basename(c);
+    _cleanup_free_ char *upper = NULL;
+    _cleanup_free_ char *refused = NULL;
     char *merged;
 
     if (chdir(parent) < 0)
@@ -380,11 +383,19 @@ static char *mount_overlay(const struct sandbox_spec *s)
         xasprintf("lowerdir=./%s,upperdir=./%s/upper,workdir=./%s/work,userxattr,volatile",
                   lower, ovl, ovl);
     merged = xasprintf("%s/merged", s->overlay_dir);
-    if (mount("overlay", merged, "overlay", 0, opts) < 0) {
+    upper = xasprintf("./%s/upper", ovl);
+    /* An upper directory without user xattrs mounts, but cannot record a
+     * re-created directory (opaque): not an overlay to use. */
+    if (setxattr(upper, "user.ocib.probe", "1", 1, 0) < 0)
+        refused =
+            xasprintf("the cache's file system keeps no user xattrs (%s)", strerror(errno));
+    else if (removexattr(upper, "user.ocib.probe") < 0 ||
+             mount("overlay", merged, "overlay", 0, opts) < 0)
+        refused = xasprintf("overlayfs cannot be mounted here: %s", strerror(errno));
+    if (refused) {
         char msg[512];
 
-        snprintf(msg, sizeof(msg), OVERLAY_REFUSED "overlayfs cannot be mounted here: %s",
-                 strerror(errno));
+        snprintf(msg, sizeof(msg), OVERLAY_REFUSED "%s", refused);
         if (write(err_fd, msg, strlen(msg)) < 0) {
         }
         _exit(255);

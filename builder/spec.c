@@ -1077,7 +1077,7 @@ static void add_image_stages(struct spec *spec)
                                             (spec->n_stages + 1) * sizeof(*spec->stages));
                     st = &spec->stages[spec->n_stages++];
                     memset(st, 0, sizeof(*st));
-                    st->where = xasprintf("%s.from", ly->copies[c].where);
+                    st->where = xstrdup(ly->copies[c].where);
                     st->name = xstrdup(f->text);
                     st->image_only = true;
                     st->from = *f;
