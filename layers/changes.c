@@ -481,6 +481,7 @@ static void put_after(const struct snapshot *a, size_t j, unsigned (*map_uid)(un
         .link = link ? xstrdup(link) : NULL,
         .src = S_ISREG(x->mode) ? xstrdup(snap_path(a, j)) : NULL,
         .has_st = true,
+        .keep_caps = true,
     };
 
     e.st.st_dev = (dev_t)x->dev;

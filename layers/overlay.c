@@ -126,6 +126,7 @@ static int put_entry(struct walk *w, int dirfd, const char *name, const struct s
         .src = S_ISREG(st->st_mode) ? xstrdup(w->path.buf) : NULL,
         .st = *st,
         .has_st = true,
+        .keep_caps = true,
     };
 
     if (S_ISLNK(st->st_mode)) {

@@ -101,7 +101,11 @@ int layer_writer_new(int out_fd, enum layer_compression c, int64_t mtime,
     }
     w->a = archive_write_new();
     w->entry = archive_entry_new();
+    /* Extended attributes (file capabilities) as SCHILY records only, as
+     * Docker writes them: one way, whatever libarchive's default. */
     if (!w->a || !w->entry || archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+        archive_write_set_format_option(w->a, "pax", "xattrheader", "SCHILY") !=
+            ARCHIVE_OK ||
         archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
         archive_write_open2(w->a, w, NULL, archive_write_cb, NULL, NULL) != ARCHIVE_OK) {
         ocib_error_set(err, "cannot start a tar stream: %s",
@@ -143,6 +147,8 @@ static int write_header(struct layer_writer *w, const struct layer_entry *e,
         if (S_ISLNK(e->mode))
             archive_entry_set_symlink(ae, e->link);
         archive_entry_set_size(ae, S_ISREG(e->mode) ? (la_int64_t)e->size : 0);
+        if (e->caps && S_ISREG(e->mode))
+            archive_entry_xattr_add_entry(ae, "security.capability", e->caps, e->caps_len);
     }
     if (archive_write_header(w->a, ae) != ARCHIVE_OK)
         return archive_fail(w, "cannot write tar header", e->path, err);

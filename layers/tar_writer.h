@@ -30,6 +30,10 @@ struct layer_entry {
     uint64_t size;    /* regular files */
     const char *link; /* symlink target, or hardlink target path */
     bool hardlink;
+    const void *caps; /* regular files: the security.capability xattr's
+                       * value, written as SCHILY.xattr.security.capability
+                       * (as Docker does), or NULL */
+    size_t caps_len;
 };
 
 struct layer_result {

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define LAYER_PATH_MAX 4096
@@ -169,6 +170,7 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
         bool maybe_linked = te->has_st && te->st.st_nlink > 1;
         struct inode_seen key = {te->st.st_dev, te->st.st_ino, te->path};
         _cleanup_close_ int fd = -1;
+        char caps[64]; /* a vfs_cap_data is 20 or 24 bytes */
         struct stat st;
 
         if (!S_ISREG(te->mode)) {
@@ -200,6 +202,14 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
             return ocib_error_errno(err, errno, "cannot open '%s'", te->src);
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
             return ocib_error_set(err, "'%s' changed while the layer was written", te->src);
+        if (te->keep_caps) {
+            ssize_t n = fgetxattr(fd, "security.capability", caps, sizeof(caps));
+
+            if (n > 0) {
+                e.caps = caps;
+                e.caps_len = (size_t)n;
+            }
+        }
         if (te->digest[0]) {
             if (layer_writer_add_fd(w, &e, fd, NULL, err) < 0)
                 return -1;

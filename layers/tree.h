@@ -35,6 +35,8 @@ struct layer_tree_entry {
     char digest[65]; /* content digest (hex) of a regular file, "" until known */
     size_t seq;      /* insertion order, so that the last one wins */
     bool implicit;   /* parent directory added by the tree */
+    bool keep_caps;  /* a file a command made: its security.capability
+                      * xattr, if any, goes into the layer */
 };
 
 struct layer_tree {

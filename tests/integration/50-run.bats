@@ -456,6 +456,44 @@ PY
     assert_eq "same image as with overlayfs" "$out" "$want"
 }
 
+@test "file capabilities a run step sets reach the layer as SCHILY.xattr.security.capability, the same with and without overlayfs" {
+    need cc || return 1
+    mkdir -p ctx
+    cc -static -O2 -o ctx/setcap-helper "$RUN_FIXTURES_DIR/setcap-helper.c" ||
+        fail "cannot build the static setcap helper"
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/caps", "stages": [
+  {"from": "$BASE", "layers": [
+    {"name": "tool", "copy": [{"src": ["setcap-helper"], "dest": "/bin/setcap-helper"}]},
+    {"name": "caps", "run": "cp /bin/busybox /bin/binder && /bin/setcap-helper /bin/binder && echo plain > /plain.txt"}
+  ]}
+]}
+EOF
+    build_ok -C ctx --output "oci:$T/ovl"
+    local d1=$REF
+    export OCIB_CACHE_DIR=$T/cache-snapshot
+    OCIB_CAPTURE=snapshot build_ok -C ctx --output "oci:$T/snap"
+    assert_eq "same image with and without overlayfs" "$REF" "$d1"
+    local m n blob
+    m=$(layout_manifest "$T/ovl")
+    n=$(jq '.layers | length' "$m")
+    blob=$(blob_path "$T/ovl" "$(jq -r ".layers[$((n - 1))].digest" "$m")")
+    "$PY" - "$blob" <<'PY' || fail "the layer's capability records are wrong"
+import gzip, sys, tarfile
+with tarfile.open(fileobj=gzip.open(sys.argv[1])) as t:
+    got = {m.name: m.pax_headers for m in t.getmembers()}
+want = b"\x01\x00\x00\x02" + (1 << 10).to_bytes(4, "little") + b"\x00" * 12
+caps = got["bin/binder"].get("SCHILY.xattr.security.capability")
+if caps is None or caps.encode("utf-8", "surrogateescape") != want:
+    sys.exit("bin/binder: %r" % (got["bin/binder"],))
+for name, h in got.items():
+    if any(k.startswith("LIBARCHIVE.") for k in h):
+        sys.exit("%s: libarchive's own xattr record: %r" % (name, h))
+    if name != "bin/binder" and any(k.startswith("SCHILY.xattr") for k in h):
+        sys.exit("%s: unexpected xattrs %r" % (name, h))
+PY
+}
+
 @test "network none: only loopback, the host's loopback server is unreachable; network host reaches it" {
     mkdir www
     echo 'hello from the host' >www/index.html
