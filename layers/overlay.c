@@ -254,6 +254,22 @@ static bool same_content(int a, int b, const char *name)
     }
 }
 
+/* Whether the files name in a and b have the same security.capability
+ * xattr (a layer records it; setcap changes nothing else). */
+static bool same_caps(int a, int b, const char *name)
+{
+    char pa[64 + 256], pb[64 + 256], ca[64], cb[64];
+    ssize_t na, nb;
+
+    snprintf(pa, sizeof(pa), "/proc/self/fd/%d/%s", a, name);
+    snprintf(pb, sizeof(pb), "/proc/self/fd/%d/%s", b, name);
+    na = lgetxattr(pa, "security.capability", ca, sizeof(ca));
+    nb = lgetxattr(pb, "security.capability", cb, sizeof(cb));
+    if (na < 0 && nb < 0)
+        return true;
+    return na == nb && !memcmp(ca, cb, (size_t)na);
+}
+
 /* Whether the non-directory name in upper is a copy-up that changed
  * nothing a layer records (a file opened for writing and not written: a
  * lock file): same type, mode, owner, mtime and content as the root's, and
@@ -270,7 +286,8 @@ static bool unchanged_copy_up(int upper, int root, const char *name, const struc
         st->st_mtim.tv_nsec != rst.st_mtim.tv_nsec)
         return false;
     if (S_ISREG(st->st_mode))
-        return st->st_size == rst.st_size && same_content(upper, root, name);
+        return st->st_size == rst.st_size && same_caps(upper, root, name) &&
+               same_content(upper, root, name);
     if (S_ISLNK(st->st_mode)) {
         char a[OVERLAY_PATH_MAX + 1], b[OVERLAY_PATH_MAX + 1];
         ssize_t na = readlinkat(upper, name, a, sizeof(a));

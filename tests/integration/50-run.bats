@@ -465,7 +465,8 @@ PY
 {"version": 1, "image": "localhost:5000/ocib/caps", "stages": [
   {"from": "$BASE", "layers": [
     {"name": "tool", "copy": [{"src": ["setcap-helper"], "dest": "/bin/setcap-helper"}]},
-    {"name": "caps", "run": "cp /bin/busybox /bin/binder && /bin/setcap-helper /bin/binder && echo plain > /plain.txt"}
+    {"name": "prep", "run": "cp /bin/busybox /bin/existing"},
+    {"name": "caps", "run": "cp /bin/busybox /bin/binder && /bin/setcap-helper /bin/binder && /bin/setcap-helper /bin/existing && echo plain > /plain.txt"}
   ]}
 ]}
 EOF
@@ -483,13 +484,15 @@ import gzip, sys, tarfile
 with tarfile.open(fileobj=gzip.open(sys.argv[1])) as t:
     got = {m.name: m.pax_headers for m in t.getmembers()}
 want = b"\x01\x00\x00\x02" + (1 << 10).to_bytes(4, "little") + b"\x00" * 12
-caps = got["bin/binder"].get("SCHILY.xattr.security.capability")
-if caps is None or caps.encode("utf-8", "surrogateescape") != want:
-    sys.exit("bin/binder: %r" % (got["bin/binder"],))
+# a new file, and one that existed (setcap alone changes only its xattr)
+for f in ("bin/binder", "bin/existing"):
+    caps = got.get(f, {}).get("SCHILY.xattr.security.capability")
+    if caps is None or caps.encode("utf-8", "surrogateescape") != want:
+        sys.exit("%s: %r" % (f, got.get(f)))
 for name, h in got.items():
     if any(k.startswith("LIBARCHIVE.") for k in h):
         sys.exit("%s: libarchive's own xattr record: %r" % (name, h))
-    if name != "bin/binder" and any(k.startswith("SCHILY.xattr") for k in h):
+    if name not in ("bin/binder", "bin/existing") and any(k.startswith("SCHILY.xattr") for k in h):
         sys.exit("%s: unexpected xattrs %r" % (name, h))
 PY
 }
