@@ -6,6 +6,7 @@
 #include "base/sha256.h"
 #include "base/xalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -112,6 +113,52 @@ int fs_mkdir_p(const char *path, mode_t mode, struct ocib_error *err)
         return ocib_error_errno(err, errno, "cannot create directory '%s'", p);
     if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
         return ocib_error_set(err, "'%s' exists and is not a directory", p);
+    return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void fs_names_release(struct fs_names *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+int fs_read_names(int dirfd, const char *path, struct fs_names *ret, struct ocib_error *err)
+{
+    _cleanup_closedir_ DIR *d = NULL;
+    struct fs_names l = {NULL, 0, 0};
+    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    struct dirent *de;
+
+    if (fd < 0 || !(d = fdopendir(fd))) {
+        int e = errno;
+
+        if (fd >= 0)
+            close(fd);
+        return ocib_error_errno(err, e, "cannot read directory '%s'", *path ? path : ".");
+    }
+    rewinddir(d); /* the fd was dup'ed: its offset is shared */
+    for (errno = 0; (de = readdir(d)); errno = 0) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        XGROW(l.v, l.alloc, l.n + 1);
+        l.v[l.n++] = xstrdup(de->d_name);
+    }
+    if (errno) {
+        int e = errno;
+
+        fs_names_release(&l);
+        return ocib_error_errno(err, e, "cannot read directory '%s'", *path ? path : ".");
+    }
+    if (l.n)
+        qsort(l.v, l.n, sizeof(*l.v), cmp_name);
+    *ret = l;
     return 0;
 }
 

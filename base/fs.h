@@ -42,6 +42,18 @@ int fs_mkdir_p(const char *path, mode_t mode, struct ocib_error *err);
  * not an error. */
 int fs_rm_rf(const char *path, struct ocib_error *err);
 
+/* The names in a directory ("." and ".." left out), sorted byte-wise. */
+struct fs_names {
+    char **v;
+    size_t n, alloc;
+};
+
+/* Lists the directory dirfd (which stays open); path names it in errors
+ * ("" for "."). */
+int fs_read_names(int dirfd, const char *path, struct fs_names *ret,
+                  struct ocib_error *err);
+void fs_names_release(struct fs_names *l);
+
 /* fs_rm_rf of name in the directory parent (never following a symlink). */
 int fs_rm_rf_at(int parent, const char *name, struct ocib_error *err);
 

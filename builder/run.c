@@ -445,6 +445,8 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     s.n_mounts = n_mounts;
     s.output = tail_output;
     s.output_opaque = &tail;
+    /* On an overlay when the kernel allows one; else (refused now or
+     * before) directly on the root, between two snapshots. */
     rc = SANDBOX_NO_OVERLAY;
     if (want_overlay()) {
         if (make_overlay_dir(rq->root->path, &ovl, err) < 0)

@@ -513,6 +513,14 @@ static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending,
     }
 }
 
+/* Closes both ends of a pipe (those still open, i.e. >= 0). */
+static void close_pair(int p[2])
+{
+    for (int i = 0; i < 2; i++)
+        if (p[i] >= 0)
+            close(p[i]);
+}
+
 /* Forks a child that enters a new user namespace, whose id maps the caller
  * (this process) writes before letting it go on.  Returns 0 in the child,
  * the child's pid in the caller, -1 with err when that failed.  A child that
@@ -563,12 +571,8 @@ static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
         pid = -1;
     }
 out:
-    for (int *p = ready; p < ready + 2; p++)
-        if (*p >= 0)
-            close(*p);
-    for (int *p = go; p < go + 2; p++)
-        if (*p >= 0)
-            close(*p);
+    close_pair(ready);
+    close_pair(go);
     return pid;
 }
 
@@ -658,12 +662,8 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     r = 0;
 out:
     strbuf_release(&pending);
-    for (int *p = out; p < out + 2; p++)
-        if (*p >= 0)
-            close(*p);
-    for (int *p = errp; p < errp + 2; p++)
-        if (*p >= 0)
-            close(*p);
+    close_pair(out);
+    close_pair(errp);
     return r;
 }
 

@@ -12,10 +12,10 @@
  */
 #include "layers/changes.h"
 #include "base/cleanup.h"
+#include "base/fs.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -136,70 +136,6 @@ struct walker {
     struct strbuf path; /* of the directory being walked, "" for the root */
 };
 
-static const char *shown(const char *path)
-{
-    return *path ? path : ".";
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-struct name_list {
-    char **v;
-    size_t n, alloc;
-};
-
-static void name_list_release(struct name_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-}
-
-/* Reads the names in dirfd (which stays open), sorted byte-wise. */
-static int read_names(int dirfd, const char *path, struct name_list *ret,
-                      struct ocib_error *err)
-{
-    _cleanup_closedir_ DIR *d = NULL;
-    struct name_list l = {NULL, 0, 0};
-    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-
-    if (fd < 0)
-        return ocib_error_errno(err, errno, "cannot read directory '%s'", shown(path));
-    d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-
-        close(fd);
-        return ocib_error_errno(err, e, "cannot read directory '%s'", shown(path));
-    }
-    rewinddir(d);
-    for (;;) {
-        struct dirent *de;
-
-        errno = 0;
-        de = readdir(d);
-        if (!de)
-            break;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        XGROW(l.v, l.alloc, l.n + 1);
-        l.v[l.n++] = xstrdup(de->d_name);
-    }
-    if (errno) {
-        int e = errno;
-
-        name_list_release(&l);
-        return ocib_error_errno(err, e, "cannot read directory '%s'", shown(path));
-    }
-    if (l.n)
-        qsort(l.v, l.n, sizeof(*l.v), cmp_name);
-    *ret = l;
-    return 0;
-}
-
 static int record(struct walker *w, const struct stat *st, const char *link, bool mount,
                   struct ocib_error *err)
 {
@@ -284,11 +220,11 @@ static int walk_entry(struct walker *w, int dirfd, const char *name, unsigned de
 
 static int walk_dir(struct walker *w, int dirfd, unsigned depth, struct ocib_error *err)
 {
-    struct name_list names = {NULL, 0, 0};
+    struct fs_names names = {NULL, 0, 0};
     size_t base = w->path.len;
     int r = 0;
 
-    if (read_names(dirfd, w->path.buf, &names, err) < 0)
+    if (fs_read_names(dirfd, w->path.buf, &names, err) < 0)
         return -1;
     for (size_t i = 0; i < names.n && r == 0; i++) {
         strbuf_setlen(&w->path, base);
@@ -298,7 +234,7 @@ static int walk_dir(struct walker *w, int dirfd, unsigned depth, struct ocib_err
         r = walk_entry(w, dirfd, names.v[i], depth, err);
     }
     strbuf_setlen(&w->path, base);
-    name_list_release(&names);
+    fs_names_release(&names);
     return r;
 }
 

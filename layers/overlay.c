@@ -20,7 +20,6 @@
 #include "base/xalloc.h"
 #include "layers/changes.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -33,9 +32,6 @@
 #define OVERLAY_DEPTH_MAX 1024
 #define SAME_CHUNK (64 * 1024)
 
-static const char *const opaque_xattrs[] = {"user.overlay.opaque",
-                                            "trusted.overlay.opaque"};
-
 struct walk {
     const char *const *skip;
     unsigned (*map_uid)(unsigned);
@@ -45,11 +41,6 @@ struct walk {
 };
 
 enum mode { MERGED, FRESH, NEW };
-
-static const char *shown(const char *path)
-{
-    return *path ? path : ".";
-}
 
 static bool is_whiteout(const struct stat *st)
 {
@@ -61,6 +52,13 @@ static bool is_overlay_xattr(const char *name)
     return !strncmp(name, "user.overlay.", 13) || !strncmp(name, "trusted.overlay.", 16);
 }
 
+/* A path for name in dirfd that the l*xattr calls take (there are no
+ * *xattrat calls before Linux 6.13). */
+static void at_path(char (*buf)[64 + 256], int dirfd, const char *name)
+{
+    snprintf(*buf, sizeof(*buf), "/proc/self/fd/%d/%s", dirfd, name);
+}
+
 /* Removes the xattrs overlayfs leaves on what it copied up (origin,
  * impure: bookkeeping of that mount) from name in dirfd, so that the root,
  * which may be the lower directory of later mounts, carries none. */
@@ -69,32 +67,33 @@ static void strip_overlay_xattrs_at(int dirfd, const char *name)
     char path[64 + 256], names[4096];
     ssize_t n;
 
-    snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+    at_path(&path, dirfd, name);
     n = llistxattr(path, names, sizeof(names));
     for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
         if (is_overlay_xattr(names + i))
             lremovexattr(path, names + i);
 }
 
-/* Whether the upper directory fd hides the root's below it.  Its overlay
- * xattrs (this marker among them) are removed on the way, since the
- * directory is about to join the root. */
+/* Whether the upper directory fd hides the root's below it (its opaque
+ * xattr is "y").  Its overlay xattrs, the marker among them, are removed on
+ * the way, since the directory is about to join the root. */
 static bool take_opaque(int fd)
 {
     char names[4096];
-    ssize_t n;
+    ssize_t n = flistxattr(fd, names, sizeof(names));
     bool opaque = false;
 
-    for (size_t i = 0; i < sizeof(opaque_xattrs) / sizeof(opaque_xattrs[0]); i++) {
+    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
+        const char *x = names + i;
         char v[4];
 
-        if (fgetxattr(fd, opaque_xattrs[i], v, sizeof(v)) == 1 && v[0] == 'y')
+        if (!is_overlay_xattr(x))
+            continue;
+        if (!strcmp(strchr(x, '.') + 1, "overlay.opaque") &&
+            fgetxattr(fd, x, v, sizeof(v)) == 1 && v[0] == 'y')
             opaque = true;
+        fremovexattr(fd, x);
     }
-    n = flistxattr(fd, names, sizeof(names));
-    for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1)
-        if (is_overlay_xattr(names + i))
-            fremovexattr(fd, names + i);
     return opaque;
 }
 
@@ -143,50 +142,6 @@ static int put_entry(struct walk *w, int dirfd, const char *name, const struct s
     }
     layer_tree_put(w->t, &e);
     return 0;
-}
-
-/* Reads the names in dirfd (which stays open). */
-static int read_names(int dirfd, const char *path, char ***ret, size_t *ret_n,
-                      struct ocib_error *err)
-{
-    _cleanup_closedir_ DIR *d = NULL;
-    char **v = NULL;
-    size_t n = 0, alloc = 0;
-    int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-    struct dirent *de;
-
-    if (fd < 0 || !(d = fdopendir(fd))) {
-        int e = errno;
-
-        if (fd >= 0)
-            close(fd);
-        return ocib_error_errno(err, e, "cannot read directory '%s'", shown(path));
-    }
-    rewinddir(d);
-    for (errno = 0; (de = readdir(d)); errno = 0) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        XGROW(v, alloc, n + 1);
-        v[n++] = xstrdup(de->d_name);
-    }
-    if (errno) {
-        int e = errno;
-
-        for (size_t i = 0; i < n; i++)
-            free(v[i]);
-        free(v);
-        return ocib_error_errno(err, e, "cannot read directory '%s'", shown(path));
-    }
-    *ret = v;
-    *ret_n = n;
-    return 0;
-}
-
-static void free_names(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 /* Puts the upper entry name (a directory when dir) in place of the
@@ -261,8 +216,8 @@ static bool same_caps(int a, int b, const char *name)
     char pa[64 + 256], pb[64 + 256], ca[64], cb[64];
     ssize_t na, nb;
 
-    snprintf(pa, sizeof(pa), "/proc/self/fd/%d/%s", a, name);
-    snprintf(pb, sizeof(pb), "/proc/self/fd/%d/%s", b, name);
+    at_path(&pa, a, name);
+    at_path(&pb, b, name);
     na = lgetxattr(pa, "security.capability", ca, sizeof(ca));
     nb = lgetxattr(pb, "security.capability", cb, sizeof(cb));
     if (na < 0 && nb < 0)
@@ -371,14 +326,13 @@ static int walk_subdir(struct walk *w, int upper, int root, enum mode mode,
 static int walk_dir(struct walk *w, int upper, int root, enum mode mode, unsigned depth,
                     bool *ret_any, struct ocib_error *err)
 {
-    char **names = NULL;
-    size_t n = 0;
+    struct fs_names names = {NULL, 0, 0};
     int r = -1;
 
-    if (read_names(upper, w->path.buf, &names, &n, err) < 0)
+    if (fs_read_names(upper, w->path.buf, &names, err) < 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = names[i];
+    for (size_t i = 0; i < names.n; i++) {
+        const char *name = names.v[i];
         size_t base = enter(w, name);
         struct stat st;
 
@@ -427,27 +381,26 @@ static int walk_dir(struct walk *w, int upper, int root, enum mode mode, unsigne
     }
     /* What a fresh directory no longer has is gone. */
     if (mode == FRESH) {
-        char **old = NULL;
-        size_t n_old = 0;
+        struct fs_names old = {NULL, 0, 0};
 
-        if (read_names(root, w->path.buf, &old, &n_old, err) < 0)
+        if (fs_read_names(root, w->path.buf, &old, err) < 0)
             goto out;
-        for (size_t i = 0; i < n_old; i++) {
-            size_t base = enter(w, old[i]);
+        for (size_t i = 0; i < old.n; i++) {
+            size_t base = enter(w, old.v[i]);
             struct stat st;
 
             if (!changes_path_skipped(w->path.buf, w->skip) &&
-                fstatat(upper, old[i], &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+                fstatat(upper, old.v[i], &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
                 changes_put_whiteout(w->t, w->path.buf);
                 *ret_any = true;
             }
             strbuf_setlen(&w->path, base);
         }
-        free_names(old, n_old);
+        fs_names_release(&old);
     }
     r = 0;
 out:
-    free_names(names, n);
+    fs_names_release(&names);
     return r;
 }
 
