@@ -3,6 +3,7 @@
  */
 #include "base/error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 static void error_vset(struct ocib_error *err, int code, const char *fmt, va_list ap)
 {
     err->code = code;
+    err->kind = OCIB_ERR_OTHER;
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }
 
@@ -47,6 +49,8 @@ int ocib_error_errno(struct ocib_error *err, int errnum, const char *fmt, ...)
     va_start(ap, fmt);
     error_vset(err, OCIB_EXIT_FAILURE, fmt, ap);
     va_end(ap);
+    if (errnum == ENOENT)
+        err->kind = OCIB_ERR_NOT_FOUND;
     len = strlen(err->msg);
     snprintf(err->msg + len, sizeof(err->msg) - len, ": %s", strerror(errnum));
     return -1;
@@ -83,10 +87,30 @@ int ocib_error_wrap(struct ocib_error *err, const char *fmt, ...)
     return -1;
 }
 
+int ocib_error_kind_set(struct ocib_error *err, enum ocib_error_kind kind, const char *fmt,
+                        ...)
+{
+    va_list ap;
+
+    if (!err)
+        return -1;
+    va_start(ap, fmt);
+    error_vset(err, OCIB_EXIT_FAILURE, fmt, ap);
+    va_end(ap);
+    err->kind = kind;
+    return -1;
+}
+
+enum ocib_error_kind ocib_error_kind(const struct ocib_error *err)
+{
+    return err ? (enum ocib_error_kind)err->kind : OCIB_ERR_OTHER;
+}
+
 void ocib_error_clear(struct ocib_error *err)
 {
     if (!err)
         return;
     err->code = 0;
+    err->kind = OCIB_ERR_OTHER;
     err->msg[0] = '\0';
 }
