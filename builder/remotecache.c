@@ -38,7 +38,7 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
     const char *key;
     json_t *v;
     size_t len;
-    int rc_ = -1, exists;
+    int rc_ = -1;
 
     if (reference_parse(ref_str, &ref, err) < 0)
         return ocib_error_wrap(err, "--cache-from");
@@ -50,10 +50,7 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
 
         if (registry_manifest_get(r, ref.repository, ref.digest ?: ref.tag, &m, &probe) <
             0) {
-            exists = strstr(probe.msg, "HTTP 404") ||
-                     strstr(probe.msg, "MANIFEST_UNKNOWN") ||
-                     strstr(probe.msg, "NAME_UNKNOWN");
-            if (!exists) {
+            if (ocib_error_kind(&probe) != OCIB_ERR_NOT_FOUND) {
                 if (err)
                     *err = probe;
                 ocib_error_wrap(err, "--cache-from %s", ref_str);

@@ -8,9 +8,11 @@
 #include "base/sha256.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "oci/image.h"
 #include "oci/json.h"
 #include "oci/mediatype.h"
 #include "registry/credentials.h"
+#include "registry/headers.h"
 #include "registry/reference.h"
 
 #include <ctype.h>
@@ -24,6 +26,7 @@
 #define MONOLITHIC_MAX (16 * 1024 * 1024)
 #define CHUNK_SIZE (16 * 1024 * 1024)
 #define MAX_RESUMES 8
+#define MAX_UPLOADS 3
 #define TOKEN_MAX (64 * 1024)
 
 #define ACCEPT_MANIFESTS                                                                   \
@@ -144,45 +147,20 @@ static char *basic_header(const struct credentials *c)
     return h;
 }
 
-/* Extracts param="value" (or param=value) from a challenge; caller frees. */
-static char *challenge_param(const char *ch, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (const char *p = ch; (p = strcasestr(p, name)); p += n) {
-        const char *v;
-
-        if (p != ch && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
-            continue;
-        v = p + n;
-        while (*v == ' ')
-            v++;
-        if (*v != '=')
-            continue;
-        v++;
-        while (*v == ' ')
-            v++;
-        if (*v == '"') {
-            const char *end = strchr(v + 1, '"');
-
-            return end ? xstrndup(v + 1, (size_t)(end - v - 1)) : NULL;
-        }
-        return xstrndup(v, strcspn(v, ", "));
-    }
-    return NULL;
-}
-
-/* Records the auth scheme a 401 asked for; called with r->lock held. */
+/* Records the auth scheme a 401 from the registry's own origin asked for;
+ * called with r->lock held.  A challenge that cannot be parsed leaves the
+ * scheme as it was. */
 static void parse_challenge(struct registry *r, const char *ch)
 {
+    char *scheme, *realm, *service, *scope;
+
     if (!ch) {
         r->scheme = AUTH_BASIC;
         return;
     }
-    if (!strncasecmp(ch, "bearer", 6)) {
-        char *realm = challenge_param(ch, "realm");
-        char *service = challenge_param(ch, "service");
-
+    if (registry_parse_challenge(ch, &scheme, &realm, &service, &scope) < 0)
+        return;
+    if (!strcasecmp(scheme, "bearer")) {
         r->scheme = AUTH_BEARER;
         free(r->realm);
         free(r->service);
@@ -190,7 +168,30 @@ static void parse_challenge(struct registry *r, const char *ch)
         r->service = service;
     } else {
         r->scheme = AUTH_BASIC;
+        free(realm);
+        free(service);
     }
+    free(scheme);
+    free(scope);
+}
+
+/* Whether url is on the registry's own origin (scheme, host and port). */
+static bool own_origin(const struct registry *r, const char *url)
+{
+    _cleanup_free_ char *a = http_url_origin(url);
+    _cleanup_free_ char *b = http_url_origin(r->base);
+
+    return !strcmp(a, b);
+}
+
+/* Credentials issued for the registry go to its token realm only when the
+ * realm is on the registry's origin or is spoken to over verified TLS
+ * (Docker Hub's auth.docker.io); a plain-HTTP realm elsewhere gets an
+ * anonymous request, so a registry cannot make ocib send a password in
+ * clear text to another host. */
+static bool realm_may_get_credentials(const struct registry *r)
+{
+    return own_origin(r, r->realm) || !strncasecmp(r->realm, "https://", 8);
 }
 
 static struct token *token_find(struct registry *r, const char *scopes)
@@ -237,7 +238,7 @@ static int fetch_token(struct registry *r, const char *scopes, struct ocib_error
     }
     if (load_credentials(r, err) < 0)
         goto out;
-    if (r->has_cred) {
+    if (r->has_cred && realm_may_get_credentials(r)) {
         basic = basic_header(&r->cred);
         rq.authorization = basic;
     }
@@ -247,8 +248,9 @@ static int fetch_token(struct registry *r, const char *scopes, struct ocib_error
         goto out;
     }
     if (rs.status == 401 || rs.status == 403) {
-        ocib_error_set(
-            err, "%s: authentication failed%s (HTTP %ld from the token service)", r->host,
+        ocib_error_kind_set(
+            err, OCIB_ERR_AUTH,
+            "%s: authentication failed%s (HTTP %ld from the token service)", r->host,
             r->has_cred ? " (wrong username or password?)" : "; run 'ocib login'",
             rs.status);
         http_response_release(&rs);
@@ -325,16 +327,21 @@ static int auth_for(struct registry *r, const char *scopes, bool force_refresh, 
 /* A request with auth: on 401, learns the challenge and tries again with
  * fresh credentials. A rejected credential is refreshed once; an anonymous
  * attempt (the first request, before any challenge) does not count, so a
- * token revoked right after it was fetched is still refreshed. */
+ * token revoked right after it was fetched is still refreshed.
+ *
+ * Credentials go only to the registry's own origin: a URL the registry
+ * hands out on another host or port (an upload Location, a redirect) is
+ * requested without them, and a 401 from such a host teaches nothing. */
 static int reg_do(struct registry *r, const char *scopes, struct http_request *rq,
                   struct http_response *rs, struct ocib_error *err)
 {
+    bool own = own_origin(r, rq->url);
     int rejected = 0;
 
     for (int attempt = 0; attempt < 3; attempt++) {
         _cleanup_free_ char *auth = NULL;
 
-        if (auth_for(r, scopes, attempt > 0, &auth, err) < 0)
+        if (own && auth_for(r, scopes, attempt > 0, &auth, err) < 0)
             return -1;
         rq->authorization = auth;
         if (http_do(r->http, rq, rs, err) < 0) {
@@ -342,12 +349,21 @@ static int reg_do(struct registry *r, const char *scopes, struct http_request *r
             return -1;
         }
         rq->authorization = NULL;
-        if (rs->status != 401 || attempt == 2 || (auth && ++rejected > 1))
+        if (rs->status != 401 || !own || attempt == 2 || (auth && ++rejected > 1))
             break;
         pthread_mutex_lock(&r->lock);
         parse_challenge(r, rs->www_authenticate);
         pthread_mutex_unlock(&r->lock);
         http_response_release(rs);
+    }
+    if (rs->status == 401 && !own) {
+        _cleanup_free_ char *origin = http_url_origin(rq->url);
+
+        http_response_release(rs);
+        return ocib_error_kind_set(err, OCIB_ERR_AUTH,
+                                   "%s: %s asks for credentials, which ocib sends only to "
+                                   "the registry's own origin",
+                                   r->host, origin);
     }
     if (rs->status == 401) {
         bool has;
@@ -356,9 +372,10 @@ static int reg_do(struct registry *r, const char *scopes, struct http_request *r
         has = r->has_cred;
         pthread_mutex_unlock(&r->lock);
         http_response_release(rs);
-        return ocib_error_set(err, "%s: %s", r->host,
-                              has ? "authentication failed (wrong username or password?)"
-                                  : "authentication required; run 'ocib login'");
+        return ocib_error_kind_set(
+            err, OCIB_ERR_AUTH, "%s: %s", r->host,
+            has ? "authentication failed (wrong username or password?)"
+                : "authentication required; run 'ocib login'");
     }
     return 0;
 }
@@ -375,25 +392,56 @@ static char *scope_push(const char *repo, const char *mount_from)
     return xasprintf("repository:%s:pull,push", repo);
 }
 
-/* "HTTP 404 from GET url: <registry error message>" */
+/* The kind of failure an HTTP status (and the registry's error code) says. */
+static enum ocib_error_kind status_kind(long status, const char *code)
+{
+    if (code && (!strcmp(code, "DIGEST_INVALID") || !strcmp(code, "SIZE_INVALID")))
+        return OCIB_ERR_INTEGRITY;
+    if (code && (!strcmp(code, "MANIFEST_UNKNOWN") || !strcmp(code, "NAME_UNKNOWN") ||
+                 !strcmp(code, "BLOB_UNKNOWN")))
+        return OCIB_ERR_NOT_FOUND;
+    if (status == 404)
+        return OCIB_ERR_NOT_FOUND;
+    if (status == 401 || status == 403)
+        return OCIB_ERR_AUTH;
+    if (status >= 500 || status == 429)
+        return OCIB_ERR_NETWORK;
+    return OCIB_ERR_OTHER;
+}
+
+/* "<what>: HTTP 400: CODE: message" from the registry's error document
+ * (distribution spec: {"errors": [{"code", "message", "detail"}]}), with
+ * every code it lists; the kind follows the status and the first code. */
 static int http_error(const char *what, const struct http_response *rs,
                       struct ocib_error *err)
 {
     _cleanup_json_ json_t *j = NULL;
-    const char *msg = NULL, *code = NULL;
+    struct strbuf detail = STRBUF_INIT;
+    const char *first_code = NULL;
+    json_t *e;
+    size_t i;
+    int rc;
 
     if (rs->body.len)
         j = json_loadb(rs->body.buf, rs->body.len, 0, NULL);
-    if (j) {
-        json_t *e = json_array_get(json_object_get(j, "errors"), 0);
+    json_array_foreach(json_object_get(j, "errors"), i, e)
+    {
+        const char *code = oci_json_str(e, "code");
+        const char *msg = oci_json_str(e, "message");
 
-        code = oci_json_str(e, "code");
-        msg = oci_json_str(e, "message");
+        if (!code && !msg)
+            continue;
+        if (!first_code)
+            first_code = code;
+        strbuf_addf(&detail, "%s%s%s%s", detail.len ? "; " : ": ", code ?: "",
+                    code && msg ? ": " : "", msg ?: "");
+        if (i >= 3)
+            break;
     }
-    if (code || msg)
-        return ocib_error_set(err, "%s: HTTP %ld: %s%s%s", what, rs->status, code ?: "",
-                              code && msg ? ": " : "", msg ?: "");
-    return ocib_error_set(err, "%s: HTTP %ld", what, rs->status);
+    rc = ocib_error_kind_set(err, status_kind(rs->status, first_code), "%s: HTTP %ld%s",
+                             what, rs->status, detail.len ? detail.buf : "");
+    strbuf_release(&detail);
+    return rc;
 }
 
 int registry_check_login(struct registry *r, struct ocib_error *err)
@@ -446,6 +494,7 @@ int registry_manifest_get(struct registry *r, const char *repo, const char *ref,
                               .follow_redirects = true};
     struct http_response rs;
     struct oci_digest got;
+    enum oci_doc_kind kind;
     _cleanup_free_ char *what = xasprintf("%s/%s:%s", r->host, repo, ref);
 
     if (reg_do(r, scopes, &rq, &rs, err) < 0)
@@ -458,32 +507,28 @@ int registry_manifest_get(struct registry *r, const char *repo, const char *ref,
     oci_digest_of(rs.body.buf ?: "", rs.body.len, &got);
     if (oci_digest_valid(ref) && strcmp(ref, got.str)) {
         http_response_release(&rs);
-        return ocib_error_set(
-            err, "manifest %s: content does not match its digest (got %s)", what, got.str);
+        return ocib_error_kind_set(
+            err, OCIB_ERR_INTEGRITY,
+            "manifest %s: content does not match its digest (got %s)", what, got.str);
     }
     if (rs.docker_content_digest && oci_digest_valid(rs.docker_content_digest) &&
         strcmp(rs.docker_content_digest, got.str)) {
-        ocib_error_set(err,
-                       "manifest %s: Docker-Content-Digest %s does not match content %s",
-                       what, rs.docker_content_digest, got.str);
+        ocib_error_kind_set(
+            err, OCIB_ERR_INTEGRITY,
+            "manifest %s: Docker-Content-Digest %s does not match content %s", what,
+            rs.docker_content_digest, got.str);
         http_response_release(&rs);
         return -1;
     }
     memset(ret, 0, sizeof(*ret));
+    if (oci_doc_classify(rs.body.buf ?: "", rs.body.len, rs.content_type, what, &kind,
+                         &ret->media_type, err) < 0) {
+        http_response_release(&rs);
+        return ocib_error_wrap(err, "manifest");
+    }
     ret->digest = got;
     ret->len = rs.body.len;
     ret->data = strbuf_detach(&rs.body);
-    {
-        _cleanup_json_ json_t *j = json_loadb(ret->data, ret->len, 0, NULL);
-        const char *mt = oci_json_str(j, "mediaType");
-
-        if (!mt && rs.content_type)
-            mt = rs.content_type;
-        if (!mt && json_object_get(j, "manifests"))
-            mt = OCI_MT_INDEX;
-        ret->media_type =
-            xstrndup(mt ?: OCI_MT_MANIFEST, strcspn(mt ?: OCI_MT_MANIFEST, ";"));
-    }
     http_response_release(&rs);
     return 0;
 }
@@ -535,8 +580,9 @@ int registry_blob_exists(struct registry *r, const char *repo, const struct oci_
         return 1;
     if (status == 404)
         return 0;
-    return ocib_error_set(err, "%s/%s: HEAD blob %s: HTTP %ld", r->host, repo, d->str,
-                          status);
+    return ocib_error_kind_set(err, status_kind(status, NULL),
+                               "%s/%s: HEAD blob %s: HTTP %ld", r->host, repo, d->str,
+                               status);
 }
 
 /* Streams a blob into an fd while hashing it. */
@@ -608,12 +654,14 @@ static int blob_get(struct registry *r, const char *repo, const struct oci_diges
     http_response_release(&rs);
     oci_digest_from_sha256(&s->h, &got);
     if (!oci_digest_equal(&got, d))
-        return ocib_error_set(err,
-                              "%s/%s: blob %s: content does not match its digest (got %s)",
-                              r->host, repo, d->str, got.str);
+        return ocib_error_kind_set(
+            err, OCIB_ERR_INTEGRITY,
+            "%s/%s: blob %s: content does not match its digest (got %s)", r->host, repo,
+            d->str, got.str);
     if (size >= 0 && (int64_t)s->n != size)
-        return ocib_error_set(err, "%s/%s: blob %s: %llu bytes, expected %lld", r->host,
-                              repo, d->str, (unsigned long long)s->n, (long long)size);
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                                   "%s/%s: blob %s: %llu bytes, expected %lld", r->host,
+                                   repo, d->str, (unsigned long long)s->n, (long long)size);
     STAT_ADD(r, blobs_downloaded, 1);
     STAT_ADD(r, bytes_downloaded, s->n);
     return 0;
@@ -642,21 +690,6 @@ int registry_blob_get_mem(struct registry *r, const char *repo, const struct oci
     return 0;
 }
 
-/* Parses a "Range: 0-N" upload status into the next offset (N + 1). */
-static int64_t range_next(const char *range)
-{
-    const char *dash;
-
-    if (!range)
-        return 0;
-    if (!strncasecmp(range, "bytes=", 6))
-        range += 6;
-    dash = strchr(range, '-');
-    if (!dash)
-        return 0;
-    return strtoll(dash + 1, NULL, 10) + 1;
-}
-
 struct upload {
     struct registry *r;
     const char *repo;
@@ -678,11 +711,16 @@ static void upload_set_location(struct upload *u, const char *base_url, const ch
     u->location = abs;
 }
 
-/* Asks the registry how much of the upload it has (GET on the session). */
-static int upload_status(struct upload *u, int64_t *ret_next, struct ocib_error *err)
+/* Asks the registry how much of the upload it has (GET on the session):
+ * *ret_next is the next offset it expects, or -1 when its answer does not
+ * say exactly (no Range, "0-0", a range past what was sent): the caller then
+ * starts a new session. */
+static int upload_status(struct upload *u, int64_t sent, int64_t *ret_next,
+                         struct ocib_error *err)
 {
     struct http_request rq = {.method = "GET", .url = u->location, .body_fd = -1};
     struct http_response rs;
+    int64_t next = -1;
 
     if (reg_do(u->r, u->scopes, &rq, &rs, err) < 0)
         return -1;
@@ -692,7 +730,9 @@ static int upload_status(struct upload *u, int64_t *ret_next, struct ocib_error 
         http_response_release(&rs);
         return rc;
     }
-    *ret_next = rs.range ? range_next(rs.range) : 0;
+    if (registry_parse_range(rs.range, &next) < 0 || next > sent)
+        next = -1;
+    *ret_next = next;
     if (rs.location)
         upload_set_location(u, u->location, rs.location);
     http_response_release(&rs);
@@ -706,8 +746,11 @@ static char *with_digest(const char *location, const struct oci_digest *d)
     return xasprintf("%s%cdigest=%s", location, strchr(location, '?') ? '&' : '?', esc);
 }
 
-/* Sends [from, to) with PATCH; updates the location. */
-static int upload_patch(struct upload *u, int64_t from, int64_t to, struct ocib_error *err)
+/* Sends [from, to) with PATCH; updates the location.  *ret_next is where
+ * the registry says the next chunk starts (to, unless its Range says it
+ * holds less). */
+static int upload_patch(struct upload *u, int64_t from, int64_t to, int64_t *ret_next,
+                        struct ocib_error *err)
 {
     _cleanup_free_ char *cr =
         xasprintf("Content-Range: %lld-%lld", (long long)from, (long long)to - 1);
@@ -718,6 +761,7 @@ static int upload_patch(struct upload *u, int64_t from, int64_t to, struct ocib_
                               .body_fd = u->fd,
                               .no_retry = true};
     struct http_response rs;
+    int64_t next;
 
     if (u->fd >= 0) {
         rq.body_offset = (uint64_t)from;
@@ -734,13 +778,17 @@ static int upload_patch(struct upload *u, int64_t from, int64_t to, struct ocib_
         http_response_release(&rs);
         return rc;
     }
+    *ret_next = to;
+    if (registry_parse_range(rs.range, &next) == 0 && next > from && next < to)
+        *ret_next = next;
     if (rs.location)
         upload_set_location(u, u->location, rs.location);
     http_response_release(&rs);
     return 0;
 }
 
-/* Final PUT (with the whole body when monolithic). */
+/* Final PUT (with the whole body when monolithic); *ret_status is 201 or
+ * 413 on success. */
 static int upload_put(struct upload *u, bool with_body, long *ret_status,
                       struct ocib_error *err)
 {
@@ -799,18 +847,33 @@ static int upload_start(struct upload *u, const char *mount_from, struct ocib_er
         http_response_release(&rs);
         return 1;
     }
-    if (rs.status != 202 || !rs.location) {
+    if (rs.status != 202) {
         int rc = http_error("starting an upload", &rs, err);
 
         http_response_release(&rs);
         return rc;
     }
+    if (!rs.location || !*rs.location) {
+        http_response_release(&rs);
+        return ocib_error_set(err, "starting an upload: the registry answered 202 Accepted "
+                                   "without a Location header (nowhere to send the blob)");
+    }
     upload_set_location(u, url, rs.location);
-    u->chunk_min = rs.chunk_min_length ? strtoll(rs.chunk_min_length, NULL, 10) : 0;
+    u->chunk_min = 0;
+    if (rs.chunk_min_length &&
+        registry_parse_count(rs.chunk_min_length, MONOLITHIC_MAX * 4, &u->chunk_min) < 0) {
+        http_response_release(&rs);
+        return ocib_error_set(err,
+                              "starting an upload: invalid OCI-Chunk-Min-Length '%.40s'",
+                              rs.chunk_min_length);
+    }
     http_response_release(&rs);
     return 0;
 }
 
+/* Sends the whole blob in chunks on the session upload_start() opened,
+ * resuming from where the registry says it stands after an interruption
+ * (a new session from byte 0 when it cannot say exactly), then closes it. */
 static int upload_chunked(struct upload *u, struct ocib_error *err)
 {
     int64_t chunk = u->chunk_size ? u->chunk_size : CHUNK_SIZE, off = 0;
@@ -822,9 +885,10 @@ static int upload_chunked(struct upload *u, struct ocib_error *err)
     while (off < u->size) {
         int64_t end = off + chunk < u->size ? off + chunk : u->size;
         struct ocib_error perr = OCIB_ERROR_INIT;
+        int64_t next = end;
 
-        if (upload_patch(u, off, end, &perr) == 0) {
-            off = end;
+        if (upload_patch(u, off, end, &next, &perr) == 0) {
+            off = next;
             continue;
         }
         /* Interrupted: ask how far the registry got and go on from there. */
@@ -833,20 +897,52 @@ static int upload_chunked(struct upload *u, struct ocib_error *err)
                 *err = perr;
             return ocib_error_wrap(err, "after %d resumed attempts", MAX_RESUMES);
         }
-        if (upload_status(u, &off, NULL) < 0) {
+        if (upload_status(u, end, &next, NULL) < 0 || next < 0) {
             /* The registry forgot or refused the session (distribution
-             * invalidates a session resumed with an outdated URL): start a
-             * new one from the beginning. */
+             * invalidates a session resumed with an outdated URL), or its
+             * answer is ambiguous: start a new one from the beginning. */
             if (upload_start(u, NULL, err) < 0)
                 return -1;
-            off = 0;
+            next = 0;
         }
+        off = next;
     }
     if (upload_put(u, false, &status, err) < 0)
         return -1;
     if (status != 201)
         return ocib_error_set(err, "PUT upload: HTTP %ld", status);
     return 0;
+}
+
+/* Whether an upload that failed this way may succeed from a new session:
+ * the connection dropped (the reply may be lost: the blob may be committed)
+ * or the registry found the bytes it received do not match the digest. */
+static bool upload_restartable(const struct ocib_error *e)
+{
+    enum ocib_error_kind k = ocib_error_kind(e);
+
+    return k == OCIB_ERR_NETWORK || k == OCIB_ERR_INTEGRITY;
+}
+
+/* One upload from POST to the final PUT: 1 when mounted, 0 when uploaded. */
+static int upload_once(struct upload *u, const char *mount_from, struct ocib_error *err)
+{
+    int rc = upload_start(u, mount_from, err);
+    long status = 0;
+
+    if (rc != 0)
+        return rc;
+    if (u->size <= MONOLITHIC_MAX && !u->chunk_min && !u->chunk_size) {
+        if (upload_put(u, true, &status, err) < 0)
+            return -1;
+        if (status == 201)
+            return 0;
+        /* 413: the registry wants smaller requests; a new session. */
+        u->chunk_size = CHUNK_SIZE / 4;
+        if (upload_start(u, NULL, err) < 0)
+            return -1;
+    }
+    return upload_chunked(u, err);
 }
 
 int registry_blob_push(struct registry *r, const char *repo, const struct oci_digest *d,
@@ -861,61 +957,42 @@ int registry_blob_push(struct registry *r, const char *repo, const struct oci_di
                        .size = size,
                        .fd = fd,
                        .data = data};
-    bool mounted = false;
-    int rc, exists;
+    int rc = -1, exists;
 
-    exists = registry_blob_exists(r, repo, d, err);
-    if (exists < 0)
-        return -1;
-    if (exists) {
-        STAT_ADD(r, blobs_skipped, 1);
-        return 0;
-    }
-    for (int attempt = 0; attempt < 3; attempt++) {
-        long status = 0;
-
-        rc = upload_start(&u, mount_from, err);
-        if (rc < 0)
+    for (int attempt = 0; attempt < MAX_UPLOADS; attempt++) {
+        /* Before the first upload, and after a failed one whose reply may
+         * have been lost: a blob the registry committed is not sent again. */
+        exists = registry_blob_exists(r, repo, d, err);
+        if (exists < 0) {
+            rc = -1;
             break;
-        if (rc == 1) {
-            STAT_ADD(r, blobs_mounted, 1);
-            mounted = true;
+        }
+        if (exists) {
+            if (attempt == 0)
+                STAT_ADD(r, blobs_skipped, 1);
+            else
+                STAT_ADD(r, blobs_uploaded, 1);
             rc = 0;
             break;
         }
-        if (size <= MONOLITHIC_MAX && !u.chunk_min) {
-            struct ocib_error perr = OCIB_ERROR_INIT;
-
-            rc = upload_put(&u, true, &status, &perr);
-            if (rc == 0 && status == 201)
-                break;
-            if (rc < 0) {
-                /* A dropped monolithic upload cannot resume: start over. */
-                if (err)
-                    *err = perr;
-                if (attempt < 2)
-                    ocib_error_clear(err);
-                else
-                    break;
-                continue;
+        ocib_error_clear(err);
+        rc = upload_once(&u, attempt == 0 ? mount_from : NULL, err);
+        if (rc == 1)
+            STAT_ADD(r, blobs_mounted, 1);
+        if (rc >= 0) {
+            if (rc == 0) {
+                STAT_ADD(r, blobs_uploaded, 1);
+                STAT_ADD(r, bytes_uploaded, (unsigned long)size);
             }
-            /* 413: the registry wants smaller requests; a new session. */
-            u.chunk_size = CHUNK_SIZE / 4;
-            if (upload_start(&u, NULL, err) < 0) {
-                rc = -1;
-                break;
-            }
+            rc = 0;
+            break;
         }
-        rc = upload_chunked(&u, err);
-        break;
+        if (!upload_restartable(err))
+            break;
     }
     free(u.location);
     if (rc < 0)
         return ocib_error_wrap(err, "%s/%s: pushing blob %s", r->host, repo, d->str);
-    if (!mounted) {
-        STAT_ADD(r, blobs_uploaded, 1);
-        STAT_ADD(r, bytes_uploaded, (unsigned long)size);
-    }
     return 0;
 }
 

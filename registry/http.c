@@ -4,6 +4,7 @@
 #include "registry/http.h"
 #include "base/cleanup.h"
 #include "base/xalloc.h"
+#include "registry/headers.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -51,8 +52,14 @@ static void share_unlock(CURL *h, curl_lock_data data, void *opaque)
 
 int http_client_new(struct http_client **ret, struct ocib_error *err)
 {
-    struct http_client *c = xcalloc(1, sizeof(*c));
     const char *t = getenv("OCIB_HTTP_TIMEOUT");
+    struct http_client *c;
+    int64_t timeout = 60;
+
+    if (t && (registry_parse_count(t, 86400, &timeout) < 0 || timeout == 0))
+        return ocib_error_usage(
+            err, "OCIB_HTTP_TIMEOUT='%.40s': expected seconds (1 to 86400)", t);
+    c = xcalloc(1, sizeof(*c));
 
     pthread_once(&global_once, global_init);
     for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -69,7 +76,7 @@ int http_client_new(struct http_client **ret, struct ocib_error *err)
     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    c->timeout = t && atol(t) > 0 ? atol(t) : 60;
+    c->timeout = timeout;
     c->retries = 5;
     c->base_ms = 200;
     *ret = c;
@@ -192,7 +199,8 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *opaque)
         char tmp[32];
 
         snprintf(tmp, sizeof(tmp), "%.*s", (int)(vlen < 31 ? vlen : 31), v);
-        t->rs->content_length = strtoll(tmp, NULL, 10);
+        if (registry_parse_count(tmp, INT64_MAX, &t->rs->content_length) < 0)
+            t->rs->content_length = -1;
     }
     if (slot) {
         free(*slot);
@@ -382,15 +390,14 @@ static bool retryable_curl(CURLcode rc)
     }
 }
 
+#define RETRY_AFTER_MAX_MS 60000
+
 static void backoff(const struct http_client *c, int attempt, const char *retry_after)
 {
     long ms;
 
-    if (retry_after && atol(retry_after) > 0) {
-        ms = atol(retry_after) * 1000;
-        if (ms > 60000)
-            ms = 60000;
-    } else {
+    if (registry_parse_retry_after(retry_after, time(NULL), RETRY_AFTER_MAX_MS, &ms) < 0 ||
+        ms <= 0) {
         ms = (long)c->base_ms << (attempt < 6 ? attempt : 6);
         if (ms > 10000)
             ms = 10000;
@@ -399,6 +406,28 @@ static void backoff(const struct http_client *c, int attempt, const char *retry_
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+/* The message for a transfer libcurl gave up on. */
+static int transfer_error(const struct http_request *rq, const char *url, CURLcode rc,
+                          const char *errbuf, struct ocib_error *err)
+{
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+
+    /* libcurl refuses a response header over CURL_MAX_HTTP_HEADER (100 KiB)
+     * with CURLE_OUT_OF_MEMORY, which is no shortage of memory here. */
+    if (rc == CURLE_OUT_OF_MEMORY)
+        return ocib_error_kind_set(err, OCIB_ERR_LIMIT,
+                                   "%s %s: the server's response header is too large "
+                                   "(over libcurl's 100 KiB limit)",
+                                   rq->method, url);
+    /* A replay refused by seek_cb (CURLE_SEND_FAIL_REWIND) is a connection
+     * that died under a request that must not be repeated blindly. */
+    bool network = retryable_curl(rc) || rc == CURLE_SEND_FAIL_REWIND ||
+                   rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY;
+
+    return ocib_error_kind_set(err, network ? OCIB_ERR_NETWORK : OCIB_ERR_OTHER,
+                               "%s %s: %s", rq->method, url, why);
 }
 
 static int do_request(struct http_client *c, const struct http_request *rq,
@@ -445,8 +474,7 @@ static int do_request(struct http_client *c, const struct http_request *rq,
                 backoff(c, attempt, NULL);
                 continue;
             }
-            return ocib_error_set(err, "%s %s: %s", rq->method, url,
-                                  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+            return transfer_error(rq, url, rc, errbuf, err);
         }
         if (retryable_status(rs->status) && can_retry) {
             if (t.received && rq->sink_reset(rq->sink_opaque, err) < 0)

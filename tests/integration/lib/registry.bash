@@ -28,6 +28,7 @@
 #     waits until the registry log stops growing (registry_count does it).
 #
 # proxy_start NAME UPSTREAM_ADDR [regproxy.py options...]
+#     (--listen 127.0.0.2 makes it another host: NAME_ADDR follows)
 #     exports NAME_PORT NAME_ADDR NAME_LOG (one line per request) NAME_PID
 #     NAME_DIR NAME_URL (http://ADDR).
 # proxy_stop NAME
@@ -249,7 +250,11 @@ EOF
 proxy_start() {
     local name=$1 upstream=$2
     shift 2 || _reg_fail "usage: proxy_start NAME UPSTREAM_ADDR [options]" || return 1
-    local dir pid
+    local dir pid host=127.0.0.1 a prev=
+    for a in "$@"; do
+        [ "$prev" = --listen ] && host=$a
+        prev=$a
+    done
     dir=$(_reg_tmpdir "proxy-$name") || return 1
     local max=$REGISTRY_MAX_SECONDS
     timeout -k 5 "$((max + 10))" "$REGISTRY_PY" "$REGISTRY_LIB_DIR/regproxy.py" \
@@ -270,9 +275,9 @@ proxy_start() {
     fi
     local port
     port=$(cat "$dir/port")
-    _reg_wait_http "http://127.0.0.1:$port/__proxy/health" 10 ||
+    _reg_wait_http "http://$host:$port/__proxy/health" 10 ||
         { _reg_kill "$pid"; _reg_fail "regproxy $name does not answer"; return 1; }
-    export "${name}_PORT=$port" "${name}_ADDR=127.0.0.1:$port" "${name}_URL=http://127.0.0.1:$port" \
+    export "${name}_PORT=$port" "${name}_ADDR=$host:$port" "${name}_URL=http://$host:$port" \
         "${name}_LOG=$dir/proxy.log" "${name}_PID=$pid" "${name}_DIR=$dir"
 }
 

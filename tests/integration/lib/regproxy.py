@@ -35,6 +35,24 @@ Fault types (count = how many times it fires, -1 = forever):
                                                                  kind *, count 1
   corrupt_blob=DIGEST      serve that blob (or manifest) with its middle byte
                            flipped, same length           kind blob_get, count -1
+  corrupt_upload           flip the first byte of an upload body on its way
+                           upstream (the registry then refuses the digest)
+                                                kind blob_upload_patch|blob_upload_put, count 1
+  lose_reply               forward the request, then reset the client instead
+                           of relaying the answer (the registry acted on it)
+                                                kind blob_upload_put, count 1
+  foreign_location=HOST:PORT  rewrite the Location of an upload answer to
+                           http://HOST:PORT (same path and query): another
+                           origin               kind blob_upload_post, count -1
+  no_location              drop the Location header of a 202 answer
+                                                kind blob_upload_post, count 1
+  fail400=CODE             answer 400 with {"errors": [{"code": CODE}]}
+                                                                 kind *, count 1
+  replace_body=FILE        serve FILE's bytes instead of the upstream body,
+                           with its own Content-Length and Docker-Content-Digest
+                           (Content-Type kept)  kind manifest_get, count -1
+  huge_header=BYTES        add an X-Regproxy-Pad header of BYTES bytes to the
+                           answer                                kind *, count 1
 
 Request kinds: base catalog token tags_list v2_other other, blob_head blob_get
 blob_delete, blob_upload_post blob_upload_get blob_upload_patch
@@ -95,9 +113,17 @@ FAULT_DEFAULTS = {
     "chunk_min_length": ("blob_upload_post", -1),
     "expire_tokens_after": ("*", 1),
     "corrupt_blob": ("blob_get", -1),
+    "corrupt_upload": ("blob_upload_patch|blob_upload_put", 1),
+    "lose_reply": ("blob_upload_put", 1),
+    "foreign_location": ("blob_upload_post", -1),
+    "no_location": ("blob_upload_post", 1),
+    "fail400": ("*", 1),
+    "huge_header": ("*", 1),
+    "replace_body": ("manifest_get", -1),
 }
 NEEDS_VALUE = {"stall", "reset_upload_after", "reject_monolithic_over",
-               "chunk_min_length", "expire_tokens_after", "corrupt_blob"}
+               "chunk_min_length", "expire_tokens_after", "corrupt_blob",
+               "foreign_location", "fail400", "huge_header", "replace_body"}
 
 
 class Abort(Exception):
@@ -169,7 +195,7 @@ def normalise_fault(f):
     if t in NEEDS_VALUE and f.get("value") in (None, ""):
         raise ValueError("fault %s needs a value" % t)
     v = f.get("value")
-    if t == "corrupt_blob":
+    if t in ("corrupt_blob", "foreign_location", "fail400", "replace_body"):
         out["value"] = str(v)
     elif t == "stall":
         out["value"] = float(v)
@@ -214,6 +240,7 @@ class State:
             "bytes_downloaded": 0, "faults_fired": {}, "tokens_issued": 0,
             "token_denied": 0, "auth_challenges": 0, "mount_requests": 0,
             "mounts": 0, "mount_fallbacks": 0, "state_fixes": 0,
+            "authorization_seen": 0, "authorization_kinds": {},
         }
 
     def bump(self, key, sub=None, n=1):
@@ -518,6 +545,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             S.stats["requests"] += 1
             S.stats["counts"][self.kind] = S.stats["counts"].get(self.kind, 0) + 1
         kind, repo = self.kind, self.repo
+        if self.headers.get("Authorization") is not None:
+            # Counted, never recorded: which requests carried credentials.
+            S.bump("authorization_seen")
+            S.bump("authorization_kinds", sub=kind)
 
         f = S.take_fault("stall", kind, repo, pred=lambda f: "after" not in f)
         if f:
@@ -526,6 +557,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if S.take_fault("drop", kind, repo):
             self.fired.append("drop")
             self.reset_client()
+        f = S.take_fault("fail400", kind, repo)
+        if f:
+            self.fired.append("fail400")
+            return self.reply(400, {"errors": [{"code": f["value"], "message": "regproxy: injected 400",
+                                                "detail": {}}]})
         if S.take_fault("fail500", kind, repo):
             self.fired.append("fail500")
             return self.reply(500, {"errors": [{"code": "UNKNOWN", "message": "regproxy: injected 500"}]})
@@ -839,8 +875,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 else:
                     yield from self.body_pieces()
 
+            corrupt = has_body and S.take_fault("corrupt_upload", self.kind, self.repo)
+            if corrupt:
+                self.fired.append("corrupt_upload")
             try:
                 for data in pieces():
+                    if corrupt and data:
+                        data = bytes([data[0] ^ 0xFF]) + data[1:]
+                        corrupt = None
                     out(data)
                     self.bytes_in += len(data)
                     if upload:
@@ -858,6 +900,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             resp.read()
             self.note_location(resp.getheader("Location"))
             self.status = "reset(upstream %d)" % resp.status
+            self.reset_client()
+
+        if S.take_fault("lose_reply", self.kind, self.repo):
+            self.fired.append("lose_reply")
+            resp.read()
+            self.note_location(resp.getheader("Location"))
+            if self.kind == "blob_upload_put" and resp.status == 201 and self.ref:
+                with S.lock:
+                    S.uploads.pop(self.ref, None)
+            self.status = "lost(upstream %d)" % resp.status
             self.reset_client()
 
         self.relay(resp, method, up_prefix)
@@ -887,7 +939,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.note_location(v)
                 if v.startswith(up_prefix):
                     v = "http://" + S.addr + v[len(up_prefix):]
+                if self.kind == "blob_upload_post" and status == 202:
+                    if S.take_fault("no_location", self.kind, self.repo):
+                        self.fired.append("no_location")
+                        continue
+                    f = S.take_fault("foreign_location", self.kind, self.repo)
+                    if f:
+                        self.fired.append("foreign_location")
+                        u = urllib.parse.urlsplit(v)
+                        v = urllib.parse.urlunsplit(("http", f["value"], u.path, u.query, ""))
             hdrs.append((k, v))
+        f = S.take_fault("replace_body", self.kind, self.repo) if status == 200 else None
+        if f:
+            self.fired.append("replace_body")
+            with open(f["value"], "rb") as fh:
+                body = fh.read()
+            resp.read()
+            import hashlib
+            hdrs = [(k, v) for k, v in hdrs if k.lower() != "docker-content-digest"]
+            hdrs.append(("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest()))
+            self.send_response(status, resp.reason)
+            for k, v in hdrs:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.status = status
+            if method != "HEAD":
+                self.wfile.write(body)
+                self.bytes_out += len(body)
+            return
+        f = S.take_fault("huge_header", self.kind, self.repo)
+        if f:
+            self.fired.append("huge_header")
+            hdrs.append(("X-Regproxy-Pad", "a" * f["value"]))
         if self.kind == "blob_upload_put" and status == 201 and self.ref:
             with S.lock:
                 S.uploads.pop(self.ref, None)
@@ -993,7 +1077,8 @@ def main():
     global LOG
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--upstream", required=True, help="HOST:PORT of the real registry")
-    ap.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0 = any free)")
+    ap.add_argument("--listen", default="127.0.0.1", help="loopback address to listen on (127.0.0.2 is another host)")
+    ap.add_argument("--port", type=int, default=0, help="listen port (0 = any free)")
     ap.add_argument("--port-file", help="write the bound port here once listening")
     ap.add_argument("--log", help="one line per request (never credentials)")
     ap.add_argument("--max-seconds", type=float, default=1800)
@@ -1010,9 +1095,9 @@ def main():
         ap.error(str(e))
     LOG = Log(args.log)
     Handler.S = state
-    srv = Server(("127.0.0.1", args.port), Handler)
+    srv = Server((args.listen, args.port), Handler)
     port = srv.server_address[1]
-    state.addr = "127.0.0.1:%d" % port
+    state.addr = "%s:%d" % (args.listen, port)
     timer = threading.Timer(args.max_seconds, lambda: os._exit(0))
     timer.daemon = True
     timer.start()
