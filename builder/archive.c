@@ -370,6 +370,7 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
     int r = -1;
 
     if (read_member(c, idx, &buf, &len, err) < 0 ||
+        oci_check_index(buf, len, "index.json", err) < 0 ||
         oci_json_parse(buf, len, "index.json", &index, err) < 0)
         return -1;
     manifests = json_object_get(index, "manifests");
@@ -408,6 +409,13 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
             ocib_error_set(err, "manifest %s does not match its digest", desc.digest.str);
             goto out;
         }
+    }
+    {
+        enum oci_doc_kind kind;
+
+        if (oci_doc_classify(mbuf, mlen, desc.media_type, desc.digest.str, &kind, NULL,
+                             err) < 0)
+            goto out;
     }
     if (oci_manifest_config_descriptor(mbuf, mlen, desc.digest.str, &cdesc, err) < 0)
         goto out;

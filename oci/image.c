@@ -7,6 +7,7 @@
 #include "oci/json.h"
 #include "oci/mediatype.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -92,14 +93,101 @@ int oci_descriptor_from_json(const json_t *j, const char *what, struct oci_descr
     return 0;
 }
 
+static bool known_doc_type(const char *mt)
+{
+    return oci_mt_is_manifest(mt) || oci_mt_is_index(mt);
+}
+
+int oci_doc_classify(const char *data, size_t len, const char *media_type, const char *what,
+                     enum oci_doc_kind *ret, char **ret_media_type, struct ocib_error *err)
+{
+    _cleanup_json_ json_t *j = NULL;
+    _cleanup_free_ char *served = NULL;
+    const json_t *own_j;
+    const char *own = NULL, *type;
+    bool has_manifests, has_image;
+    enum oci_doc_kind kind;
+
+    if (oci_json_parse(data, len, what, &j, err) < 0)
+        return -1;
+    if (media_type)
+        served = xstrndup(media_type, strcspn(media_type, "; "));
+    if (served && !known_doc_type(served)) {
+        free(served);
+        served = NULL;
+    }
+    own_j = json_object_get(j, "mediaType");
+    if (own_j && !json_is_string(own_j))
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY, "%s: mediaType is not a string",
+                                   what);
+    own = json_string_value(own_j);
+    has_manifests = json_object_get(j, "manifests") != NULL;
+    has_image = json_object_get(j, "layers") || json_object_get(j, "config");
+    if (has_manifests && has_image)
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                                   "%s: ambiguous document: it has both \"manifests\" (an "
+                                   "index) and \"%s\" (a manifest)",
+                                   what,
+                                   json_object_get(j, "layers") ? "layers" : "config");
+    if (!has_manifests && !has_image)
+        return ocib_error_kind_set(
+            err, OCIB_ERR_INTEGRITY,
+            "%s: neither a manifest (no config or layers) nor an index "
+            "(no manifests)",
+            what);
+    kind = has_manifests ? OCI_DOC_INDEX : OCI_DOC_MANIFEST;
+    for (int i = 0; i < 2; i++) {
+        const char *mt = i == 0 ? own : served;
+
+        if (!mt || !known_doc_type(mt))
+            continue;
+        if ((kind == OCI_DOC_INDEX) != oci_mt_is_index(mt))
+            return ocib_error_kind_set(
+                err, OCIB_ERR_INTEGRITY,
+                "%s: %s '%s' contradicts the document, which is %s", what,
+                i == 0 ? "its mediaType" : "the type it was served as", mt,
+                kind == OCI_DOC_INDEX ? "an index" : "a manifest");
+    }
+    if (own && served && known_doc_type(own) && strcmp(own, served))
+        return ocib_error_kind_set(
+            err, OCIB_ERR_INTEGRITY,
+            "%s: its mediaType '%s' contradicts the type it was served "
+            "as, '%s'",
+            what, own, served);
+    *ret = kind;
+    if (ret_media_type) {
+        type = own ?: served ?: (kind == OCI_DOC_INDEX ? OCI_MT_INDEX : OCI_MT_MANIFEST);
+        *ret_media_type = xstrdup(type);
+    }
+    return 0;
+}
+
+int oci_check_index(const char *data, size_t len, const char *what, struct ocib_error *err)
+{
+    enum oci_doc_kind kind;
+
+    if (oci_doc_classify(data, len, NULL, what, &kind, NULL, err) < 0)
+        return -1;
+    if (kind != OCI_DOC_INDEX)
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                                   "%s: a manifest where an index was expected", what);
+    return 0;
+}
+
 int oci_manifest_config_descriptor(const char *manifest, size_t len, const char *what,
                                    struct oci_descriptor *ret, struct ocib_error *err)
 {
     _cleanup_json_ json_t *m = NULL;
     const char *mt;
 
-    if (oci_json_parse(manifest, len, what, &m, err) < 0)
+    enum oci_doc_kind kind;
+
+    if (oci_doc_classify(manifest, len, NULL, what, &kind, NULL, err) < 0 ||
+        oci_json_parse(manifest, len, what, &m, err) < 0)
         return -1;
+    if (kind != OCI_DOC_MANIFEST)
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                                   "%s: an index where a manifest was expected", what);
     mt = oci_json_str(m, "mediaType");
     if (mt && !oci_mt_is_manifest(mt))
         return ocib_error_set(err, "%s: unsupported manifest media type '%s'", what, mt);
@@ -118,6 +206,13 @@ int oci_image_load(const char *manifest, size_t manifest_len, const char *config
     json_t *layers, *diff_ids, *annotations;
     size_t i;
 
+    enum oci_doc_kind kind;
+
+    if (oci_doc_classify(manifest, manifest_len, NULL, what, &kind, NULL, err) < 0)
+        return -1;
+    if (kind != OCI_DOC_MANIFEST)
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                                   "%s: an index where a manifest was expected", what);
     if (oci_json_parse(manifest, manifest_len, what, &m, err) < 0 ||
         oci_json_parse(config, config_len, what, &c, err) < 0)
         return -1;

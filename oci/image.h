@@ -44,6 +44,28 @@ struct oci_blob {
     struct oci_digest digest;
 };
 
+/* What a manifest-or-index document is. */
+enum oci_doc_kind {
+    OCI_DOC_MANIFEST = 1, /* config + layers (an image, or an artifact) */
+    OCI_DOC_INDEX,        /* manifests (an image index, a Docker manifest list) */
+};
+
+/* Tells a manifest from an index by its structure and refuses a document
+ * that could be read as both (CVE-2021-41190): one with "manifests" and
+ * "layers" or "config", one with neither, or one whose own "mediaType"
+ * contradicts its structure or media_type, the type it was served or
+ * described as (a descriptor's mediaType, a Content-Type; NULL or a type that
+ * is neither a manifest's nor an index's when unknown).  Sets *ret and, when
+ * ret_media_type is not NULL, the document's media type (its own, else
+ * media_type's, else the OCI one of its kind; caller frees).  Failures are of
+ * kind OCIB_ERR_INTEGRITY and name what. */
+int oci_doc_classify(const char *data, size_t len, const char *media_type, const char *what,
+                     enum oci_doc_kind *ret, char **ret_media_type, struct ocib_error *err);
+
+/* oci_doc_classify() for a document that must be an index (an OCI
+ * layout's or a docker-archive's index.json). */
+int oci_check_index(const char *data, size_t len, const char *what, struct ocib_error *err);
+
 /* An empty image for platform p (scratch). */
 void oci_image_init(struct oci_image *img, const struct oci_platform *p);
 void oci_image_release(struct oci_image *img);

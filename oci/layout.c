@@ -100,12 +100,14 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
     _cleanup_json_ json_t *index = NULL;
     struct oci_descriptor desc = {NULL, {""}, 0}, cdesc = {NULL, {""}, 0};
     const json_t *entry = NULL;
+    enum oci_doc_kind kind;
     size_t len, config_len;
     int depth, r = -1;
 
     if (fs_read_file(index_path, OCI_JSON_MAX, &buf, &len, err) < 0)
         return ocib_error_wrap(err, "oci:%s: not an OCI image layout", dir);
-    if (oci_json_parse(buf, len, index_path, &index, err) < 0)
+    if (oci_check_index(buf, len, index_path, err) < 0 ||
+        oci_json_parse(buf, len, index_path, &index, err) < 0)
         return -1;
     if (pick_entry(json_object_get(index, "manifests"), tag, p, index_path, &entry, err) <
         0)
@@ -115,8 +117,12 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
             return -1;
         free(buf);
         buf = NULL;
-        if (oci_layout_read_blob(dir, &desc.digest, OCI_JSON_MAX, &buf, &len, err) < 0)
+        if (oci_layout_read_blob(dir, &desc.digest, OCI_JSON_MAX, &buf, &len, err) < 0 ||
+            oci_doc_classify(buf, len, desc.media_type, desc.digest.str, &kind, NULL, err) <
+                0) {
+            ocib_error_wrap(err, "oci:%s", dir);
             goto out;
+        }
         if (!oci_mt_is_index(desc.media_type))
             break;
         if (depth > 4) {

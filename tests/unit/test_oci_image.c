@@ -398,7 +398,59 @@ static void test_manifest_config_descriptor_reads_docker_and_oci(void **state)
 
     assert_int_equal(oci_manifest_config_descriptor(index, strlen(index), "x", &d, &err),
                      -1);
-    assert_non_null(strstr(err.msg, "unsupported manifest media type"));
+    assert_non_null(strstr(err.msg, "an index where a manifest was expected"));
+}
+
+/* classify(doc, served): 0 with *kind, or -1 with an integrity error. */
+static int classify(const char *doc, const char *served, enum oci_doc_kind *kind)
+{
+    struct ocib_error err = OCIB_ERROR_INIT;
+    int rc = oci_doc_classify(doc, strlen(doc), served, "doc", kind, NULL, &err);
+
+    if (rc < 0)
+        assert_int_equal(ocib_error_kind(&err), OCIB_ERR_INTEGRITY);
+    return rc;
+}
+
+static void test_classify_refuses_ambiguous_documents(void **state)
+{
+    enum oci_doc_kind kind = 0;
+    struct ocib_error err = OCIB_ERROR_INIT;
+    char *mt = NULL;
+
+    assert_int_equal(classify("{\"config\": {}, \"layers\": []}", NULL, &kind), 0);
+    assert_int_equal(kind, OCI_DOC_MANIFEST);
+    assert_int_equal(classify("{\"manifests\": []}", OCI_MT_INDEX "; charset=utf-8", &kind),
+                     0);
+    assert_int_equal(kind, OCI_DOC_INDEX);
+    /* An artifact served as application/json: the type is not known, no contradiction. */
+    assert_int_equal(
+        classify("{\"config\": {}, \"layers\": []}", "application/json", &kind), 0);
+    /* CVE-2021-41190: both shapes, or neither. */
+    assert_int_equal(classify("{\"manifests\": [], \"layers\": []}", NULL, &kind), -1);
+    assert_int_equal(classify("{\"manifests\": [], \"config\": {}}", OCI_MT_INDEX, &kind),
+                     -1);
+    assert_int_equal(classify("{\"schemaVersion\": 2}", NULL, &kind), -1);
+    /* A mediaType that says the other kind, in the document or as served. */
+    assert_int_equal(classify("{\"mediaType\": \"" OCI_MT_INDEX
+                              "\", \"config\": {}, \"layers\": []}",
+                              NULL, &kind),
+                     -1);
+    assert_int_equal(classify("{\"manifests\": []}", OCI_MT_MANIFEST, &kind), -1);
+    assert_int_equal(classify("{\"config\": {}, \"layers\": []}", DOCKER_MT_LIST, &kind),
+                     -1);
+    /* Both known and different: Docker's document served as OCI's. */
+    assert_int_equal(classify("{\"mediaType\": \"" DOCKER_MT_MANIFEST
+                              "\", \"config\": {}, \"layers\": []}",
+                              OCI_MT_MANIFEST, &kind),
+                     -1);
+    assert_int_equal(classify("{\"mediaType\": 7, \"manifests\": []}", NULL, &kind), -1);
+    /* The media type given back: the document's own, else the served one. */
+    assert_int_equal(oci_doc_classify("{\"manifests\": []}", 17, DOCKER_MT_LIST, "doc",
+                                      &kind, &mt, &err),
+                     0);
+    assert_string_equal(mt, DOCKER_MT_LIST);
+    free(mt);
 }
 
 static void test_copy_is_deep(void **state)
@@ -450,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_load_rejects_a_malformed_diff_id),
         cmocka_unit_test(test_load_rejects_a_layer_descriptor_without_size),
         cmocka_unit_test(test_manifest_config_descriptor_reads_docker_and_oci),
+        cmocka_unit_test(test_classify_refuses_ambiguous_documents),
         cmocka_unit_test(test_copy_is_deep),
         cmocka_unit_test(test_time_format_is_rfc3339_utc),
     };
