@@ -172,7 +172,8 @@ static void give_back(struct rootfs *r, struct cache *c, bool keep)
 
 int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
-                  const struct oci_digest *keys, struct ocib_error *err)
+                  const struct oci_digest *keys, struct unpack_limits *limits,
+                  struct ocib_error *err)
 {
     const struct oci_digest *key = &keys[n];
     bool saved_base = false;
@@ -214,13 +215,16 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
     if (open_fd(r, err) < 0)
         return -1;
     for (size_t i = r->n_applied; i < n; i++) {
+        const struct oci_layer *l = &img->layers[i];
+        struct unpack_check chk = {&l->desc.digest, l->desc.size, &l->diff_id};
         struct unpack_stats st = {0};
 
         /* A state to keep is kept before the root changes (an unpack that
          * fails half-way must not be kept under it). */
         flush_save(r, c);
         if (blob_source_ensure_local(&srcs[i], c, rs, err) < 0 ||
-            layer_unpack(r->fd, srcs[i].path, img->layers[i].desc.digest.str, &st, err) < 0)
+            layer_unpack_checked(r->fd, srcs[i].path, l->desc.digest.str, &chk, limits, &st,
+                                 err) < 0)
             return -1;
         r->skipped_devices += st.skipped_devices;
         r->n_applied = i + 1;

@@ -22,6 +22,7 @@
 #include "base/error.h"
 #include "builder/remote.h"
 #include "cache/blobs.h"
+#include "layers/unpack.h"
 #include "oci/image.h"
 
 struct rootfs {
@@ -40,10 +41,14 @@ void rootfs_init(struct rootfs *r);
 /* Brings r to reflect the first n layers of img: keys[i] (i <= n) is the
  * stage's key after i layers ("" where there is none), keys[n] the current
  * one.  Starts from the longest prefix with a kept root, else from scratch,
- * and unpacks what is missing (fetching remote layers through rs). */
+ * and unpacks what is missing (fetching remote layers through rs), each
+ * layer checked against the digest, size and diff_id img gives it and
+ * within limits (which count what the build unpacks).  A layer that fails
+ * its checks fails before the root changes, so nothing of it is kept. */
 int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
-                  const struct oci_digest *keys, struct ocib_error *err);
+                  const struct oci_digest *keys, struct unpack_limits *limits,
+                  struct ocib_error *err);
 
 /* Keeps r's current state in the cache (best effort): given back by
  * rename when the build is done with r, or cloned first when r is about to
