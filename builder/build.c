@@ -687,6 +687,58 @@ static int check_layer_bytes(const struct build *b, const struct spec_stage *st,
                                (unsigned long long)b->limits.max_layer_bytes);
 }
 
+/* Where the entries of a copy or files layer land in the stage: each path
+ * resolved through the symlinks of the stage's root as the layers before
+ * left it (a directory's own path too, so copying into /app/ where /app is a
+ * symlink fills its target and keeps the link), as Docker resolves a COPY
+ * destination.  The resolution is decided by the parent state, which the
+ * layer's key covers (its parent key), so a hit needs none of this.
+ * *ret_paths gets one new path per entry (NULL: the root itself, dropped);
+ * *ret_changed says whether any differs. */
+static void paths_free(char **paths, size_t n)
+{
+    for (size_t i = 0; paths && i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static int dest_paths(struct build *b, struct stage_image *si, const struct layer_tree *t,
+                      char ***ret_paths, bool *ret_changed, struct ocib_error *err)
+{
+    char **paths = xcalloc(t->n + 1, sizeof(*paths));
+    bool changed = false;
+    int fd = -1, r = -1;
+
+    if (rootfs_state_fd(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                        si->img.n_layers, si->keys, &b->limits, &fd, err) < 0)
+        goto out;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct layer_tree_entry *e = &t->entries[i];
+
+        if (rootfs_resolve(fd, e->path, S_ISDIR(e->mode), &paths[i], err) < 0) {
+            ocib_error_wrap(err, "destination '/%s'", e->path);
+            goto out;
+        }
+        if (strcmp(paths[i], e->path))
+            changed = true;
+        if (!paths[i][0]) {
+            free(paths[i]);
+            paths[i] = NULL;
+        }
+    }
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        paths_free(paths, t->n);
+        return -1;
+    }
+    *ret_paths = paths;
+    *ret_changed = changed;
+    return 0;
+}
+
 static bool has_owner_names(const struct spec_layer *ly)
 {
     for (size_t c = 0; c < ly->n_copies; c++)
@@ -862,6 +914,35 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
             if (copy_with_stages(b, st, ly, &t, err) < 0 ||
                 check_layer_bytes(b, st, ly, &t, err) < 0)
                 goto out;
+        }
+        if (ly->kind != SPEC_LAYER_RUN && si->img.n_layers > 0) {
+            char **paths = NULL;
+            bool changed = false;
+
+            if (dest_paths(b, si, &t, &paths, &changed, err) < 0)
+                goto out;
+            if (changed) {
+                /* The key and the inputs record stay those of the paths as
+                 * written, as a hit computes them. */
+                if (missing) {
+                    if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0) {
+                        paths_free(paths, t.n);
+                        goto out;
+                    }
+                    missing = 0;
+                    cachekey_layer(&def, &t, &key);
+                    if (cache_lock(&b->cache, &key, &lock, err) < 0) {
+                        paths_free(paths, t.n);
+                        goto out;
+                    }
+                }
+                if (!inputs)
+                    inputs = inputs_record(&t);
+                layer_tree_retarget(&t, paths); /* takes the strings */
+                free(paths);
+            } else {
+                paths_free(paths, t.n);
+            }
         }
         if (write_layer(b, &t, src_dirfd, &cl, err) < 0)
             goto out;

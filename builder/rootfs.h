@@ -76,4 +76,22 @@ void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key);
  * to be kept), or removes it. */
 void rootfs_release(struct rootfs *r, struct cache *c, bool keep);
 
+/* Opens (into *ret_fd, the caller closes it) a directory that holds the
+ * state of the first n layers, to be read only: r itself when it is there,
+ * else the kept root of keys[n], else r brought there by rootfs_update. */
+int rootfs_state_fd(struct rootfs *r, struct cache *c, struct registries *rs,
+                    const struct oci_image *img, struct blob_source *srcs, size_t n,
+                    const struct oci_digest *keys, struct unpack_limits *limits,
+                    int *ret_fd, struct ocib_error *err);
+
+/* Resolves the relative path (no leading '/') inside the root directory
+ * root_fd as a chroot would: symlinks along it are followed (an absolute
+ * target starts again at the root, ".." stops at the root), the last
+ * component only with follow_last; from the first component that does not
+ * exist (or is no directory) on, the path is taken as written.  *ret is the
+ * resolved relative path ("" for the root itself; the caller frees).  More
+ * than 40 symlinks fail (the caller names path). */
+int rootfs_resolve(int root_fd, const char *path, bool follow_last, char **ret,
+                   struct ocib_error *err);
+
 #endif

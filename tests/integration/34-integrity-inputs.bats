@@ -224,3 +224,76 @@ EOF
     assert_cache_clean
     OCIB_MAX_LAYER_BYTES=2M build_ok -C ctx --output "oci:$T/out"
 }
+
+# ------------------------------------------------ copy destinations
+
+LINKS='[{"name": "srv", "type": "dir"}, {"name": "srv/keep", "content": "base\n"},
+        {"name": "app", "type": "symlink", "linkname": "/srv"},
+        {"name": "rel", "type": "symlink", "linkname": "srv"},
+        {"name": "top", "type": "symlink", "linkname": "/"},
+        {"name": "esc", "type": "symlink", "linkname": "../../../../srv"}]'
+
+# links_ctx: a context whose layers copy through the base's symlinks.
+links_ctx() {
+    echo hi >ctx/f.txt
+    mkdir -p ctx/d
+    echo inner >ctx/d/inner
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/links", "stages": [
+  {"from": "oci:$T/base:1", "layers": [
+    {"name": "a", "copy": [{"src": ["f.txt"], "dest": "/app/"}]},
+    {"name": "b", "copy": [{"src": ["d"], "dest": "/rel/d2"}, {"src": ["f.txt"], "dest": "/top/f-top"},
+                           {"src": ["f.txt"], "dest": "/esc/f-esc"}]},
+    {"name": "c", "files": [{"path": "/app/made", "content": "m\n"}]}
+  ]}
+]}
+EOF
+}
+
+@test "copy and files destinations resolve the base's symlinks inside the root: the links survive, the files land at their targets" {
+    layout "$T/base" "$LINKS"
+    links_ctx
+    build_ok -C ctx --output "oci:$T/out"
+    local first=$DIGEST
+    umoci_unpack "$T/out" latest "$T/bundle"
+    local r=$T/bundle/rootfs
+    [ -L "$r/app" ] || fail "/app is no longer a symlink: $(ls -ld "$r/app")"
+    assert_eq "/app" "$(readlink "$r/app")" /srv
+    [ -L "$r/rel" ] && [ -L "$r/top" ] && [ -L "$r/esc" ] || fail "a symlink of the base was replaced"
+    assert_eq "/srv/f.txt (copied to /app/)" "$(cat "$r/srv/f.txt")" hi
+    assert_eq "/srv/d2/inner (copied to /rel/d2)" "$(cat "$r/srv/d2/inner")" inner
+    assert_eq "/f-top (copied to /top/f-top, top -> /)" "$(cat "$r/f-top")" hi
+    assert_eq "/srv/f-esc (esc -> ../../../../srv, clamped at the root)" "$(cat "$r/srv/f-esc")" hi
+    assert_eq "/srv/made (a files path through /app)" "$(cat "$r/srv/made")" m
+    assert_eq "/srv/keep (the base's file)" "$(cat "$r/srv/keep")" base
+    # No layer of ours names a path through a link.
+    local m l
+    m=$(jq -r '.manifests[0].digest' "$T/out/index.json")
+    for l in $(jq -r '.layers[1:][].digest' "$T/out/blobs/sha256/${m#sha256:}"); do
+        if tar tzf "$T/out/blobs/sha256/${l#sha256:}" | grep -Eq '^(\./)?(app|rel|top|esc)(/|$)|\.\.'; then
+            fail "layer $l has entries through a symlink: $(tar tzf "$T/out/blobs/sha256/${l#sha256:}" | tr '\n' ' ')"
+        fi
+    done
+
+    # The resolution is decided by the parent layers, which the key covers:
+    # a rebuild hits every layer, and a fresh cache gives the same image.
+    build_ok -C ctx --output "oci:$T/out2"
+    assert_eq "rebuild digest" "$DIGEST" "$first"
+    [[ $err == *"layer a: cached"* && $err == *"layer b: cached"* && $err == *"layer c: cached"* ]] ||
+        { show_run; fail "the rebuild missed a layer"; }
+    OCIB_CACHE_DIR=$T/cache-fresh build_ok -C ctx --output "oci:$T/out3"
+    assert_eq "digest from a fresh cache" "$DIGEST" "$first"
+}
+
+@test "a copy destination through a symlink loop in the base fails naming the destination" {
+    layout "$T/base" '[{"name": "l1", "type": "symlink", "linkname": "l2"}, {"name": "l2", "type": "symlink", "linkname": "/l1"}]'
+    echo hi >ctx/f.txt
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/links", "stages": [
+  {"from": "oci:$T/base:1", "layers": [{"name": "a", "copy": [{"src": ["f.txt"], "dest": "/l1/x"}]}]}
+]}
+EOF
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_failed 1 "layer a" "destination '/l1" "too many levels of symlinks"
+    assert_no_output "$T/out"
+}
