@@ -74,7 +74,8 @@ struct build {
     struct registries *registries;
     struct stat_cache *stat;
     struct remote_cache remote;
-    json_t *lock; /* ocib.lock.json, or NULL */
+    struct unpack_limits limits; /* what the build may unpack and read */
+    json_t *lock;                /* ocib.lock.json, or NULL */
     bool noted_devices;
     bool noted_capture; /* the note that run steps go without overlayfs */
     int *held;          /* blobs in use (shared locks), see cache_blob_hold */
@@ -569,7 +570,7 @@ static int run_step(struct build *b, const struct spec_stage *st,
     int r;
 
     if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
-                      si->img.n_layers, si->keys, err) < 0)
+                      si->img.n_layers, si->keys, &b->limits, err) < 0)
         return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
     if (si->root.skipped_devices && !b->noted_devices) {
         struct build_event note = {.kind = BUILD_EVENT_INFO, .stage = st->name};
@@ -615,11 +616,12 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
         }
         src = &b->stages[cp->from.stage];
         if (rootfs_update(&src->root, &b->cache, b->registries, &src->img, src->srcs,
-                          src->img.n_layers, src->keys, err) < 0)
+                          src->img.n_layers, src->keys, &b->limits, err) < 0)
             return ocib_error_wrap(err, "%s: preparing the root of stage %s", cp->where,
                                    cp->from.text);
         if (context_open_root(&rc, src->root.path, cp->from.text, err) < 0)
             return -1;
+        rc.max_file = b->limits.max_layer_bytes;
         r = context_copy(&rc, cp, st->workdir, t, err);
         /* Entries keep rc's fd to read from: hand it to the build. */
         if (r == 0)
@@ -665,6 +667,78 @@ static int layer_inputs(struct build *b, const struct spec_stage *st,
     return 0;
 }
 
+/* A copy or files layer whose files add up to more than a layer may hold is
+ * refused before any of them is read. */
+static int check_layer_bytes(const struct build *b, const struct spec_stage *st,
+                             const struct spec_layer *ly, const struct layer_tree *t,
+                             struct ocib_error *err)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < t->n; i++)
+        if (S_ISREG(t->entries[i].mode))
+            total += t->entries[i].size;
+    if (total <= b->limits.max_layer_bytes)
+        return 0;
+    return ocib_error_kind_set(err, OCIB_ERR_LIMIT,
+                               "stage %s, layer %s: its files are %llu bytes, more than a "
+                               "layer may hold (%llu, limit OCIB_MAX_LAYER_BYTES)",
+                               st->name, ly->name, (unsigned long long)total,
+                               (unsigned long long)b->limits.max_layer_bytes);
+}
+
+/* Where the entries of a copy or files layer land in the stage: each path
+ * resolved through the symlinks of the stage's root as the layers before
+ * left it (a directory's own path too, so copying into /app/ where /app is a
+ * symlink fills its target and keeps the link), as Docker resolves a COPY
+ * destination.  The resolution is decided by the parent state, which the
+ * layer's key covers (its parent key), so a hit needs none of this.
+ * *ret_paths gets one new path per entry (NULL: the root itself, dropped);
+ * *ret_changed says whether any differs. */
+static void paths_free(char **paths, size_t n)
+{
+    for (size_t i = 0; paths && i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static int dest_paths(struct build *b, struct stage_image *si, const struct layer_tree *t,
+                      char ***ret_paths, bool *ret_changed, struct ocib_error *err)
+{
+    char **paths = xcalloc(t->n + 1, sizeof(*paths));
+    bool changed = false;
+    int fd = -1, r = -1;
+
+    if (rootfs_state_fd(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                        si->img.n_layers, si->keys, &b->limits, &fd, err) < 0)
+        goto out;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct layer_tree_entry *e = &t->entries[i];
+
+        if (rootfs_resolve(fd, e->path, S_ISDIR(e->mode), &paths[i], err) < 0) {
+            ocib_error_wrap(err, "destination '/%s'", e->path);
+            goto out;
+        }
+        if (strcmp(paths[i], e->path))
+            changed = true;
+        if (!paths[i][0]) {
+            free(paths[i]);
+            paths[i] = NULL;
+        }
+    }
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        paths_free(paths, t->n);
+        return -1;
+    }
+    *ret_paths = paths;
+    *ret_changed = changed;
+    return 0;
+}
+
 static bool has_owner_names(const struct spec_layer *ly)
 {
     for (size_t c = 0; c < ly->n_copies; c++)
@@ -702,7 +776,7 @@ static int resolve_owners(struct build *b, const struct spec_stage *st, size_t i
     struct spec_layer *ly = &b->spec.stages[st - b->spec.stages].layers[index];
 
     if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
-                      si->img.n_layers, si->keys, err) < 0)
+                      si->img.n_layers, si->keys, &b->limits, err) < 0)
         return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
     for (size_t c = 0; c < ly->n_copies; c++) {
         struct spec_copy *cp = &ly->copies[c];
@@ -749,7 +823,8 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
     /* The inputs that decide the key: context files now; a run layer's
      * result and files copied from a stage are decided by their stage's
      * key, so neither needs the stage's root unless the key misses. */
-    if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0)
+    if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0 ||
+        check_layer_bytes(b, st, ly, &t, err) < 0)
         goto out;
     layer_tree_finalise(&t);
     /* Content digests of unchanged files come from the stat cache. */
@@ -836,8 +911,38 @@ static int build_layer(struct build *b, const struct spec_stage *st, size_t inde
         } else if (from_stage) {
             layer_tree_release(&t);
             layer_tree_init(&t);
-            if (copy_with_stages(b, st, ly, &t, err) < 0)
+            if (copy_with_stages(b, st, ly, &t, err) < 0 ||
+                check_layer_bytes(b, st, ly, &t, err) < 0)
                 goto out;
+        }
+        if (ly->kind != SPEC_LAYER_RUN && si->img.n_layers > 0) {
+            char **paths = NULL;
+            bool changed = false;
+
+            if (dest_paths(b, si, &t, &paths, &changed, err) < 0)
+                goto out;
+            if (changed) {
+                /* The key and the inputs record stay those of the paths as
+                 * written, as a hit computes them. */
+                if (missing) {
+                    if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0) {
+                        paths_free(paths, t.n);
+                        goto out;
+                    }
+                    missing = 0;
+                    cachekey_layer(&def, &t, &key);
+                    if (cache_lock(&b->cache, &key, &lock, err) < 0) {
+                        paths_free(paths, t.n);
+                        goto out;
+                    }
+                }
+                if (!inputs)
+                    inputs = inputs_record(&t);
+                layer_tree_retarget(&t, paths); /* takes the strings */
+                free(paths);
+            } else {
+                paths_free(paths, t.n);
+            }
         }
         if (write_layer(b, &t, src_dirfd, &cl, err) < 0)
             goto out;
@@ -1361,6 +1466,8 @@ int build_run(const struct build_options *o, struct build_result *ret,
     else if (env_epoch && *env_epoch && parse_epoch(env_epoch, &b.epoch, err) < 0)
         goto out;
     oci_time_format(b.epoch, b.created);
+    if (unpack_limits_init(&b.limits, err) < 0)
+        goto out;
     if (check_secrets(&b, order, n_order, err) < 0)
         goto out;
     if (lock_load(&b.spec, &b.lock, err) < 0)
@@ -1376,6 +1483,7 @@ int build_run(const struct build_options *o, struct build_result *ret,
     }
     if (context_open(&b.ctx, ctx_dir, err) < 0)
         goto out;
+    b.ctx.max_file = b.limits.max_layer_bytes;
     if (o->revision) {
         b.git_full = xstrdup(o->revision);
         b.git_short = xstrdup(o->revision_short ? o->revision_short : o->revision);

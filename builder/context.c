@@ -330,6 +330,16 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
     if (S_ISREG(st->st_mode)) {
         int perm = c->mode >= 0 ? c->mode : (st->st_mode & 0111) ? 0755 : 0644;
 
+        if (s->ctx->max_file && (uint64_t)st->st_size > s->ctx->max_file)
+            return ocib_error_kind_set(
+                err, OCIB_ERR_LIMIT,
+                "%s: '%s%s' in %s is %llu bytes%s, more than a layer may hold (%llu, "
+                "limit OCIB_MAX_LAYER_BYTES)",
+                c->where, s->ctx->in_root ? "/" : "", rel, s->ctx->label,
+                (unsigned long long)st->st_size,
+                (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size / 2 ? " (sparse)"
+                                                                          : "",
+                (unsigned long long)s->ctx->max_file);
         e.mode = S_IFREG | (mode_t)perm;
         e.size = (uint64_t)st->st_size;
         e.src = xstrdup(rel);

@@ -12,6 +12,8 @@
 #ifndef OCIB_BUILDER_CONTEXT_H
 #define OCIB_BUILDER_CONTEXT_H
 
+#include <stdint.h>
+
 #include "base/error.h"
 #include "builder/ignore.h"
 #include "builder/spec.h"
@@ -23,6 +25,8 @@ struct context {
     struct ignore *ignore; /* .ocibignore, may be empty */
     bool in_root;          /* a stage's root: symlinks resolve as in a chroot */
     char *label;           /* for messages: "the context 'DIR'", "stage 'NAME'" */
+    uint64_t max_file;     /* a larger file is refused before it is read; 0: no
+                            * limit (the build sets OCIB_MAX_LAYER_BYTES) */
 };
 
 /* Opens the context directory and reads its .ocibignore. */
@@ -41,7 +45,9 @@ void context_release(struct context *ctx);
  * COPY semantics: a directory's contents go into dest, a file goes to dest
  * (or into it when dest ends in '/' or there are several sources).  workdir
  * anchors a relative dest.  File contents are not read here; t records where
- * they are (relative to ctx->fd). */
+ * they are (relative to ctx->fd).  A file larger than ctx->max_file (a huge
+ * or sparse file: its apparent size counts) fails with an OCIB_ERR_LIMIT
+ * error naming it. */
 int context_copy(struct context *ctx, const struct spec_copy *c, const char *workdir,
                  struct layer_tree *t, struct ocib_error *err);
 

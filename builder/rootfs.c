@@ -5,6 +5,7 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/sha256.h"
+#include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "layers/unpack.h"
 
@@ -172,7 +173,8 @@ static void give_back(struct rootfs *r, struct cache *c, bool keep)
 
 int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
-                  const struct oci_digest *keys, struct ocib_error *err)
+                  const struct oci_digest *keys, struct unpack_limits *limits,
+                  struct ocib_error *err)
 {
     const struct oci_digest *key = &keys[n];
     bool saved_base = false;
@@ -214,13 +216,16 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
     if (open_fd(r, err) < 0)
         return -1;
     for (size_t i = r->n_applied; i < n; i++) {
+        const struct oci_layer *l = &img->layers[i];
+        struct unpack_check chk = {&l->desc.digest, l->desc.size, &l->diff_id};
         struct unpack_stats st = {0};
 
         /* A state to keep is kept before the root changes (an unpack that
          * fails half-way must not be kept under it). */
         flush_save(r, c);
         if (blob_source_ensure_local(&srcs[i], c, rs, err) < 0 ||
-            layer_unpack(r->fd, srcs[i].path, img->layers[i].desc.digest.str, &st, err) < 0)
+            layer_unpack_checked(r->fd, srcs[i].path, l->desc.digest.str, &chk, limits, &st,
+                                 err) < 0)
             return -1;
         r->skipped_devices += st.skipped_devices;
         r->n_applied = i + 1;
@@ -308,4 +313,129 @@ void rootfs_release(struct rootfs *r, struct cache *c, bool keep)
     /* A state still to be kept is whole even when the build failed later. */
     give_back(r, c, keep || r->save_pending);
     r->save_pending = false;
+}
+
+/* Splits path into its components onto the stack todo, last first. */
+static void push_comps(char ***todo, size_t *n, size_t *alloc, const char *path)
+{
+    size_t first = *n;
+
+    while (*path) {
+        size_t len = strcspn(path, "/");
+
+        if (len && !(len == 1 && *path == '.')) {
+            XGROW(*todo, *alloc, *n + 1);
+            (*todo)[(*n)++] = xstrndup(path, len);
+        }
+        path += len;
+        while (*path == '/')
+            path++;
+    }
+    for (size_t i = first, j = *n; i + 1 < j; i++, j--) {
+        char *t = (*todo)[i];
+
+        (*todo)[i] = (*todo)[j - 1];
+        (*todo)[j - 1] = t;
+    }
+}
+
+static void free_comps(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int rootfs_resolve(int root_fd, const char *path, bool follow_last, char **ret,
+                   struct ocib_error *err)
+{
+    char **todo = NULL, **done = NULL;
+    size_t n_todo = 0, a_todo = 0, n_done = 0, a_done = 0, hops = 0;
+    bool missing = false; /* a component does not exist: nothing below does */
+    struct strbuf sb = STRBUF_INIT;
+    int r = -1;
+
+    push_comps(&todo, &n_todo, &a_todo, path);
+    while (n_todo > 0) {
+        char *c = todo[--n_todo];
+        char target[4096];
+        struct stat st;
+        ssize_t len;
+
+        if (!strcmp(c, "..")) {
+            free(c);
+            if (n_done > 0) /* ".." stops at the root */
+                free(done[--n_done]);
+            continue;
+        }
+        XGROW(done, a_done, n_done + 1);
+        done[n_done++] = c;
+        if (missing || (n_todo == 0 && !follow_last))
+            continue;
+        strbuf_reset(&sb);
+        for (size_t i = 0; i < n_done; i++)
+            strbuf_addf(&sb, "%s%s", i ? "/" : "", done[i]);
+        if (fstatat(root_fd, strbuf_str(&sb), &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            (!S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode))) {
+            missing = true; /* made, or replaced, by the layer */
+            continue;
+        }
+        if (!S_ISLNK(st.st_mode))
+            continue;
+        if (++hops > 40) {
+            ocib_error_set(err, "too many levels of symlinks in the stage's root");
+            goto out;
+        }
+        len = readlinkat(root_fd, sb.buf, target, sizeof(target) - 1);
+        if (len < 0) {
+            ocib_error_errno(err, errno,
+                             "cannot read the symlink '/%s' in the stage's root", sb.buf);
+            goto out;
+        }
+        target[len] = '\0';
+        free(done[--n_done]); /* the link gives way to its target */
+        if (target[0] == '/') {
+            free_comps(done, n_done);
+            done = NULL;
+            n_done = a_done = 0;
+        }
+        push_comps(&todo, &n_todo, &a_todo, target);
+    }
+    strbuf_reset(&sb);
+    for (size_t i = 0; i < n_done; i++)
+        strbuf_addf(&sb, "%s%s", i ? "/" : "", done[i]);
+    *ret = strbuf_detach(&sb);
+    r = 0;
+out:
+    strbuf_release(&sb);
+    free_comps(todo, n_todo);
+    free_comps(done, n_done);
+    return r;
+}
+
+int rootfs_state_fd(struct rootfs *r, struct cache *c, struct registries *rs,
+                    const struct oci_image *img, struct blob_source *srcs, size_t n,
+                    const struct oci_digest *keys, struct unpack_limits *limits,
+                    int *ret_fd, struct ocib_error *err)
+{
+    int fd;
+
+    if (!(r->path && r->n_applied == n && oci_digest_equal(&r->key, &keys[n])) &&
+        keys[n].str[0]) {
+        _cleanup_free_ char *dir = rootfs_dir(c);
+        _cleanup_free_ char *kept = xasprintf("%s/%s", dir, oci_digest_hex(&keys[n]));
+
+        fd = open(kept, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd >= 0) {
+            *ret_fd = fd;
+            return 0;
+        }
+    }
+    if (rootfs_update(r, c, rs, img, srcs, n, keys, limits, err) < 0)
+        return -1;
+    fd = fcntl(r->fd, F_DUPFD_CLOEXEC, 3);
+    if (fd < 0)
+        return ocib_error_errno(err, errno, "cannot open the root '%s'", r->path);
+    *ret_fd = fd;
+    return 0;
 }

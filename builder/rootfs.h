@@ -22,6 +22,7 @@
 #include "base/error.h"
 #include "builder/remote.h"
 #include "cache/blobs.h"
+#include "layers/unpack.h"
 #include "oci/image.h"
 
 struct rootfs {
@@ -40,10 +41,14 @@ void rootfs_init(struct rootfs *r);
 /* Brings r to reflect the first n layers of img: keys[i] (i <= n) is the
  * stage's key after i layers ("" where there is none), keys[n] the current
  * one.  Starts from the longest prefix with a kept root, else from scratch,
- * and unpacks what is missing (fetching remote layers through rs). */
+ * and unpacks what is missing (fetching remote layers through rs), each
+ * layer checked against the digest, size and diff_id img gives it and
+ * within limits (which count what the build unpacks).  A layer that fails
+ * its checks fails before the root changes, so nothing of it is kept. */
 int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
                   const struct oci_image *img, struct blob_source *srcs, size_t n,
-                  const struct oci_digest *keys, struct ocib_error *err);
+                  const struct oci_digest *keys, struct unpack_limits *limits,
+                  struct ocib_error *err);
 
 /* Keeps r's current state in the cache (best effort): given back by
  * rename when the build is done with r, or cloned first when r is about to
@@ -70,5 +75,23 @@ void rootfs_advance(struct rootfs *r, size_t n, const struct oci_digest *key);
 /* Gives the root back to the cache under its key (keep, or a state still
  * to be kept), or removes it. */
 void rootfs_release(struct rootfs *r, struct cache *c, bool keep);
+
+/* Opens (into *ret_fd, the caller closes it) a directory that holds the
+ * state of the first n layers, to be read only: r itself when it is there,
+ * else the kept root of keys[n], else r brought there by rootfs_update. */
+int rootfs_state_fd(struct rootfs *r, struct cache *c, struct registries *rs,
+                    const struct oci_image *img, struct blob_source *srcs, size_t n,
+                    const struct oci_digest *keys, struct unpack_limits *limits,
+                    int *ret_fd, struct ocib_error *err);
+
+/* Resolves the relative path (no leading '/') inside the root directory
+ * root_fd as a chroot would: symlinks along it are followed (an absolute
+ * target starts again at the root, ".." stops at the root), the last
+ * component only with follow_last; from the first component that does not
+ * exist (or is no directory) on, the path is taken as written.  *ret is the
+ * resolved relative path ("" for the root itself; the caller frees).  More
+ * than 40 symlinks fail (the caller names path). */
+int rootfs_resolve(int root_fd, const char *path, bool follow_last, char **ret,
+                   struct ocib_error *err);
 
 #endif

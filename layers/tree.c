@@ -135,6 +135,26 @@ void layer_tree_finalise(struct layer_tree *t)
         sort_dedupe(t);
 }
 
+void layer_tree_retarget(struct layer_tree *t, char **paths)
+{
+    size_t out = 0;
+
+    for (size_t i = 0; i < t->n; i++) {
+        struct layer_tree_entry *e = &t->entries[i];
+
+        if (e->implicit || !paths[i]) {
+            free(paths[i]);
+            entry_release(e);
+            continue;
+        }
+        free(e->path);
+        e->path = paths[i];
+        t->entries[out++] = *e;
+    }
+    t->n = out;
+    layer_tree_finalise(t);
+}
+
 struct inode_seen {
     dev_t dev;
     ino_t ino;

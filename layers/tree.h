@@ -65,6 +65,12 @@ int layer_tree_write(struct layer_tree *t, int src_dirfd, struct layer_writer *w
 /* Sorts and completes the tree without writing (for listing and keys). */
 void layer_tree_finalise(struct layer_tree *t);
 
+/* Moves the entries of a finalised tree: paths[i] (owned by the tree from
+ * now on) is entry i's new path, NULL to drop it.  The parents the tree had
+ * added are dropped and the tree finalised again; of entries that meet at
+ * one path the later one stays. */
+void layer_tree_retarget(struct layer_tree *t, char **paths);
+
 /* Fills the content digest of every regular file entry that has none, by
  * reading it (relative to src_dirfd).  on_hashed (may be NULL) is told of
  * each file hashed, e.g. to update a stat cache. */

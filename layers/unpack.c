@@ -16,15 +16,25 @@
  * symlink: fstatat/fchownat/fchmodat/utimensat with AT_SYMLINK_NOFOLLOW,
  * unlinkat, mkdirat, symlinkat, mknodat, linkat without AT_SYMLINK_FOLLOW,
  * and openat(O_CREAT | O_EXCL | O_NOFOLLOW) after removing what was there.
+ *
+ * Both passes read the blob through a pipeline of two libarchive readers:
+ * the first reads the file through a callback that hashes and counts the
+ * stored bytes, and decompresses them (any filter, "raw" format); the second
+ * parses the tar from the first one's data through a callback that hashes
+ * and counts the uncompressed bytes, stopping at the byte limits.  So one
+ * decompression per pass yields the digest, the size, the diff_id and the
+ * limits; whatever either reader leaves unread is read and hashed at the end.
  */
 #include "layers/unpack.h"
 #include "base/cleanup.h"
+#include "base/sha256.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <ctype.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
@@ -48,12 +58,31 @@
 
 OCIB_DEFINE_CLEANUP(struct archive, archive_read_free)
 
+/* One pass over a blob: see the design note. */
+struct stream {
+    int fd;
+    struct archive *raw; /* decompresses the blob ("raw" format) */
+    struct sha256 blob_h, tar_h;
+    uint64_t blob_n, tar_n;
+    const struct unpack_check *chk;
+    const struct unpack_limits *limits;
+    const char *digest, *path; /* for messages */
+    struct ocib_error cb_err;  /* what a callback failed on */
+    char in[READ_CHUNK], out[READ_CHUNK];
+};
+
 struct unpack {
     int root_fd;
     const char *digest;
-    const char *name; /* the current entry's name as stored, for messages */
-    bool privileged;  /* euid 0: permission bits never stop us */
-    char **opaque;    /* names of the layer's opaque markers */
+    const char *path; /* the blob */
+    const struct unpack_check *chk;
+    struct unpack_limits *limits;
+    uint64_t max_entries;
+    struct stream *s;   /* the current pass's */
+    uint64_t tar_bytes; /* the layer's, as the first pass found */
+    const char *name;   /* the current entry's name as stored, for messages */
+    bool privileged;    /* euid 0: permission bits never stop us */
+    char **opaque;      /* names of the layer's opaque markers */
     size_t n_opaque, alloc_opaque;
     struct unpack_stats stats;
 };
@@ -477,6 +506,10 @@ static int make_file(struct unpack *u, struct archive *a, int pfd, const char *b
 
         if (r == ARCHIVE_EOF)
             break;
+        if (r != ARCHIVE_OK && u->s->cb_err.msg[0]) {
+            *err = u->s->cb_err;
+            return -1;
+        }
         if (r != ARCHIVE_OK)
             return entry_fail(err, u, 0, "corrupt layer: %s", archive_error_string(a));
         if (off < 0)
@@ -683,19 +716,173 @@ static int apply_opaque(struct unpack *u, const char *marker, struct ocib_error 
     return 0;
 }
 
-static int layer_open(const struct unpack *u, const char *blob_path, struct archive **ret,
+static void stream_free(struct stream *s)
+{
+    if (!s)
+        return;
+    if (s->raw)
+        archive_read_free(s->raw);
+    if (s->fd >= 0)
+        close(s->fd);
+    sha256_release(&s->blob_h);
+    sha256_release(&s->tar_h);
+    free(s);
+}
+
+/* The blob as stored: hashed, counted, and cut off past its expected size. */
+static la_ssize_t blob_read(struct archive *a, void *opaque, const void **ret)
+{
+    struct stream *s = opaque;
+    ssize_t n;
+
+    do
+        n = read(s->fd, s->in, sizeof(s->in));
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        ocib_error_errno(&s->cb_err, errno, "layer %s: cannot read '%s'", s->digest,
+                         s->path);
+        archive_set_error(a, EIO, "read error");
+        return -1;
+    }
+    sha256_update(&s->blob_h, s->in, (size_t)n);
+    s->blob_n += (uint64_t)n;
+    if (s->chk && s->chk->size >= 0 && s->blob_n > (uint64_t)s->chk->size) {
+        ocib_error_kind_set(&s->cb_err, OCIB_ERR_INTEGRITY,
+                            "layer %s: '%s' is larger than the %lld bytes its image says",
+                            s->digest, s->path, (long long)s->chk->size);
+        archive_set_error(a, EIO, "blob too large");
+        return -1;
+    }
+    *ret = s->in;
+    return n;
+}
+
+/* The uncompressed tar: hashed, counted, and cut off at the byte limits. */
+static la_ssize_t tar_read(struct archive *a, void *opaque, const void **ret)
+{
+    struct stream *s = opaque;
+    const struct unpack_limits *l = s->limits;
+    la_ssize_t n = archive_read_data(s->raw, s->out, sizeof(s->out));
+
+    if (n < 0) {
+        if (!s->cb_err.msg[0])
+            ocib_error_set(&s->cb_err, "layer %s: corrupt: %s", s->digest,
+                           archive_error_string(s->raw));
+        archive_set_error(a, EIO, "read error");
+        return -1;
+    }
+    sha256_update(&s->tar_h, s->out, (size_t)n);
+    s->tar_n += (uint64_t)n;
+    if (s->tar_n > l->max_layer_bytes) {
+        ocib_error_kind_set(&s->cb_err, OCIB_ERR_LIMIT,
+                            "layer %s: more than %llu bytes uncompressed (limit "
+                            "OCIB_MAX_LAYER_BYTES)",
+                            s->digest, (unsigned long long)l->max_layer_bytes);
+        archive_set_error(a, EFBIG, "limit");
+        return -1;
+    }
+    if (l->build_bytes + s->tar_n > l->max_build_bytes) {
+        ocib_error_kind_set(&s->cb_err, OCIB_ERR_LIMIT,
+                            "layer %s: the build's layers are more than %llu bytes "
+                            "uncompressed (limit OCIB_MAX_BUILD_BYTES)",
+                            s->digest, (unsigned long long)l->max_build_bytes);
+        archive_set_error(a, EFBIG, "limit");
+        return -1;
+    }
+    *ret = s->out;
+    return n;
+}
+
+/* Opens the pipeline on u's blob; *ret_a parses the tar. */
+static int layer_open(const struct unpack *u, struct stream **ret_s, struct archive **ret_a,
                       struct ocib_error *err)
 {
     _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+    struct archive_entry *ae;
+    struct stream *s = xcalloc(1, sizeof(*s));
 
-    if (!a)
+    s->fd = open(u->path, O_RDONLY | O_CLOEXEC);
+    s->chk = u->chk;
+    s->limits = u->limits;
+    s->digest = u->digest;
+    s->path = u->path;
+    sha256_init(&s->blob_h);
+    sha256_init(&s->tar_h);
+    *ret_s = s; /* freed by the caller, also on failure */
+    if (s->fd < 0)
+        return ocib_error_errno(err, errno, "layer %s: cannot open '%s'", u->digest,
+                                u->path);
+    s->raw = archive_read_new();
+    if (!a || !s->raw)
         return ocib_error_set(err, "layer %s: out of memory", u->digest);
-    archive_read_support_filter_all(a);
+    archive_read_support_filter_all(s->raw);
+    archive_read_support_format_raw(s->raw);
+    if (archive_read_open(s->raw, s, NULL, blob_read, NULL) != ARCHIVE_OK ||
+        archive_read_next_header(s->raw, &ae) != ARCHIVE_OK) {
+        if (s->cb_err.msg[0]) {
+            *err = s->cb_err;
+            return -1;
+        }
+        return ocib_error_set(err, "layer %s: cannot read '%s': %s", u->digest, u->path,
+                              archive_error_string(s->raw));
+    }
     archive_read_support_format_tar(a);
-    if (archive_read_open_filename(a, blob_path, READ_CHUNK) != ARCHIVE_OK)
-        return ocib_error_set(err, "layer %s: cannot read '%s': %s", u->digest, blob_path,
+    if (archive_read_open(a, s, NULL, tar_read, NULL) != ARCHIVE_OK) {
+        if (s->cb_err.msg[0]) {
+            *err = s->cb_err;
+            return -1;
+        }
+        return ocib_error_set(err, "layer %s: cannot read '%s': %s", u->digest, u->path,
                               archive_error_string(a));
-    *ret = TAKE_PTR(a);
+    }
+    *ret_a = TAKE_PTR(a);
+    return 0;
+}
+
+/* Reads what the tar reader left (the end-of-archive padding) and what the
+ * decompressor left, then checks digest, size and diff_id. */
+static int stream_finish(struct stream *s, struct ocib_error *err)
+{
+    struct oci_digest blob, tar;
+    const void *unused;
+
+    for (;;) {
+        la_ssize_t n = tar_read(s->raw, s, &unused);
+
+        if (n < 0) {
+            *err = s->cb_err;
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    for (;;) {
+        la_ssize_t n = blob_read(s->raw, s, &unused);
+
+        if (n < 0) {
+            *err = s->cb_err;
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    oci_digest_from_sha256(&s->blob_h, &blob);
+    oci_digest_from_sha256(&s->tar_h, &tar);
+    if (!s->chk)
+        return 0;
+    if (s->chk->digest && !oci_digest_equal(&blob, s->chk->digest))
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                                   "layer %s: '%s' does not match its digest (got %s)",
+                                   s->digest, s->path, blob.str);
+    if (s->chk->size >= 0 && s->blob_n != (uint64_t)s->chk->size)
+        return ocib_error_kind_set(
+            err, OCIB_ERR_INTEGRITY, "layer %s: '%s' has %llu bytes, its image says %lld",
+            s->digest, s->path, (unsigned long long)s->blob_n, (long long)s->chk->size);
+    if (s->chk->diff_id && !oci_digest_equal(&tar, s->chk->diff_id))
+        return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                                   "layer %s: '%s' uncompressed is %s, but the image "
+                                   "config's diff_id is %s",
+                                   s->digest, s->path, tar.str, s->chk->diff_id->str);
     return 0;
 }
 
@@ -704,17 +891,26 @@ static int layer_open(const struct unpack *u, const char *blob_path, struct arch
 static int layer_next(struct unpack *u, struct archive *a, uint64_t count,
                       struct archive_entry **ret, struct ocib_error *err)
 {
+    struct stream *s = u->s;
+
     /* ARCHIVE_WARN: e.g. a name the locale cannot convert; the raw name is kept. */
     int r = archive_read_next_header(a, ret);
 
     if (r == ARCHIVE_EOF)
         return 0;
-    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+        if (s->cb_err.msg[0]) {
+            *err = s->cb_err;
+            return -1;
+        }
         return ocib_error_set(err, "layer %s: corrupt after %llu entries: %s", u->digest,
                               (unsigned long long)count, archive_error_string(a));
-    if (count >= UNPACK_MAX_ENTRIES)
-        return ocib_error_set(err, "layer %s: more than %d entries", u->digest,
-                              UNPACK_MAX_ENTRIES);
+    }
+    if (count >= u->max_entries)
+        return ocib_error_kind_set(err, OCIB_ERR_LIMIT,
+                                   "layer %s: more than %llu entries (limit "
+                                   "OCIB_MAX_LAYER_ENTRIES)",
+                                   u->digest, (unsigned long long)u->max_entries);
     u->name = archive_entry_pathname(*ret);
     if (!u->name)
         return ocib_error_set(err, "layer %s: entry %llu has no name", u->digest,
@@ -722,23 +918,71 @@ static int layer_next(struct unpack *u, struct archive *a, uint64_t count,
     return 1;
 }
 
-/* First pass: checks every name and hardlink target and collects the opaque
- * markers. */
-static int layer_scan(struct unpack *u, const char *blob_path, struct ocib_error *err)
+/* One pass: the tar reader and its stream, freed in that order. */
+struct pass {
+    struct archive *a;
+    struct stream *s;
+};
+
+static void pass_release(struct pass *p)
 {
-    _cleanup_(archive_read_freep) struct archive *a = NULL;
+    if (p->a)
+        archive_read_free(p->a);
+    stream_free(p->s);
+    p->a = NULL;
+    p->s = NULL;
+}
+
+/* A blob that fails to parse may be one whose bytes are not the ones its
+ * image names: that is then the error to report (*err replaced). */
+static void blame_digest(const struct unpack *u, struct ocib_error *err)
+{
+    _cleanup_close_ int fd = -1;
+    struct oci_digest got;
+    struct sha256 h;
+    char buf[READ_CHUNK];
+    ssize_t n;
+
+    if (!u->chk || !u->chk->digest || ocib_error_kind(err) == OCIB_ERR_LIMIT ||
+        ocib_error_kind(err) == OCIB_ERR_INTEGRITY)
+        return;
+    fd = open(u->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    sha256_init(&h);
+    for (;;) {
+        n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        sha256_update(&h, buf, (size_t)n);
+    }
+    oci_digest_from_sha256(&h, &got);
+    if (n == 0 && !oci_digest_equal(&got, u->chk->digest))
+        ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                            "layer %s: '%s' does not match its digest (got %s)", u->digest,
+                            u->path, got.str);
+}
+
+/* First pass: checks every name and hardlink target, collects the opaque
+ * markers, and checks the blob and the limits. */
+static int layer_scan(struct unpack *u, struct ocib_error *err)
+{
+    _cleanup_(pass_release) struct pass p = {NULL, NULL};
     _cleanup_strbuf_ struct strbuf path = STRBUF_INIT, target = STRBUF_INIT;
     uint64_t count = 0;
 
-    if (layer_open(u, blob_path, &a, err) < 0)
+    if (layer_open(u, &p.s, &p.a, err) < 0)
         return -1;
+    u->s = p.s;
     for (;;) {
         struct archive_entry *ae;
         const char *link, *slash, *why;
-        int r = layer_next(u, a, count, &ae, err);
+        int r = layer_next(u, p.a, count, &ae, err);
 
-        if (r <= 0)
-            return r;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
         count++;
         if (normalise(u->name, &path, &why) < 0)
             return entry_fail(err, u, 0, "%s", why);
@@ -751,6 +995,10 @@ static int layer_scan(struct unpack *u, const char *blob_path, struct ocib_error
             u->opaque[u->n_opaque++] = xstrdup(u->name);
         }
     }
+    if (stream_finish(p.s, err) < 0)
+        return -1;
+    u->tar_bytes = p.s->tar_n;
+    return 0;
 }
 
 static void unpack_release(struct unpack *u)
@@ -760,36 +1008,105 @@ static void unpack_release(struct unpack *u)
     free(u->opaque);
 }
 
-int layer_unpack(int root_fd, const char *blob_path, const char *digest,
-                 struct unpack_stats *stats, struct ocib_error *err)
+/* Reads a limit from the environment variable name into *ret (unchanged
+ * when unset). */
+static int limit_from_env(const char *name, bool bytes, uint64_t *ret,
+                          struct ocib_error *err)
 {
+    const char *v = getenv(name), *p;
+    unsigned long long n = 0;
+    unsigned shift = 0;
+
+    if (!v)
+        return 0;
+    for (p = v; isdigit((unsigned char)*p); p++) {
+        if (n > (UINT64_MAX - 9) / 10)
+            return ocib_error_usage(err, "%s: '%s' is too large", name, v);
+        n = n * 10 + (unsigned long long)(*p - '0');
+    }
+    if (bytes && *p && !p[1]) {
+        const char *units = "KMGT", *u = strchr(units, *p);
+
+        if (u) {
+            shift = 10 * (unsigned)(u - units + 1);
+            p++;
+        }
+    }
+    if (p == v || *p || n == 0)
+        return ocib_error_usage(err,
+                                bytes ? "%s: invalid size '%s' (a positive number of "
+                                        "bytes, with K, M, G or T: 512M, 32G)"
+                                      : "%s: invalid count '%s' (a positive number)",
+                                name, v);
+    if (shift && n > (UINT64_MAX >> shift))
+        return ocib_error_usage(err, "%s: '%s' is too large", name, v);
+    *ret = (uint64_t)n << shift;
+    return 0;
+}
+
+int unpack_limits_init(struct unpack_limits *l, struct ocib_error *err)
+{
+    struct unpack_limits d = {UNPACK_DEFAULT_LAYER_BYTES, UNPACK_DEFAULT_BUILD_BYTES,
+                              UNPACK_DEFAULT_LAYER_ENTRIES, 0};
+
+    if (limit_from_env("OCIB_MAX_LAYER_BYTES", true, &d.max_layer_bytes, err) < 0 ||
+        limit_from_env("OCIB_MAX_BUILD_BYTES", true, &d.max_build_bytes, err) < 0 ||
+        limit_from_env("OCIB_MAX_LAYER_ENTRIES", false, &d.max_layer_entries, err) < 0)
+        return -1;
+    *l = d;
+    return 0;
+}
+
+int layer_unpack_checked(int root_fd, const char *blob_path, const char *digest,
+                         const struct unpack_check *chk, struct unpack_limits *limits,
+                         struct unpack_stats *stats, struct ocib_error *err)
+{
+    struct unpack_limits defaults = {UNPACK_DEFAULT_LAYER_BYTES, UNPACK_DEFAULT_BUILD_BYTES,
+                                     UNPACK_DEFAULT_LAYER_ENTRIES, 0};
     _cleanup_(unpack_release) struct unpack u = {
         .root_fd = root_fd,
         .digest = digest ? digest : blob_path,
+        .path = blob_path,
+        .chk = chk,
+        .limits = limits ? limits : &defaults,
         .privileged = geteuid() == 0,
     };
-    _cleanup_(archive_read_freep) struct archive *a = NULL;
+    _cleanup_(pass_release) struct pass p = {NULL, NULL};
 
-    if (layer_scan(&u, blob_path, err) < 0)
+    u.max_entries = u.limits->max_layer_entries;
+    if (layer_scan(&u, err) < 0) {
+        blame_digest(&u, err);
         return -1;
+    }
     for (size_t i = 0; i < u.n_opaque; i++)
         if (apply_opaque(&u, u.opaque[i], err) < 0)
             return -1;
-    if (layer_open(&u, blob_path, &a, err) < 0)
+    /* The second pass checks again: the file may have changed meanwhile. */
+    if (layer_open(&u, &p.s, &p.a, err) < 0)
         return -1;
+    u.s = p.s;
     for (;;) {
         struct archive_entry *ae;
-        int r = layer_next(&u, a, u.stats.entries, &ae, err);
+        int r = layer_next(&u, p.a, u.stats.entries, &ae, err);
 
         if (r < 0)
             return -1;
         if (r == 0)
             break;
         u.stats.entries++;
-        if (apply_entry(&u, a, ae, err) < 0)
+        if (apply_entry(&u, p.a, ae, err) < 0)
             return -1;
     }
+    if (stream_finish(p.s, err) < 0)
+        return -1;
+    u.limits->build_bytes += u.tar_bytes;
     if (stats)
         *stats = u.stats;
     return 0;
+}
+
+int layer_unpack(int root_fd, const char *blob_path, const char *digest,
+                 struct unpack_stats *stats, struct ocib_error *err)
+{
+    return layer_unpack_checked(root_fd, blob_path, digest, NULL, NULL, stats, err);
 }

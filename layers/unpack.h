@@ -33,8 +33,17 @@
  * of directories the layer marks opaque, collected by a first pass over the
  * headers (which also checks every name before anything is written).
  *
- * Limits on input from outside: at most UNPACK_MAX_ENTRIES entries; names and
- * link targets at most UNPACK_MAX_PATH bytes.  Needs Linux 5.6 (openat2).
+ * Verification: layer_unpack_checked() hashes the blob as it streams (its
+ * digest and size) and the tar libarchive decompressed from it (the diff_id
+ * the image config lists), in the first pass, so that a blob that is not
+ * what its image claims fails before anything is written; the second pass
+ * checks them again (a file changed in between fails the unpack).
+ *
+ * Limits on input from outside: names and link targets at most
+ * UNPACK_MAX_PATH bytes; entries, uncompressed bytes per layer and
+ * uncompressed bytes per build as struct unpack_limits says (the first pass
+ * stops at the limit, so a decompression bomb is refused before anything is
+ * written).  Needs Linux 5.6 (openat2).
  */
 #ifndef OCIB_LAYERS_UNPACK_H
 #define OCIB_LAYERS_UNPACK_H
@@ -42,9 +51,39 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "oci/digest.h"
 
-#define UNPACK_MAX_ENTRIES (2 * 1000 * 1000)
 #define UNPACK_MAX_PATH 4096
+
+/* Defaults of struct unpack_limits, far above real images: the largest
+ * layers of public images (CUDA, PyTorch, full TeX Live) stay below 10 GiB
+ * and 300,000 entries, and the largest images below 40 GiB in all. */
+#define UNPACK_DEFAULT_LAYER_BYTES (16ULL << 30)
+#define UNPACK_DEFAULT_BUILD_BYTES (64ULL << 30)
+#define UNPACK_DEFAULT_LAYER_ENTRIES (1000ULL * 1000)
+
+/* What one build may unpack.  build_bytes counts the uncompressed bytes of
+ * the layers unpacked so far with these limits (each layer counted once). */
+struct unpack_limits {
+    uint64_t max_layer_bytes;   /* uncompressed tar bytes of one layer */
+    uint64_t max_build_bytes;   /* of all layers unpacked by one build */
+    uint64_t max_layer_entries; /* tar entries of one layer */
+    uint64_t build_bytes;
+};
+
+/* Fills l with the defaults, or with the environment variables
+ * OCIB_MAX_LAYER_BYTES, OCIB_MAX_BUILD_BYTES and OCIB_MAX_LAYER_ENTRIES
+ * when set: a positive decimal number, bytes with an optional K, M, G or T
+ * suffix (powers of 1024).  A bad value is a usage error naming the
+ * variable. */
+int unpack_limits_init(struct unpack_limits *l, struct ocib_error *err);
+
+/* What the blob must be; NULL digests and a negative size are not checked. */
+struct unpack_check {
+    const struct oci_digest *digest;  /* of the blob as stored */
+    int64_t size;                     /* of the blob as stored */
+    const struct oci_digest *diff_id; /* of the uncompressed tar */
+};
 
 struct unpack_stats {
     uint64_t entries;         /* tar entries read, whiteouts included */
@@ -60,5 +99,16 @@ struct unpack_stats {
  * untouched and the root may hold part of the layer. */
 int layer_unpack(int root_fd, const char *blob_path, const char *digest,
                  struct unpack_stats *stats, struct ocib_error *err);
+
+/* layer_unpack() that first checks the blob against chk (may be NULL) and
+ * keeps within limits (may be NULL: the defaults, counted for this layer
+ * only; l->build_bytes grows by the layer's size).  A blob that does not
+ * match fails with an OCIB_ERR_INTEGRITY error naming the layer, the blob
+ * path and what differs, an exceeded limit with an OCIB_ERR_LIMIT error
+ * naming the layer and the variable that raises it; in both cases the
+ * first pass finds it and the root is untouched. */
+int layer_unpack_checked(int root_fd, const char *blob_path, const char *digest,
+                         const struct unpack_check *chk, struct unpack_limits *limits,
+                         struct unpack_stats *stats, struct ocib_error *err);
 
 #endif

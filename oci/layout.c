@@ -34,12 +34,24 @@ int oci_layout_read_blob(const char *dir, const struct oci_digest *d, size_t cap
         return ocib_error_wrap(err, "blob %s", d->str);
     oci_digest_of(buf, len, &got);
     if (!oci_digest_equal(&got, d))
-        return ocib_error_set(err,
-                              "blob %s in '%s': content does not match its digest (got %s)",
-                              d->str, dir, got.str);
+        return ocib_error_kind_set(
+            err, OCIB_ERR_INTEGRITY,
+            "blob %s in '%s': content does not match its digest (got %s)", d->str, dir,
+            got.str);
     *ret_buf = TAKE_PTR(buf);
     *ret_len = len;
     return 0;
+}
+
+/* A blob read whole must have the size its descriptor gives. */
+static int check_size(const char *dir, const struct oci_descriptor *d, size_t len,
+                      struct ocib_error *err)
+{
+    if (d->size == (int64_t)len)
+        return 0;
+    return ocib_error_kind_set(err, OCIB_ERR_INTEGRITY,
+                               "blob %s in '%s': %zu bytes, but its descriptor says %lld",
+                               d->digest.str, dir, len, (long long)d->size);
 }
 
 /* Picks the entry of an index's "manifests" array for tag and platform. */
@@ -118,6 +130,7 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
         free(buf);
         buf = NULL;
         if (oci_layout_read_blob(dir, &desc.digest, OCI_JSON_MAX, &buf, &len, err) < 0 ||
+            check_size(dir, &desc, len, err) < 0 ||
             oci_doc_classify(buf, len, desc.media_type, desc.digest.str, &kind, NULL, err) <
                 0) {
             ocib_error_wrap(err, "oci:%s", dir);
@@ -145,6 +158,7 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
     if (oci_manifest_config_descriptor(buf, len, desc.digest.str, &cdesc, err) < 0 ||
         oci_layout_read_blob(dir, &cdesc.digest, OCI_JSON_MAX, &config, &config_len, err) <
             0 ||
+        check_size(dir, &cdesc, config_len, err) < 0 ||
         oci_image_load(buf, len, config, config_len, desc.digest.str, ret, err) < 0) {
         ocib_error_wrap(err, "oci:%s", dir);
         goto out;
