@@ -1,8 +1,9 @@
 /*
  * Cache maintenance: sizes by kind, least-recently-used pruning and
- * verification.  Blobs in use by a running build (shared flock, see
- * cache_blob_hold) are never removed; layer-key entries whose blob is gone
- * are dropped with it; temporary files left by killed builds are cleaned.
+ * verification.  Blobs and kept roots a live lease pins (lease.h) are never
+ * removed; layer-key entries whose blob is gone are dropped with it; what
+ * dead processes left (their temporary files and private roots) is removed
+ * at once.
  */
 #ifndef OCIB_CACHE_MAINT_H
 #define OCIB_CACHE_MAINT_H
@@ -29,7 +30,7 @@ struct cache_prune_result {
 
 /* Removes least recently used blobs until at most keep_bytes of blobs stay;
  * with keep_bytes 0 also the kept stage roots (they are unpacked again when
- * needed).  What killed builds left is removed after a day. */
+ * needed).  Blobs and roots live leases pin stay (counted in use). */
 int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result *ret,
                 struct ocib_error *err);
 
