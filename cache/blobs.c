@@ -6,6 +6,7 @@
 #include "base/fs.h"
 #include "base/xalloc.h"
 #include "cache/lease.h"
+#include "cache/maint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +40,7 @@ int cache_open(struct cache *c, const char *dir, struct ocib_error *err)
         return ocib_error_wrap(err, "cache '%s'", dir);
     }
     cache_lease_sweep(c);
+    cache_roots_this_boot(c);
     return 0;
 }
 

@@ -189,6 +189,43 @@ static void remove_gone(struct cache *c)
             fs_rm_rf_at(dirfd(d), de->d_name, NULL);
 }
 
+/* The kernel's id of this boot into buf ("" when it cannot be read). */
+static void boot_id(char *buf, size_t size)
+{
+    _cleanup_free_ char *id = NULL;
+    size_t len;
+
+    buf[0] = '\0';
+    if (fs_read_file("/proc/sys/kernel/random/boot_id", 128, &id, &len, NULL) == 0)
+        snprintf(buf, size, "%.*s", (int)strcspn(id, "\n"), id);
+}
+
+void cache_roots_this_boot(struct cache *c)
+{
+    _cleanup_free_ char *dir = fs_path_join(c->dir, "rootfs");
+    _cleanup_free_ char *mark = fs_path_join(dir, ".boot");
+    _cleanup_free_ char *old = NULL;
+    struct cache_pins pins;
+    char id[128];
+    size_t len;
+
+    boot_id(id, sizeof(id));
+    if (!id[0] ||
+        (fs_read_file(mark, sizeof(id), &old, &len, NULL) == 0 && !strcmp(old, id)))
+        return;
+    if (fs_mkdir_p(dir, 0700, NULL) < 0 || cache_pins_collect(c, &pins, NULL) < 0)
+        return;
+    free(old);
+    old = NULL;
+    /* Under the lock: the first process of this boot does it, once. */
+    if (fs_read_file(mark, sizeof(id), &old, &len, NULL) < 0 || strcmp(old, id)) {
+        prune_roots(c, &pins, false);
+        fs_write_file_atomic(mark, id, strlen(id), 0600, NULL);
+    }
+    cache_pins_release(c, &pins);
+    remove_gone(c);
+}
+
 struct blob_info {
     char hex[65];
     uint64_t bytes;

@@ -24,6 +24,14 @@ struct cache_usage {
 
 int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err);
 
+/* Kept stage roots are not synced (that would be a write-back of every
+ * file of every root); instead a root is trusted only in the boot that
+ * made it, since only a crash or power loss, which ends the boot, loses
+ * bytes the page cache held.  Drops (once per boot, under the pins' lock)
+ * the kept roots made before this boot; rootfs/.boot holds the boot id of
+ * the roots there.  Best effort: cache_open calls it. */
+void cache_roots_this_boot(struct cache *c);
+
 struct cache_prune_result {
     uint64_t removed_bytes, removed_count, kept_bytes, in_use_count;
 };

@@ -286,3 +286,30 @@ assert_output_apart() {
     [ -z "$(find "$udir/cache/blobs/sha256" -type f)" ] || fail "prune as $u left read-only blobs"
     [ -z "$(find "$udir/cache/tmp" -mindepth 1)" ] || fail "temporary files left: $(find "$udir/cache/tmp")"
 }
+
+@test "a kept stage root from an earlier boot (what a power loss may have torn) is dropped, never cloned into a build" {
+    mkdir -p "$T/ctx"
+    printf 'hi\n' >"$T/ctx/f"
+    cat >"$T/ctx/ocib.json" <<EOF2
+{"version": 1, "image": "registry.example.com/integrity/boot", "stages": [
+  {"name": "a", "from": "scratch", "layers": [{"name": "f", "copy": [{"src": ["f"], "dest": "/f"}]}]},
+  {"name": "b", "from": "scratch", "layers": [{"name": "g", "copy": [{"from": "a", "src": ["/f"], "dest": "/g"}]}]}
+]}
+EOF2
+    build_ok -C "$T/ctx" --output "oci:$T/o1"
+    local d1=$DIGEST kept
+    kept=$(find "$OCIB_CACHE_DIR/rootfs" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
+        -regex '.*/[0-9a-f]{64}')
+    [ -n "$kept" ] || fail "stage a's root was not kept: $(ls -a "$OCIB_CACHE_DIR/rootfs")"
+    # as a power loss could leave it: a file's bytes lost, in a root kept
+    # in the boot before this one
+    echo torn >"$kept/f"
+    echo 00000000-0000-0000-0000-000000000000 >"$OCIB_CACHE_DIR/rootfs/.boot"
+    build_ok -C "$T/ctx" --output "oci:$T/o2" --no-cache
+    assert_eq "digest when the kept root is from an earlier boot" "$DIGEST" "$d1"
+    assert_eq "boot of the kept roots" "$(cat "$OCIB_CACHE_DIR/rootfs/.boot")" \
+        "$(cat /proc/sys/kernel/random/boot_id)"
+    # roots kept in this boot are used again
+    build_ok -C "$T/ctx" --output "oci:$T/o3" --no-cache
+    assert_eq "digest from a root kept in this boot" "$DIGEST" "$d1"
+}
