@@ -87,13 +87,38 @@ int fs_write_file_atomic(const char *path, const void *buf, size_t len, mode_t m
         unlink(tmp);
         return ocib_error_errno(err, e, "cannot write '%s'", path);
     }
-    if (close(TAKE_FD(fd)) < 0 || rename(tmp, path) < 0) {
+    /* The bytes reach the disk before the name does: after a power loss
+     * path holds the old content or the new, never a truncated file. */
+    if (fsync(fd) < 0 || close(TAKE_FD(fd)) < 0 || rename(tmp, path) < 0) {
         int e = errno;
 
         unlink(tmp);
         return ocib_error_errno(err, e, "cannot write '%s'", path);
     }
+    return fs_sync_parent(path, err);
+}
+
+int fs_sync_dir(const char *dir, struct ocib_error *err)
+{
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || fsync(fd) < 0)
+        return ocib_error_errno(err, errno, "cannot sync '%s'", dir);
     return 0;
+}
+
+int fs_sync_parent(const char *path, struct ocib_error *err)
+{
+    _cleanup_free_ char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+
+    if (!slash)
+        return fs_sync_dir(".", err);
+    if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    return fs_sync_dir(dir, err);
 }
 
 int fs_mkdir_p(const char *path, mode_t mode, struct ocib_error *err)

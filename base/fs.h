@@ -30,10 +30,16 @@ static inline int fs_read_file(const char *path, size_t cap, char **ret_buf,
 /* Writes all len bytes, retrying on EINTR and short writes. */
 int fs_write_all(int fd, const void *buf, size_t len, struct ocib_error *err);
 
-/* Writes path atomically: a temporary file in the same directory, then
- * rename().  The file gets exactly mode (the umask does not apply). */
+/* Writes path atomically and durably: a temporary file in the same
+ * directory, synced, then rename(), then the directory synced.  The file
+ * gets exactly mode (the umask does not apply). */
 int fs_write_file_atomic(const char *path, const void *buf, size_t len, mode_t mode,
                          struct ocib_error *err);
+
+/* fsync of the directory dir (so that names renamed into it survive a power
+ * loss), and of the directory holding path. */
+int fs_sync_dir(const char *dir, struct ocib_error *err);
+int fs_sync_parent(const char *path, struct ocib_error *err);
 
 /* Creates path and its missing parents with mode; existing dirs are fine. */
 int fs_mkdir_p(const char *path, mode_t mode, struct ocib_error *err);

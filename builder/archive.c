@@ -204,12 +204,15 @@ int docker_archive_write(const char *path, const struct oci_image *img,
         ocib_error_set(err, "cannot write '%s': %s", path, archive_error_string(a));
         goto out;
     }
-    if (close(fd) < 0 || rename(tmp, path) < 0) {
+    /* On disk before it has its name, and the name on disk after. */
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
         fd = -1;
         ocib_error_errno(err, errno, "cannot write '%s'", path);
         goto out;
     }
     fd = -1;
+    if (fs_sync_parent(path, err) < 0)
+        goto out;
     r = 0;
 out:
     if (a)

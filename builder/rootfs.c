@@ -7,6 +7,7 @@
 #include "base/sha256.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "cache/lease.h"
 #include "layers/unpack.h"
 
 #include <dirent.h>
@@ -36,7 +37,9 @@ static int new_private(struct rootfs *r, struct cache *c, struct ocib_error *err
 
     if (fs_mkdir_p(dir, 0700, err) < 0)
         return -1;
-    tmpl = xasprintf("%s/work-XXXXXX", dir);
+    /* Named after the lease, so that a killed build's root is removed by
+     * the next process that opens the cache. */
+    tmpl = xasprintf("%s/work.%s.XXXXXX", dir, cache_lease_id(c));
     if (!mkdtemp(tmpl)) {
         int e = errno;
 
@@ -141,7 +144,7 @@ static void flush_save(struct rootfs *r, struct cache *c)
     final = xasprintf("%s/%s", dir, oci_digest_hex(&r->key));
     if (fs_exists(final))
         return;
-    tmp = xasprintf("%s/save-XXXXXX", dir);
+    tmp = xasprintf("%s/save.%s.XXXXXX", dir, cache_lease_id(c));
     if (!mkdtemp(tmp))
         return;
     if (clone_root(r->path, tmp, NULL) < 0 || rename(tmp, final) < 0) {
@@ -200,6 +203,9 @@ int rootfs_update(struct rootfs *r, struct cache *c, struct registries *rs,
 
             if (!keys[i].str[0])
                 continue;
+            /* Pinned before it is looked for: prune leaves it while it is
+             * cloned (lease.h). */
+            cache_pin(c, "root", oci_digest_hex(&keys[i]));
             cached = xasprintf("%s/%s", dir, oci_digest_hex(&keys[i]));
             if (!fs_exists(cached))
                 continue;

@@ -5,6 +5,8 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/xalloc.h"
+#include "cache/lease.h"
+#include "cache/maint.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,24 +34,34 @@ int cache_open(struct cache *c, const char *dir, struct ocib_error *err)
     c->dir = xstrdup(dir);
     c->blobs = fs_path_join(dir, "blobs/sha256");
     c->tmp = fs_path_join(dir, "tmp");
-    if (fs_mkdir_p(c->blobs, 0700, err) < 0 || fs_mkdir_p(c->tmp, 0700, err) < 0) {
+    if (fs_mkdir_p(c->blobs, 0700, err) < 0 || fs_mkdir_p(c->tmp, 0700, err) < 0 ||
+        cache_lease_take(c, err) < 0) {
         cache_release(c);
         return ocib_error_wrap(err, "cache '%s'", dir);
     }
+    cache_lease_sweep(c);
+    cache_roots_this_boot(c);
     return 0;
 }
 
 void cache_release(struct cache *c)
 {
+    cache_lease_drop(c);
     free(c->dir);
     free(c->blobs);
     free(c->tmp);
     memset(c, 0, sizeof(*c));
 }
 
-char *cache_blob_path(const struct cache *c, const struct oci_digest *d)
+char *cache_blob_file(const struct cache *c, const struct oci_digest *d)
 {
     return xasprintf("%s/%s", c->blobs, oci_digest_hex(d));
+}
+
+char *cache_blob_path(const struct cache *c, const struct oci_digest *d)
+{
+    cache_pin(c, "blob", oci_digest_hex(d));
+    return cache_blob_file(c, d);
 }
 
 bool cache_blob_exists(const struct cache *c, const struct oci_digest *d)
@@ -62,16 +74,21 @@ bool cache_blob_exists(const struct cache *c, const struct oci_digest *d)
 int cache_tmp_create(const struct cache *c, char **ret_path, int *ret_fd,
                      struct ocib_error *err)
 {
-    char *path = xasprintf("%s/blob-XXXXXX", c->tmp);
-    int fd = mkostemp(path, O_CLOEXEC);
+    const char *dir = cache_lease_tmp(c, err);
+    char *path;
+    int fd;
 
+    if (!dir)
+        return -1;
+    path = xasprintf("%s/blob-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
 
         free(path);
-        return ocib_error_errno(err, e, "cannot create a file in '%s'", c->tmp);
+        return ocib_error_errno(err, e, "cannot create a file in '%s'", dir);
     }
-    fchmod(fd, 0644);
+    fchmod(fd, 0444);
     *ret_path = path;
     *ret_fd = fd;
     return 0;
@@ -81,12 +98,16 @@ int cache_blob_commit(const struct cache *c, const char *tmp_path,
                       const struct oci_digest *d, struct ocib_error *err)
 {
     _cleanup_free_ char *dst = cache_blob_path(c, d);
+    _cleanup_close_ int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
 
-    if (rename(tmp_path, dst) < 0) {
+    /* One fsync per blob, of the whole file, before its name appears. */
+    if (fd < 0 || fsync(fd) < 0 || rename(tmp_path, dst) < 0) {
         int e = errno;
 
         unlink(tmp_path);
         return ocib_error_errno(err, e, "cannot store blob %s in '%s'", d->str, c->blobs);
     }
+    if (fs_sync_dir(c->blobs, err) < 0)
+        return ocib_error_wrap(err, "blob %s", d->str);
     return 0;
 }

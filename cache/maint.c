@@ -6,6 +6,7 @@
 #include "base/fs.h"
 #include "base/sha256.h"
 #include "base/xalloc.h"
+#include "cache/lease.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -70,22 +71,30 @@ int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err
     return 0;
 }
 
-/* Removes temporary files older than a day: what killed builds left. */
+/* Removes what dead processes left (at once: their leases are free), and
+ * loose temporary files (from builds older than leases) after a day. */
 static void clean_tmp(struct cache *c)
 {
-    _cleanup_closedir_ DIR *d = opendir(c->tmp);
+    _cleanup_closedir_ DIR *d = NULL;
     struct dirent *de;
     time_t now = time(NULL);
 
+    cache_lease_sweep(c);
+    d = opendir(c->tmp);
     while (d && (de = readdir(d))) {
         struct stat st;
 
         if (de->d_name[0] == '.')
             continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            now - st.st_mtime > TMP_MAX_AGE)
+            S_ISREG(st.st_mode) && now - st.st_mtime > TMP_MAX_AGE)
             unlinkat(dirfd(d), de->d_name, 0);
     }
+}
+
+static bool is_hex64(const char *s)
+{
+    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
 }
 
 /* Drops key entries whose blob is gone. */
@@ -113,15 +122,18 @@ static uint64_t drop_orphan_keys(struct cache *c)
             json_t *j;
             bool keep = false;
 
-            if (e2->d_name[0] == '.')
+            /* Only entries: a name.tmp-XXXXXX is an entry being written. */
+            if (!is_hex64(e2->d_name))
                 continue;
             p = fs_path_join(sub, e2->d_name);
             if (fs_read_file(p, 65536, &buf, &len, NULL) == 0) {
                 j = json_loadb(buf, len, 0, NULL);
-                keep =
-                    oci_digest_parse(json_string_value(json_object_get(j, "digest")) ?: "",
-                                     &dg, NULL) == 0 &&
-                    cache_blob_exists(c, &dg);
+                if (oci_digest_parse(json_string_value(json_object_get(j, "digest")) ?: "",
+                                     &dg, NULL) == 0) {
+                    _cleanup_free_ char *blob = cache_blob_file(c, &dg);
+
+                    keep = fs_exists(blob);
+                }
                 json_decref(j);
             }
             if (!keep && unlink(p) == 0)
@@ -132,8 +144,10 @@ static uint64_t drop_orphan_keys(struct cache *c)
 }
 
 /* Kept stage roots (rootfs/<hex>) can always be unpacked again: prune
- * removes them (stale_only: only what killed builds left, a day old). */
-static void prune_roots(struct cache *c, bool stale_only)
+ * removes those no live lease pins (stale_only: only what dead builds
+ * left).  Called under the pins' lock, it only renames what goes to
+ * gone-*, which remove_gone then deletes without the lock. */
+static void prune_roots(struct cache *c, const struct cache_pins *pins, bool stale_only)
 {
     _cleanup_free_ char *dir = fs_path_join(c->dir, "rootfs");
     _cleanup_closedir_ DIR *d = opendir(dir);
@@ -141,26 +155,75 @@ static void prune_roots(struct cache *c, bool stale_only)
     time_t now = time(NULL);
 
     while (d && (de = readdir(d))) {
-        _cleanup_free_ char *p = NULL;
         _cleanup_free_ char *gone = NULL;
-        bool kept =
-            strlen(de->d_name) == 64 && strspn(de->d_name, "0123456789abcdef") == 64;
+        bool kept = is_hex64(de->d_name);
         struct stat st;
 
-        if (de->d_name[0] == '.')
+        if (de->d_name[0] == '.' || !strncmp(de->d_name, "gone-", 5))
             continue;
-        p = fs_path_join(dir, de->d_name);
-        if (lstat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISDIR(st.st_mode))
             continue;
-        /* work-* and save-* belong to running builds unless a day old. */
-        if (!kept && now - st.st_mtime <= TMP_MAX_AGE && strncmp(de->d_name, "gone-", 5))
+        if (kept && (stale_only || cache_pins_has(pins, "root", de->d_name)))
             continue;
-        if (kept && stale_only)
+        /* A running build's own roots are named after its lease (the sweep
+         * removes a dead one's); older builds' work-* and save-* are theirs
+         * for a day. */
+        if (!kept && (!strncmp(de->d_name, "work.", 5) ||
+                      !strncmp(de->d_name, "save.", 5) || now - st.st_mtime <= TMP_MAX_AGE))
             continue;
         gone = xasprintf("%s/gone-XXXXXX", dir);
-        if (mkdtemp(gone) && rmdir(gone) == 0 && rename(p, gone) == 0)
-            fs_rm_rf(gone, NULL);
+        if (mkdtemp(gone) && rmdir(gone) == 0)
+            renameat(dirfd(d), de->d_name, AT_FDCWD, gone);
     }
+}
+
+static void remove_gone(struct cache *c)
+{
+    _cleanup_free_ char *dir = fs_path_join(c->dir, "rootfs");
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+
+    while (d && (de = readdir(d)))
+        if (!strncmp(de->d_name, "gone-", 5))
+            fs_rm_rf_at(dirfd(d), de->d_name, NULL);
+}
+
+/* The kernel's id of this boot into buf ("" when it cannot be read). */
+static void boot_id(char *buf, size_t size)
+{
+    _cleanup_free_ char *id = NULL;
+    size_t len;
+
+    buf[0] = '\0';
+    if (fs_read_file("/proc/sys/kernel/random/boot_id", 128, &id, &len, NULL) == 0)
+        snprintf(buf, size, "%.*s", (int)strcspn(id, "\n"), id);
+}
+
+void cache_roots_this_boot(struct cache *c)
+{
+    _cleanup_free_ char *dir = fs_path_join(c->dir, "rootfs");
+    _cleanup_free_ char *mark = fs_path_join(dir, ".boot");
+    _cleanup_free_ char *old = NULL;
+    struct cache_pins pins;
+    char id[128];
+    size_t len;
+
+    boot_id(id, sizeof(id));
+    if (!id[0] ||
+        (fs_read_file(mark, sizeof(id), &old, &len, NULL) == 0 && !strcmp(old, id)))
+        return;
+    if (fs_mkdir_p(dir, 0700, NULL) < 0 || cache_pins_collect(c, &pins, NULL) < 0)
+        return;
+    free(old);
+    old = NULL;
+    /* Under the lock: the first process of this boot does it, once. */
+    if (fs_read_file(mark, sizeof(id), &old, &len, NULL) < 0 || strcmp(old, id)) {
+        prune_roots(c, &pins, false);
+        fs_write_file_atomic(mark, id, strlen(id), 0600, NULL);
+    }
+    cache_pins_release(c, &pins);
+    remove_gone(c);
 }
 
 struct blob_info {
@@ -185,6 +248,7 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
 {
     _cleanup_closedir_ DIR *d = opendir(c->blobs);
     _cleanup_free_ struct blob_info *blobs = NULL;
+    struct cache_pins pins;
     size_t n = 0, alloc = 0;
     uint64_t total = 0;
     struct dirent *de;
@@ -192,10 +256,14 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
     memset(ret, 0, sizeof(*ret));
     if (!d)
         return ocib_error_errno(err, errno, "cannot read '%s'", c->blobs);
+    /* Builds pin what they use before looking for it: from here on, a blob
+     * either is pinned or, once removed, is found missing (lease.h). */
+    if (cache_pins_collect(c, &pins, err) < 0)
+        return ocib_error_wrap(err, "cache '%s'", c->dir);
     while ((de = readdir(d))) {
         struct stat st;
 
-        if (de->d_name[0] == '.' || strlen(de->d_name) != 64)
+        if (!is_hex64(de->d_name))
             continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
@@ -209,9 +277,14 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
     if (n)
         qsort(blobs, n, sizeof(*blobs), cmp_lru);
     for (size_t i = 0; i < n && total > keep_bytes; i++) {
-        _cleanup_close_ int fd = openat(dirfd(d), blobs[i].hex, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int fd = -1;
 
-        /* A build holding the blob keeps it. */
+        if (cache_pins_has(&pins, "blob", blobs[i].hex)) {
+            ret->in_use_count++;
+            continue;
+        }
+        /* A build older than leases holds its blobs with a shared flock. */
+        fd = openat(dirfd(d), blobs[i].hex, O_RDONLY | O_CLOEXEC);
         if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
             ret->in_use_count++;
             continue;
@@ -224,17 +297,16 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
     }
     ret->kept_bytes = total;
     drop_orphan_keys(c);
+    prune_roots(c, &pins, !(total > keep_bytes || keep_bytes == 0));
+    cache_pins_release(c, &pins);
+    remove_gone(c);
     clean_tmp(c);
-    if (total > keep_bytes || keep_bytes == 0)
-        prune_roots(c, false);
-    else
-        prune_roots(c, true);
     return 0;
 }
 
 int cache_blob_verify(struct cache *c, const struct oci_digest *d, struct ocib_error *err)
 {
-    _cleanup_free_ char *path = cache_blob_path(c, d);
+    _cleanup_free_ char *path = cache_blob_file(c, d);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct sha256 h;
     struct oci_digest got;

@@ -1,8 +1,9 @@
 /*
  * Cache maintenance: sizes by kind, least-recently-used pruning and
- * verification.  Blobs in use by a running build (shared flock, see
- * cache_blob_hold) are never removed; layer-key entries whose blob is gone
- * are dropped with it; temporary files left by killed builds are cleaned.
+ * verification.  Blobs and kept roots a live lease pins (lease.h) are never
+ * removed; layer-key entries whose blob is gone are dropped with it; what
+ * dead processes left (their temporary files and private roots) is removed
+ * at once.
  */
 #ifndef OCIB_CACHE_MAINT_H
 #define OCIB_CACHE_MAINT_H
@@ -23,13 +24,21 @@ struct cache_usage {
 
 int cache_usage(struct cache *c, struct cache_usage *ret, struct ocib_error *err);
 
+/* Kept stage roots are not synced (that would be a write-back of every
+ * file of every root); instead a root is trusted only in the boot that
+ * made it, since only a crash or power loss, which ends the boot, loses
+ * bytes the page cache held.  Drops (once per boot, under the pins' lock)
+ * the kept roots made before this boot; rootfs/.boot holds the boot id of
+ * the roots there.  Best effort: cache_open calls it. */
+void cache_roots_this_boot(struct cache *c);
+
 struct cache_prune_result {
     uint64_t removed_bytes, removed_count, kept_bytes, in_use_count;
 };
 
 /* Removes least recently used blobs until at most keep_bytes of blobs stay;
  * with keep_bytes 0 also the kept stage roots (they are unpacked again when
- * needed).  What killed builds left is removed after a day. */
+ * needed).  Blobs and roots live leases pin stay (counted in use). */
 int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result *ret,
                 struct ocib_error *err);
 

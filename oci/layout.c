@@ -9,9 +9,11 @@
 #include "oci/mediatype.h"
 
 #include <errno.h>
+#include <linux/fs.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -180,6 +182,35 @@ out:
     return r;
 }
 
+/* Copies in to out without reading the bytes through user space where the
+ * file system allows: a reflink (FICLONE: shared extents, copy on write,
+ * so neither file can change the other), else copy_file_range, else a
+ * plain copy. */
+static int copy_unverified(int in, int out, const char *src_path,
+                           const struct oci_digest *d, struct ocib_error *err)
+{
+    struct stat st;
+    off_t left;
+
+    if (ioctl(out, FICLONE, in) == 0)
+        return 0;
+    if (fstat(in, &st) < 0)
+        return ocib_error_errno(err, errno, "cannot stat '%s'", src_path);
+    left = st.st_size;
+    while (left > 0) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+
+        if (n <= 0)
+            break;
+        left -= n;
+    }
+    if (left > 0 &&
+        (lseek(in, 0, SEEK_SET) < 0 || ftruncate(out, 0) < 0 ||
+         lseek(out, 0, SEEK_SET) < 0 || fs_copy_fd(in, out, NULL, NULL, err) < 0))
+        return ocib_error_wrap(err, "blob %s", d->str);
+    return 0;
+}
+
 int oci_blob_copy_file(const char *src_path, const char *blobs_dir,
                        const struct oci_digest *d, bool verify, struct ocib_error *err)
 {
@@ -191,10 +222,6 @@ int oci_blob_copy_file(const char *src_path, const char *blobs_dir,
     struct oci_digest got;
 
     if (fs_exists(dst))
-        return 0;
-    /* A trusted source on the same file system (ocib's own cache, whose
-     * blobs are checked before use) is linked, not copied. */
-    if (!verify && link(src_path, dst) == 0)
         return 0;
     in = open(src_path, O_RDONLY | O_CLOEXEC);
     if (in < 0)
@@ -216,28 +243,15 @@ int oci_blob_copy_file(const char *src_path, const char *blobs_dir,
             return ocib_error_set(err, "blob %s: '%s' does not match its digest (got %s)",
                                   d->str, src_path, got.str);
         }
-    } else {
-        struct stat st;
-        off_t left;
-
-        if (fstat(in, &st) < 0)
-            return ocib_error_errno(err, errno, "cannot stat '%s'", src_path);
-        left = st.st_size;
-        while (left > 0) {
-            ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
-
-            if (n <= 0)
-                break;
-            left -= n;
-        }
-        if (left > 0 &&
-            (lseek(in, 0, SEEK_SET) < 0 || ftruncate(out, 0) < 0 ||
-             lseek(out, 0, SEEK_SET) < 0 || fs_copy_fd(in, out, NULL, NULL, err) < 0)) {
-            unlink(tmp);
-            return ocib_error_wrap(err, "blob %s", d->str);
-        }
+    } else if (copy_unverified(in, out, src_path, d, err) < 0) {
+        /* Never a hard link, even to a trusted source such as ocib's own
+         * cache: whoever may write the output must not reach its bytes. */
+        unlink(tmp);
+        return -1;
     }
-    if (rename(tmp, dst) < 0) {
+    /* Synced before its name appears; the directory is synced once, when
+     * the layout is committed. */
+    if (fsync(out) < 0 || rename(tmp, dst) < 0) {
         int e = errno;
 
         unlink(tmp);
@@ -323,9 +337,18 @@ int oci_layout_writer_commit(struct oci_layout_writer *w, struct ocib_error *err
         return -1;
     if (chmod(w->tmp, 0755) < 0)
         return ocib_error_errno(err, errno, "cannot set the mode of '%s'", w->tmp);
+    /* Every blob was synced when it was written: their directories now,
+     * and the parent once the layout has its name. */
+    {
+        _cleanup_free_ char *blobs = fs_path_join(w->tmp, "blobs");
+
+        if (fs_sync_dir(w->blobs, err) < 0 || fs_sync_dir(blobs, err) < 0 ||
+            fs_sync_dir(w->tmp, err) < 0)
+            return -1;
+    }
     if (renameat2(AT_FDCWD, w->tmp, AT_FDCWD, w->path, RENAME_EXCHANGE) == 0) {
         /* w->tmp now holds the previous layout. */
-        int r = fs_rm_rf(w->tmp, err);
+        int r = fs_sync_parent(w->path, err) < 0 ? -1 : fs_rm_rf(w->tmp, err);
 
         free(w->tmp);
         w->tmp = NULL;
@@ -342,7 +365,7 @@ int oci_layout_writer_commit(struct oci_layout_writer *w, struct ocib_error *err
         return ocib_error_errno(err, errno, "cannot move the layout into '%s'", w->path);
     free(w->tmp);
     w->tmp = NULL;
-    return 0;
+    return fs_sync_parent(w->path, err);
 }
 
 void oci_layout_writer_release(struct oci_layout_writer *w)

@@ -36,7 +36,9 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
 /* Copies the file at src_path into a layout's blob directory (blobs_dir is
  * "<layout>/blobs/sha256"), as <hex of d>.  With verify, the bytes are hashed
  * on the way and a mismatch fails naming d, leaving no file behind; without,
- * the file is hard-linked when it can be (same file system), else copied. */
+ * the file is copied as cheaply as the file system allows (a reflink, else
+ * an in-kernel copy), never hard-linked, so the output shares no bytes a
+ * write could reach with the source.  The file is synced before rename. */
 int oci_blob_copy_file(const char *src_path, const char *blobs_dir,
                        const struct oci_digest *d, bool verify, struct ocib_error *err);
 

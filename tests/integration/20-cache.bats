@@ -699,14 +699,14 @@ set_variant() {
     build_ok -C "$ctx" --output "oci:$T/o1"
     local d1=$DIGEST layers l
     layers=$(jq -r '.layers[].digest' "$(manifest_of "$T/o1")")
-    # a cached rebuild, stalled (strace delays its 2nd link by 3 s) once it
-    # holds its layers and is linking them into the output layout
+    # a cached rebuild, stalled (strace delays its 2nd copy_file_range by
+    # 3 s) once it holds its layers and is copying them into the output
     mkdir -p "$T/bg"
     (
         rc=0
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-            timeout -k 10 60 strace -f -qq -o /dev/null -e trace=link,linkat \
-            -e inject=link,linkat:delay_enter=3000000:when=2 \
+            timeout -k 10 60 strace -f -qq -o /dev/null -e trace=copy_file_range \
+            -e inject=copy_file_range:delay_enter=3000000:when=2 \
             "$OCIB" build -C "$ctx" --output "oci:$T/o2" >"$T/bg/out" 2>"$T/bg/err" </dev/null || rc=$?
         echo "$rc" >"$T/bg/rc"
     ) 3>&- &

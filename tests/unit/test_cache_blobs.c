@@ -20,6 +20,7 @@
 
 #include "base/error.h"
 #include "cache/blobs.h"
+#include "cache/lease.h"
 #include "oci/digest.h"
 
 static void assert_is_dir(const char *path)
@@ -137,13 +138,13 @@ static void test_tmp_then_commit_makes_the_blob_visible_under_its_digest(void **
     assert_memory_equal(buf, data, n);
     /* The temporary file is gone. */
     assert_int_equal(access(tmp, F_OK), -1);
-    assert_int_equal(count_entries("c-commit/tmp"), 0);
+    assert_int_equal(count_entries(cache_lease_tmp(&c, NULL)), 0);
     free(path);
     free(tmp);
     cache_release(&c);
 }
 
-static void test_committed_blobs_are_readable_by_others(void **state)
+static void test_committed_blobs_are_read_only_and_readable_by_others(void **state)
 {
     struct cache c;
     struct ocib_error err = OCIB_ERROR_INIT;
@@ -160,7 +161,7 @@ static void test_committed_blobs_are_readable_by_others(void **state)
     path = cache_blob_path(&c, &d);
     assert_int_equal(stat(path, &st), 0);
     assert_true(S_ISREG(st.st_mode));
-    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(st.st_mode & 07777, 0444);
     free(path);
     free(tmp);
     cache_release(&c);
@@ -177,7 +178,7 @@ static void test_two_tmp_files_do_not_collide(void **state)
     assert_int_equal(cache_tmp_create(&c, &t1, &f1, &err), 0);
     assert_int_equal(cache_tmp_create(&c, &t2, &f2, &err), 0);
     assert_string_not_equal(t1, t2);
-    assert_int_equal(count_entries("c-tmp/tmp"), 2);
+    assert_int_equal(count_entries(cache_lease_tmp(&c, NULL)), 2);
     close(f1);
     close(f2);
     unlink(t1);
@@ -206,7 +207,7 @@ static void test_commit_replaces_an_existing_blob_atomically(void **state)
     }
     assert_true(cache_blob_exists(&c, &d));
     assert_int_equal(count_entries("c-replace/blobs/sha256"), 1);
-    assert_int_equal(count_entries("c-replace/tmp"), 0);
+    assert_int_equal(count_entries(cache_lease_tmp(&c, NULL)), 0);
     cache_release(&c);
 }
 
@@ -343,7 +344,7 @@ int main(void)
         cmocka_unit_test(test_cache_directories_are_private),
         cmocka_unit_test(test_open_fails_naming_the_cache_when_it_cannot_be_created),
         cmocka_unit_test(test_tmp_then_commit_makes_the_blob_visible_under_its_digest),
-        cmocka_unit_test(test_committed_blobs_are_readable_by_others),
+        cmocka_unit_test(test_committed_blobs_are_read_only_and_readable_by_others),
         cmocka_unit_test(test_two_tmp_files_do_not_collide),
         cmocka_unit_test(test_commit_replaces_an_existing_blob_atomically),
         cmocka_unit_test(test_failed_commit_removes_the_tmp_file_and_says_why),
