@@ -1,0 +1,139 @@
+#!/usr/bin/env bats
+# Audit fixes (issue 10) of ids, cancelled builds and smaller spec and cache
+# checks: numeric owners and users never wrap to another id (2^32 is no
+# root); SIGINT, SIGTERM and SIGKILL to ocib during a `run` step end the
+# sandbox's every process, leave no mounts or temp files, release the
+# cache-mount locks and exit 128+signo, as root and as an unprivileged user;
+# a symlinked or foreign cache directory; env objects with many keys; a spec
+# over the size cap. The commands run on a busybox base built here.
+
+load helpers
+load lib/run-fixtures
+
+setup_file() {
+    need busybox jq pgrep || return 1
+    local d=$BATS_FILE_TMPDIR
+    busybox_base_ctx "$d/bbctx" || return 1
+    # A user "evil" whose uid (2^32) wraps to 0 through a 32-bit cast, and
+    # one whose group does.
+    jq '.stages[0].layers[2].files[0].content += "evil:x:4294967296:0:evil:/:/bin/sh\nbig:x:1:99999999999:big:/:/bin/sh\n"' \
+        "$d/bbctx/ocib.json" >"$d/bbctx/new.json" && mv "$d/bbctx/new.json" "$d/bbctx/ocib.json"
+    OCIB_CACHE_DIR=$d/cache-base "$OCIB" build -C "$d/bbctx" --output "oci:$d/base" \
+        --progress=quiet >"$d/base.ref" 2>"$d/base.err" </dev/null ||
+        { cat "$d/base.err" >&2; fail "building the busybox base failed"; return 1; }
+    export BASE_LAYOUT=$d/base
+    export BASE="oci:$d/base:latest"
+}
+
+setup() {
+    common_setup
+    TEST_USER=
+    SIG_PID=
+}
+
+teardown() {
+    if [ -n "${SIG_PID:-}" ]; then
+        kill -9 "$SIG_PID" 2>/dev/null || true
+    fi
+    if [ -n "${TEST_USER:-}" ]; then
+        pkill -9 -u "$TEST_USER" 2>/dev/null || true
+        userdel -r "$TEST_USER" >/dev/null 2>&1 || true
+    fi
+}
+
+# spec_with JQ_FILTER...: writes ctx/ocib.json, a one-stage spec on the
+# busybox base (a run layer, then a copy of ctx/f.txt), edited by each
+# filter in turn.
+spec_with() {
+    mkdir -p "$T/ctx"
+    echo f >"$T/ctx/f.txt"
+    cat >"$T/ctx/ocib.json" <<EOF
+{
+  "version": 1,
+  "image": "localhost:5000/ocib/exec",
+  "stages": [
+    {
+      "from": "$BASE",
+      "layers": [
+        {"name": "first", "run": "id -u > /uid.txt"},
+        {"name": "files", "copy": [{"src": ["f.txt"], "dest": "/f.txt"}]}
+      ]
+    }
+  ]
+}
+EOF
+    local f
+    for f in "$@"; do
+        jq "$f" "$T/ctx/ocib.json" >"$T/ctx/new.json" && mv "$T/ctx/new.json" "$T/ctx/ocib.json" ||
+            { fail "jq $f failed"; return 1; }
+    done
+}
+
+# assert_spec_error KEY: the last run exited 2 with one line
+# "ocib: .../ocib.json:LINE:COL: KEY: ...", and no command ran.
+assert_spec_error() {
+    local key=${1//[/\\[}
+    key=${key//]/\\]}
+    key=${key//./\\.}
+    [ "$status" -eq 2 ] || { show_run; fail "expected exit status 2 (a spec error) for $1, got $status"; return 1; }
+    [[ $err =~ ^ocib:\ [^:]*ocib\.json:[0-9]+:[0-9]+:\ $key:\  ]] ||
+        { show_run; fail "the error does not name file:line:col: $1"; return 1; }
+    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || { show_run; fail "more than one line on stderr"; return 1; }
+}
+
+# ---------------------------------------------------------------- ids
+
+@test "numeric owners out of range, negative or with junk are spec errors naming the key (2^32 and 2^63 are no uid 0)" {
+    local v
+    for v in 4294967296:0 9223372036854775808:0 99999999999 4294967295:0 0:4294967296 -1:0 0:-5 12abc:0 1000:7x +5:0; do
+        spec_with ".stages[0].layers[1].copy[0].owner = \"$v\""
+        run_ocib build -C ctx --output "oci:$T/out"
+        assert_spec_error "stages[0].layers[1].copy[0].owner" || { echo "owner $v" >&2; return 1; }
+        [ ! -e "$T/out" ] || fail "owner $v: an image was written"
+    done
+    spec_with '.stages[0].layers[1].copy[0].owner = "4294967296:0"'
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_contains "why" "$err" 'larger than 4294967294'
+    spec_with '.stages[0].layers[0] = {"name": "gen", "files": [{"path": "/g", "content": "x", "owner": "0:4294967296"}]}'
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_spec_error "stages[0].layers[0].files[0].owner"
+    # the largest id stays valid and is recorded as such
+    spec_with '.stages[0].layers[1].copy[0].owner = "4294967294:4294967294"'
+    build_ok -C ctx --output "oci:$T/out"
+    local m n
+    m=$(layout_manifest "$T/out")
+    n=$(jq '.layers | length' "$m")
+    assert_eq "owner of the copied file" \
+        "$(layer_listing "$T/out" $((n - 1)) | norm_listing | awk -F'\t' '$1 == "f.txt" { print $4 }')" 4294967294:4294967294
+}
+
+@test "run users out of range are spec errors naming the key, in a run layer, a stage and a config" {
+    spec_with '.stages[0].layers[0].user = "99999999999"'
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_spec_error "stages[0].layers[0].user"
+    spec_with '.stages[0].layers[0].user = "0:18446744073709551616"'
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_spec_error "stages[0].layers[0].user"
+    spec_with '.stages[0].user = "4294967296"'
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_spec_error "stages[0].user"
+    spec_with '.stages[0].config = {"user": "-1"}'
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_spec_error "stages[0].config.user"
+}
+
+@test "a base whose /etc/passwd gives a user the uid 2^32 does not run it as root: the run step and an owner name fail naming the file" {
+    spec_with '.stages[0].layers[0].user = "evil"'
+    run_ocib build -C ctx --output "oci:$T/out"
+    [ "$status" -eq 1 ] || { show_run; fail "a run as 'evil' (uid 4294967296) exited $status, expected 1"; }
+    assert_contains "names the file and the id" "$err" "/etc/passwd gives 'evil' the id \"4294967296\""
+    [ ! -e "$T/out" ] || fail "an image was written"
+    spec_with '.stages[0].layers[0].user = "big"'
+    run_ocib build -C ctx --output "oci:$T/out"
+    [ "$status" -eq 1 ] || { show_run; fail "a run as 'big' (gid 99999999999) exited $status, expected 1"; }
+    assert_contains "names the group id" "$err" "the group \"99999999999\""
+    spec_with 'del(.stages[0].layers[0])' '.stages[0].layers[0].copy[0].owner = "evil"'
+    run_ocib build -C ctx --output "oci:$T/out"
+    [ "$status" -eq 1 ] || { show_run; fail "a copy owned by 'evil' exited $status, expected 1"; }
+    assert_contains "owner names the file" "$err" "/etc/passwd gives 'evil' the id"
+}
