@@ -29,11 +29,16 @@ setup() {
     common_setup
     TEST_USER=
     SIG_PID=
+    CANCEL_MARK=
 }
 
 teardown() {
     if [ -n "${SIG_PID:-}" ]; then
         kill -9 "$SIG_PID" 2>/dev/null || true
+    fi
+    # What an old ocib left running (this test's marker only).
+    if [ -n "${CANCEL_MARK:-}" ]; then
+        pkill -9 -f "ticks-$CANCEL_MARK" 2>/dev/null || true
     fi
     if [ -n "${TEST_USER:-}" ]; then
         pkill -9 -u "$TEST_USER" 2>/dev/null || true
@@ -136,4 +141,103 @@ assert_spec_error() {
     run_ocib build -C ctx --output "oci:$T/out"
     [ "$status" -eq 1 ] || { show_run; fail "a copy owned by 'evil' exited $status, expected 1"; }
     assert_contains "owner names the file" "$err" "/etc/passwd gives 'evil' the id"
+}
+
+# ---------------------------------------------------------------- cancelled builds
+
+# cancel_spec DIR MARK: a spec whose run step appends a line to a file of
+# its cache mount every 0.1 s until it is stopped; the script text (the
+# shell's command line) holds MARK, for pgrep.
+cancel_spec() {
+    mkdir -p "$1"
+    cat >"$1/ocib.json" <<EOF
+{"version": 1, "image": "localhost:5000/ocib/cancel", "stages": [
+  {"from": "oci:$2:latest", "layers": [
+    {"name": "long", "run": "echo started-$3; while :; do echo x >> /var/cache/m/ticks-$3; sleep 0.1; done", "cache_mounts": ["/var/cache/m"]}
+  ]}
+]}
+EOF
+}
+
+# wait_for FILE TEXT: up to 60 s for TEXT to appear in FILE.
+wait_for() {
+    local i
+    for ((i = 0; i < 600; i++)); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "'$2' never appeared in $1: $(cat "$1" 2>/dev/null)"
+}
+
+# assert_sandbox_gone MARK CACHE: within 5 s no process holds MARK in its
+# command line, the ticks file stops growing, nothing is mounted under
+# CACHE and its tmp/ is empty.
+assert_sandbox_gone() {
+    local mark=$1 cache=$2 i ticks a b
+    for ((i = 0; i < 50; i++)); do
+        pgrep -f "ticks-$mark" >/dev/null || break
+        sleep 0.1
+    done
+    if pgrep -af "ticks-$mark" >&2; then
+        fail "the sandboxed command still runs after ocib ended"
+        return 1
+    fi
+    ticks=$(find "$cache/mounts" -name "ticks-$mark")
+    [ -n "$ticks" ] || { fail "the command never wrote its ticks file"; return 1; }
+    a=$(wc -l <"$ticks")
+    sleep 0.5
+    b=$(wc -l <"$ticks")
+    [ "$a" = "$b" ] || { fail "the ticks file still grows ($a -> $b lines)"; return 1; }
+    if grep -F "$cache" /proc/[0-9]*/mountinfo 2>/dev/null | grep . >&2; then
+        fail "mounts under the cache remain"
+        return 1
+    fi
+}
+
+# assert_no_temp CACHE: ocib's temp directory in the cache is empty, and no
+# kept root holds the cache mount's placeholder.
+assert_no_temp() {
+    local left
+    left=$(find "$1/tmp" -mindepth 1 2>/dev/null)
+    [ -z "$left" ] || { fail "temp files left in the cache: $left"; return 1; }
+}
+
+# cancel_as_root SIGNAL STATUS: the whole check for one signal, as root.
+cancel_as_root() {
+    local sig=$1 want=$2 mark=m$RANDOM$$ st=0
+    CANCEL_MARK=$mark
+    cancel_spec "$T/ctx" "$BASE_LAYOUT" "$mark"
+    env --default-signal=INT,TERM,HUP "$OCIB" build -C "$T/ctx" --output "oci:$T/out" \
+        >"$T/c.out" 2>"$T/c.err" </dev/null &
+    SIG_PID=$!
+    wait_for "$T/c.err" "started-$mark" || return 1
+    sleep 0.3
+    kill -s "$sig" "$SIG_PID"
+    wait "$SIG_PID" || st=$?
+    SIG_PID=
+    [ "$st" -eq "$want" ] || { cat "$T/c.err" >&2; fail "ocib killed by SIG$sig exited $st, expected $want"; return 1; }
+    assert_sandbox_gone "$mark" "$OCIB_CACHE_DIR" || return 1
+    if [ "$sig" != KILL ]; then
+        assert_no_temp "$OCIB_CACHE_DIR" || return 1
+        assert_contains "says why it stopped" "$(cat "$T/c.err")" "stopped: ocib received SIG$sig"
+        [ ! -e "$T/out" ] || fail "an image was written although the build was cancelled"
+    fi
+    # The cache mount's lock is free again: a rebuild with a quick command
+    # that uses the same mount succeeds.
+    sed -i 's/while :; do.*done/echo rebuilt/' "$T/ctx/ocib.json"
+    OCIB_TEST_TIMEOUT=60 run_ocib build -C "$T/ctx" --output "oci:$T/out"
+    [ "$status" -eq 0 ] || { show_run; fail "the rebuild after SIG$sig failed"; return 1; }
+    assert_contains "the command ran" "$err" "rebuilt"
+}
+
+@test "SIGINT to ocib during a run step ends the sandbox's every process, cleans up and exits 130" {
+    cancel_as_root INT 130
+}
+
+@test "SIGTERM to ocib during a run step ends the sandbox's every process, cleans up and exits 143" {
+    cancel_as_root TERM 143
+}
+
+@test "SIGKILL to ocib during a run step: the sandbox dies with it and a rebuild gets the cache mount's lock" {
+    cancel_as_root KILL 137
 }
