@@ -241,3 +241,95 @@ cancel_as_root() {
 @test "SIGKILL to ocib during a run step: the sandbox dies with it and a rebuild gets the cache mount's lock" {
     cancel_as_root KILL 137
 }
+
+# cancel_as_user SIGNAL STATUS: the same as an unprivileged user with a
+# subordinate range, whose ocib re-runs itself in a user namespace: the
+# signal goes to the outer process, which must pass it on (and the inner
+# one must die with it on SIGKILL).
+cancel_as_user() {
+    local sig=$1 want=$2 mark=m$RANDOM$$ u d i st pid
+    [ "$(id -u)" -eq 0 ] || { fail "needs root to create the test user"; return 1; }
+    need useradd userdel su newuidmap newgidmap || return 1
+    u=ocib36-$$
+    useradd -m "$u" || { fail "useradd $u failed"; return 1; }
+    TEST_USER=$u
+    CANCEL_MARK=$mark
+    grep -q "^$u:" /etc/subuid || { fail "useradd gave $u no /etc/subuid range"; return 1; }
+    d=$(getent passwd "$u" | cut -d: -f6)/work
+    mkdir -p "$d"
+    cp -a "$BASE_LAYOUT" "$d/base"
+    cancel_spec "$d/ctx" "$d/base" "$mark"
+    chown -R "$u:" "$d"
+    su "$u" -s /bin/sh -c "cd '$d' && OCIB_CACHE_DIR='$d/cache' TMPDIR='$d' env --default-signal=INT,TERM,HUP $OCIB build -C ctx --output 'oci:$d/out' >'$d/c.out' 2>'$d/c.err' </dev/null & echo \$! >'$d/pid'; wait \$!; echo \$? >'$d/status'" \
+        </dev/null >/dev/null 2>&1 &
+    SIG_PID=$!
+    wait_for "$d/c.err" "started-$mark" || return 1
+    sleep 0.3
+    pid=$(cat "$d/pid")
+    kill -s "$sig" "$pid"
+    wait "$SIG_PID" || true
+    SIG_PID=
+    st=$(cat "$d/status")
+    [ "$st" -eq "$want" ] || { cat "$d/c.err" >&2; fail "$u's ocib killed by SIG$sig exited $st, expected $want"; return 1; }
+    assert_sandbox_gone "$mark" "$d/cache" || return 1
+    for ((i = 0; i < 50; i++)); do
+        pgrep -u "$u" -x ocib >/dev/null || break
+        sleep 0.1
+    done
+    ! pgrep -u "$u" -af ocib >&2 || { fail "an ocib process of $u still runs"; return 1; }
+    if [ "$sig" != KILL ]; then
+        assert_no_temp "$d/cache" || return 1
+        assert_contains "says why it stopped" "$(cat "$d/c.err")" "stopped: ocib received SIG$sig"
+    fi
+    sed -i 's/while :; do.*done/echo rebuilt/' "$d/ctx/ocib.json"
+    st=0
+    su "$u" -s /bin/sh -c "cd '$d' && OCIB_CACHE_DIR='$d/cache' TMPDIR='$d' timeout 60 $OCIB build -C ctx --output 'oci:$d/out'" \
+        >"$T/user.out" 2>"$T/user.err" </dev/null || st=$?
+    [ "$st" -eq 0 ] || { cat "$T/user.err" >&2; fail "$u's rebuild after SIG$sig exited $st"; return 1; }
+}
+
+@test "as an unprivileged user (re-run in a user namespace): SIGINT reaches the inner ocib, the sandbox ends, exit 130" {
+    cancel_as_user INT 130
+}
+
+@test "as an unprivileged user: SIGTERM to the outer ocib ends the sandbox, exit 143" {
+    cancel_as_user TERM 143
+}
+
+@test "as an unprivileged user: SIGKILL to the outer ocib takes the inner one and the sandbox with it" {
+    cancel_as_user KILL 137
+}
+
+# ---------------------------------------------------------------- cache directory
+
+@test "a symlinked cache directory is resolved once and said so on stderr; the cache lands in the real directory" {
+    spec_with 'del(.stages[0].layers[0])'
+    mkdir -p "$T/real-cache"
+    ln -s "$T/real-cache" "$T/link-cache"
+    OCIB_CACHE_DIR=$T/link-cache build_ok -C ctx --output "oci:$T/out"
+    assert_eq "the note, once" "$(printf '%s\n' "$err" | grep -c 'is a symlink')" 1
+    assert_contains "the note names both" "$err" "cache: $T/link-cache is a symlink to $T/real-cache"
+    [ -n "$(find "$T/real-cache/blobs" -type f)" ] || fail "no blobs in the real cache directory"
+    # --cache-dir and `ocib cache` too
+    run_ocib build -C ctx --cache-dir "$T/link-cache" --output "oci:$T/out2"
+    [ "$status" -eq 0 ] || { show_run; fail "--cache-dir through a symlink failed"; }
+    assert_contains "--cache-dir note" "$err" "cache: $T/link-cache is a symlink to $T/real-cache"
+    run_ocib cache --cache-dir "$T/link-cache" du
+    [ "$status" -eq 0 ] || { show_run; fail "cache du through a symlink failed"; }
+    assert_contains "cache du note" "$err" "is a symlink to $T/real-cache"
+}
+
+@test "a cache directory owned by another user is refused, naming it" {
+    spec_with 'del(.stages[0].layers[0])'
+    mkdir -p "$T/foreign"
+    chown 65534:65534 "$T/foreign"
+    OCIB_CACHE_DIR=$T/foreign run_ocib build -C ctx --output "oci:$T/out"
+    [ "$status" -eq 1 ] || { show_run; fail "a foreign cache directory gave exit $status, expected 1"; }
+    assert_contains "names it" "$err" "ocib: cache directory '$T/foreign' is owned by uid 65534"
+    [ -z "$(ls -A "$T/foreign")" ] || fail "ocib wrote into the foreign cache: $(ls -A "$T/foreign")"
+    # also through a symlink, and for `ocib cache`
+    ln -s "$T/foreign" "$T/flink"
+    run_ocib cache --cache-dir "$T/flink" du
+    [ "$status" -eq 1 ] || { show_run; fail "cache du on a foreign cache gave exit $status"; }
+    assert_contains "names the real one" "$err" "cache directory '$T/foreign' is owned by uid 65534"
+}
