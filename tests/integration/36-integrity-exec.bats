@@ -333,3 +333,59 @@ cancel_as_user() {
     [ "$status" -eq 1 ] || { show_run; fail "cache du on a foreign cache gave exit $status"; }
     assert_contains "names the real one" "$err" "cache directory '$T/foreign' is owned by uid 65534"
 }
+
+# ---------------------------------------------------------------- large specs
+
+# Not a timing benchmark: the bounds are ten times what the build takes
+# here (about 2 s), and the quadratic version took over 20 s for 100,000
+# keys (33 s for 40,000 keys in a stage env and a config env).
+@test "a stage env and a config env of 100,000 keys each build well within 20 s, in order, the last value of a key winning" {
+    mkdir -p ctx
+    "$PY" - "$BASE" >ctx/ocib.json <<'EOF'
+import json, sys
+env = {"K%d" % i: "v%d" % i for i in range(100000)}
+print(json.dumps({"version": 1, "image": "localhost:5000/ocib/env", "stages": [
+    {"from": "scratch", "env": env,
+     "layers": [{"name": "f", "files": [{"path": "/a", "content": "x"}]}],
+     "config": {"env": dict(env, K7="seven")}}]}))
+EOF
+    OCIB_TEST_TIMEOUT=20 build_ok -C ctx --output "oci:$T/out"
+    local c
+    c=$(layout_config "$T/out")
+    assert_eq "Env entries" "$(jq '.config.Env | length' "$c")" 100000
+    assert_eq "first" "$(jq -r '.config.Env[0]' "$c")" K0=v0
+    assert_eq "replaced in place" "$(jq -r '.config.Env[7]' "$c")" K7=seven
+    assert_eq "last" "$(jq -r '.config.Env[99999]' "$c")" K99999=v99999
+}
+
+@test "a run step with 40,000 env keys (stage and layer) runs well within 20 s and sees them" {
+    mkdir -p ctx
+    "$PY" - "$BASE" >ctx/ocib.json <<'EOF'
+import json, sys
+env = {"K%d" % i: "v%d" % i for i in range(40000)}
+print(json.dumps({"version": 1, "image": "localhost:5000/ocib/env", "stages": [
+    {"from": sys.argv[1], "env": env,
+     "layers": [{"name": "r", "env": {"K5": "five", "NEW": "n"},
+                 "run": "echo $K0 $K5 $K39999 $NEW $(env | grep -c '^K') > /seen"}]}]}))
+EOF
+    OCIB_TEST_TIMEOUT=20 build_ok -C ctx --output "oci:$T/out"
+    local m n
+    m=$(layout_manifest "$T/out")
+    n=$(jq '.layers | length' "$m")
+    mkdir x
+    decompress "$(blob_path "$T/out" "$(jq -r ".layers[$((n - 1))].digest" "$m")")" \
+        "$(jq -r ".layers[$((n - 1))].mediaType" "$m")" | tar -x -C x seen
+    assert_eq "what the command saw" "$(cat x/seen)" "v0 five v39999 n 40000"
+}
+
+@test "a spec over the size cap is a spec error (exit 2) naming the file" {
+    mkdir -p ctx
+    "$PY" -c '
+import json
+print(json.dumps({"version": 1, "stages": [{"from": "scratch", "layers": [
+    {"name": "f", "files": [{"path": "/a", "content": "x" * (5 << 20)}]}]}]}))' >ctx/ocib.json
+    run_ocib build -C ctx --output "oci:$T/out"
+    [ "$status" -eq 2 ] || { show_run; fail "a 5 MiB spec exited $status, expected 2"; }
+    assert_contains "names the file and the limit" "$err" "ocib: ctx/ocib.json: the spec is"
+    assert_contains "says the limit" "$err" "larger than the limit of 4194304"
+}
