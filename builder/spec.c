@@ -18,6 +18,7 @@
 #include <libgen.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SPEC_MAX_BYTES (4 * 1024 * 1024)
 #define SPEC_MAX_STAGES 64
@@ -1117,11 +1118,20 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
     struct vctx v = {spec, err};
     json_t *root, *x, *stages, *item;
     struct at top = {"", {1, 1}};
+    struct stat st;
     size_t len, i;
 
     memset(spec, 0, sizeof(*spec));
     spec->file = xstrdup(file);
     spec->dir = xstrdup(dirname(dircopy));
+    /* A spec too large is a wrong spec (exit 2), said before reading it. */
+    if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SPEC_MAX_BYTES) {
+        ocib_error_usage(err, "%s: the spec is %lld bytes, larger than the limit of %d",
+                         file, (long long)st.st_size, SPEC_MAX_BYTES);
+        if (err)
+            err->kind = OCIB_ERR_LIMIT;
+        goto fail;
+    }
     if (fs_read_file(file, SPEC_MAX_BYTES, &buf, &len, err) < 0)
         goto fail;
     if (json_doc_parse(&spec->doc, file, buf, len, err) < 0)
