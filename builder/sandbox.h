@@ -89,7 +89,9 @@ unsigned sandbox_gid_to_inside(unsigned host_gid);
 /* Resolves a user spec ("name", "uid", "name:group", "uid:gid") against the
  * passwd and group files of root (paths inside root, resolved within it).
  * ret_home (may be NULL) gets the user's home directory when passwd names
- * one (caller frees), else is left alone. */
+ * one (caller frees), else is left alone.  Ids are read with ocib_id_parse
+ * (base/ids.h): a numeric part out of range, or a passwd or group line whose
+ * id is none (4294967296), fails naming it instead of wrapping. */
 int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                          char **ret_home, struct ocib_error *err);
 
