@@ -1064,24 +1064,34 @@ static void apply_config(struct build *b, const struct spec_stage *st,
             env = json_array();
             json_object_set_new(ic, "Env", env);
         }
+        json_t *where = json_object(); /* name -> index of its first entry */
+        size_t i;
+
+        json_array_foreach(env, i, val)
+        {
+            const char *e = json_string_value(val), *eq = e ? strchr(e, '=') : NULL;
+
+            if (eq) {
+                _cleanup_free_ char *name = xstrndup(e, (size_t)(eq - e));
+
+                if (!json_object_get(where, name))
+                    json_object_set_new(where, name, json_integer((json_int_t)i));
+            }
+        }
         json_object_foreach((json_t *)x, key, val)
         {
             _cleanup_free_ char *kv = xasprintf("%s=%s", key, json_string_value(val));
-            size_t klen = strlen(key), i;
-            bool replaced = false;
+            json_t *at = json_object_get(where, key);
 
-            for (i = 0; i < json_array_size(env); i++) {
-                const char *e = json_string_value(json_array_get(env, i));
-
-                if (e && !strncmp(e, key, klen) && e[klen] == '=') {
-                    json_array_set_new(env, i, json_string(kv));
-                    replaced = true;
-                    break;
-                }
-            }
-            if (!replaced)
+            if (at) {
+                json_array_set_new(env, (size_t)json_integer_value(at), json_string(kv));
+            } else {
+                json_object_set_new(where, key,
+                                    json_integer((json_int_t)json_array_size(env)));
                 json_array_append_new(env, json_string(kv));
+            }
         }
+        json_decref(where);
     }
     for (size_t k = 0; k < 2; k++) {
         const char *skey = k == 0 ? "expose" : "volumes";

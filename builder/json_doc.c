@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/cleanup.h"
@@ -566,6 +567,8 @@ static int parse_value(struct parser *p, int depth, json_t **ret)
     return fail_unexpected(p, "expected a JSON value");
 }
 
+static void doc_index(struct json_doc *doc);
+
 int json_doc_parse(struct json_doc *doc, const char *filename, const char *buf, size_t len,
                    struct ocib_error *err)
 {
@@ -597,6 +600,7 @@ int json_doc_parse(struct json_doc *doc, const char *filename, const char *buf, 
         return -1;
     }
     doc->root = root;
+    doc_index(doc);
     skip_ws(&p);
     if (peek(&p) >= 0) {
         fail_unexpected(&p, "trailing characters after the JSON value");
@@ -604,6 +608,67 @@ int json_doc_parse(struct json_doc *doc, const char *filename, const char *buf, 
         return -1;
     }
     return 0;
+}
+
+/* Orders entries by container, then keys (by bytes) before indexes (by
+ * number).  Pointers are compared as integers. */
+static int cmp_member(const struct json_doc_entry *a, const struct json_doc_entry *b)
+{
+    uintptr_t ca = (uintptr_t)a->container, cb = (uintptr_t)b->container;
+
+    if (ca != cb)
+        return ca < cb ? -1 : 1;
+    if (!a->key != !b->key)
+        return a->key ? -1 : 1;
+    if (a->key)
+        return strcmp(a->key, b->key);
+    return a->idx < b->idx ? -1 : a->idx > b->idx;
+}
+
+static int cmp_member_qsort(const void *a, const void *b)
+{
+    return cmp_member(*(const struct json_doc_entry *const *)a,
+                      *(const struct json_doc_entry *const *)b);
+}
+
+static int cmp_value_qsort(const void *a, const void *b)
+{
+    uintptr_t va = (uintptr_t)(*(const struct json_doc_entry *const *)a)->value;
+    uintptr_t vb = (uintptr_t)(*(const struct json_doc_entry *const *)b)->value;
+
+    return va < vb ? -1 : va > vb;
+}
+
+static void doc_index(struct json_doc *doc)
+{
+    size_t n = doc->entries_nr;
+
+    doc->by_member = xcalloc(n ? n : 1, sizeof(*doc->by_member));
+    doc->by_value = xcalloc(n ? n : 1, sizeof(*doc->by_value));
+    for (size_t i = 0; i < n; i++)
+        doc->by_member[i] = doc->by_value[i] = &doc->entries[i];
+    qsort(doc->by_member, n, sizeof(*doc->by_member), cmp_member_qsort);
+    qsort(doc->by_value, n, sizeof(*doc->by_value), cmp_value_qsort);
+}
+
+/* The entry equal to want under cmp_member, or NULL. */
+static const struct json_doc_entry *find_member(const struct json_doc *doc,
+                                                const struct json_doc_entry *want)
+{
+    size_t lo = 0, hi = doc->by_member ? doc->entries_nr : 0;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_member(doc->by_member[mid], want);
+
+        if (!c)
+            return doc->by_member[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
 }
 
 void json_doc_release(struct json_doc *doc)
@@ -615,6 +680,8 @@ void json_doc_release(struct json_doc *doc)
     for (i = 0; i < doc->entries_nr; i++)
         free(doc->entries[i].key);
     free(doc->entries);
+    free(doc->by_member);
+    free(doc->by_value);
     json_decref(doc->root);
     memset(doc, 0, sizeof(*doc));
 }
@@ -628,38 +695,30 @@ static struct json_pos pos_unknown(void)
 struct json_pos json_doc_key_pos(const struct json_doc *doc, const json_t *obj,
                                  const char *key)
 {
+    struct json_doc_entry want = {.container = obj, .key = (char *)key};
     const struct json_doc_entry *e;
-    size_t i;
 
     if (!doc || !obj || !key)
         return pos_unknown();
-    for (i = 0; i < doc->entries_nr; i++) {
-        e = &doc->entries[i];
-        if (e->container == obj && e->key && !strcmp(e->key, key))
-            return e->key_pos;
-    }
-    return pos_unknown();
+    e = find_member(doc, &want);
+    return e ? e->key_pos : pos_unknown();
 }
 
 struct json_pos json_doc_index_pos(const struct json_doc *doc, const json_t *arr,
                                    size_t idx)
 {
+    struct json_doc_entry want = {.container = arr, .idx = idx};
     const struct json_doc_entry *e;
-    size_t i;
 
     if (!doc || !arr)
         return pos_unknown();
-    for (i = 0; i < doc->entries_nr; i++) {
-        e = &doc->entries[i];
-        if (e->container == arr && !e->key && e->idx == idx)
-            return e->value_pos;
-    }
-    return pos_unknown();
+    e = find_member(doc, &want);
+    return e ? e->value_pos : pos_unknown();
 }
 
 struct json_pos json_doc_value_pos(const struct json_doc *doc, const json_t *v)
 {
-    size_t i;
+    size_t lo = 0, hi;
 
     if (!doc || !v)
         return pos_unknown();
@@ -667,8 +726,17 @@ struct json_pos json_doc_value_pos(const struct json_doc *doc, const json_t *v)
         return doc->root_pos;
     if (json_is_true(v) || json_is_false(v) || json_is_null(v))
         return pos_unknown();
-    for (i = 0; i < doc->entries_nr; i++)
-        if (doc->entries[i].value == v)
-            return doc->entries[i].value_pos;
+    hi = doc->by_value ? doc->entries_nr : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uintptr_t m = (uintptr_t)doc->by_value[mid]->value;
+
+        if (m == (uintptr_t)v)
+            return doc->by_value[mid]->value_pos;
+        if (m < (uintptr_t)v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return pos_unknown();
 }

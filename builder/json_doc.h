@@ -17,7 +17,9 @@
  *
  * A struct json_doc owns its tree and its table; json_doc_release() frees
  * both.  Nodes borrowed from doc->root stay valid until then.  Lookups are
- * linear: spec files are small.
+ * binary searches in two sorted views of the table, made once after
+ * parsing, so that checking every key of an object with n keys costs
+ * n log n, not n^2.
  */
 #ifndef OCIB_BUILDER_JSON_DOC_H
 #define OCIB_BUILDER_JSON_DOC_H
@@ -45,6 +47,8 @@ struct json_doc {
     struct json_pos root_pos;
     struct json_doc_entry *entries;
     size_t entries_nr, entries_alloc;
+    /* the entries sorted by (container, key or index) and by value */
+    const struct json_doc_entry **by_member, **by_value;
 };
 
 #define JSON_DOC_INIT                                                                      \

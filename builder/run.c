@@ -58,31 +58,38 @@ int build_secret_parse(const char *s, struct build_secret *ret, struct ocib_erro
     return 0;
 }
 
-/* Sets NAME=value in a "NAME=value" list, replacing an earlier NAME. */
-static void env_set(char ***env, size_t *n, size_t *alloc, const char *name,
-                    const char *value)
-{
-    size_t len = strlen(name);
+/* A "NAME=value" list (NULL-terminated) with an index of its names, so
+ * that setting n variables costs n lookups, not n^2 comparisons. */
+struct envlist {
+    char **v;
+    size_t n, alloc;
+    json_t *where; /* name -> index in v */
+};
 
-    for (size_t i = 0; i < *n; i++) {
-        if (!strncmp((*env)[i], name, len) && (*env)[i][len] == '=') {
-            free((*env)[i]);
-            (*env)[i] = xasprintf("%s=%s", name, value);
-            return;
-        }
+/* Sets NAME=value, replacing an earlier NAME. */
+static void env_set(struct envlist *e, const char *name, const char *value)
+{
+    json_t *at = json_object_get(e->where, name);
+
+    if (at) {
+        size_t i = (size_t)json_integer_value(at);
+
+        free(e->v[i]);
+        e->v[i] = xasprintf("%s=%s", name, value);
+        return;
     }
-    XGROW(*env, *alloc, *n + 2);
-    (*env)[(*n)++] = xasprintf("%s=%s", name, value);
-    (*env)[*n] = NULL;
+    XGROW(e->v, e->alloc, e->n + 2);
+    json_object_set_new(e->where, name, json_integer((json_int_t)e->n));
+    e->v[e->n++] = xasprintf("%s=%s", name, value);
+    e->v[e->n] = NULL;
 }
 
-static void env_merge_object(char ***env, size_t *n, size_t *alloc, const json_t *obj)
+static void env_merge_object(struct envlist *e, const json_t *obj)
 {
     const char *key;
     json_t *v;
 
-    json_object_foreach((json_t *)obj, key, v)
-        env_set(env, n, alloc, key, json_string_value(v));
+    json_object_foreach((json_t *)obj, key, v) env_set(e, key, json_string_value(v));
 }
 
 struct tail {
@@ -280,8 +287,9 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     const json_t *ly = rq->layer->json, *run = json_object_get(ly, "run");
     const json_t *ic = json_object_get(rq->image_config, "config");
     const char *workdir, *user;
-    char **env = NULL, **argv = NULL;
-    size_t n_env = 0, alloc_env = 0, n_mounts = 0, n_ph = 0;
+    struct envlist env = {.where = json_object()};
+    char **argv = NULL;
+    size_t n_mounts = 0, n_ph = 0;
     struct sandbox_mount *mounts = NULL;
     struct placeholder *ph = NULL;
     int *locks = NULL;
@@ -310,8 +318,8 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
         json_array_foreach(run, i, v) argv[i] = xstrdup(json_string_value(v));
     }
     /* env: image, stage, layer */
-    XGROW(env, alloc_env, 2);
-    env[0] = NULL;
+    XGROW(env.v, env.alloc, 2);
+    env.v[0] = NULL;
     json_array_foreach(json_object_get(ic, "Env"), i, v)
     {
         const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
@@ -319,13 +327,13 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
         if (eq) {
             _cleanup_free_ char *name = xstrndup(kv, (size_t)(eq - kv));
 
-            env_set(&env, &n_env, &alloc_env, name, eq + 1);
+            env_set(&env, name, eq + 1);
         }
     }
     if (rq->stage->env)
-        env_merge_object(&env, &n_env, &alloc_env, rq->stage->env);
+        env_merge_object(&env, rq->stage->env);
     if (json_object_get(ly, "env"))
-        env_merge_object(&env, &n_env, &alloc_env, json_object_get(ly, "env"));
+        env_merge_object(&env, json_object_get(ly, "env"));
     workdir = oci_json_str(ly, "workdir");
     if (!workdir)
         workdir = rq->stage->workdir;
@@ -344,18 +352,15 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     {
         bool has_path = false, has_home = false;
 
-        for (i = 0; i < n_env; i++) {
-            has_path |= !strncmp(env[i], "PATH=", 5);
-            has_home |= !strncmp(env[i], "HOME=", 5);
+        for (i = 0; i < env.n; i++) {
+            has_path |= !strncmp(env.v[i], "PATH=", 5);
+            has_home |= !strncmp(env.v[i], "HOME=", 5);
         }
         if (!has_path)
-            env_set(&env, &n_env, &alloc_env, "PATH", DEFAULT_PATH + 5);
+            env_set(&env, "PATH", DEFAULT_PATH + 5);
         /* As Docker does: the user's home from passwd, else / for others. */
         if (!has_home)
-            env_set(&env, &n_env, &alloc_env, "HOME",
-                    home       ? home
-                    : uid == 0 ? "/root"
-                               : "/");
+            env_set(&env, "HOME", home ? home : uid == 0 ? "/root" : "/");
     }
 
     /* mounts: cache directories, secrets, and what the sandbox binds */
@@ -436,7 +441,7 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
     memset(&s, 0, sizeof(s));
     s.root = rq->root->path;
     s.argv = argv;
-    s.env = env;
+    s.env = env.v;
     s.workdir = workdir;
     s.uid = uid;
     s.gid = gid;
@@ -514,9 +519,10 @@ out:
         free(tail.lines[k]);
     for (size_t k = 0; argv && argv[k]; k++)
         free(argv[k]);
-    for (size_t k = 0; k < n_env; k++)
-        free(env[k]);
-    free(env);
+    for (size_t k = 0; k < env.n; k++)
+        free(env.v[k]);
+    free(env.v);
+    json_decref(env.where);
     free(argv);
     free(mounts);
     free(ph);

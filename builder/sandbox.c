@@ -4,14 +4,26 @@
  * Process layout: the caller forks A, which unshares the user namespace and
  * waits while the caller writes its id maps; A then unshares the mount, PID,
  * IPC, UTS (and network) namespaces and forks B, PID 1 of the new PID
- * namespace, which builds the mounts, pivots into the root and execs the
- * command.  A reports B's exit status as its own.  Setup failures travel
- * back as a message on a close-on-exec pipe: if the exec happens, the pipe
- * closes empty.
+ * namespace, which builds the mounts and pivots into the root; B then stays
+ * as the namespace's init (it never execs, reaps orphans) and forks C, which
+ * takes the command's ids and execs it.  B exits with C's status, which A
+ * reports as its own.  Setup failures travel back as a message on a
+ * close-on-exec pipe: if the exec happens, the pipe closes empty.
+ *
+ * Cancelling: everything in a PID namespace dies with its init, so ending B
+ * ends the command and all it started.  A and B die with their parents
+ * (PR_SET_PDEATHSIG, SIGKILL; set after the last change of credentials,
+ * which clears it, and followed by a check that the parent still lives), so
+ * a SIGKILLed ocib leaves nothing running.  A SIGINT, SIGTERM or SIGHUP to
+ * ocib (see sandbox_cancel_install) makes it send SIGTERM to A, which kills
+ * B; A's wait returns once the namespace is empty, and sandbox_run then
+ * fails, so that the caller's usual failure path unmounts, removes and
+ * unlocks what it made.
  */
 #include "builder/sandbox.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
+#include "base/ids.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
@@ -20,6 +32,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +41,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -52,6 +66,84 @@ struct idmap {
 
 static struct idmap uid_map, gid_map;
 static bool maps_ready;
+
+/* In ocib: the sandbox (A) running now, and the signal that cancelled the
+ * build.  In A: its init (B), and whether it was told to stop before B
+ * existed. */
+static volatile sig_atomic_t running_pid, cancel_signo;
+static volatile sig_atomic_t init_pid, stop_early;
+
+static const int cancel_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_CANCEL_SIGNALS (sizeof(cancel_signals) / sizeof(cancel_signals[0]))
+
+/* Makes this process die with its parent, which must be expected_parent (0:
+ * any, for a PID namespace's init, which sees no parent); alive_fd, when
+ * >= 0, reads end of file once the parent is gone.  Call it after the last
+ * change of credentials (which clears the setting). */
+static void die_with_parent(pid_t expected_parent, int alive_fd)
+{
+    struct pollfd pfd = {.fd = alive_fd, .events = POLLIN};
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        _exit(255);
+    /* The parent may have died before the call took effect. */
+    if (expected_parent && getppid() != expected_parent)
+        _exit(255);
+    if (alive_fd >= 0 && poll(&pfd, 1, 0) != 0)
+        _exit(255);
+}
+
+static void set_handler(int sig, void (*fn)(int))
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = fn;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
+static void on_cancel(int sig)
+{
+    if (cancel_signo)
+        return; /* already cancelling: let the cleanup finish */
+    if (!running_pid) {
+        /* No command to stop: die as before. */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    cancel_signo = sig;
+    kill((pid_t)running_pid, SIGTERM);
+}
+
+void sandbox_cancel_install(void)
+{
+    for (size_t i = 0; i < N_CANCEL_SIGNALS; i++) {
+        struct sigaction old;
+
+        /* A signal the caller ignores (nohup, a background job) stays so. */
+        if (sigaction(cancel_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue;
+        set_handler(cancel_signals[i], on_cancel);
+    }
+}
+
+int sandbox_cancelled(void)
+{
+    return cancel_signo;
+}
+
+/* In A: stop the namespace by killing its init. */
+static void on_stop(int sig)
+{
+    (void)sig;
+    if (init_pid > 0)
+        kill((pid_t)init_pid, SIGKILL);
+    else
+        stop_early = 1;
+}
 
 /* Reads /etc/subuid or /etc/subgid for the caller (by name or by id). */
 static void read_subids(const char *file, const char *name, unsigned id, struct idmap *m)
@@ -403,11 +495,11 @@ static char *mount_overlay(const struct sandbox_spec *s)
     return merged;
 }
 
-static void child_main(const struct sandbox_spec *s, int out_fd)
+/* B, before it forks the command: mounts, pivot_root, workdir. */
+static void setup_root(const struct sandbox_spec *s)
 {
     const char *root = s->root;
     char *proc;
-    int null_fd;
 
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         die("sandbox: cannot make mounts private");
@@ -468,6 +560,15 @@ static void child_main(const struct sandbox_spec *s, int out_fd)
         if (chdir(s->workdir) < 0)
             die("sandbox: workdir '%s'", s->workdir);
     }
+}
+
+/* C: takes the command's ids and execs it. */
+static void command_main(const struct sandbox_spec *s, int out_fd)
+{
+    int null_fd;
+
+    for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
+        signal(cancel_signals[i], SIG_DFL);
     if (setgroups(s->n_groups, s->groups) < 0 && s->n_groups)
         die("sandbox: setgroups");
     if (setresgid(s->gid, s->gid, s->gid) < 0)
@@ -484,6 +585,38 @@ static void child_main(const struct sandbox_spec *s, int out_fd)
     environ = (char **)s->env;
     execvp(s->argv[0], s->argv);
     die("sandbox: cannot run '%s'", s->argv[0]);
+}
+
+/* B: PID 1 of the namespace.  Dies with A; sets up the root, runs the
+ * command as C, reaps whatever else ends, and exits with C's status (which
+ * ends every process left in the namespace). */
+static void init_main(const struct sandbox_spec *s, int out_fd, int alive_fd)
+{
+    int status;
+    pid_t cmd, w;
+
+    for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
+        signal(cancel_signals[i], SIG_DFL);
+    die_with_parent(0, alive_fd);
+    close(alive_fd);
+    setup_root(s);
+    cmd = fork();
+    if (cmd < 0)
+        die("sandbox: fork");
+    if (cmd == 0)
+        command_main(s, out_fd);
+    close(out_fd);
+    close(err_fd);
+    for (;;) {
+        w = waitpid(-1, &status, 0);
+        if (w == cmd)
+            break;
+        if (w < 0 && errno != EINTR)
+            _exit(255);
+    }
+    if (WIFSIGNALED(status))
+        _exit(128 + WTERMSIG(status));
+    _exit(WEXITSTATUS(status));
 }
 
 static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending,
@@ -583,13 +716,14 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     char msg[1024];
     ssize_t n;
     int status, r = -1;
-    pid_t pid;
+    pid_t pid, parent;
 
     decide_maps();
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
         ocib_error_errno(err, errno, "sandbox: pipe");
         goto out;
     }
+    parent = getpid();
     pid = fork_into_userns(errp[1], err);
     if (pid < 0) {
         n = read(errp[0], msg, sizeof(msg) - 1);
@@ -602,8 +736,13 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     }
     if (pid == 0) {
         int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+        int alive[2];
         pid_t inner;
 
+        running_pid = 0;
+        for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
+            set_handler(cancel_signals[i], on_stop);
+        die_with_parent(parent, -1);
         err_fd = errp[1];
         close(out[0]);
         close(errp[0]);
@@ -613,19 +752,32 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         if (unshare(flags) < 0)
             die("sandbox: cannot create mount/PID/IPC/UTS%s namespaces",
                 s->network_host ? "" : "/network");
+        if (pipe2(alive, O_CLOEXEC) < 0)
+            die("sandbox: pipe");
         inner = fork();
         if (inner < 0)
             die("sandbox: fork");
-        if (inner == 0)
-            child_main(s, out[1]);
+        if (inner == 0) {
+            close(alive[1]);
+            init_main(s, out[1], alive[0]);
+        }
+        close(alive[0]);
+        init_pid = inner;
+        if (stop_early)
+            kill(inner, SIGKILL);
         close(out[1]);
         close(errp[1]);
-        if (waitpid(inner, &status, 0) < 0)
-            _exit(255);
+        /* Returns once the namespace is empty (its init exits last). */
+        while (waitpid(inner, &status, 0) < 0)
+            if (errno != EINTR)
+                _exit(255);
         if (WIFSIGNALED(status))
             _exit(128 + WTERMSIG(status));
         _exit(WEXITSTATUS(status));
     }
+    running_pid = pid;
+    if (cancel_signo)
+        kill(pid, SIGTERM);
     close(out[1]);
     out[1] = -1;
     close(errp[1]);
@@ -647,6 +799,11 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
             goto out;
         }
     }
+    running_pid = 0;
+    if (cancel_signo) {
+        ocib_error_set(err, "stopped: ocib received SIG%s", sigabbrev_np(cancel_signo));
+        goto out;
+    }
     n = read(errp[0], msg, sizeof(msg) - 1);
     if (n > 0) {
         msg[n] = '\0';
@@ -667,9 +824,11 @@ out:
     return r;
 }
 
-/* Finds name (or the numeric id) in a passwd/group style file of root. */
+/* Finds name in a passwd or group style file of root ("name:x:id:gid:..."
+ * or "name:x:id:..."): 1 with its ids (and home), 0 when no line names it,
+ * -1 with err when the line's ids are none (a uid of 4294967296 is no 0). */
 static int lookup_id(const char *root, const char *file, const char *name, unsigned *ret_id,
-                     unsigned *ret_gid, char **ret_home)
+                     unsigned *ret_gid, char **ret_home, struct ocib_error *err)
 {
     _cleanup_close_ int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     _cleanup_fclose_ FILE *f = NULL;
@@ -677,41 +836,52 @@ static int lookup_id(const char *root, const char *file, const char *name, unsig
     int fd;
 
     if (root_fd < 0)
-        return -1;
+        return 0;
     fd = fs_open_beneath(root_fd, file, O_RDONLY);
     if (fd < 0)
-        return -1;
+        return 0;
     f = fdopen(fd, "re");
     if (!f) {
         close(fd);
-        return -1;
+        return 0;
     }
     while (fgets(line, sizeof(line), f)) {
-        char n[256], home[1024] = "";
-        unsigned id, gid = 0;
-        int fields =
-            sscanf(line, "%255[^:]:%*[^:]:%u:%u:%*[^:]:%1023[^:\n]", n, &id, &gid, home);
+        char *field[7] = {NULL};
+        size_t n = 0;
+        unsigned id, gid;
 
-        if (fields >= 2 && !strcmp(n, name)) {
-            *ret_id = id;
-            if (ret_gid)
-                *ret_gid = fields >= 3 ? gid : id;
-            if (ret_home && fields == 4 && home[0] == '/')
-                *ret_home = xstrdup(home);
-            return 0;
+        line[strcspn(line, "\n")] = '\0';
+        for (char *p = line; n < 7; p++) {
+            field[n++] = p;
+            p = strchr(p, ':');
+            if (!p)
+                break;
+            *p = '\0';
         }
+        if (n < 3 || strcmp(field[0], name))
+            continue;
+        if (ocib_id_parse(field[2], strlen(field[2]), &id) != OCIB_ID_NUMBER)
+            return ocib_error_set(err,
+                                  "the stage's /%s gives '%s' the id \"%s\", which is "
+                                  "no id (%s)",
+                                  file, name, field[2],
+                                  ocib_id_problem(field[2], strlen(field[2])));
+        gid = id;
+        if (n >= 4 && ret_gid &&
+            ocib_id_parse(field[3], strlen(field[3]), &gid) != OCIB_ID_NUMBER)
+            return ocib_error_set(err,
+                                  "the stage's /%s gives '%s' the group \"%s\", which "
+                                  "is no id (%s)",
+                                  file, name, field[3],
+                                  ocib_id_problem(field[3], strlen(field[3])));
+        *ret_id = id;
+        if (ret_gid)
+            *ret_gid = gid;
+        if (ret_home && n >= 6 && field[5][0] == '/')
+            *ret_home = xstrdup(field[5]);
+        return 1;
     }
-    return -1;
-}
-
-static bool all_digits(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return false;
-    return true;
+    return 0;
 }
 
 int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
@@ -719,45 +889,80 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
 {
     _cleanup_free_ char *u = xstrdup(user);
     char *g = strchr(u, ':');
-    unsigned uid, gid = 0;
+    unsigned uid = 0, gid = 0, named_uid;
+    int found;
 
     if (g)
         *g++ = '\0';
-    if (all_digits(u)) {
-        uid = (unsigned)strtoul(u, NULL, 10);
-        if (lookup_id(root, "etc/passwd", u, &uid, &gid, ret_home) < 0) {
-            /* A numeric user need not exist; its group defaults to its id
-             * unless the passwd file says otherwise. */
-            char buf[16];
-
-            snprintf(buf, sizeof(buf), "%u", uid);
-            gid = uid;
-        }
-        uid = (unsigned)strtoul(u, NULL, 10);
-    } else if (lookup_id(root, "etc/passwd", u, &uid, &gid, ret_home) < 0) {
-        return ocib_error_set(err, "user '%s' is not in the stage's /etc/passwd", u);
+    switch (ocib_id_parse(u, strlen(u), &uid)) {
+    case OCIB_ID_INVALID:
+        return ocib_error_set(err, "user \"%s\" is no id (%s)", u,
+                              ocib_id_problem(u, strlen(u)));
+    case OCIB_ID_NUMBER:
+        /* A numeric user need not exist; its group defaults to its id
+         * unless the passwd file says otherwise. */
+        gid = uid;
+        found = lookup_id(root, "etc/passwd", u, &named_uid, &gid, ret_home, err);
+        if (found < 0)
+            return -1;
+        break;
+    default:
+        found = lookup_id(root, "etc/passwd", u, &uid, &gid, ret_home, err);
+        if (found < 0)
+            return -1;
+        if (!found)
+            return ocib_error_set(err, "user '%s' is not in the stage's /etc/passwd", u);
     }
     if (g) {
-        if (all_digits(g))
-            gid = (unsigned)strtoul(g, NULL, 10);
-        else if (lookup_id(root, "etc/group", g, &gid, NULL, NULL) < 0)
-            return ocib_error_set(err, "group '%s' is not in the stage's /etc/group", g);
+        switch (ocib_id_parse(g, strlen(g), &gid)) {
+        case OCIB_ID_INVALID:
+            return ocib_error_set(err, "group \"%s\" is no id (%s)", g,
+                                  ocib_id_problem(g, strlen(g)));
+        case OCIB_ID_NUMBER:
+            break;
+        default:
+            found = lookup_id(root, "etc/group", g, &gid, NULL, NULL, err);
+            if (found < 0)
+                return -1;
+            if (!found)
+                return ocib_error_set(err, "group '%s' is not in the stage's /etc/group",
+                                      g);
+        }
     }
     *ret_uid = uid;
     *ret_gid = gid;
     return 0;
 }
 
+/* In the outer process of a re-exec: the inner one, and a signal that came
+ * before it existed. */
+static volatile sig_atomic_t inner_pid, inner_pending;
+
+static void forward_signal(int sig)
+{
+    if (inner_pid > 0)
+        kill((pid_t)inner_pid, sig);
+    else
+        inner_pending = sig;
+}
+
 int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err)
 {
     int status, ep[2];
-    pid_t pid;
+    pid_t pid, parent = getpid();
 
     decide_maps();
     if (uid_map.identity || getenv("OCIB_IN_USERNS"))
         return 0;
     if (pipe2(ep, O_CLOEXEC) < 0)
         return ocib_error_errno(err, errno, "sandbox: pipe");
+    /* The inner process cleans up; this one passes the signal on. */
+    for (size_t i = 0; i < N_CANCEL_SIGNALS; i++) {
+        struct sigaction old;
+
+        if (sigaction(cancel_signals[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            set_handler(cancel_signals[i], forward_signal);
+    }
     pid = fork_into_userns(ep[1], err);
     close(ep[1]);
     close(ep[0]);
@@ -773,16 +978,23 @@ int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *er
                     strerror(errno));
             _exit(1);
         }
+        die_with_parent(parent, -1);
+        for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
+            if (signal(cancel_signals[i], SIG_DFL) == SIG_IGN)
+                signal(cancel_signals[i], SIG_IGN);
         setenv("OCIB_IN_USERNS", "1", 1);
         execv("/proc/self/exe", argv);
         fprintf(stderr, "ocib: cannot re-run ocib in its user namespace: %s\n",
                 strerror(errno));
         _exit(1);
     }
+    inner_pid = pid;
+    if (inner_pending)
+        kill(pid, inner_pending);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR)
             return ocib_error_errno(err, errno, "sandbox: wait");
     }
-    *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    *ret_status = status;
     return 1;
 }

@@ -58,13 +58,27 @@ struct sandbox_spec {
  * overlay (nothing ran; err says why). */
 int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err);
 
+/* Makes SIGINT, SIGTERM and SIGHUP cancel a build: during sandbox_run the
+ * sandbox's whole PID namespace is killed, sandbox_run fails ("stopped:
+ * ocib received SIGTERM") once nothing of it is left, and the caller's
+ * failure path cleans up; sandbox_cancelled() then gives the signal, for
+ * the program to die of it.  Outside sandbox_run the signal kills the
+ * process at once, as without this.  A signal ignored when this is called
+ * stays ignored.  The sandbox dies with ocib, even of SIGKILL. */
+void sandbox_cancel_install(void);
+
+/* The signal that cancelled the build, or 0. */
+int sandbox_cancelled(void);
+
 /* As an unprivileged user, a build runs as root of a user namespace
  * holding the subordinate ids when /etc/subuid grants them, else the caller
  * alone (as `buildah unshare` does): unpacked files get the owners their
  * layers say where those are mapped, and every file of the cache stays
  * readable, writable and removable to the build whatever its mode.  This
- * re-runs the program (argv) there and returns 1 with its exit status; 0
- * when not needed (root, or already inside). */
+ * re-runs the program (argv) there and returns 1 with its wait status
+ * (waitpid's); 0 when not needed (root, or already inside).  Meanwhile
+ * SIGINT, SIGTERM and SIGHUP are passed on to it, and it dies with this
+ * process. */
 int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *err);
 
 /* Host uid/gid -> the id the sandbox sees, under the maps sandbox_run uses
@@ -75,7 +89,9 @@ unsigned sandbox_gid_to_inside(unsigned host_gid);
 /* Resolves a user spec ("name", "uid", "name:group", "uid:gid") against the
  * passwd and group files of root (paths inside root, resolved within it).
  * ret_home (may be NULL) gets the user's home directory when passwd names
- * one (caller frees), else is left alone. */
+ * one (caller frees), else is left alone.  Ids are read with ocib_id_parse
+ * (base/ids.h): a numeric part out of range, or a passwd or group line whose
+ * id is none (4294967296), fails naming it instead of wrapping. */
 int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                          char **ret_home, struct ocib_error *err);
 

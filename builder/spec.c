@@ -9,6 +9,7 @@
 #include "base/base64.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
+#include "base/ids.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "builder/source.h"
@@ -17,6 +18,7 @@
 #include <libgen.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SPEC_MAX_BYTES (4 * 1024 * 1024)
 #define SPEC_MAX_STAGES 64
@@ -266,21 +268,23 @@ static int parse_mode(struct vctx *v, const struct at *at, const json_t *j, int 
     return 0;
 }
 
-static bool parse_uint(const char *s, unsigned *ret)
+/* Checks the numeric parts of "user[:group]" (what starts with a digit or a
+ * sign must be an id); names are resolved when the layer is built.  what is
+ * "owner" or "user", for the message. */
+static int check_ids(struct vctx *v, const struct at *at, const char *s, const char *what)
 {
-    unsigned long long n = 0;
+    const char *colon = strchr(s, ':');
+    size_t ulen = colon ? (size_t)(colon - s) : strlen(s);
+    const char *parts[2] = {s, colon ? colon + 1 : NULL};
+    size_t lens[2] = {ulen, colon ? strlen(colon + 1) : 0};
+    unsigned id;
 
-    if (!*s || strlen(s) > 10)
-        return false;
-    for (; *s; s++) {
-        if (!isdigit((unsigned char)*s))
-            return false;
-        n = n * 10 + (unsigned)(*s - '0');
-    }
-    if (n > 0xfffffffeULL)
-        return false;
-    *ret = (unsigned)n;
-    return true;
+    for (int i = 0; i < 2 && parts[i]; i++)
+        if (ocib_id_parse(parts[i], lens[i], &id) == OCIB_ID_INVALID)
+            return failf(v, at, "invalid %s \"%s\": %s \"%.*s\" is no id (%s)", what, s,
+                         i ? "group" : "user", (int)lens[i], parts[i],
+                         ocib_id_problem(parts[i], lens[i]));
+    return 0;
 }
 
 static int parse_owner(struct vctx *v, const struct at *at, const json_t *j,
@@ -298,9 +302,12 @@ static int parse_owner(struct vctx *v, const struct at *at, const json_t *j,
     group = colon ? colon + 1 : user;
     if (!*user || !*group || strchr(group, ':'))
         return failf(v, at, "invalid owner \"%s\": expected uid:gid or user:group", s);
+    if (check_ids(v, at, s, "owner") < 0)
+        return -1;
     ret->set = true;
     ret->has_group = colon != NULL;
-    if (parse_uint(user, &ret->uid) && parse_uint(group, &ret->gid)) {
+    if (ocib_id_parse(user, strlen(user), &ret->uid) == OCIB_ID_NUMBER &&
+        ocib_id_parse(group, strlen(group), &ret->gid) == OCIB_ID_NUMBER) {
         ret->numeric = true;
         return 0;
     }
@@ -561,7 +568,8 @@ static int check_run(struct vctx *v, const json_t *layer, const char *path)
     if ((x = json_object_get(layer, "user"))) {
         _cleanup_at_ struct at b = at_key(v, layer, path, "user");
 
-        if (expect_string(v, &b, x, true) < 0)
+        if (expect_string(v, &b, x, true) < 0 ||
+            check_ids(v, &b, json_string_value(x), "user") < 0)
             return -1;
     }
     if ((x = json_object_get(layer, "network"))) {
@@ -754,6 +762,9 @@ static int check_config(struct vctx *v, const json_t *c, const char *path,
 
             if (expect_string(v, &a, x, true) < 0)
                 return -1;
+            /* A later stage's run steps run as the image's user. */
+            if (!strcmp(*k, "user") && check_ids(v, &a, json_string_value(x), "user") < 0)
+                return -1;
         }
     }
     for (const char *const *k = (const char *const[]){"entrypoint", "cmd", NULL}; *k; k++) {
@@ -793,7 +804,8 @@ static int check_config(struct vctx *v, const json_t *c, const char *path,
                 slash ? xstrndup(s, (size_t)(slash - s)) : xstrdup(s);
             unsigned n;
 
-            if (!parse_uint(port, &n) || n == 0 || n > 65535 ||
+            if (ocib_id_parse(port, strlen(port), &n) != OCIB_ID_NUMBER || n == 0 ||
+                n > 65535 ||
                 (slash && strcmp(slash, "/tcp") && strcmp(slash, "/udp") &&
                  strcmp(slash, "/sctp"))) {
                 _cleanup_at_ struct at b = at_index(v, x, a.path, i);
@@ -894,7 +906,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
     if ((x = json_object_get(j, "user"))) {
         _cleanup_at_ struct at a = at_key(v, j, path, "user");
 
-        if (expect_string(v, &a, x, true) < 0)
+        if (expect_string(v, &a, x, true) < 0 ||
+            check_ids(v, &a, json_string_value(x), "user") < 0)
             return -1;
         s->user = json_string_value(x);
     }
@@ -1105,11 +1118,20 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
     struct vctx v = {spec, err};
     json_t *root, *x, *stages, *item;
     struct at top = {"", {1, 1}};
+    struct stat st;
     size_t len, i;
 
     memset(spec, 0, sizeof(*spec));
     spec->file = xstrdup(file);
     spec->dir = xstrdup(dirname(dircopy));
+    /* A spec too large is a wrong spec (exit 2), said before reading it. */
+    if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SPEC_MAX_BYTES) {
+        ocib_error_usage(err, "%s: the spec is %lld bytes, larger than the limit of %d",
+                         file, (long long)st.st_size, SPEC_MAX_BYTES);
+        if (err)
+            err->kind = OCIB_ERR_LIMIT;
+        goto fail;
+    }
     if (fs_read_file(file, SPEC_MAX_BYTES, &buf, &len, err) < 0)
         goto fail;
     if (json_doc_parse(&spec->doc, file, buf, len, err) < 0)

@@ -111,6 +111,7 @@ static int parse_progress(const char *s, enum progress_mode *ret, struct ocib_er
 int cli_build(int argc, char **argv, struct ocib_error *err)
 {
     struct build_options o = {.compression = LAYER_COMPRESSION_GZIP};
+    _cleanup_free_ char *cache_real = NULL;
     struct build_result res = {0};
     enum progress_mode mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
     const char *digest_file = NULL;
@@ -199,6 +200,9 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     }
     o.progress = print_progress;
     o.progress_opaque = &mode;
+    if (cli_cache_dir(o.cache_dir, &cache_real, err) < 0)
+        goto out;
+    o.cache_dir = cache_real;
     if (verify) {
         struct verify_result vr;
 

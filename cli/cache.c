@@ -69,8 +69,7 @@ int cli_cache(int argc, char **argv, struct ocib_error *err)
     }
     if (!verb || (strcmp(verb, "du") && strcmp(verb, "prune") && strcmp(verb, "verify")))
         return ocib_error_usage(err, "cache: expected du, prune or verify");
-    dir = cache_dir ? xstrdup(cache_dir) : cache_default_dir();
-    if (cache_open(&c, dir, err) < 0)
+    if (cli_cache_dir(cache_dir, &dir, err) < 0 || cache_open(&c, dir, err) < 0)
         return -1;
     if (!strcmp(verb, "du")) {
         struct cache_usage u;

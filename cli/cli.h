@@ -40,6 +40,11 @@ struct cli_env {
 int cli_env_option(struct cli_env *e, int argc, char **argv, int *i,
                    struct ocib_error *err);
 int cli_env_open(struct cli_env *e, struct ocib_error *err);
+
+/* The cache directory to use: given (--cache-dir) or the default, resolved
+ * by cache_dir_resolve; says on stderr when it is a symlink.  *ret is the
+ * caller's to free. */
+int cli_cache_dir(const char *given, char **ret, struct ocib_error *err);
 void cli_env_release(struct cli_env *e);
 
 struct image_diff;

@@ -6,7 +6,9 @@
 #include "base/xalloc.h"
 #include "builder/remote.h"
 #include "cache/blobs.h"
+#include "cache/dir.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +24,24 @@ int cli_env_option(struct cli_env *e, int argc, char **argv, int *i, struct ocib
     return 1;
 }
 
+int cli_cache_dir(const char *given, char **ret, struct ocib_error *err)
+{
+    _cleanup_free_ char *dir = given ? xstrdup(given) : cache_default_dir();
+    bool link = false;
+
+    if (cache_dir_resolve(dir, ret, &link, err) < 0)
+        return -1;
+    if (link)
+        fprintf(stderr, "cache: %s is a symlink to %s\n", dir, *ret);
+    return 0;
+}
+
 int cli_env_open(struct cli_env *e, struct ocib_error *err)
 {
-    _cleanup_free_ char *dir = cache_default_dir();
+    _cleanup_free_ char *dir = NULL;
 
+    if (cli_cache_dir(NULL, &dir, err) < 0)
+        return -1;
     e->cache = xcalloc(1, sizeof(*e->cache));
     if (cache_open(e->cache, dir, err) < 0)
         return -1;

@@ -6,8 +6,11 @@
 #include "builder/sandbox.h"
 
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 const struct cli_verb cli_verbs[] = {
     {"build", cli_build,
@@ -74,6 +77,21 @@ int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **
     return 1;
 }
 
+/* Ends the program as killed by signo (the status a shell shows as
+ * 128+signo), after the cleanup has been done. */
+static void die_of_signal(int signo)
+{
+    sigset_t set;
+
+    fflush(NULL);
+    signal(signo, SIG_DFL);
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(signo);
+    _exit(128 + signo);
+}
+
 int main(int argc, char **argv)
 {
     struct ocib_error err = OCIB_ERROR_INIT;
@@ -106,9 +124,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "ocib: %s\n", err.msg);
             return OCIB_EXIT_FAILURE;
         }
-        if (rc > 0)
-            return status;
+        if (rc > 0) {
+            if (WIFSIGNALED(status))
+                die_of_signal(WTERMSIG(status));
+            return WEXITSTATUS(status);
+        }
     }
+    if (!strcmp(v->name, "build"))
+        sandbox_cancel_install();
     if (v->run(argc - 1, argv + 1, &err) < 0) {
         /* A failure without a message only sets the status (diff: 1 means
          * "different"); the verb has said what there was to say. */
@@ -118,6 +141,8 @@ int main(int argc, char **argv)
         }
         if (err.msg[0])
             fprintf(stderr, "ocib: %s\n", err.msg);
+        if (sandbox_cancelled())
+            die_of_signal(sandbox_cancelled());
         return err.code ? err.code : OCIB_EXIT_FAILURE;
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
