@@ -1512,6 +1512,11 @@ int build_run(const struct build_options *o, struct build_result *ret,
     cache_dir = o->cache_dir ? xstrdup(o->cache_dir) : cache_default_dir();
     if (cache_open(&b.cache, cache_dir, err) < 0)
         goto out;
+    /* ocib's own outputs are never its input, wherever they are written. */
+    for (size_t i = 0; i < b.o->n_outputs; i++)
+        context_exclude_own(&b.ctx, b.o->outputs[i].path);
+    context_exclude_own(&b.ctx, cache_dir);
+    context_exclude_own(&b.ctx, o->digest_file);
     {
         char *abs = realpath(ctx_dir, NULL);
 

@@ -81,7 +81,8 @@ struct build_options {
     const char *revision_short;
     char **insecure; /* --insecure-registry HOST[:PORT] */
     size_t n_insecure;
-    const char *cache_dir; /* NULL: the default */
+    const char *cache_dir;   /* NULL: the default */
+    const char *digest_file; /* --digest-file (written by the caller): never context */
     build_progress_fn progress;
     void *progress_opaque;
 };

@@ -27,7 +27,13 @@ int context_open(struct context *ctx, const char *dir, struct ocib_error *err)
     ctx->dir = xstrdup(dir);
     ctx->label = xasprintf("the context '%s'", dir);
     ctx->ignore = ignore_new();
-    if (ignore_add_file(ctx->ignore, ctx->fd, ".ocibignore", err) < 0) {
+    ctx->ignore_file = faccessat(ctx->fd, ".ocibignore", F_OK, AT_SYMLINK_NOFOLLOW) == 0
+                           ? ".ocibignore"
+                       : faccessat(ctx->fd, ".dockerignore", F_OK, AT_SYMLINK_NOFOLLOW) == 0
+                           ? ".dockerignore"
+                           : NULL;
+    if (ctx->ignore_file &&
+        ignore_add_file(ctx->ignore, ctx->fd, ctx->ignore_file, err) < 0) {
         context_release(ctx);
         return ocib_error_wrap(err, "context '%s'", dir);
     }
@@ -48,8 +54,63 @@ int context_open_root(struct context *ctx, const char *dir, const char *stage,
     return 0;
 }
 
+/* The absolute, symlink-free form of path, whose last components need not
+ * exist (resolved up to the deepest one that does); caller frees. */
+static char *resolve_maybe_missing(const char *path)
+{
+    _cleanup_free_ char *head = xstrdup(path);
+    char *tail = xstrdup(""), *real;
+
+    while (!(real = realpath(*head ? head : ".", NULL))) {
+        char *slash = strrchr(head, '/'), *t;
+
+        if (!*head || !strcmp(head, "/")) {
+            free(tail);
+            return NULL; /* not even the current directory resolves */
+        }
+        t = xasprintf("%s%s%s", slash ? slash + 1 : head, *tail ? "/" : "", tail);
+        free(tail);
+        tail = t;
+        if (!slash)
+            head[0] = '\0';
+        else if (slash == head)
+            head[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    if (*tail) {
+        char *out = xasprintf("%s%s%s", real, strcmp(real, "/") ? "/" : "", tail);
+
+        free(real);
+        real = out;
+    }
+    free(tail);
+    return real;
+}
+
+void context_exclude_own(struct context *ctx, const char *path)
+{
+    _cleanup_free_ char *root = realpath(ctx->dir, NULL);
+    _cleanup_free_ char *abs = NULL;
+    size_t n;
+
+    if (!root || !path || !*path)
+        return;
+    abs = resolve_maybe_missing(path);
+    n = strlen(root);
+    if (!abs || strncmp(abs, root, n) || (abs[n] != '/' && abs[n] != '\0'))
+        return;
+    if (!abs[n] || !abs[n + 1])
+        return; /* the context itself: a layout there would be refused anyway */
+    XGROW(ctx->own, ctx->alloc_own, ctx->n_own + 1);
+    ctx->own[ctx->n_own++] = xstrdup(abs + n + 1);
+}
+
 void context_release(struct context *ctx)
 {
+    for (size_t i = 0; i < ctx->n_own; i++)
+        free(ctx->own[i]);
+    free(ctx->own);
     if (ctx->fd >= 0 && ctx->dir)
         close(ctx->fd);
     free(ctx->dir);
@@ -303,16 +364,46 @@ struct copy_state {
     size_t count;
 };
 
+/* Whether rel is one of ocib's own outputs or lies below one. */
+static bool own_output(const struct context *ctx, const char *rel)
+{
+    for (size_t i = 0; i < ctx->n_own; i++) {
+        size_t n = strlen(ctx->own[i]);
+
+        if (!strncmp(rel, ctx->own[i], n) && (rel[n] == '\0' || rel[n] == '/'))
+            return true;
+    }
+    return false;
+}
+
 static bool excluded(struct copy_state *s, const char *rel, bool is_dir)
 {
-    return ignore_match(s->ctx->ignore, rel, is_dir) ||
+    return own_output(s->ctx, rel) || ignore_match(s->ctx->ignore, rel, is_dir) ||
            (s->exclude && ignore_match(s->exclude, rel, is_dir));
 }
 
 static bool may_reinclude(struct copy_state *s, const char *rel)
 {
+    if (own_output(s->ctx, rel))
+        return false;
     return ignore_may_reinclude_below(s->ctx->ignore, rel) ||
            (s->exclude && ignore_may_reinclude_below(s->exclude, rel));
+}
+
+/* The permission bits a copied file or directory gets: the forced mode;
+ * with "preserve" the source's; else 0755 for a directory or a file with any
+ * exec bit and 0644 for other files (a checkout's umask and a CI runner's
+ * must not change the digest), keeping setuid, setgid and sticky, which no
+ * umask sets and which mean something (su, /tmp). */
+static int copy_mode(const struct spec_copy *c, const struct stat *st)
+{
+    if (c->mode == SPEC_MODE_PRESERVE)
+        return (int)(st->st_mode & 07777);
+    if (c->mode >= 0)
+        return c->mode;
+    if (S_ISDIR(st->st_mode) || (st->st_mode & 0111))
+        return 0755 | (int)(st->st_mode & 07000);
+    return 0644 | (int)(st->st_mode & 07000);
 }
 
 /* Adds one context object (already lstat'ed) at layer path dest. */
@@ -328,7 +419,7 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
     e.uid = c->owner.set ? c->owner.uid : 0;
     e.gid = c->owner.set ? c->owner.gid : 0;
     if (S_ISREG(st->st_mode)) {
-        int perm = c->mode >= 0 ? c->mode : (st->st_mode & 0111) ? 0755 : 0644;
+        int perm = copy_mode(c, st);
 
         if (s->ctx->max_file && (uint64_t)st->st_size > s->ctx->max_file)
             return ocib_error_kind_set(
@@ -346,7 +437,7 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
         e.st = *st;
         e.has_st = true;
     } else if (S_ISDIR(st->st_mode)) {
-        e.mode = S_IFDIR | (mode_t)(c->mode >= 0 ? c->mode : 0755);
+        e.mode = S_IFDIR | (mode_t)copy_mode(c, st);
     } else if (S_ISLNK(st->st_mode)) {
         ssize_t n = readlinkat(s->ctx->fd, rel, target, sizeof(target) - 1);
 
@@ -488,8 +579,13 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
             !(S_ISDIR(st.st_mode) && may_reinclude(&s, resolved))) {
             if (has_glob(c->src[0]) || multi)
                 continue;
-            ocib_error_set(err, "%s: '%s' is excluded (by .ocibignore or exclude)",
-                           c->where, rel);
+            if (own_output(ctx, rel))
+                ocib_error_set(err,
+                               "%s: '%s' is ocib's own output, never part of the context",
+                               c->where, rel);
+            else
+                ocib_error_set(err, "%s: '%s' is excluded (by %s or exclude)", c->where,
+                               rel, ctx->ignore_file ?: ".ocibignore");
             goto out;
         }
         if (S_ISDIR(st.st_mode)) {

@@ -20,17 +20,28 @@
 #include "layers/tree.h"
 
 struct context {
-    char *dir;             /* as given */
-    int fd;                /* the root, O_DIRECTORY */
-    struct ignore *ignore; /* .ocibignore, may be empty */
-    bool in_root;          /* a stage's root: symlinks resolve as in a chroot */
-    char *label;           /* for messages: "the context 'DIR'", "stage 'NAME'" */
-    uint64_t max_file;     /* a larger file is refused before it is read; 0: no
-                            * limit (the build sets OCIB_MAX_LAYER_BYTES) */
+    char *dir;               /* as given */
+    int fd;                  /* the root, O_DIRECTORY */
+    struct ignore *ignore;   /* .ocibignore (else .dockerignore), may be empty */
+    const char *ignore_file; /* which of the two was read, NULL when none */
+    char **own;              /* ocib's own outputs inside the context (relative) */
+    size_t n_own, alloc_own;
+    bool in_root;      /* a stage's root: symlinks resolve as in a chroot */
+    char *label;       /* for messages: "the context 'DIR'", "stage 'NAME'" */
+    uint64_t max_file; /* a larger file is refused before it is read; 0: no
+                        * limit (the build sets OCIB_MAX_LAYER_BYTES) */
 };
 
-/* Opens the context directory and reads its .ocibignore. */
+/* Opens the context directory and reads its .ocibignore, or its
+ * .dockerignore when it has no .ocibignore (as BuildKit reads
+ * Dockerfile.dockerignore before .dockerignore). */
 int context_open(struct context *ctx, const char *dir, struct ocib_error *err);
+
+/* Keeps path (an output, the cache, the digest file: relative to the
+ * current directory, or absolute; it need not exist yet) out of the
+ * context when it lies inside it, whatever the ignore files say: ocib's
+ * own outputs are never its input.  Nothing happens for a path outside. */
+void context_exclude_own(struct context *ctx, const char *path);
 
 /* Opens a stage's root file system as a copy source: no ignore file, and
  * symlinks in the middle of a source path resolve inside the root the way

@@ -249,7 +249,9 @@ static bool stage_name_ok(const char *s)
 }
 
 /* "0644" style: 1 to 4 octal digits. */
-static int parse_mode(struct vctx *v, const struct at *at, const json_t *j, int *ret)
+/* A mode: octal digits, or (where preserve is allowed: a copy) "preserve". */
+static int parse_mode(struct vctx *v, const struct at *at, const json_t *j, bool preserve,
+                      int *ret)
 {
     const char *s;
     char *end;
@@ -258,9 +260,13 @@ static int parse_mode(struct vctx *v, const struct at *at, const json_t *j, int 
     if (expect_string(v, at, j, true) < 0)
         return -1;
     s = json_string_value(j);
+    if (preserve && !strcmp(s, "preserve")) {
+        *ret = SPEC_MODE_PRESERVE;
+        return 0;
+    }
     if (strlen(s) > 5 || strspn(s, "01234567") != strlen(s))
-        return failf(v, at, "invalid mode \"%s\": expected octal digits such as \"0644\"",
-                     s);
+        return failf(v, at, "invalid mode \"%s\": expected octal digits such as \"0644\"%s",
+                     s, preserve ? " or \"preserve\"" : "");
     m = strtol(s, &end, 8);
     if (m > 07777)
         return failf(v, at, "invalid mode \"%s\": larger than 07777", s);
@@ -447,7 +453,7 @@ static int parse_copy(struct vctx *v, const json_t *j, const char *path,
     if ((mode = json_object_get(j, "mode"))) {
         _cleanup_at_ struct at a = at_key(v, j, path, "mode");
 
-        if (parse_mode(v, &a, mode, &c->mode) < 0)
+        if (parse_mode(v, &a, mode, true, &c->mode) < 0)
             return -1;
     }
     /* Context sources must stay inside the context: decided here, before
@@ -530,7 +536,7 @@ static int parse_file(struct vctx *v, const json_t *j, const char *path,
 
         if (f->kind == SPEC_FILE_SYMLINK)
             return failf(v, &a, "a symlink has no mode");
-        if (parse_mode(v, &a, mode, &f->mode) < 0)
+        if (parse_mode(v, &a, mode, false, &f->mode) < 0)
             return -1;
     }
     if ((owner = json_object_get(j, "owner"))) {

@@ -55,8 +55,11 @@ struct spec_copy {
     char **exclude;
     size_t n_exclude;
     struct spec_owner owner;
-    int mode; /* -1 when not forced */
+    int mode; /* -1 when not forced, SPEC_MODE_PRESERVE, else the mode */
 };
+
+/* A copy's "mode": "preserve": the source's exact permission bits. */
+#define SPEC_MODE_PRESERVE (-2)
 
 enum spec_file_kind { SPEC_FILE_CONTENT, SPEC_FILE_SYMLINK, SPEC_FILE_DIR };
 

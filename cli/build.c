@@ -166,7 +166,7 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
         } else if (OPT("--cache-dir")) {
             o.cache_dir = v;
         } else if (OPT("--digest-file")) {
-            digest_file = v;
+            digest_file = o.digest_file = v;
         } else if (OPT("--progress")) {
             if (parse_progress(v, &mode, err) < 0)
                 goto out;
