@@ -86,6 +86,7 @@ struct build {
     int64_t epoch;
     char created[32];
     char *git_full, *git_short;
+    struct git_dirty *dirty; /* what HEAD does not hold (NULL: not asked) */
 };
 
 static void keep_fd(struct build *b, int fd)
@@ -1351,6 +1352,53 @@ static int push_targets(struct build *b, struct push_target **ret, size_t *ret_n
     return 0;
 }
 
+/* The build read files the commit does not hold (b->ctx.dirty_read): the
+ * commit's SHA would name other bytes.  A push tagged with it fails, naming
+ * the files; otherwise the image just does not claim the commit: no revision
+ * annotation, and a layout tag that fell back to the SHA becomes "latest". */
+static int untrue_revision(struct build *b, const struct push_target *targets,
+                           size_t n_targets, struct image_name **names, size_t *n_names,
+                           struct ocib_error *err)
+{
+    struct strbuf files = STRBUF_INIT;
+    size_t shown = sizeof(b->ctx.dirty_read) / sizeof(b->ctx.dirty_read[0]);
+    bool sha_tag = false;
+
+    for (size_t i = 0; i < b->ctx.n_dirty_read && i < shown; i++)
+        strbuf_addf(&files, "%s%s", i ? ", " : "", b->ctx.dirty_read[i]);
+    if (b->ctx.n_dirty_read > shown)
+        strbuf_addf(&files, " and %zu more", b->ctx.n_dirty_read - shown);
+    for (size_t i = 0; i < n_targets; i++)
+        for (size_t k = 0; k < targets[i].n_tags; k++)
+            sha_tag |= !strcmp(targets[i].tags[k], b->git_short);
+    if (sha_tag) {
+        ocib_error_set(
+            err,
+            "--push: commit %s does not hold every file the build read (modified "
+            "or not committed: %s); commit them, or give --tag",
+            b->git_short, files.buf);
+        strbuf_release(&files);
+        return -1;
+    }
+    {
+        _cleanup_free_ char *text =
+            xasprintf("not recording commit %s: the build read files it does not hold (%s)",
+                      b->git_short, files.buf);
+        struct build_event ev = {.kind = BUILD_EVENT_INFO, .text = text};
+
+        progress(b, &ev);
+    }
+    strbuf_release(&files);
+    for (size_t i = 0; i < *n_names; i++)
+        if (!strcmp((*names)[i].tag, b->git_short)) {
+            free((*names)[i].tag);
+            (*names)[i].tag = xstrdup("latest");
+        }
+    free(b->git_full);
+    b->git_full = NULL;
+    return 0;
+}
+
 static int write_outputs(struct build *b, struct stage_image *si,
                          const struct oci_blob *config, const struct oci_blob *manifest,
                          const struct image_name *names, size_t n_names,
@@ -1497,8 +1545,15 @@ int build_run(const struct build_options *o, struct build_result *ret,
     if (o->revision) {
         b.git_full = xstrdup(o->revision);
         b.git_short = xstrdup(o->revision_short ? o->revision_short : o->revision);
-    } else {
-        git_head(ctx_dir, &b.git_full, &b.git_short);
+    } else if (git_head(ctx_dir, &b.git_full, &b.git_short) == 0) {
+        b.dirty = git_dirty_load(ctx_dir);
+        b.ctx.dirty = b.dirty;
+        context_note_read(&b.ctx, spec_path);
+        if (b.ctx.ignore_file) {
+            _cleanup_free_ char *ig = fs_path_join(ctx_dir, b.ctx.ignore_file);
+
+            context_note_read(&b.ctx, ig);
+        }
     }
     if (image_names(&b, &names, &n_names, err) < 0)
         goto out;
@@ -1541,6 +1596,9 @@ int build_run(const struct build_options *o, struct build_result *ret,
     for (size_t k = 0; k < n_order; k++)
         if (build_stage(&b, order[k], err) < 0)
             goto out;
+    if (b.ctx.n_dirty_read &&
+        untrue_revision(&b, targets, n_targets, &names, &n_names, err) < 0)
+        goto out;
     {
         struct oci_image *img = &b.stages[target].img;
 
@@ -1629,6 +1687,7 @@ out:
     free(b.stages);
     free(b.git_full);
     free(b.git_short);
+    git_dirty_free(b.dirty);
     cache_release(&b.cache);
     if (b.ctx.dir)
         context_release(&b.ctx);

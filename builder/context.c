@@ -6,6 +6,7 @@
 #include "base/fs.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "builder/git.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,26 +89,60 @@ static char *resolve_maybe_missing(const char *path)
     return real;
 }
 
-void context_exclude_own(struct context *ctx, const char *path)
+/* path (relative to the current directory, or absolute) relative to the
+ * context's root, or NULL when it lies outside (or is the root). */
+static char *context_rel(const struct context *ctx, const char *path)
 {
     _cleanup_free_ char *root = realpath(ctx->dir, NULL);
     _cleanup_free_ char *abs = NULL;
     size_t n;
 
     if (!root || !path || !*path)
-        return;
+        return NULL;
     abs = resolve_maybe_missing(path);
     n = strlen(root);
     if (!abs || strncmp(abs, root, n) || (abs[n] != '/' && abs[n] != '\0'))
-        return;
+        return NULL;
     if (!abs[n] || !abs[n + 1])
-        return; /* the context itself: a layout there would be refused anyway */
+        return NULL;
+    return xstrdup(abs + n + 1);
+}
+
+void context_exclude_own(struct context *ctx, const char *path)
+{
+    char *rel = context_rel(ctx, path);
+
+    if (!rel)
+        return;
     XGROW(ctx->own, ctx->alloc_own, ctx->n_own + 1);
-    ctx->own[ctx->n_own++] = xstrdup(abs + n + 1);
+    ctx->own[ctx->n_own++] = rel;
+}
+
+/* Records that a copy read rel, which the commit does not hold. */
+static void note_dirty(struct context *ctx, const char *rel)
+{
+    size_t shown = sizeof(ctx->dirty_read) / sizeof(ctx->dirty_read[0]);
+
+    for (size_t i = 0; i < ctx->n_dirty_read && i < shown; i++)
+        if (!strcmp(ctx->dirty_read[i], rel))
+            return;
+    if (ctx->n_dirty_read < shown)
+        ctx->dirty_read[ctx->n_dirty_read] = xstrdup(rel);
+    ctx->n_dirty_read++;
+}
+
+void context_note_read(struct context *ctx, const char *path)
+{
+    _cleanup_free_ char *rel = context_rel(ctx, path);
+
+    if (rel && git_dirty_has(ctx->dirty, rel))
+        note_dirty(ctx, rel);
 }
 
 void context_release(struct context *ctx)
 {
+    for (size_t i = 0; i < ctx->n_dirty_read && i < 10; i++)
+        free(ctx->dirty_read[i]);
     for (size_t i = 0; i < ctx->n_own; i++)
         free(ctx->own[i]);
     free(ctx->own);
@@ -452,6 +487,8 @@ static int add_entry(struct copy_state *s, const char *rel, const struct stat *s
                               "files, directories and symlinks can be copied",
                               rel);
     }
+    if (!s->ctx->in_root && !S_ISDIR(st->st_mode) && git_dirty_has(s->ctx->dirty, rel))
+        note_dirty(s->ctx, rel);
     e.path = xstrdup(dest);
     e.dirfd = s->ctx->fd;
     layer_tree_put(s->t, &e);

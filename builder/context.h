@@ -19,6 +19,8 @@
 #include "builder/spec.h"
 #include "layers/tree.h"
 
+struct git_dirty;
+
 struct context {
     char *dir;               /* as given */
     int fd;                  /* the root, O_DIRECTORY */
@@ -26,6 +28,12 @@ struct context {
     const char *ignore_file; /* which of the two was read, NULL when none */
     char **own;              /* ocib's own outputs inside the context (relative) */
     size_t n_own, alloc_own;
+    /* Set by the build: what git says HEAD does not hold, and which of the
+     * files the copies read are among them (the first CONTEXT_DIRTY_SHOWN,
+     * and how many in all). */
+    const struct git_dirty *dirty;
+    char *dirty_read[10];
+    size_t n_dirty_read;
     bool in_root;      /* a stage's root: symlinks resolve as in a chroot */
     char *label;       /* for messages: "the context 'DIR'", "stage 'NAME'" */
     uint64_t max_file; /* a larger file is refused before it is read; 0: no
@@ -42,6 +50,11 @@ int context_open(struct context *ctx, const char *dir, struct ocib_error *err);
  * context when it lies inside it, whatever the ignore files say: ocib's
  * own outputs are never its input.  Nothing happens for a path outside. */
 void context_exclude_own(struct context *ctx, const char *path);
+
+/* Records that the build read path (the spec, an ignore file) for the
+ * dirty-tree check, when it lies in the context and git says the commit
+ * does not hold it.  Copies record what they read themselves. */
+void context_note_read(struct context *ctx, const char *path);
 
 /* Opens a stage's root file system as a copy source: no ignore file, and
  * symlinks in the middle of a source path resolve inside the root the way

@@ -4,10 +4,22 @@
 # --output paths, the cache, the digest file) are never part of the context,
 # so a build from inside the context hits the cache the second time; and
 # setuid, setgid and sticky bits survive the 0644/0755 normalisation, while
-# "mode": "preserve" keeps a source's exact bits. Judged with tar listings of
-# the layers (Python's tarfile) and umoci.
+# "mode": "preserve" keeps a source's exact bits; and the git SHA tag is used
+# only when the commit holds every file the build reads. Judged with tar
+# listings of the layers (Python's tarfile), umoci, skopeo and the real
+# registry.
 
 load helpers
+load lib/registry
+
+setup_file() {
+    export REGISTRY_MAX_SECONDS=600
+    registry_start REG
+}
+
+teardown_file() {
+    registry_stop REG
+}
 
 setup() {
     common_setup
@@ -120,4 +132,56 @@ JSON
     sed -i 's/"preserve"/"keep"/' ocib.json
     run_ocib build -C . --output oci:../out2
     assert_failed 2 'layers\[1\]\.copy\[0\]\.mode' '"preserve"'
+}
+
+# commit_all: a git repository holding every file of the context.
+commit_all() {
+    git init -q . && git add -A &&
+        git -c user.name=t -c user.email=t@example.com commit -qm "$1"
+}
+
+# revision REF: the revision annotation of a pushed manifest ("" when none).
+revision() {
+    skopeo inspect --raw --tls-verify=false "docker://$1" |
+        jq -r '.annotations["org.opencontainers.image.revision"] // ""'
+}
+
+@test "the SHA tag is pushed only when the commit holds every file the build reads" {
+    cat >ocib.json <<JSON
+{"version": 1, "image": "$REG_ADDR/truth/app", "stages": [{"name": "app", "from": "scratch",
+  "layers": [{"name": "src", "copy": [{"src": ["."], "dest": "/app/"}]}]}]}
+JSON
+    printf 'node_modules\n.dockerignore\n' >.dockerignore
+    printf 'ocib-out/\n' >.gitignore
+    commit_all one
+    local sha full first
+    sha=$(git rev-parse --short HEAD)
+    full=$(git rev-parse HEAD)
+    run_ocib build --push
+    [ "$status" -eq 0 ] || { show_run; fail "clean push failed"; return 1; }
+    first=${out#*@}
+    assert_eq "revision of the clean push" "$(revision "$REG_ADDR/truth/app:$sha")" "$full"
+    # An edit the commit does not hold: the SHA tag is refused, the files named.
+    printf 'edited\n' >>app.txt
+    printf 'new\n' >new.txt
+    run_ocib build --push
+    assert_failed 1 "$sha" "app.txt" "new.txt" "commit them, or give --tag"
+    assert_eq "the SHA tag still names the clean image" \
+        "$(skopeo inspect --tls-verify=false "docker://$REG_ADDR/truth/app:$sha" | jq -r .Digest)" "$first"
+    # With an explicit tag it pushes, without claiming the commit.
+    run_ocib build --push --tag "$REG_ADDR/truth/app:wip"
+    [ "$status" -eq 0 ] || { show_run; fail "push with --tag failed"; return 1; }
+    assert_contains "note" "$err" "not recording commit $sha"
+    assert_eq "revision of a dirty build" "$(revision "$REG_ADDR/truth/app:wip")" ""
+    # Files the build does not read do not count: excluded, or not copied.
+    git checkout -q app.txt && rm new.txt
+    printf 'x\n' >node_modules/untracked.js
+    run_ocib build --push
+    [ "$status" -eq 0 ] || { show_run; fail "an excluded untracked file blocked the push"; return 1; }
+    # A git-ignored file that the build copies is not in the commit either.
+    printf 'local.env\n' >>.gitignore && git add .gitignore &&
+        git -c user.name=t -c user.email=t@example.com commit -qm two
+    printf 'SECRET=1\n' >local.env
+    run_ocib build --push
+    assert_failed 1 "local.env"
 }
