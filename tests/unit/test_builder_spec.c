@@ -336,7 +336,7 @@ static void test_bad_mode_is_refused(void **state)
     expect_error_at(
         nine, "\"mode\"",
         "stages[0].layers[0].copy[0].mode: invalid mode \"0999\": expected octal "
-        "digits such as \"0644\"");
+        "digits such as \"0644\" or \"preserve\"");
     expect_error_at(num, "\"mode\"",
                     "stages[0].layers[0].files[0].mode: expected a string, got a number");
 }
