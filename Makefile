@@ -83,21 +83,18 @@ example: $(OCIB)
 	./$(OCIB) build -C specs/examples/hello
 
 clean:
-	rm -rf $(BUILD) build-asan $(OCIB)
+	rm -rf $(BUILD) build-asan build-fuzz $(OCIB)
 
 # Fuzzing with libFuzzer: each tests/fuzz/fuzz_NAME.c is linked with clang
 # against the library built with sanitizers in $(FUZZ_BUILD), then run for
 # FUZZ_SECONDS on a temporary copy of tests/fuzz/corpus/NAME (the committed
-# seeds stay as they are); any crash fails.  The Range and WWW-Authenticate
-# harnesses need registry/auth.h.  `make crash-loop` SIGKILLs builds of a
+# seeds stay as they are); any crash fails.  `make crash-loop` SIGKILLs builds of a
 # large layer at random instants (tests/bench/crash-loop; CRASH_N kills).
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                -fno-sanitize-recover=undefined
-FUZZ_NEED_AUTH := $(if $(wildcard registry/auth.h),,range challenge)
-FUZZ_NAMES := $(filter-out $(FUZZ_NEED_AUTH), \
-              $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c))))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/tests/fuzz/fuzz_%)
 
 .PHONY: fuzz fuzz-build crash-loop

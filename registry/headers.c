@@ -59,6 +59,8 @@ int registry_parse_range(const char *value, int64_t *next_offset)
         *next_offset = 0;
         return 0;
     }
+    if (p[0] == '0' && p[1]) /* one spelling per offset: no leading zeros */
+        return -1;
     if (!read_digits(&p, INT64_MAX - 1, &last) || *p)
         return -1;
     *next_offset = last == 0 ? -1 : last + 1;

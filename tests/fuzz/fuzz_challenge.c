@@ -1,13 +1,13 @@
 /*
  * Fuzzes the registry's WWW-Authenticate parser, registry_parse_challenge()
- * of registry/auth.h: a challenge as a registry (or anything posing as one)
+ * of registry/headers.h: a challenge as a registry (or anything posing as one)
  * sends it.
  *
  * Beyond not crashing: whatever it hands back are NUL-terminated strings
  * the caller frees, none longer than the header.
  */
 #include "fuzz.h"
-#include "registry/auth.h"
+#include "registry/headers.h"
 
 static void check(char *s, size_t max)
 {

@@ -1,12 +1,13 @@
 /*
  * Fuzzes the registry's Range header parser, registry_parse_range() of
- * registry/auth.h: the value of an upload's Range response header.
+ * registry/headers.h: the value of an upload's Range response header.
  *
  * Beyond not crashing: a value it accepts gives an offset that is not
- * negative, and a refused one leaves it untouched.
+ * negative, or -1 for exactly the ambiguous "0-0" (distribution 2.x's empty
+ * upload, or one byte); a refused one leaves the offset untouched.
  */
 #include "fuzz.h"
-#include "registry/auth.h"
+#include "registry/headers.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -14,7 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t next = -7;
 
     if (registry_parse_range(s, &next) == 0) {
-        if (next < 0)
+        const char *v = strncasecmp(s, "bytes=", 6) ? s : s + 6;
+
+        if (next < -1 || (next == -1) != !strcmp(v, "0-0"))
             abort();
     } else if (next != -7) {
         abort();

@@ -39,6 +39,8 @@ static void test_range(void **state)
     assert_int_equal(registry_parse_range("0- 9", &next), -1);
     assert_int_equal(registry_parse_range("0-+9", &next), -1);
     assert_int_equal(registry_parse_range("0--2", &next), -1);
+    assert_int_equal(registry_parse_range("0-00", &next), -1); /* found by fuzz_range */
+    assert_int_equal(registry_parse_range("0-007", &next), -1);
     assert_int_equal(registry_parse_range("0-99999999999999999999", &next), -1);
     assert_int_equal(registry_parse_range("0-9223372036854775807", &next), -1);
     assert_int_equal(next, 7);
