@@ -261,15 +261,18 @@ assert_on_base() {
     [ ! -e "$T/bad" ] || fail "a failed build left $T/bad"
 }
 
-@test "push to another repository of the same registry mounts the base layers; they are never downloaded" {
+@test "push to another repository of the same registry mounts the base layers; they are never uploaded" {
     local want d
     want=$(base_layers base/mnt:v1)
     local gets_before
     gets_before=$(registry_count REG GET '^/v2/.*/blobs/sha256:')
     spec_on "$REG_ADDR/base/mnt:v1"
     build_ok --repo "$REG_ADDR/app/mnt" -C "$T/ctx" --push --tag "$REG_ADDR/app/mnt:v1"
-    # the only blob downloaded is the base's config
-    assert_eq "blob GETs during the push" "$(registry_count REG GET '^/v2/.*/blobs/sha256:')" $((gets_before + 1))
+    # downloaded: the base's config, and each base layer once, read to
+    # resolve the copy's destination through the base's symlinks (as Docker
+    # does); the push itself mounts them
+    assert_eq "blob GETs during the build and push" \
+        "$(registry_count REG GET '^/v2/.*/blobs/sha256:')" $((gets_before + 1 + $(wc -w <<<"$want")))
     assert_eq "skopeo digest" "$(skopeo inspect --tls-verify=false "docker://$REG_ADDR/app/mnt:v1" | jq -r .Digest)" "$DIGEST"
     [ "$(registry_check_image REG app/mnt v1)" = "$DIGEST" ]
     for d in $want; do
@@ -278,8 +281,7 @@ assert_on_base() {
             "$(registry_count REG POST "^/v2/app/mnt/blobs/uploads/\\?mount=sha256(:|%3A)$h&from=base(/|%2F)mnt\$")" 1
         assert_eq "uploads of base layer $d" \
             "$(registry_count REG 'PUT|POST' "^/v2/app/mnt/blobs/uploads/.*[?&]digest=sha256(:|%3A)$h")" 0
-        assert_eq "GETs of base layer $d" "$(blob_gets base/mnt "$h")" 0
-        [ ! -e "$OCIB_CACHE_DIR/blobs/sha256/$h" ] || fail "base layer $d was downloaded into the cache"
+        assert_eq "GETs of base layer $d (once, by the build)" "$(blob_gets base/mnt "$h")" 1
     done
     # our layer and the config were uploaded (2), nothing else
     assert_eq "blob uploads to app/mnt" \

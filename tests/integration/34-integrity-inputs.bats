@@ -43,9 +43,20 @@ EOF
 
 # assert_cache_clean: no kept or half-made stage root, no temporary file, no
 # layer key, and the blob store verifies.
+# cache_leftovers: stage roots (not the boot marker), temporary files (a
+# lease's temp directory may stay, empty) and layer keys in the cache.
+cache_leftovers() {
+    local c=$OCIB_CACHE_DIR
+    {
+        find "$c/rootfs" -mindepth 1 -maxdepth 1 ! -name .boot
+        find "$c/tmp" -mindepth 1 ! -type d
+        find "$c/keys" -mindepth 1
+    } 2>/dev/null || true
+}
+
 assert_cache_clean() {
-    local c=$OCIB_CACHE_DIR left
-    left=$(find "$c/rootfs" "$c/tmp" "$c/keys" -mindepth 1 2>/dev/null || true)
+    local left
+    left=$(cache_leftovers)
     [ -z "$left" ] || fail "the failed build left in the cache: $left" || return 1
     run_ocib cache verify
     [ "$status" -eq 0 ] || { show_run; fail "ocib cache verify failed"; return 1; }
@@ -119,7 +130,7 @@ EOF
     assert_failed 1 "layer $d" "diff_id"
     assert_no_output "$T/out"
     local kept
-    kept=$(find "$OCIB_CACHE_DIR/rootfs" -mindepth 1 -maxdepth 1 -name 'work-*' -o -mindepth 1 -maxdepth 1 -name 'save-*')
+    kept=$(find "$OCIB_CACHE_DIR/rootfs" -mindepth 1 -maxdepth 1 \( -name 'work[.-]*' -o -name 'save[.-]*' \))
     [ -z "$kept" ] || fail "half-made roots left: $kept"
 }
 
@@ -131,7 +142,7 @@ EOF
     run_ocib build -C ctx --output "oci:$T/out"
     assert_failed 1 "layer $d" "diff_id"
     assert_no_output "$T/out"
-    [ -z "$(find "$OCIB_CACHE_DIR/rootfs" "$OCIB_CACHE_DIR/tmp" "$OCIB_CACHE_DIR/keys" -mindepth 1 2>/dev/null)" ] ||
+    [ -z "$(cache_leftovers)" ] ||
         fail "the failed build left a root, a temporary file or a key"
 }
 

@@ -179,6 +179,7 @@ assert_no_verify_leftovers() {
 @test "verify: a run layer writing the clock and random bytes is not reproducible: exit 1 and the diff" {
     need busybox
     run_spec "$T/clock" 'mkdir -p /var/stamp && { date +%s; od -An -tx1 -N16 /dev/urandom; } >/var/stamp/now'
+    mkdir -p "$OCIB_CACHE_DIR" # ocib makes its cache directory before anything else
     snapshot_dir "$T"
     run_ocib build -C "$T/clock" --output "oci:$T/out" --verify
     [ "$status" -eq 1 ] || { show_run; fail "expected exit 1 from a non-reproducible --verify, got $status"; }
