@@ -162,7 +162,8 @@ struct git_dirty *git_dirty_load(const char *dir)
         if (rename && p < out + len) /* the source of a rename: gone from HEAD's view */
             p += strlen(p) + 1;
     }
-    qsort(d->paths, d->n, sizeof(*d->paths), cmp_str);
+    if (d->n)
+        qsort(d->paths, d->n, sizeof(*d->paths), cmp_str);
     return d;
 }
 
