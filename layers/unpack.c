@@ -846,25 +846,20 @@ static int stream_finish(struct stream *s, struct ocib_error *err)
     struct oci_digest blob, tar;
     const void *unused;
 
-    for (;;) {
-        la_ssize_t n = tar_read(s->raw, s, &unused);
+    /* The tar reader first (its reads feed the tar hash), then the blob. */
+    la_ssize_t (*const drain[])(struct archive *, void *, const void **) = {tar_read,
+                                                                            blob_read};
 
+    for (size_t i = 0; i < 2; i++) {
+        la_ssize_t n;
+
+        do
+            n = drain[i](s->raw, s, &unused);
+        while (n > 0);
         if (n < 0) {
             *err = s->cb_err;
             return -1;
         }
-        if (n == 0)
-            break;
-    }
-    for (;;) {
-        la_ssize_t n = blob_read(s->raw, s, &unused);
-
-        if (n < 0) {
-            *err = s->cb_err;
-            return -1;
-        }
-        if (n == 0)
-            break;
     }
     oci_digest_from_sha256(&s->blob_h, &blob);
     oci_digest_from_sha256(&s->tar_h, &tar);
