@@ -7,7 +7,7 @@
  * clamped and the other not) are decided when the layer ends and written
  * into the differences the group kept.
  */
-#include "builder/diff.h"
+#include "audit/diff.h"
 #include "base/cleanup.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"

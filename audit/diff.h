@@ -28,7 +28,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
-#include "builder/source.h"
+#include "transport/source.h"
 
 #define IMAGE_CAUSE_MTIME "mtime not clamped"
 #define IMAGE_CAUSE_OWNER "owner differs"

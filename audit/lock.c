@@ -1,7 +1,7 @@
 /*
  * The lock file; see lock.h.
  */
-#include "builder/lock.h"
+#include "audit/lock.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/version.h"

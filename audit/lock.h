@@ -15,8 +15,8 @@
 #include <stdbool.h>
 
 #include "base/error.h"
-#include "builder/remote.h"
-#include "builder/spec.h"
+#include "transport/remote.h"
+#include "spec/spec.h"
 
 /* Path of the lock beside the spec; caller frees. */
 char *lock_path(const struct spec *spec);

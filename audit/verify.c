@@ -1,13 +1,13 @@
 /*
  * Reproducibility self-check; see verify.h.
  */
-#include "builder/verify.h"
+#include "audit/verify.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/xalloc.h"
 #include "builder/git.h"
-#include "builder/remote.h"
-#include "builder/source.h"
+#include "transport/remote.h"
+#include "transport/source.h"
 #include "cache/blobs.h"
 
 #include <dirent.h>

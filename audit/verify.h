@@ -5,7 +5,7 @@
  * under a different umask, its directory entries created in opposite
  * orders), its own empty cache and its own output; the git revision of the
  * real context is carried over.  Identical manifests mean the build is
- * reproducible; otherwise the two images are compared with builder/diff.h.
+ * reproducible; otherwise the two images are compared with audit/diff.h.
  */
 #ifndef OCIB_BUILDER_VERIFY_H
 #define OCIB_BUILDER_VERIFY_H
@@ -14,7 +14,7 @@
 
 #include "base/error.h"
 #include "builder/build.h"
-#include "builder/diff.h"
+#include "audit/diff.h"
 
 struct verify_result {
     bool identical;

@@ -16,7 +16,7 @@
 
 #include "base/error.h"
 #include "builder/ignore.h"
-#include "builder/spec.h"
+#include "spec/spec.h"
 #include "layers/tree.h"
 
 struct git_dirty;

@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
-#include "builder/remote.h"
+#include "transport/remote.h"
 #include "cache/blobs.h"
 #include "layers/unpack.h"
 #include "oci/image.h"

@@ -19,8 +19,8 @@
 
 #include "base/error.h"
 #include "builder/rootfs.h"
-#include "builder/sandbox.h"
-#include "builder/spec.h"
+#include "sandbox/sandbox.h"
+#include "spec/spec.h"
 #include "cache/blobs.h"
 #include "layers/tree.h"
 

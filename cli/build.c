@@ -8,7 +8,7 @@
 #include "base/xalloc.h"
 #include "builder/build.h"
 #include "builder/run.h"
-#include "builder/verify.h"
+#include "audit/verify.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -6,8 +6,8 @@
  */
 #include "cli/cli.h"
 #include "base/strbuf.h"
-#include "builder/diff.h"
-#include "builder/source.h"
+#include "audit/diff.h"
+#include "transport/source.h"
 #include "oci/json.h"
 
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #include "cli/cli.h"
 #include "base/cleanup.h"
 #include "base/xalloc.h"
-#include "builder/remote.h"
+#include "transport/remote.h"
 #include "cache/blobs.h"
 #include "cache/dir.h"
 

@@ -5,7 +5,7 @@
 #include "cli/cli.h"
 #include "base/cleanup.h"
 #include "base/xalloc.h"
-#include "builder/source.h"
+#include "transport/source.h"
 #include "cache/blobs.h"
 #include "oci/json.h"
 #include "oci/layout.h"

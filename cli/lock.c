@@ -6,8 +6,8 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/xalloc.h"
-#include "builder/lock.h"
-#include "builder/spec.h"
+#include "audit/lock.h"
+#include "spec/spec.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #include "base/cleanup.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
-#include "builder/remote.h"
+#include "transport/remote.h"
 #include "registry/client.h"
 #include "registry/credentials.h"
 

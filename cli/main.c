@@ -3,7 +3,7 @@
  * to the exit status (0 success, 1 failure, 2 usage or spec error).
  */
 #include "cli/cli.h"
-#include "builder/sandbox.h"
+#include "sandbox/sandbox.h"
 
 #include <locale.h>
 #include <signal.h>

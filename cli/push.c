@@ -6,7 +6,7 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/xalloc.h"
-#include "builder/source.h"
+#include "transport/source.h"
 #include "oci/mediatype.h"
 #include "registry/reference.h"
 

@@ -20,7 +20,7 @@
  * fails, so that the caller's usual failure path unmounts, removes and
  * unlocks what it made.
  */
-#include "builder/sandbox.h"
+#include "sandbox/sandbox.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/ids.h"

@@ -7,7 +7,7 @@
  * construction are json_auto_t so that an error anywhere frees the partial
  * tree.  Recursion is bounded by JSON_DOC_MAX_DEPTH.
  */
-#include "builder/json_doc.h"
+#include "spec/json_doc.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -5,14 +5,14 @@
  * and the position of its key (or array element) in the file, so every
  * message points at the exact place to fix.
  */
-#include "builder/spec.h"
+#include "spec/spec.h"
 #include "base/base64.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/ids.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
-#include "builder/source.h"
+#include "transport/source.h"
 
 #include <ctype.h>
 #include <libgen.h>

@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "base/error.h"
-#include "builder/json_doc.h"
+#include "spec/json_doc.h"
 #include "oci/platform.h"
 #include "registry/reference.h"
 

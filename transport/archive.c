@@ -1,7 +1,7 @@
 /*
  * docker-archive reading and writing; see archive.h.
  */
-#include "builder/archive.h"
+#include "transport/archive.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/strbuf.h"

@@ -1,7 +1,7 @@
 /*
  * Registries as the builder uses them; see remote.h.
  */
-#include "builder/remote.h"
+#include "transport/remote.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/strbuf.h"

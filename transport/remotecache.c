@@ -1,7 +1,7 @@
 /*
  * The remote layer cache; see remotecache.h.
  */
-#include "builder/remotecache.h"
+#include "transport/remotecache.h"
 #include "base/cleanup.h"
 #include "base/xalloc.h"
 #include "oci/json.h"

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 
 #include "base/error.h"
-#include "builder/remote.h"
+#include "transport/remote.h"
 #include "cache/keys.h"
 
 #define REMOTE_CACHE_ARTIFACT_TYPE "application/vnd.ocib.cache.v1+json"

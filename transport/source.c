@@ -1,11 +1,11 @@
 /*
  * Image sources; see source.h.
  */
-#include "builder/source.h"
+#include "transport/source.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/xalloc.h"
-#include "builder/archive.h"
+#include "transport/archive.h"
 #include "oci/layout.h"
 #include "registry/reference.h"
 

@@ -7,7 +7,7 @@
 #define OCIB_BUILDER_SOURCE_H
 
 #include "base/error.h"
-#include "builder/remote.h"
+#include "transport/remote.h"
 #include "cache/blobs.h"
 #include "oci/image.h"
 #include "oci/platform.h"

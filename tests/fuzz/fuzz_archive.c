@@ -1,5 +1,5 @@
 /*
- * Fuzzes builder/archive: docker_archive_load() of the input as a
+ * Fuzzes transport/archive: docker_archive_load() of the input as a
  * docker-archive tarball (`docker save`'s manifest.json, or the OCI layout
  * Docker 25 puts beside it), into a scratch cache wiped before each run.
  *
@@ -7,7 +7,7 @@
  * config as cache-independent bytes whose digests match, and every layer
  * of the image in the cache.
  */
-#include "builder/archive.h"
+#include "transport/archive.h"
 #include "cache/blobs.h"
 #include "fuzz.h"
 

@@ -1,5 +1,5 @@
 /*
- * Fuzzes builder/json_doc: the strict, positioned JSON parser of ocib.json.
+ * Fuzzes spec/json_doc: the strict, positioned JSON parser of ocib.json.
  *
  * Beyond not crashing: a failure records a message naming the file, and a
  * document it accepts means what jansson says it means, with a position for
@@ -7,7 +7,7 @@
  */
 #include <jansson.h>
 
-#include "builder/json_doc.h"
+#include "spec/json_doc.h"
 #include "fuzz.h"
 
 /* Asks for the position of every piece of v, checking each is sane. */

@@ -1,11 +1,11 @@
 /*
- * Fuzzes builder/spec: spec_load() of an ocib.json written into a scratch
+ * Fuzzes spec/spec: spec_load() of an ocib.json written into a scratch
  * directory, then the stage graph of what it accepts.
  *
  * Beyond not crashing: a refused spec gets a message naming the file, and
  * an accepted one has a well-formed, acyclic stage graph.
  */
-#include "builder/spec.h"
+#include "spec/spec.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "base/cleanup.h"
-#include "builder/json_doc.h"
+#include "spec/json_doc.h"
 
 #define assert_pos(p, l, c)                                                                \
     do {                                                                                   \

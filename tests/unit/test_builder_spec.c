@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
-#include "builder/spec.h"
+#include "spec/spec.h"
 
 #define SPEC_FILE "ocib.json"
 

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 
 #include "base/sha256.h"
-#include "builder/diff.h"
+#include "audit/diff.h"
 #include "layers/tar_reader.h"
 
 struct mem {
