@@ -28,7 +28,7 @@ UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 
 OCIB := ocib
 
-.PHONY: all check check-unit check-integration check-asan bench format format-check \
+.PHONY: all check check-layering check-unit check-integration check-asan bench format format-check \
         clean deps example
 
 all: $(OCIB)
@@ -50,7 +50,11 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libocib.a
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
 
-check: check-unit check-integration
+check: check-layering check-unit check-integration
+
+# Every include goes down the floors of tests/check-layering (base < oci < …).
+check-layering:
+	@tests/check-layering
 
 check-unit: $(UNIT_BINS)
 	@tests/run-unit $(UNIT_BINS)

@@ -21,8 +21,8 @@
  * Where a probable cause is known it is named with one of the IMAGE_CAUSE_*
  * strings.  This module never prints.
  */
-#ifndef OCIB_BUILDER_DIFF_H
-#define OCIB_BUILDER_DIFF_H
+#ifndef OCIB_AUDIT_DIFF_H
+#define OCIB_AUDIT_DIFF_H
 
 #include <stdbool.h>
 #include <stddef.h>

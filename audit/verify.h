@@ -7,8 +7,8 @@
  * real context is carried over.  Identical manifests mean the build is
  * reproducible; otherwise the two images are compared with audit/diff.h.
  */
-#ifndef OCIB_BUILDER_VERIFY_H
-#define OCIB_BUILDER_VERIFY_H
+#ifndef OCIB_AUDIT_VERIFY_H
+#define OCIB_AUDIT_VERIFY_H
 
 #include <stdbool.h>
 

@@ -10,7 +10,7 @@
 #include "transport/archive.h"
 #include "builder/context.h"
 #include "builder/git.h"
-#include "audit/lock.h"
+#include "spec/lock.h"
 #include "transport/remote.h"
 #include "transport/remotecache.h"
 #include "builder/rootfs.h"

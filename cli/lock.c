@@ -6,7 +6,7 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/xalloc.h"
-#include "audit/lock.h"
+#include "spec/lock.h"
 #include "spec/spec.h"
 
 #include <stdio.h>

@@ -13,8 +13,8 @@
  * secrets (read-only files); the command's output goes, line by line, to a
  * callback.  Nothing here prints.
  */
-#ifndef OCIB_BUILDER_SANDBOX_H
-#define OCIB_BUILDER_SANDBOX_H
+#ifndef OCIB_SANDBOX_SANDBOX_H
+#define OCIB_SANDBOX_SANDBOX_H
 
 #include <stdbool.h>
 #include <stddef.h>

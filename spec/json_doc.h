@@ -21,8 +21,8 @@
  * parsing, so that checking every key of an object with n keys costs
  * n log n, not n^2.
  */
-#ifndef OCIB_BUILDER_JSON_DOC_H
-#define OCIB_BUILDER_JSON_DOC_H
+#ifndef OCIB_SPEC_JSON_DOC_H
+#define OCIB_SPEC_JSON_DOC_H
 
 #include <stddef.h>
 #include <jansson.h>

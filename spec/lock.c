@@ -1,7 +1,7 @@
 /*
  * The lock file; see lock.h.
  */
-#include "audit/lock.h"
+#include "spec/lock.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/version.h"

@@ -8,8 +8,8 @@
  * output format and compressor settings.  Its bytes are deterministic
  * (canonical JSON, sorted keys).
  */
-#ifndef OCIB_BUILDER_LOCK_H
-#define OCIB_BUILDER_LOCK_H
+#ifndef OCIB_SPEC_LOCK_H
+#define OCIB_SPEC_LOCK_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -8,8 +8,8 @@
  * on types and shapes.  Free-form parts the builder copies into the image
  * config (env, labels, config) stay as jansson values owned by the spec.
  */
-#ifndef OCIB_BUILDER_SPEC_H
-#define OCIB_BUILDER_SPEC_H
+#ifndef OCIB_SPEC_SPEC_H
+#define OCIB_SPEC_SPEC_H
 
 #include <jansson.h>
 #include <stdbool.h>

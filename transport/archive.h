@@ -10,8 +10,8 @@
  * the cache's blob store under its digest, and the image is assembled from
  * there; nothing is extracted by name, so no entry can write outside.
  */
-#ifndef OCIB_BUILDER_ARCHIVE_H
-#define OCIB_BUILDER_ARCHIVE_H
+#ifndef OCIB_TRANSPORT_ARCHIVE_H
+#define OCIB_TRANSPORT_ARCHIVE_H
 
 #include <stdint.h>
 

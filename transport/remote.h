@@ -9,8 +9,8 @@
  * layers are never downloaded just to be uploaded again to the registry
  * they came from: they are mounted.
  */
-#ifndef OCIB_BUILDER_REMOTE_H
-#define OCIB_BUILDER_REMOTE_H
+#ifndef OCIB_TRANSPORT_REMOTE_H
+#define OCIB_TRANSPORT_REMOTE_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -7,8 +7,8 @@
  * maps back.  A key found there is a hit whose blob stays remote: a push to
  * the same registry mounts it, an output downloads it once.
  */
-#ifndef OCIB_BUILDER_REMOTECACHE_H
-#define OCIB_BUILDER_REMOTECACHE_H
+#ifndef OCIB_TRANSPORT_REMOTECACHE_H
+#define OCIB_TRANSPORT_REMOTECACHE_H
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -3,8 +3,8 @@
  * "docker-archive:FILE", or a registry reference.  One loader serves the
  * builder's base images and the push and inspect commands.
  */
-#ifndef OCIB_BUILDER_SOURCE_H
-#define OCIB_BUILDER_SOURCE_H
+#ifndef OCIB_TRANSPORT_SOURCE_H
+#define OCIB_TRANSPORT_SOURCE_H
 
 #include "base/error.h"
 #include "transport/remote.h"
