@@ -1178,22 +1178,6 @@ static int build_stage(struct build *b, size_t s, struct ocib_error *err)
     return 0;
 }
 
-static int parse_epoch(const char *s, int64_t *ret, struct ocib_error *err)
-{
-    char *end;
-    long long v;
-
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < 0 || v > 253402300799LL)
-        return ocib_error_usage(err,
-                                "invalid SOURCE_DATE_EPOCH '%s': expected seconds since "
-                                "1970",
-                                s);
-    *ret = v;
-    return 0;
-}
-
 /* The names an image gets: repository and tag for each. */
 struct image_name {
     char *repo; /* NULL when unknown */
@@ -1491,7 +1475,6 @@ int build_run(const struct build_options *o, struct build_result *ret,
     struct build_output default_out = {BUILD_OUTPUT_OCI, (char *)"ocib-out"};
     struct build_options o2;
     const char *ctx_dir = o->context_dir ?: ".";
-    const char *env_epoch = getenv("SOURCE_DATE_EPOCH");
     size_t n_order = 0, n_names = 0, target;
     int r = -1;
 
@@ -1521,8 +1504,6 @@ int build_run(const struct build_options *o, struct build_result *ret,
     spec_stage_order(&b.spec, target, order, &n_order);
     if (o->has_epoch)
         b.epoch = o->epoch;
-    else if (env_epoch && *env_epoch && parse_epoch(env_epoch, &b.epoch, err) < 0)
-        goto out;
     oci_time_format(b.epoch, b.created);
     if (unpack_limits_init(&b.limits, err) < 0)
         goto out;

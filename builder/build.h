@@ -67,7 +67,7 @@ struct build_options {
     bool has_platform;
     struct oci_platform platform;
     enum layer_compression compression;
-    bool has_epoch;
+    bool has_epoch; /* SOURCE_DATE_EPOCH: the CLI reads the flag, else the environment */
     int64_t epoch;
     bool no_cache;
     bool push;         /* --push */

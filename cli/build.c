@@ -8,6 +8,7 @@
 #include "base/xalloc.h"
 #include "builder/build.h"
 #include "builder/run.h"
+#include "oci/image.h"
 #include "audit/verify.h"
 
 #include <errno.h>
@@ -154,11 +155,7 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
                 goto out;
             }
         } else if (OPT("--source-date-epoch")) {
-            char *end;
-
-            errno = 0;
-            o.epoch = strtoll(v, &end, 10);
-            if (errno || end == v || *end || o.epoch < 0) {
+            if (!oci_epoch_parse(v, &o.epoch)) {
                 ocib_error_usage(err, "--source-date-epoch: invalid value '%s'", v);
                 goto out;
             }
@@ -197,6 +194,19 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
             goto out;
         }
 #undef OPT
+    }
+    if (!o.has_epoch) {
+        const char *env = getenv("SOURCE_DATE_EPOCH");
+
+        if (env && *env) {
+            if (!oci_epoch_parse(env, &o.epoch)) {
+                ocib_error_usage(err,
+                                 "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
+                                 env);
+                goto out;
+            }
+            o.has_epoch = true;
+        }
     }
     o.progress = print_progress;
     o.progress_opaque = &mode;

@@ -7,7 +7,9 @@
 #include "oci/json.h"
 #include "oci/mediatype.h"
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +20,21 @@ void oci_time_format(int64_t t, char buf[32])
 
     gmtime_r(&tt, &tm);
     strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+bool oci_epoch_parse(const char *s, int64_t *ret)
+{
+    char *end;
+    long long v;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end || v > 253402300799LL)
+        return false;
+    *ret = v;
+    return true;
 }
 
 void oci_image_init(struct oci_image *img, const struct oci_platform *p)

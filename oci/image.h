@@ -103,4 +103,9 @@ int oci_descriptor_from_json(const json_t *j, const char *what, struct oci_descr
 /* Formats a Unix time as RFC 3339 UTC ("1970-01-01T00:00:00Z"). */
 void oci_time_format(int64_t t, char buf[32]);
 
+/* Parses a SOURCE_DATE_EPOCH: decimal seconds since 1970, at most
+ * 253402300799 (9999-12-31T23:59:59Z, the last time RFC 3339 can write).
+ * The one parser of it: the CLI's flag and environment both use it. */
+bool oci_epoch_parse(const char *s, int64_t *ret);
+
 #endif

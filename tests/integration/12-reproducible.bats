@@ -258,3 +258,25 @@ blobs only in one: $(diff <(blob_list "$T/$ex/out-a") <(blob_list "$T/$ex/out-b"
     [ -n "$(find "$T/explicit" -type f 2>/dev/null)" ] || fail "nothing cached in --cache-dir"
     [ ! -e "$T/home2/.cache/ocib" ] || fail "--cache-dir given, yet ~/.cache/ocib was used"
 }
+
+@test "the flag and the environment take SOURCE_DATE_EPOCH through one parser, with one range" {
+    local ctx
+    ctx=$(copy_example hello)
+    # The last second RFC 3339 can write is accepted by both.
+    build_ok -C "$ctx" --source-date-epoch 253402300799 --no-cache --output "oci:$T/max-flag"
+    local d1=$DIGEST
+    SOURCE_DATE_EPOCH=253402300799 build_ok -C "$ctx" --no-cache --output "oci:$T/max-env"
+    assert_eq "flag and environment at the maximum" "$DIGEST" "$d1"
+    assert_eq "created" "$(jq -r .created "$(layout_config "$T/max-env")")" "9999-12-31T23:59:59Z"
+    # One second later, a sign, or garbage: both refuse, exit 2, naming the value.
+    local v
+    for v in 253402300800 -5 +5 12x; do
+        run_ocib build -C "$ctx" --source-date-epoch "$v" --output "oci:$T/bad-flag"
+        [ "$status" -eq 2 ] || fail "--source-date-epoch $v: exit $status, expected 2: $err"
+        [[ "$err" == *"--source-date-epoch: invalid value '$v'"* ]] || fail "--source-date-epoch $v: $err"
+        SOURCE_DATE_EPOCH=$v run_ocib build -C "$ctx" --output "oci:$T/bad-env"
+        [ "$status" -eq 2 ] || fail "SOURCE_DATE_EPOCH=$v: exit $status, expected 2: $err"
+        [[ "$err" == *"invalid SOURCE_DATE_EPOCH '$v'"* ]] || fail "SOURCE_DATE_EPOCH=$v: $err"
+    done
+    [ ! -e "$T/bad-flag" ] && [ ! -e "$T/bad-env" ] || fail "a refused epoch left an output"
+}

@@ -485,6 +485,28 @@ static void test_time_format_is_rfc3339_utc(void **state)
     assert_string_equal(buf, "2000-02-29T00:00:00Z");
 }
 
+static void test_epoch_parse_takes_seconds_from_1970_to_9999(void **state)
+{
+    int64_t t = -1;
+
+    assert_true(oci_epoch_parse("0", &t));
+    assert_int_equal(t, 0);
+    assert_true(oci_epoch_parse("1700000000", &t));
+    assert_int_equal(t, 1700000000);
+    assert_true(oci_epoch_parse("253402300799", &t));
+    assert_int_equal(t, 253402300799LL);
+    t = 7;
+    assert_false(oci_epoch_parse("253402300800", &t));
+    assert_false(oci_epoch_parse("-1", &t));
+    assert_false(oci_epoch_parse("+1", &t));
+    assert_false(oci_epoch_parse(" 1", &t));
+    assert_false(oci_epoch_parse("1 ", &t));
+    assert_false(oci_epoch_parse("1e9", &t));
+    assert_false(oci_epoch_parse("", &t));
+    assert_false(oci_epoch_parse("99999999999999999999999", &t));
+    assert_int_equal(t, 7); /* untouched on failure */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_classify_refuses_ambiguous_documents),
         cmocka_unit_test(test_copy_is_deep),
         cmocka_unit_test(test_time_format_is_rfc3339_utc),
+        cmocka_unit_test(test_epoch_parse_takes_seconds_from_1970_to_9999),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
