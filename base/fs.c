@@ -18,6 +18,10 @@
 #include <sys/syscall.h>
 #include <linux/openat2.h>
 
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
 #define FS_COPY_CHUNK (256 * 1024)
 
 int fs_read_file_at(int dirfd, const char *path, size_t cap, char **ret_buf,
@@ -291,16 +295,30 @@ char *fs_path_join(const char *a, const char *b)
     return xasprintf("%.*s/%s", (int)la, a, b);
 }
 
+int fs_openat2(int dirfd, const char *path, int flags, uint64_t resolve)
+{
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve};
+    long fd = -1;
+
+    for (int tries = 0; tries < 32; tries++) {
+        fd = syscall(SYS_openat2, dirfd, path[0] ? path : ".", &how, sizeof(how));
+        if (fd >= 0 || (errno != EAGAIN && errno != EINTR))
+            break;
+    }
+    return (int)fd;
+}
+
 int fs_open_beneath(int dirfd, const char *path, int flags)
 {
-#ifdef SYS_openat2
-    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-                                      RESOLVE_NO_MAGICLINKS};
-    long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    int fd = fs_openat2(dirfd, path, flags | O_NOFOLLOW,
+                        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 
     if (fd >= 0 || errno != ENOSYS)
-        return (int)fd;
-#endif
+        return fd;
     return openat(dirfd, path, flags | O_CLOEXEC | O_NOFOLLOW);
+}
+
+int fs_open_within(int dirfd, const char *path, int flags)
+{
+    return fs_openat2(dirfd, path, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
 }

@@ -8,6 +8,7 @@
 #ifndef OCIB_BASE_FS_H
 #define OCIB_BASE_FS_H
 
+#include <stdint.h>
 #include <stddef.h>
 #include <fcntl.h>
 #include <sys/types.h>
@@ -79,8 +80,21 @@ int fs_exists(const char *path);
 /* Joins a and b with exactly one '/'; caller frees. */
 char *fs_path_join(const char *a, const char *b);
 
+/* The one openat2 caller: opens path ("" for dirfd itself) relative to dirfd
+ * with open flags (O_CLOEXEC added) and RESOLVE_* bits, retrying while the
+ * kernel answers EAGAIN (a rename raced with the lookup) or EINTR.  Returns
+ * the fd or -1 with errno set (ENOSYS before Linux 5.6). */
+int fs_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
+
 /* Opens path below dirfd without ever following a symlink or leaving dirfd
  * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS; on kernels without openat2,
  * openat with O_NOFOLLOW).  Returns the fd or -1 with errno set. */
 int fs_open_beneath(int dirfd, const char *path, int flags);
+
+/* Opens path ("" for dirfd itself) below dirfd, following symlinks only
+ * while they stay beneath it, as a bind mount or a process chrooted there
+ * would resolve them; ".." never climbs out and magic links (/proc/self/fd)
+ * are refused.  -1 with errno set: EXDEV or ELOOP when the path leads
+ * outside, ENOSYS without openat2. */
+int fs_open_within(int dirfd, const char *path, int flags);
 #endif

@@ -14,15 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
 
 #define TAIL_LINES 20
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -124,18 +118,7 @@ struct placeholder {
  * (EXDEV when the path leads outside). */
 static int open_beneath(int root_fd, const char *path)
 {
-    struct open_how how = {
-        .flags = (uint64_t)(O_PATH | O_CLOEXEC),
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-    };
-    long fd = -1;
-
-    for (int tries = 0; tries < 32; tries++) {
-        fd = syscall(SYS_openat2, root_fd, path[0] ? path : ".", &how, sizeof(how));
-        if (fd >= 0 || (errno != EAGAIN && errno != EINTR))
-            break;
-    }
-    return (int)fd;
+    return fs_open_within(root_fd, path, O_PATH);
 }
 
 /* The directory holding path, opened beneath the root; *ret_base is path's

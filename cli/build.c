@@ -200,9 +200,9 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
 
         if (env && *env) {
             if (!oci_epoch_parse(env, &o.epoch)) {
-                ocib_error_usage(err,
-                                 "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
-                                 env);
+                ocib_error_usage(
+                    err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
+                    env);
                 goto out;
             }
             o.has_epoch = true;

@@ -27,6 +27,7 @@
  */
 #include "layers/unpack.h"
 #include "base/cleanup.h"
+#include "base/fs.h"
 #include "base/sha256.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
@@ -36,20 +37,14 @@
 #include <errno.h>
 #include <ctype.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
-
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
 
 #define READ_CHUNK (64 * 1024)
 #define WH_PREFIX ".wh."
@@ -190,20 +185,10 @@ static int open_dir_beneath(int root_fd, const char *path)
     int flags[] = {O_RDONLY, O_PATH};
 
     for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
-        struct open_how how = {
-            .flags = (uint64_t)(flags[i] | O_DIRECTORY | O_CLOEXEC),
-            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-        };
-        long fd = -1;
+        int fd = fs_open_within(root_fd, path, flags[i] | O_DIRECTORY);
 
-        /* EAGAIN: a rename raced with the lookup; the kernel asks to retry. */
-        for (int tries = 0; tries < 32; tries++) {
-            fd = syscall(SYS_openat2, root_fd, path[0] ? path : ".", &how, sizeof(how));
-            if (fd >= 0 || (errno != EAGAIN && errno != EINTR))
-                break;
-        }
         if (fd >= 0)
-            return (int)fd;
+            return fd;
         if (errno != EACCES)
             return -1;
     }
