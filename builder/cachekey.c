@@ -4,6 +4,7 @@
 #include "builder/cachekey.h"
 #include "base/cleanup.h"
 #include "base/sha256.h"
+#include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "oci/json.h"
 
@@ -88,4 +89,92 @@ void cachekey_layer(const struct oci_digest *def, const struct layer_tree *t,
     }
     free(seen);
     oci_digest_from_sha256(&h, ret);
+}
+
+/* The inputs of a layer as recorded for the next build's explanation: one
+ * line per entry, "<path length>:<path> <mode>:<uid>:<gid>:<digest><link>",
+ * in the tree's (byte-wise) order; a single string keeps memory small. */
+char *cachekey_inputs_record(const struct layer_tree *t)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    for (size_t i = 0; i < t->n; i++) {
+        const struct layer_tree_entry *e = &t->entries[i];
+
+        /* 16 hex digits of the content digest tell a change apart well
+         * enough for an explanation, at a quarter of the bytes. */
+        strbuf_addf(&sb, "%zu:%s %o:%u:%u:%.16s%s\n", strlen(e->path), e->path,
+                    (unsigned)e->mode, e->uid, e->gid, e->digest, e->link ? e->link : "");
+    }
+    return strbuf_detach(&sb);
+}
+
+struct input_line {
+    const char *path, *value;
+    size_t path_len, value_len;
+};
+
+/* Reads the line at *p of an inputs record; false at the end. */
+static bool input_next(const char **p, struct input_line *ret)
+{
+    char *end;
+    unsigned long len;
+    const char *nl;
+
+    if (!*p || !**p)
+        return false;
+    len = strtoul(*p, &end, 10);
+    if (*end != ':' || strlen(end + 1) < len + 1)
+        return false;
+    ret->path = end + 1;
+    ret->path_len = len;
+    ret->value = ret->path + len + 1;
+    nl = strchr(ret->value, '\n');
+    ret->value_len = nl ? (size_t)(nl - ret->value) : strlen(ret->value);
+    *p = nl ? nl + 1 : ret->value + ret->value_len;
+    return true;
+}
+
+static int path_cmp(const struct input_line *a, const struct input_line *b)
+{
+    size_t n = a->path_len < b->path_len ? a->path_len : b->path_len;
+    int c = memcmp(a->path, b->path, n);
+
+    return c ? c : (a->path_len > b->path_len) - (a->path_len < b->path_len);
+}
+
+/* Why a layer missed: compares with what the last build of this slot saw. */
+char *cachekey_explain_miss(const json_t *last, const struct oci_digest *parent,
+                            const struct oci_digest *def, const char *inputs, bool first)
+{
+    const char *old, *p, *q;
+    struct input_line a, b;
+    bool has_a, has_b;
+
+    if (!last)
+        return xstrdup("first build");
+    if (strcmp(json_string_value(json_object_get(last, "parent")) ?: "", parent->str))
+        return xstrdup(first ? "base: digest changed" : "an earlier layer changed");
+    if (strcmp(json_string_value(json_object_get(last, "def")) ?: "", def->str))
+        return xstrdup("definition changed in the spec");
+    /* Both records are sorted by path: the first difference in a merge is
+     * the byte-wise first path that changed, a stable answer. */
+    old = json_string_value(json_object_get(last, "inputs")) ?: "";
+    p = old;
+    q = inputs;
+    has_a = input_next(&p, &a);
+    has_b = input_next(&q, &b);
+    while (has_a || has_b) {
+        int c = !has_a ? 1 : !has_b ? -1 : path_cmp(&a, &b);
+
+        if (c < 0)
+            return xasprintf("%.*s removed", (int)a.path_len, a.path);
+        if (c > 0)
+            return xasprintf("%.*s added", (int)b.path_len, b.path);
+        if (a.value_len != b.value_len || memcmp(a.value, b.value, a.value_len))
+            return xasprintf("%.*s changed", (int)b.path_len, b.path);
+        has_a = input_next(&p, &a);
+        has_b = input_next(&q, &b);
+    }
+    return xstrdup("not in the cache");
 }

@@ -15,6 +15,7 @@
 #define OCIB_BUILDER_CACHEKEY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "layers/tree.h"
@@ -33,5 +34,17 @@ void cachekey_def(const struct oci_digest *parent, const json_t *layer,
  * must have its content digest). */
 void cachekey_layer(const struct oci_digest *def, const struct layer_tree *t,
                     struct oci_digest *ret);
+
+/* The inputs of a layer as recorded for the next build's explanation of a
+ * miss: one line per entry, "<path length>:<path> <mode>:<uid>:<gid>:<digest
+ * prefix><link>", in the tree's byte-wise order; caller frees. */
+char *cachekey_inputs_record(const struct layer_tree *t);
+
+/* Why a layer missed, comparing with what the last build of its slot
+ * recorded (last: {parent, def, inputs}, NULL for the first build): the base
+ * or an earlier layer, the spec's definition, or the first path added,
+ * removed or changed.  first: the layer sits on the base.  Caller frees. */
+char *cachekey_explain_miss(const json_t *last, const struct oci_digest *parent,
+                            const struct oci_digest *def, const char *inputs, bool first);
 
 #endif

@@ -1,0 +1,145 @@
+/*
+ * The build driver's shared state, for the driver's own files: build.c runs
+ * a build from options to result, stage.c builds one stage's image (its base,
+ * its layers in order, its config), layer.c one layer (inputs, cache key,
+ * hit or build), outputs.c names the result and writes and pushes it.
+ * Nothing outside builder/ includes this header.
+ */
+#ifndef OCIB_BUILDER_DRIVER_H
+#define OCIB_BUILDER_DRIVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/error.h"
+#include "base/xalloc.h"
+#include "builder/build.h"
+#include "builder/context.h"
+#include "builder/rootfs.h"
+#include "cache/blobs.h"
+#include "cache/statcache.h"
+#include "layers/unpack.h"
+#include "oci/image.h"
+#include "registry/reference.h"
+#include "spec/spec.h"
+#include "transport/remote.h"
+#include "transport/remotecache.h"
+
+#define ANNOTATION_PREFIX "org.opencontainers.image."
+
+struct git_dirty;
+
+/* A stage's image and where each of its layer blobs can be read. */
+struct stage_image {
+    bool built;
+    struct oci_digest top_key; /* cache key of the last layer, or of the base */
+    struct oci_image img;
+    struct blob_source *srcs; /* one per layer */
+    size_t n_srcs, alloc_srcs;
+    struct rootfs root;      /* unpacked when a run or a copy from it needs it */
+    struct oci_digest *keys; /* keys[i]: the stage's key after i layers ("" inside
+                              * the base), n_layers + 1 of them */
+    size_t n_keys, alloc_keys;
+};
+
+struct build {
+    const struct build_options *o;
+    struct spec spec;
+    struct context ctx;
+    struct cache cache;
+    struct registries *registries;
+    struct stat_cache *stat;
+    struct remote_cache remote;
+    struct unpack_limits limits; /* what the build may unpack and read */
+    json_t *lock;                /* ocib.lock.json, or NULL */
+    bool noted_devices;
+    bool noted_capture; /* the note that run steps go without overlayfs */
+    int *held;          /* blobs in use (shared locks), see cache_blob_hold */
+    size_t n_held, alloc_held;
+    char *spec_abs;        /* names explain records */
+    char platform_str[96]; /* of the stage being built */
+    struct stage_image *stages;
+    int64_t epoch;
+    char created[32];
+    char *git_full, *git_short;
+    struct git_dirty *dirty; /* what HEAD does not hold (NULL: not asked) */
+    /* What build_run holds from prepare to release: */
+    char *spec_path, *cache_dir;
+    size_t *order, n_order; /* the stages the target needs, in build order */
+    size_t target;          /* the stage whose image is the result */
+    struct image_name *names;
+    size_t n_names;
+    struct push_target *targets; /* --push, grouped by repository */
+    size_t n_targets;
+    struct oci_blob config, manifest;  /* the result's, once serialized */
+    struct build_options with_default; /* o plus the default output */
+};
+
+/* The names an image gets: repository and tag for each. */
+struct image_name {
+    char *repo; /* NULL when unknown */
+    char *tag;
+};
+
+struct push_target {
+    struct reference ref; /* registry and repository */
+    char **tags;
+    size_t n_tags, alloc_tags;
+};
+
+static inline void keep_fd(struct build *b, int fd)
+{
+    XGROW(b->held, b->alloc_held, b->n_held + 1);
+    b->held[b->n_held++] = fd;
+}
+
+/* Holds a shared lock on a cached blob until the build ends, so that a
+ * concurrent `ocib cache prune` cannot remove what the build still reads. */
+static inline void hold_blob(struct build *b, const struct oci_digest *d)
+{
+    int fd = cache_blob_hold(&b->cache, d);
+
+    if (fd >= 0)
+        keep_fd(b, fd);
+}
+
+static inline void progress(struct build *b, const struct build_event *ev)
+{
+    if (b->o->progress)
+        b->o->progress(b->o->progress_opaque, ev);
+}
+
+/* stage.c */
+void stage_keys_push(struct stage_image *si, const struct oci_digest *key);
+void stage_image_add_src(struct stage_image *si, const struct blob_source *src);
+void stage_image_add_path(struct stage_image *si, size_t layer, const char *path,
+                          bool verify);
+void stage_image_release(struct stage_image *si);
+/* Fails naming the first secret a run layer of the stages in order uses
+ * that the options do not give. */
+int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_error *err);
+/* Builds stage s (its base, then each layer, then its config) into
+ * b->stages[s]. */
+int build_stage(struct build *b, size_t s, struct ocib_error *err);
+
+/* layer.c */
+/* Builds (or finds in the cache) layer index of stage st onto si. */
+int build_layer(struct build *b, const struct spec_stage *st, size_t index,
+                struct stage_image *si, struct ocib_error *err);
+double now(void);
+
+/* outputs.c */
+int image_names(struct build *b, struct image_name **ret, size_t *ret_n,
+                struct ocib_error *err);
+void image_names_free(struct image_name *names, size_t n);
+int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
+                 struct ocib_error *err);
+void push_targets_free(struct push_target *t, size_t n);
+int untrue_revision(struct build *b, const struct push_target *targets, size_t n_targets,
+                    struct image_name **names, size_t *n_names, struct ocib_error *err);
+int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob *config,
+                  const struct oci_blob *manifest, const struct image_name *names,
+                  size_t n_names, struct ocib_error *err);
+
+#endif

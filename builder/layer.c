@@ -1,0 +1,668 @@
+/*
+ * One layer of a stage: its inputs (context files, files of other stages or
+ * images, or what a run step changed), its cache key, and on a miss its
+ * blob; see driver.h.
+ */
+#include "builder/driver.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "base/sha256.h"
+#include "builder/cachekey.h"
+#include "builder/run.h"
+#include "cache/keys.h"
+#include "cache/maint.h"
+#include "layers/tree.h"
+#include "oci/json.h"
+#include "oci/mediatype.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int add_files(struct build *b, const struct spec_stage *st,
+                     const struct spec_layer *ly, struct layer_tree *t,
+                     struct ocib_error *err)
+{
+    for (size_t i = 0; i < ly->n_files; i++) {
+        const struct spec_file *f = &ly->files[i];
+        _cleanup_free_ char *abs = f->path[0] == '/'
+                                       ? xstrdup(f->path)
+                                       : xasprintf("%s/%s", st->workdir ?: "/", f->path);
+        struct layer_tree_entry e = {0};
+
+        if (layer_path_normalise(abs, &e.path, err) < 0)
+            return ocib_error_wrap(err, "%s.path", f->where);
+        if (!e.path)
+            return ocib_error_usage(err, "%s.path: cannot replace '/'", f->where);
+        e.uid = f->owner.set ? f->owner.uid : 0;
+        e.gid = f->owner.set ? f->owner.gid : 0;
+        switch (f->kind) {
+        case SPEC_FILE_CONTENT:
+            e.mode = S_IFREG | (mode_t)(f->mode >= 0 ? f->mode : 0644);
+            e.data = xmalloc(f->content_len + 1);
+            memcpy(e.data, f->content, f->content_len);
+            e.size = f->content_len;
+            break;
+        case SPEC_FILE_SYMLINK:
+            e.mode = S_IFLNK | 0777;
+            e.link = xstrdup(f->content);
+            break;
+        case SPEC_FILE_DIR:
+            e.mode = S_IFDIR | (mode_t)(f->mode >= 0 ? f->mode : 0755);
+            break;
+        }
+        layer_tree_put(t, &e);
+    }
+    return 0;
+}
+
+static char *describe_layer(const struct spec_layer *ly)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    if (ly->kind == SPEC_LAYER_COPY) {
+        strbuf_addstr(&sb, "ocib copy");
+        for (size_t c = 0; c < ly->n_copies; c++) {
+            if (c)
+                strbuf_addstr(&sb, ";");
+            if (ly->copies[c].has_from)
+                strbuf_addf(&sb, " --from=%s", ly->copies[c].from.text);
+            for (size_t s = 0; s < ly->copies[c].n_src; s++)
+                strbuf_addf(&sb, " %s", ly->copies[c].src[s]);
+            strbuf_addf(&sb, " %s", ly->copies[c].dest);
+        }
+    } else if (ly->kind == SPEC_LAYER_RUN) {
+        const json_t *run = json_object_get(ly->json, "run"), *a;
+        size_t i;
+
+        strbuf_addstr(&sb, "ocib run");
+        if (json_is_string(run))
+            strbuf_addf(&sb, " /bin/sh -c %s", json_string_value(run));
+        else
+            json_array_foreach(run, i, a) strbuf_addf(&sb, " %s", json_string_value(a));
+    } else {
+        strbuf_addstr(&sb, "ocib files");
+        for (size_t f = 0; f < ly->n_files; f++)
+            strbuf_addf(&sb, " %s", ly->files[f].path);
+    }
+    return strbuf_detach(&sb);
+}
+
+double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Writes the layer of tree t into the blob store; fills in the content
+ * digests of the files it reads. */
+static int write_layer(struct build *b, struct layer_tree *t, int src_dirfd,
+                       struct cache_layer *ret, struct ocib_error *err)
+{
+    struct layer_writer *w = NULL;
+    struct layer_result res;
+    _cleanup_free_ char *tmp = NULL;
+    int fd = -1, r = -1;
+
+    if (cache_tmp_create(&b->cache, &tmp, &fd, err) < 0 ||
+        layer_writer_new(fd, b->o->compression, b->epoch, &w, err) < 0 ||
+        layer_tree_write(t, src_dirfd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0)
+        goto out;
+    if (close(fd) < 0) {
+        fd = -1;
+        ocib_error_errno(err, errno, "cannot write '%s'", tmp);
+        goto out;
+    }
+    fd = -1;
+    if (cache_blob_commit(&b->cache, tmp, &res.digest, err) < 0)
+        goto out;
+    free(tmp);
+    tmp = NULL;
+    memset(ret, 0, sizeof(*ret));
+    ret->digest = res.digest;
+    ret->diff_id = res.diff_id;
+    ret->size = (int64_t)res.size;
+    snprintf(ret->media_type, sizeof(ret->media_type), "%s", res.media_type);
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp)
+        unlink(tmp);
+    layer_writer_free(w);
+    return r;
+}
+
+static void remember_digest(void *opaque, const struct layer_tree_entry *e)
+{
+    struct build *b = opaque;
+
+    if (e->src && e->has_st && e->digest[0] && e->dirfd == b->ctx.fd)
+        stat_cache_put(b->stat, e->src, &e->st, e->digest);
+}
+
+/* What, besides the parent key, decides a layer: its definition, and for a
+ * run layer the stage defaults and image config it runs with, and for
+ * copies from stages the keys of those stages. */
+static json_t *layer_def_input(struct build *b, const struct spec_stage *st,
+                               const struct spec_layer *ly, const struct stage_image *si)
+{
+    json_t *in = json_pack("{s:O}", "layer", ly->json);
+
+    if (ly->kind == SPEC_LAYER_RUN) {
+        const json_t *ic = json_object_get(si->img.config, "config");
+        json_t *x;
+
+        if (st->env)
+            json_object_set(in, "stage_env", st->env);
+        if (st->user)
+            json_object_set_new(in, "stage_user", json_string(st->user));
+        if ((x = json_object_get(ic, "Env")))
+            json_object_set(in, "image_env", x);
+        if ((x = json_object_get(ic, "User")))
+            json_object_set(in, "image_user", x);
+        if ((x = json_object_get(ic, "WorkingDir")))
+            json_object_set(in, "image_workdir", x);
+    }
+    for (size_t c = 0; c < ly->n_copies; c++) {
+        const struct spec_copy *cp = &ly->copies[c];
+
+        if (cp->has_from && cp->from.kind == SPEC_FROM_STAGE) {
+            json_t *srcs = json_object_get(in, "stages");
+
+            if (!srcs) {
+                srcs = json_array();
+                json_object_set_new(in, "stages", srcs);
+            }
+            json_array_append_new(srcs, json_string(b->stages[cp->from.stage].top_key.str));
+        }
+    }
+    return in;
+}
+
+static void forward_output(void *opaque, const char *line)
+{
+    struct build_event *ev = opaque;
+    struct build *b = (struct build *)ev->opaque;
+    struct build_event out = *ev;
+
+    out.text = line;
+    progress(b, &out);
+}
+
+/* Runs a run layer's command on the stage's root; changes into t. */
+static int run_step(struct build *b, const struct spec_stage *st,
+                    const struct spec_layer *ly, struct stage_image *si,
+                    struct layer_tree *t, bool *ret_in_place, struct ocib_error *err)
+{
+    struct build_event ev = {
+        .kind = BUILD_EVENT_LOG, .stage = st->name, .layer = ly->name, .opaque = b};
+    struct run_request rq = {.stage = st,
+                             .layer = ly,
+                             .root = &si->root,
+                             .image_config = si->img.config,
+                             .secrets = b->o->secrets,
+                             .n_secrets = b->o->n_secrets,
+                             .cache = &b->cache,
+                             .output = forward_output,
+                             .output_opaque = &ev};
+    int r;
+
+    if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                      si->img.n_layers, si->keys, &b->limits, err) < 0)
+        return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
+    if (si->root.skipped_devices && !b->noted_devices) {
+        struct build_event note = {.kind = BUILD_EVENT_INFO, .stage = st->name};
+        _cleanup_free_ char *text =
+            xasprintf("note: %llu device nodes of the base were skipped (a rootless build "
+                      "cannot create them)",
+                      (unsigned long long)si->root.skipped_devices);
+
+        note.text = text;
+        progress(b, &note);
+        b->noted_devices = true;
+    }
+    rootfs_keep_pending(&si->root, &b->cache);
+    r = run_layer(&rq, t, err);
+    if (rq.note && !b->noted_capture) {
+        struct build_event note = {
+            .kind = BUILD_EVENT_INFO, .stage = st->name, .text = rq.note};
+
+        progress(b, &note);
+        b->noted_capture = true;
+    }
+    free(rq.note);
+    *ret_in_place = rq.in_place;
+    return r;
+}
+
+/* Builds a copy layer that takes files from stages (and maybe the
+ * context), in the order the spec lists them. */
+static int copy_with_stages(struct build *b, const struct spec_stage *st,
+                            const struct spec_layer *ly, struct layer_tree *t,
+                            struct ocib_error *err)
+{
+    for (size_t c = 0; c < ly->n_copies; c++) {
+        const struct spec_copy *cp = &ly->copies[c];
+        struct stage_image *src;
+        struct context rc;
+        int r;
+
+        if (!cp->has_from) {
+            if (context_copy(&b->ctx, cp, st->workdir, t, err) < 0)
+                return -1;
+            continue;
+        }
+        src = &b->stages[cp->from.stage];
+        if (rootfs_update(&src->root, &b->cache, b->registries, &src->img, src->srcs,
+                          src->img.n_layers, src->keys, &b->limits, err) < 0)
+            return ocib_error_wrap(err, "%s: preparing the root of stage %s", cp->where,
+                                   cp->from.text);
+        if (context_open_root(&rc, src->root.path, cp->from.text, err) < 0)
+            return -1;
+        rc.max_file = b->limits.max_layer_bytes;
+        r = context_copy(&rc, cp, st->workdir, t, err);
+        /* Entries keep rc's fd to read from: hand it to the build. */
+        if (r == 0)
+            keep_fd(b, rc.fd);
+        else
+            close(rc.fd);
+        rc.fd = -1;
+        free(rc.dir);
+        free(rc.label);
+        ignore_free(rc.ignore);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A run step of stage si wrote into a file in place (no overlayfs): every
+ * kept root and every other root of this build may share that file. */
+static void taint_roots(struct build *b, struct stage_image *si)
+{
+    rootfs_taint(&si->root, &b->cache);
+    for (size_t j = 0; j < b->spec.n_stages; j++)
+        if (&b->stages[j] != si)
+            rootfs_discard(&b->stages[j].root);
+}
+
+/* Adds the entries of a copy layer's context copies, or of a files layer,
+ * to t; *ret_from_stage says whether a copy reads a stage. */
+static int layer_inputs(struct build *b, const struct spec_stage *st,
+                        const struct spec_layer *ly, struct layer_tree *t,
+                        bool *ret_from_stage, struct ocib_error *err)
+{
+    if (ly->kind == SPEC_LAYER_FILES)
+        return add_files(b, st, ly, t, err);
+    for (size_t c = 0; ly->kind == SPEC_LAYER_COPY && c < ly->n_copies; c++) {
+        if (ly->copies[c].has_from) {
+            *ret_from_stage = true;
+            continue;
+        }
+        if (context_copy(&b->ctx, &ly->copies[c], st->workdir, t, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A copy or files layer whose files add up to more than a layer may hold is
+ * refused before any of them is read. */
+static int check_layer_bytes(const struct build *b, const struct spec_stage *st,
+                             const struct spec_layer *ly, const struct layer_tree *t,
+                             struct ocib_error *err)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < t->n; i++)
+        if (S_ISREG(t->entries[i].mode))
+            total += t->entries[i].size;
+    if (total <= b->limits.max_layer_bytes)
+        return 0;
+    return ocib_error_kind_set(err, OCIB_ERR_LIMIT,
+                               "stage %s, layer %s: its files are %llu bytes, more than a "
+                               "layer may hold (%llu, limit OCIB_MAX_LAYER_BYTES)",
+                               st->name, ly->name, (unsigned long long)total,
+                               (unsigned long long)b->limits.max_layer_bytes);
+}
+
+/* Where the entries of a copy or files layer land in the stage: each path
+ * resolved through the symlinks of the stage's root as the layers before
+ * left it (a directory's own path too, so copying into /app/ where /app is a
+ * symlink fills its target and keeps the link), as Docker resolves a COPY
+ * destination.  The resolution is decided by the parent state, which the
+ * layer's key covers (its parent key), so a hit needs none of this.
+ * *ret_paths gets one new path per entry (NULL: the root itself, dropped);
+ * *ret_changed says whether any differs. */
+static void paths_free(char **paths, size_t n)
+{
+    for (size_t i = 0; paths && i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static int dest_paths(struct build *b, struct stage_image *si, const struct layer_tree *t,
+                      char ***ret_paths, bool *ret_changed, struct ocib_error *err)
+{
+    char **paths = xcalloc(t->n + 1, sizeof(*paths));
+    bool changed = false;
+    int fd = -1, r = -1;
+
+    if (rootfs_state_fd(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                        si->img.n_layers, si->keys, &b->limits, &fd, err) < 0)
+        goto out;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct layer_tree_entry *e = &t->entries[i];
+
+        if (rootfs_resolve(fd, e->path, S_ISDIR(e->mode), &paths[i], err) < 0) {
+            ocib_error_wrap(err, "destination '/%s'", e->path);
+            goto out;
+        }
+        if (strcmp(paths[i], e->path))
+            changed = true;
+        if (!paths[i][0]) {
+            free(paths[i]);
+            paths[i] = NULL;
+        }
+    }
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        paths_free(paths, t->n);
+        return -1;
+    }
+    *ret_paths = paths;
+    *ret_changed = changed;
+    return 0;
+}
+
+static bool has_owner_names(const struct spec_layer *ly)
+{
+    for (size_t c = 0; c < ly->n_copies; c++)
+        if (ly->copies[c].owner.set && !ly->copies[c].owner.numeric)
+            return true;
+    for (size_t f = 0; f < ly->n_files; f++)
+        if (ly->files[f].owner.set && !ly->files[f].owner.numeric)
+            return true;
+    return false;
+}
+
+/* Resolves an owner written with names against the root's /etc/passwd and
+ * /etc/group.  A user without a group gets the group of the same number, as
+ * Docker's COPY --chown does. */
+static int resolve_owner(const struct rootfs *root, const char *where, struct spec_owner *o,
+                         struct ocib_error *err)
+{
+    _cleanup_free_ char *user =
+        o->has_group ? xasprintf("%s:%s", o->user, o->group) : xstrdup(o->user);
+    uid_t uid;
+    gid_t gid;
+
+    if (sandbox_resolve_user(root->path, user, &uid, &gid, NULL, err) < 0)
+        return ocib_error_wrap(err, "%s.owner", where);
+    o->uid = (unsigned)uid;
+    o->gid = o->has_group ? (unsigned)gid : (unsigned)uid;
+    return 0;
+}
+
+/* Resolves the owner names of layer index of stage st against the stage
+ * as the layers before it left it (its root brought up to date). */
+static int resolve_owners(struct build *b, const struct spec_stage *st, size_t index,
+                          struct stage_image *si, struct ocib_error *err)
+{
+    struct spec_layer *ly = &b->spec.stages[st - b->spec.stages].layers[index];
+
+    if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                      si->img.n_layers, si->keys, &b->limits, err) < 0)
+        return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
+    for (size_t c = 0; c < ly->n_copies; c++) {
+        struct spec_copy *cp = &ly->copies[c];
+
+        if (cp->owner.set && !cp->owner.numeric &&
+            resolve_owner(&si->root, cp->where, &cp->owner, err) < 0)
+            return -1;
+    }
+    for (size_t f = 0; f < ly->n_files; f++) {
+        struct spec_file *fl = &ly->files[f];
+
+        if (fl->owner.set && !fl->owner.numeric &&
+            resolve_owner(&si->root, fl->where, &fl->owner, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int build_layer(struct build *b, const struct spec_stage *st, size_t index,
+                struct stage_image *si, struct ocib_error *err)
+{
+    const struct spec_layer *ly = &st->layers[index];
+    struct layer_tree t;
+    struct cache_layer cl;
+    struct oci_layer l;
+    struct oci_digest def, key;
+    _cleanup_free_ char *created_by = NULL;
+    _cleanup_free_ char *blob = NULL;
+    _cleanup_free_ char *slot = NULL;
+    _cleanup_free_ char *reason = NULL;
+    _cleanup_free_ char *corrupt = NULL;
+    struct build_event ev = {
+        .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name, .status = "built"};
+    json_t *last = NULL, *record, *def_input = NULL;
+    _cleanup_free_ char *inputs = NULL;
+    bool from_stage = false, in_place = false, named = has_owner_names(ly);
+    double t0 = now();
+    size_t missing = 0;
+    struct blob_source remote_src = {0};
+    bool hit = false, remote_hit = false;
+    int lock = -1, r = -1;
+
+    layer_tree_init(&t);
+    /* The inputs that decide the key: context files now; a run layer's
+     * result and files copied from a stage are decided by their stage's
+     * key, so neither needs the stage's root unless the key misses. */
+    if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0 ||
+        check_layer_bytes(b, st, ly, &t, err) < 0)
+        goto out;
+    layer_tree_finalise(&t);
+    /* Content digests of unchanged files come from the stat cache. */
+    for (size_t i = 0; i < t.n; i++) {
+        struct layer_tree_entry *e = &t.entries[i];
+        const char *hex;
+
+        if (!S_ISREG(e->mode) || e->digest[0])
+            continue;
+        if (!e->src) {
+            struct oci_digest d;
+
+            oci_digest_of(e->data ? e->data : "", e->size, &d);
+            memcpy(e->digest, oci_digest_hex(&d), sizeof(e->digest));
+        } else if (e->has_st && (hex = stat_cache_lookup(b->stat, e->src, &e->st))) {
+            memcpy(e->digest, hex, sizeof(e->digest));
+        } else {
+            missing++;
+        }
+    }
+    def_input = layer_def_input(b, st, ly, si);
+    cachekey_def(&si->top_key, def_input, b->platform_str,
+                 layer_compression_settings(b->o->compression), b->epoch, st->workdir,
+                 &def);
+    /* Hash first only when a hit is possible: some key was stored under
+     * this definition.  Otherwise the layer is built in one pass that
+     * hashes its files on the way. */
+    if (missing &&
+        (named || (!b->o->no_cache && (cache_def_seen(&b->cache, &def) ||
+                                       remote_cache_def_seen(&b->remote, &def))))) {
+        if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0)
+            goto out;
+        missing = 0;
+    }
+    if (!missing) {
+        cachekey_layer(&def, &t, &key);
+        if (cache_lock(&b->cache, &key, &lock, err) < 0)
+            goto out;
+        if (!b->o->no_cache && cache_key_get(&b->cache, &key, &cl, err) > 0) {
+            /* A cached blob is checked before it is trusted: a corrupt one
+             * is removed, and the layer rebuilt. */
+            int bad = cache_blob_verify_fast(&b->cache, &cl.digest, err);
+
+            if (bad < 0)
+                goto out;
+            if (bad) {
+                corrupt = xasprintf("cached blob %s was corrupt: removed, rebuilding",
+                                    cl.digest.str);
+            } else {
+                hit = true;
+            }
+        }
+        if (!hit && !b->o->no_cache &&
+            remote_cache_lookup(&b->remote, &b->cache, &key, &cl, &remote_src)) {
+            hit = true;
+            remote_hit = true;
+        }
+    }
+    slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
+    if (!hit)
+        last = cache_record_get(&b->cache, slot);
+    if (!hit) {
+        int src_dirfd = b->ctx.fd;
+
+        /* Owner names are resolved only now: the key holds them as written,
+         * which with the parent key decides the ids. */
+        if (named) {
+            if (resolve_owners(b, st, index, si, err) < 0)
+                goto out;
+            inputs = cachekey_inputs_record(&t); /* as a hit records them */
+            layer_tree_release(&t);
+            layer_tree_init(&t);
+            if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0)
+                goto out;
+        }
+
+        if (ly->kind == SPEC_LAYER_RUN) {
+            if (run_step(b, st, ly, si, &t, &in_place, err) < 0) {
+                if (in_place)
+                    taint_roots(b, si);
+                goto out;
+            }
+            src_dirfd = si->root.fd;
+        } else if (from_stage) {
+            layer_tree_release(&t);
+            layer_tree_init(&t);
+            if (copy_with_stages(b, st, ly, &t, err) < 0 ||
+                check_layer_bytes(b, st, ly, &t, err) < 0)
+                goto out;
+        }
+        if (ly->kind != SPEC_LAYER_RUN && si->img.n_layers > 0) {
+            char **paths = NULL;
+            bool changed = false;
+
+            if (dest_paths(b, si, &t, &paths, &changed, err) < 0)
+                goto out;
+            if (changed) {
+                /* The key and the inputs record stay those of the paths as
+                 * written, as a hit computes them. */
+                if (missing) {
+                    if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0) {
+                        paths_free(paths, t.n);
+                        goto out;
+                    }
+                    missing = 0;
+                    cachekey_layer(&def, &t, &key);
+                    if (cache_lock(&b->cache, &key, &lock, err) < 0) {
+                        paths_free(paths, t.n);
+                        goto out;
+                    }
+                }
+                if (!inputs)
+                    inputs = cachekey_inputs_record(&t);
+                layer_tree_retarget(&t, paths); /* takes the strings */
+                free(paths);
+            } else {
+                paths_free(paths, t.n);
+            }
+        }
+        if (write_layer(b, &t, src_dirfd, &cl, err) < 0)
+            goto out;
+        for (size_t i = 0; missing && i < t.n; i++)
+            remember_digest(b, &t.entries[i]);
+        if (missing) {
+            cachekey_layer(&def, &t, &key);
+            if (cache_lock(&b->cache, &key, &lock, err) < 0)
+                goto out;
+        }
+        if (cache_key_put(&b->cache, &key, &cl, err) < 0 ||
+            cache_def_mark(&b->cache, &def, err) < 0)
+            goto out;
+    }
+    if (!inputs)
+        inputs = cachekey_inputs_record(&t);
+    if (!hit) {
+        reason = b->o->no_cache ? xstrdup("--no-cache")
+                 : corrupt
+                     ? TAKE_PTR(corrupt)
+                     : cachekey_explain_miss(last, &si->top_key, &def, inputs, index == 0);
+        ev.text = reason;
+    } else {
+        ev.status = "cached";
+        if (remote_hit)
+            ev.text = "from --cache-from";
+    }
+    /* A hit on the state the record describes need not rewrite it. */
+    if (!hit || !cache_record_has_key(&b->cache, slot, &key)) {
+        record = json_pack("{s:s, s:s, s:s, s:s}", "parent", si->top_key.str, "def",
+                           def.str, "key", key.str, "inputs", inputs);
+        cache_record_put(&b->cache, slot, record, NULL);
+        json_decref(record);
+    }
+    l.desc.media_type = cl.media_type;
+    l.desc.digest = cl.digest;
+    l.desc.size = cl.size;
+    l.diff_id = cl.diff_id;
+    created_by = describe_layer(ly);
+    oci_image_add_layer(&si->img, &l, b->created, created_by, ly->name);
+    if (remote_hit) {
+        stage_image_add_src(si, &remote_src);
+    } else {
+        blob = cache_blob_path(&b->cache, &cl.digest);
+        stage_image_add_path(si, si->img.n_layers - 1, blob, false);
+        hold_blob(b, &cl.digest);
+    }
+    if (b->o->cache_to)
+        remote_cache_add(&b->remote, &key, &def, &cl);
+    si->top_key = key;
+    stage_keys_push(si, &key);
+    if (ly->kind == SPEC_LAYER_RUN && !hit) {
+        rootfs_advance(&si->root, si->img.n_layers, &key);
+        /* Keep the state after a run step for the next build (a source
+         * change after it then starts here), unless the step changed a file
+         * in place, which kept roots sharing its inode would see. */
+        if (in_place) {
+            taint_roots(b, si);
+        } else {
+            rootfs_save(&si->root, &b->cache);
+        }
+    }
+    ev.digest = cl.digest.str;
+    ev.size = (uint64_t)cl.size;
+    ev.files = t.n;
+    ev.seconds = now() - t0;
+    progress(b, &ev);
+    r = 0;
+out:
+    json_decref(def_input);
+    blob_source_release(&remote_src);
+    cache_unlock(lock);
+    json_decref(last);
+    layer_tree_release(&t);
+    if (r < 0)
+        ocib_error_wrap(err, "stage %s, layer %s", st->name, ly->name);
+    return r;
+}

@@ -1,0 +1,353 @@
+/*
+ * One stage's image: its base (scratch, a registry image, a layout, a
+ * docker-archive or another stage), its layers in order, its config; see
+ * driver.h.
+ */
+#include "builder/driver.h"
+#include "base/cleanup.h"
+#include "base/fs.h"
+#include "base/strbuf.h"
+#include "base/xalloc.h"
+#include "builder/run.h"
+#include "cache/keys.h"
+#include "spec/lock.h"
+#include "transport/archive.h"
+#include "transport/source.h"
+#include "builder/cachekey.h"
+#include "oci/json.h"
+#include "oci/layout.h"
+#include "oci/mediatype.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void stage_keys_push(struct stage_image *si, const struct oci_digest *key)
+{
+    XGROW(si->keys, si->alloc_keys, si->n_keys + 1);
+    si->keys[si->n_keys++] = *key;
+}
+
+/* After the base is loaded: no keys inside it, its own key at its top. */
+static void stage_keys_base(struct stage_image *si)
+{
+    struct oci_digest none = {""};
+
+    si->n_keys = 0;
+    for (size_t i = 0; i < si->img.n_layers; i++)
+        stage_keys_push(si, &none);
+    stage_keys_push(si, &si->top_key);
+}
+
+/* Records where layer (the one just added to si->img) can be read. */
+void stage_image_add_src(struct stage_image *si, const struct blob_source *src)
+{
+    XGROW(si->srcs, si->alloc_srcs, si->n_srcs + 1);
+    blob_source_copy(src, &si->srcs[si->n_srcs++]);
+}
+
+void stage_image_add_path(struct stage_image *si, size_t layer, const char *path,
+                          bool verify)
+{
+    struct blob_source b;
+
+    blob_source_init_local(&b, &si->img.layers[layer].desc.digest,
+                           si->img.layers[layer].desc.size, path, verify);
+    stage_image_add_src(si, &b);
+    blob_source_release(&b);
+}
+
+void stage_image_release(struct stage_image *si)
+{
+    if (si->built)
+        oci_image_release(&si->img);
+    for (size_t i = 0; i < si->n_srcs; i++)
+        blob_source_release(&si->srcs[i]);
+    free(si->srcs);
+    free(si->keys);
+    memset(si, 0, sizeof(*si));
+}
+
+/* Rejects, before anything is built, run layers whose secrets were not
+ * given. */
+int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_error *err)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct spec_stage *st = &b->spec.stages[order[k]];
+
+        for (size_t l = 0; l < st->n_layers; l++) {
+            const struct spec_layer *ly = &st->layers[l];
+
+            if (ly->kind == SPEC_LAYER_RUN) {
+                const json_t *sec = json_object_get(ly->json, "secrets"), *x;
+                size_t i;
+
+                json_array_foreach(sec, i, x)
+                {
+                    const char *id = json_string_value(json_object_get(x, "id"));
+                    bool given = false;
+
+                    for (size_t j = 0; j < b->o->n_secrets; j++)
+                        given |= !strcmp(b->o->secrets[j].id, id);
+                    if (!given)
+                        return ocib_error_usage(err,
+                                                "%s: %s.secrets[%zu]: secret '%s' was not "
+                                                "given; pass --secret id=%s,src=PATH",
+                                                b->spec.file, ly->where, i, id, id);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int load_base(struct build *b, size_t s, const struct oci_platform *p,
+                     struct stage_image *si, struct ocib_error *err)
+{
+    const struct spec_stage *st = &b->spec.stages[s];
+    struct build_event ev = {.kind = BUILD_EVENT_BASE, .stage = st->name};
+    struct oci_digest base_digest = {""};
+    _cleanup_free_ char *text = NULL;
+
+    switch (st->from.kind) {
+    case SPEC_FROM_SCRATCH: {
+        _cleanup_free_ char *base = xasprintf("scratch/%s", b->platform_str);
+
+        oci_image_init(&si->img, p);
+        si->built = true;
+        cachekey_base(base, &si->top_key);
+        return 0;
+    }
+    case SPEC_FROM_STAGE: {
+        struct stage_image *from = &b->stages[st->from.stage];
+
+        /* Its root's state, if still to be kept, is where this stage's root
+         * can start: kept now. */
+        rootfs_keep_pending(&from->root, &b->cache);
+        oci_image_copy(&from->img, &si->img);
+        si->built = true;
+        si->top_key = from->top_key;
+        for (size_t i = 0; i < from->n_keys; i++)
+            stage_keys_push(si, &from->keys[i]);
+        for (size_t i = 0; i < from->n_srcs; i++)
+            stage_image_add_src(si, &from->srcs[i]);
+        return 0;
+    }
+    case SPEC_FROM_OCI:
+    case SPEC_FROM_ARCHIVE:
+    case SPEC_FROM_REGISTRY: {
+        struct image_source src;
+        _cleanup_free_ char *pinned = NULL;
+
+        if (st->from.kind == SPEC_FROM_REGISTRY && b->lock)
+            pinned = lock_pinned(b->lock, st->from.text, b->platform_str);
+        if (image_source_open(pinned ? pinned : st->from.text, b->ctx.dir, &b->cache,
+                              b->registries, p, &src, err) < 0)
+            return ocib_error_wrap(err, "%s.from", st->where);
+        if (pinned && !src.choice) {
+            text = xasprintf("%s (locked to %s)", st->from.text, pinned);
+            ev.text = text;
+        }
+        si->img = src.img;
+        memset(&src.img, 0, sizeof(src.img));
+        si->built = true;
+        for (size_t i = 0; i < si->img.n_layers; i++)
+            stage_image_add_src(si, &src.srcs[i]);
+        base_digest = src.manifest.digest;
+        cachekey_base(base_digest.str, &si->top_key);
+        if (src.choice) {
+            text = xasprintf("%s (index %s, picked %s)", st->from.text, src.index.str,
+                             src.choice);
+            ev.text = text;
+        }
+        image_source_release(&src);
+        break;
+    }
+    default:
+        return ocib_error_set(err, "%s.from: unsupported base", st->where);
+    }
+    {
+        const char *os = oci_json_str(si->img.config, "os");
+        const char *arch = oci_json_str(si->img.config, "architecture");
+        json_t *pj = json_pack("{s:s, s:s}", "os", os ?: "", "architecture", arch ?: "");
+        bool ok;
+        char want[96];
+
+        if (oci_json_str(si->img.config, "variant"))
+            json_object_set_new(pj, "variant",
+                                json_string(oci_json_str(si->img.config, "variant")));
+        ok = oci_platform_match_json(p, pj);
+        json_decref(pj);
+        oci_platform_format(p, want, sizeof(want));
+        if (!ok)
+            return ocib_error_set(err, "%s.from: \"%s\" is %s/%s, but the stage builds %s",
+                                  st->where, st->from.text, os ?: "?", arch ?: "?", want);
+    }
+    json_object_clear(si->img.annotations);
+    json_object_set_new(si->img.annotations, ANNOTATION_PREFIX "base.name",
+                        json_string(st->from.text));
+    json_object_set_new(si->img.annotations, ANNOTATION_PREFIX "base.digest",
+                        json_string(base_digest.str));
+    ev.digest = base_digest.str;
+    if (!ev.text)
+        ev.text = st->from.text;
+    progress(b, &ev);
+    return 0;
+}
+
+static json_t *shell_or_list(const json_t *v)
+{
+    if (json_is_string(v))
+        return json_pack("[s, s, O]", "/bin/sh", "-c", v);
+    return json_deep_copy(v);
+}
+
+/* Merges the stage's "config" into the image config. */
+static void apply_config(struct build *b, const struct spec_stage *st,
+                         struct oci_image *img)
+{
+    const json_t *c = st->config;
+    json_t *ic = json_object_get(img->config, "config"), *x;
+    const char *key;
+    json_t *val;
+
+    json_object_set_new(img->config, "created", json_string(b->created));
+    if (!json_is_object(ic)) {
+        ic = json_object();
+        json_object_set_new(img->config, "config", ic);
+    }
+    if (!c)
+        return;
+    if ((x = json_object_get(c, "user")))
+        json_object_set(ic, "User", x);
+    if ((x = json_object_get(c, "workdir")))
+        json_object_set(ic, "WorkingDir", x);
+    if ((x = json_object_get(c, "stop_signal")))
+        json_object_set(ic, "StopSignal", x);
+    if ((x = json_object_get(c, "entrypoint"))) {
+        json_object_set_new(ic, "Entrypoint", shell_or_list(x));
+        if (!json_object_get(c, "cmd"))
+            json_object_del(ic, "Cmd");
+    }
+    if ((x = json_object_get(c, "cmd")))
+        json_object_set_new(ic, "Cmd", shell_or_list(x));
+    if ((x = json_object_get(c, "env"))) {
+        json_t *env = json_object_get(ic, "Env");
+
+        if (!json_is_array(env)) {
+            env = json_array();
+            json_object_set_new(ic, "Env", env);
+        }
+        json_t *where = json_object(); /* name -> index of its first entry */
+        size_t i;
+
+        json_array_foreach(env, i, val)
+        {
+            const char *e = json_string_value(val), *eq = e ? strchr(e, '=') : NULL;
+
+            if (eq) {
+                _cleanup_free_ char *name = xstrndup(e, (size_t)(eq - e));
+
+                if (!json_object_get(where, name))
+                    json_object_set_new(where, name, json_integer((json_int_t)i));
+            }
+        }
+        json_object_foreach((json_t *)x, key, val)
+        {
+            _cleanup_free_ char *kv = xasprintf("%s=%s", key, json_string_value(val));
+            json_t *at = json_object_get(where, key);
+
+            if (at) {
+                json_array_set_new(env, (size_t)json_integer_value(at), json_string(kv));
+            } else {
+                json_object_set_new(where, key,
+                                    json_integer((json_int_t)json_array_size(env)));
+                json_array_append_new(env, json_string(kv));
+            }
+        }
+        json_decref(where);
+    }
+    for (size_t k = 0; k < 2; k++) {
+        const char *skey = k == 0 ? "expose" : "volumes";
+        const char *ikey = k == 0 ? "ExposedPorts" : "Volumes";
+        size_t i;
+
+        if (!(x = json_object_get(c, skey)))
+            continue;
+        json_t *set = json_object_get(ic, ikey);
+        if (!json_is_object(set)) {
+            set = json_object();
+            json_object_set_new(ic, ikey, set);
+        }
+        json_array_foreach(x, i, val)
+        {
+            const char *s = json_string_value(val);
+            _cleanup_free_ char *port =
+                (k == 0 && !strchr(s, '/')) ? xasprintf("%s/tcp", s) : xstrdup(s);
+
+            json_object_set_new(set, port, json_object());
+        }
+    }
+    if ((x = json_object_get(c, "labels"))) {
+        json_t *labels = json_object_get(ic, "Labels");
+
+        if (!json_is_object(labels)) {
+            labels = json_object();
+            json_object_set_new(ic, "Labels", labels);
+        }
+        json_object_update(labels, x);
+    }
+    if ((x = json_object_get(c, "healthcheck"))) {
+        json_t *hc = json_object(), *t = json_object_get(x, "test");
+        static const char *const durations[][2] = {{"interval", "Interval"},
+                                                   {"timeout", "Timeout"},
+                                                   {"start_period", "StartPeriod"}};
+
+        if (json_is_string(t))
+            json_object_set_new(hc, "Test", json_pack("[s, O]", "CMD-SHELL", t));
+        else
+            json_object_set(hc, "Test", t);
+        for (size_t i = 0; i < ARRAY_SIZE(durations); i++) {
+            const char *d = oci_json_str(x, durations[i][0]);
+            long long ns;
+
+            if (d && spec_duration_parse(d, &ns) == 0)
+                json_object_set_new(hc, durations[i][1], json_integer(ns));
+        }
+        if ((val = json_object_get(x, "retries")))
+            json_object_set(hc, "Retries", val);
+        json_object_set_new(ic, "Healthcheck", hc);
+    }
+    if ((x = json_object_get(c, "annotations")))
+        json_object_update(img->annotations, x);
+}
+
+int build_stage(struct build *b, size_t s, struct ocib_error *err)
+{
+    const struct spec_stage *st = &b->spec.stages[s];
+    struct stage_image *si = &b->stages[s];
+    struct oci_platform p;
+    struct build_event ev = {.kind = BUILD_EVENT_STAGE, .stage = st->name};
+    char pbuf[96];
+
+    if (st->has_platform)
+        p = st->platform;
+    else if (b->o->has_platform)
+        p = b->o->platform;
+    else
+        oci_platform_host(&p);
+    oci_platform_format(&p, pbuf, sizeof(pbuf));
+    snprintf(b->platform_str, sizeof(b->platform_str), "%s", pbuf);
+    ev.text = pbuf;
+    progress(b, &ev);
+    if (load_base(b, s, &p, si, err) < 0)
+        return -1;
+    if (st->from.kind != SPEC_FROM_STAGE)
+        stage_keys_base(si);
+    for (size_t l = 0; l < st->n_layers; l++)
+        if (build_layer(b, st, l, si, err) < 0)
+            return -1;
+    apply_config(b, st, &si->img);
+    return 0;
+}
