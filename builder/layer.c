@@ -440,41 +440,34 @@ static int resolve_owners(struct build *b, const struct spec_stage *st, size_t i
     return 0;
 }
 
-int build_layer(struct build *b, const struct spec_stage *st, size_t index,
-                struct stage_image *si, struct ocib_error *err)
-{
-    const struct spec_layer *ly = &st->layers[index];
-    struct layer_tree t;
-    struct cache_layer cl;
-    struct oci_layer l;
+/* One layer on its way through build_layer. */
+struct layer_job {
+    struct build *b;
+    const struct spec_stage *st;
+    const struct spec_layer *ly;
+    size_t index;
+    struct stage_image *si;
+    struct layer_tree t; /* the layer's entries */
+    size_t missing;      /* regular files without a content digest yet */
+    bool from_stage;     /* copies from another stage */
+    bool named;          /* owners given as names, resolved in the root */
+    bool in_place;       /* the run step changed a file in place */
     struct oci_digest def, key;
-    _cleanup_free_ char *created_by = NULL;
-    _cleanup_free_ char *blob = NULL;
-    _cleanup_free_ char *slot = NULL;
-    _cleanup_free_ char *reason = NULL;
-    _cleanup_free_ char *corrupt = NULL;
-    struct build_event ev = {
-        .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name, .status = "built"};
-    json_t *last = NULL, *record, *def_input = NULL;
-    _cleanup_free_ char *inputs = NULL;
-    bool from_stage = false, in_place = false, named = has_owner_names(ly);
-    double t0 = now();
-    size_t missing = 0;
-    struct blob_source remote_src = {0};
-    bool hit = false, remote_hit = false;
-    int lock = -1, r = -1;
+    int lock; /* the key's lock, -1 while the key is unknown */
+    bool hit, remote_hit;
+    struct cache_layer cl;
+    struct blob_source remote_src; /* when the hit is from --cache-from */
+    char *inputs;                  /* the inputs record, see cachekey.h */
+    char *corrupt;                 /* why a cached blob was not used */
+};
 
-    layer_tree_init(&t);
-    /* The inputs that decide the key: context files now; a run layer's
-     * result and files copied from a stage are decided by their stage's
-     * key, so neither needs the stage's root unless the key misses. */
-    if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0 ||
-        check_layer_bytes(b, st, ly, &t, err) < 0)
-        goto out;
-    layer_tree_finalise(&t);
-    /* Content digests of unchanged files come from the stat cache. */
-    for (size_t i = 0; i < t.n; i++) {
-        struct layer_tree_entry *e = &t.entries[i];
+/* Content digests of unchanged context files come from the stat cache and
+ * of inline files from their bytes; counts the files still without one. */
+static void digests_known(struct layer_job *j)
+{
+    j->missing = 0;
+    for (size_t i = 0; i < j->t.n; i++) {
+        struct layer_tree_entry *e = &j->t.entries[i];
         const char *hex;
 
         if (!S_ISREG(e->mode) || e->digest[0])
@@ -484,184 +477,257 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
 
             oci_digest_of(e->data ? e->data : "", e->size, &d);
             memcpy(e->digest, oci_digest_hex(&d), sizeof(e->digest));
-        } else if (e->has_st && (hex = stat_cache_lookup(b->stat, e->src, &e->st))) {
+        } else if (e->has_st && (hex = stat_cache_lookup(j->b->stat, e->src, &e->st))) {
             memcpy(e->digest, hex, sizeof(e->digest));
         } else {
-            missing++;
+            j->missing++;
         }
     }
-    def_input = layer_def_input(b, st, ly, si);
-    cachekey_def(&si->top_key, def_input, b->platform_str,
-                 layer_compression_settings(b->o->compression), b->epoch, st->workdir,
-                 &def);
-    /* Hash first only when a hit is possible: some key was stored under
-     * this definition.  Otherwise the layer is built in one pass that
-     * hashes its files on the way. */
-    if (missing &&
-        (named || (!b->o->no_cache && (cache_def_seen(&b->cache, &def) ||
-                                       remote_cache_def_seen(&b->remote, &def))))) {
-        if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0)
-            goto out;
-        missing = 0;
+}
+
+/* Hashes the files still missing a digest, then takes the key and its lock. */
+static int key_and_lock(struct layer_job *j, struct ocib_error *err)
+{
+    struct build *b = j->b;
+
+    if (j->missing && layer_tree_hash_files(&j->t, b->ctx.fd, remember_digest, b, err) < 0)
+        return -1;
+    j->missing = 0;
+    cachekey_layer(&j->def, &j->t, &j->key);
+    return cache_lock(&b->cache, &j->key, &j->lock, err);
+}
+
+/* Looks the key up in the local cache, then in --cache-from. */
+static int lookup(struct layer_job *j, struct ocib_error *err)
+{
+    struct build *b = j->b;
+
+    if (b->o->no_cache)
+        return 0;
+    if (cache_key_get(&b->cache, &j->key, &j->cl, err) > 0) {
+        /* A cached blob is checked before it is trusted: a corrupt one is
+         * removed, and the layer rebuilt. */
+        int bad = cache_blob_verify_fast(&b->cache, &j->cl.digest, err);
+
+        if (bad < 0)
+            return -1;
+        if (!bad) {
+            j->hit = true;
+            return 0;
+        }
+        j->corrupt =
+            xasprintf("cached blob %s was corrupt: removed, rebuilding", j->cl.digest.str);
     }
-    if (!missing) {
-        cachekey_layer(&def, &t, &key);
-        if (cache_lock(&b->cache, &key, &lock, err) < 0)
-            goto out;
-        if (!b->o->no_cache && cache_key_get(&b->cache, &key, &cl, err) > 0) {
-            /* A cached blob is checked before it is trusted: a corrupt one
-             * is removed, and the layer rebuilt. */
-            int bad = cache_blob_verify_fast(&b->cache, &cl.digest, err);
-
-            if (bad < 0)
-                goto out;
-            if (bad) {
-                corrupt = xasprintf("cached blob %s was corrupt: removed, rebuilding",
-                                    cl.digest.str);
-            } else {
-                hit = true;
-            }
-        }
-        if (!hit && !b->o->no_cache &&
-            remote_cache_lookup(&b->remote, &b->cache, &key, &cl, &remote_src)) {
-            hit = true;
-            remote_hit = true;
-        }
+    if (remote_cache_lookup(&b->remote, &b->cache, &j->key, &j->cl, &j->remote_src)) {
+        j->hit = true;
+        j->remote_hit = true;
     }
-    slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
-    if (!hit)
-        last = cache_record_get(&b->cache, slot);
-    if (!hit) {
-        int src_dirfd = b->ctx.fd;
+    return 0;
+}
 
-        /* Owner names are resolved only now: the key holds them as written,
-         * which with the parent key decides the ids. */
-        if (named) {
-            if (resolve_owners(b, st, index, si, err) < 0)
-                goto out;
-            inputs = cachekey_inputs_record(&t); /* as a hit records them */
-            layer_tree_release(&t);
-            layer_tree_init(&t);
-            if (layer_inputs(b, st, ly, &t, &from_stage, err) < 0)
-                goto out;
-        }
+/* A copy onto a base writes where the base's symlinks lead: retargets the
+ * entries, keeping the key and inputs record of the paths as written. */
+static int follow_base_symlinks(struct layer_job *j, struct ocib_error *err)
+{
+    char **paths = NULL;
+    bool changed = false;
 
-        if (ly->kind == SPEC_LAYER_RUN) {
-            if (run_step(b, st, ly, si, &t, &in_place, err) < 0) {
-                if (in_place)
-                    taint_roots(b, si);
-                goto out;
-            }
-            src_dirfd = si->root.fd;
-        } else if (from_stage) {
-            layer_tree_release(&t);
-            layer_tree_init(&t);
-            if (copy_with_stages(b, st, ly, &t, err) < 0 ||
-                check_layer_bytes(b, st, ly, &t, err) < 0)
-                goto out;
-        }
-        if (ly->kind != SPEC_LAYER_RUN && si->img.n_layers > 0) {
-            char **paths = NULL;
-            bool changed = false;
-
-            if (dest_paths(b, si, &t, &paths, &changed, err) < 0)
-                goto out;
-            if (changed) {
-                /* The key and the inputs record stay those of the paths as
-                 * written, as a hit computes them. */
-                if (missing) {
-                    if (layer_tree_hash_files(&t, b->ctx.fd, remember_digest, b, err) < 0) {
-                        paths_free(paths, t.n);
-                        goto out;
-                    }
-                    missing = 0;
-                    cachekey_layer(&def, &t, &key);
-                    if (cache_lock(&b->cache, &key, &lock, err) < 0) {
-                        paths_free(paths, t.n);
-                        goto out;
-                    }
-                }
-                if (!inputs)
-                    inputs = cachekey_inputs_record(&t);
-                layer_tree_retarget(&t, paths); /* takes the strings */
-                free(paths);
-            } else {
-                paths_free(paths, t.n);
-            }
-        }
-        if (write_layer(b, &t, src_dirfd, &cl, err) < 0)
-            goto out;
-        for (size_t i = 0; missing && i < t.n; i++)
-            remember_digest(b, &t.entries[i]);
-        if (missing) {
-            cachekey_layer(&def, &t, &key);
-            if (cache_lock(&b->cache, &key, &lock, err) < 0)
-                goto out;
-        }
-        if (cache_key_put(&b->cache, &key, &cl, err) < 0 ||
-            cache_def_mark(&b->cache, &def, err) < 0)
-            goto out;
+    if (dest_paths(j->b, j->si, &j->t, &paths, &changed, err) < 0)
+        return -1;
+    if (!changed) {
+        paths_free(paths, j->t.n);
+        return 0;
     }
-    if (!inputs)
-        inputs = cachekey_inputs_record(&t);
-    if (!hit) {
-        reason = b->o->no_cache ? xstrdup("--no-cache")
-                 : corrupt
-                     ? TAKE_PTR(corrupt)
-                     : cachekey_explain_miss(last, &si->top_key, &def, inputs, index == 0);
-        ev.text = reason;
+    if (j->missing && key_and_lock(j, err) < 0) {
+        paths_free(paths, j->t.n);
+        return -1;
+    }
+    if (!j->inputs)
+        j->inputs = cachekey_inputs_record(&j->t);
+    layer_tree_retarget(&j->t, paths); /* takes the strings */
+    free(paths);
+    return 0;
+}
+
+/* On a miss: runs the step or copies the files, writes the blob and stores
+ * it under the key. */
+static int make_layer(struct layer_job *j, struct ocib_error *err)
+{
+    struct build *b = j->b;
+    const struct spec_layer *ly = j->ly;
+    int src_dirfd = b->ctx.fd;
+
+    /* Owner names are resolved only now: the key holds them as written,
+     * which with the parent key decides the ids. */
+    if (j->named) {
+        if (resolve_owners(b, j->st, j->index, j->si, err) < 0)
+            return -1;
+        j->inputs = cachekey_inputs_record(&j->t); /* as a hit records them */
+        layer_tree_release(&j->t);
+        layer_tree_init(&j->t);
+        if (layer_inputs(b, j->st, ly, &j->t, &j->from_stage, err) < 0)
+            return -1;
+    }
+    if (ly->kind == SPEC_LAYER_RUN) {
+        if (run_step(b, j->st, ly, j->si, &j->t, &j->in_place, err) < 0) {
+            if (j->in_place)
+                taint_roots(b, j->si);
+            return -1;
+        }
+        src_dirfd = j->si->root.fd;
+    } else if (j->from_stage) {
+        layer_tree_release(&j->t);
+        layer_tree_init(&j->t);
+        if (copy_with_stages(b, j->st, ly, &j->t, err) < 0 ||
+            check_layer_bytes(b, j->st, ly, &j->t, err) < 0)
+            return -1;
+    }
+    if (ly->kind != SPEC_LAYER_RUN && j->si->img.n_layers > 0 &&
+        follow_base_symlinks(j, err) < 0)
+        return -1;
+    if (write_layer(b, &j->t, src_dirfd, &j->cl, err) < 0)
+        return -1;
+    if (j->missing) {
+        /* The one pass that wrote the blob hashed the files. */
+        for (size_t i = 0; i < j->t.n; i++)
+            remember_digest(b, &j->t.entries[i]);
+        j->missing = 0;
+        cachekey_layer(&j->def, &j->t, &j->key);
+        if (cache_lock(&b->cache, &j->key, &j->lock, err) < 0)
+            return -1;
+    }
+    if (cache_key_put(&b->cache, &j->key, &j->cl, err) < 0 ||
+        cache_def_mark(&b->cache, &j->def, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Records the layer's inputs for the next explanation, unless a hit on the
+ * state the record describes makes that a rewrite of the same. */
+static void record_inputs(struct layer_job *j, const char *slot)
+{
+    struct cache *c = &j->b->cache;
+    json_t *record;
+
+    if (j->hit && cache_record_has_key(c, slot, &j->key))
+        return;
+    record = json_pack("{s:s, s:s, s:s, s:s}", "parent", j->si->top_key.str, "def",
+                       j->def.str, "key", j->key.str, "inputs", j->inputs);
+    cache_record_put(c, slot, record, NULL);
+    json_decref(record);
+}
+
+/* Puts the layer on the stage's image: history, blob source, keys, and for
+ * a run step the root's new state. */
+static void add_to_image(struct layer_job *j)
+{
+    struct build *b = j->b;
+    struct stage_image *si = j->si;
+    struct oci_layer l = {
+        .desc = {.media_type = j->cl.media_type,
+                 .digest = j->cl.digest,
+                 .size = j->cl.size},
+        .diff_id = j->cl.diff_id,
+    };
+    _cleanup_free_ char *created_by = describe_layer(j->ly);
+
+    oci_image_add_layer(&si->img, &l, b->created, created_by, j->ly->name);
+    if (j->remote_hit) {
+        stage_image_add_src(si, &j->remote_src);
     } else {
-        ev.status = "cached";
-        if (remote_hit)
-            ev.text = "from --cache-from";
-    }
-    /* A hit on the state the record describes need not rewrite it. */
-    if (!hit || !cache_record_has_key(&b->cache, slot, &key)) {
-        record = json_pack("{s:s, s:s, s:s, s:s}", "parent", si->top_key.str, "def",
-                           def.str, "key", key.str, "inputs", inputs);
-        cache_record_put(&b->cache, slot, record, NULL);
-        json_decref(record);
-    }
-    l.desc.media_type = cl.media_type;
-    l.desc.digest = cl.digest;
-    l.desc.size = cl.size;
-    l.diff_id = cl.diff_id;
-    created_by = describe_layer(ly);
-    oci_image_add_layer(&si->img, &l, b->created, created_by, ly->name);
-    if (remote_hit) {
-        stage_image_add_src(si, &remote_src);
-    } else {
-        blob = cache_blob_path(&b->cache, &cl.digest);
+        _cleanup_free_ char *blob = cache_blob_path(&b->cache, &j->cl.digest);
+
         stage_image_add_path(si, si->img.n_layers - 1, blob, false);
-        hold_blob(b, &cl.digest);
+        hold_blob(b, &j->cl.digest);
     }
     if (b->o->cache_to)
-        remote_cache_add(&b->remote, &key, &def, &cl);
-    si->top_key = key;
-    stage_keys_push(si, &key);
-    if (ly->kind == SPEC_LAYER_RUN && !hit) {
-        rootfs_advance(&si->root, si->img.n_layers, &key);
+        remote_cache_add(&b->remote, &j->key, &j->def, &j->cl);
+    si->top_key = j->key;
+    stage_keys_push(si, &j->key);
+    if (j->ly->kind == SPEC_LAYER_RUN && !j->hit) {
+        rootfs_advance(&si->root, si->img.n_layers, &j->key);
         /* Keep the state after a run step for the next build (a source
          * change after it then starts here), unless the step changed a file
          * in place, which kept roots sharing its inode would see. */
-        if (in_place) {
+        if (j->in_place)
             taint_roots(b, si);
-        } else {
+        else
             rootfs_save(&si->root, &b->cache);
-        }
     }
-    ev.digest = cl.digest.str;
-    ev.size = (uint64_t)cl.size;
-    ev.files = t.n;
+}
+
+int build_layer(struct build *b, const struct spec_stage *st, size_t index,
+                struct stage_image *si, struct ocib_error *err)
+{
+    struct layer_job j = {
+        .b = b, .st = st, .ly = &st->layers[index], .index = index, .si = si, .lock = -1};
+    const struct spec_layer *ly = j.ly;
+    struct build_event ev = {
+        .kind = BUILD_EVENT_LAYER, .stage = st->name, .layer = ly->name, .status = "built"};
+    _cleanup_free_ char *slot = NULL;
+    _cleanup_free_ char *reason = NULL;
+    json_t *last = NULL, *def_input = NULL;
+    double t0 = now();
+    int r = -1;
+
+    layer_tree_init(&j.t);
+    j.named = has_owner_names(ly);
+    /* The inputs that decide the key: context files now; a run layer's
+     * result and files copied from a stage are decided by their stage's
+     * key, so neither needs the stage's root unless the key misses. */
+    if (layer_inputs(b, st, ly, &j.t, &j.from_stage, err) < 0 ||
+        check_layer_bytes(b, st, ly, &j.t, err) < 0)
+        goto out;
+    layer_tree_finalise(&j.t);
+    digests_known(&j);
+    def_input = layer_def_input(b, st, ly, si);
+    cachekey_def(&si->top_key, def_input, b->platform_str,
+                 layer_compression_settings(b->o->compression), b->epoch, st->workdir,
+                 &j.def);
+    /* Hash first only when a hit is possible: some key was stored under
+     * this definition.  Otherwise the layer is built in one pass that
+     * hashes its files on the way. */
+    if (!j.missing || j.named ||
+        (!b->o->no_cache && (cache_def_seen(&b->cache, &j.def) ||
+                             remote_cache_def_seen(&b->remote, &j.def)))) {
+        if (key_and_lock(&j, err) < 0 || lookup(&j, err) < 0)
+            goto out;
+    }
+    slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
+    if (!j.hit) {
+        last = cache_record_get(&b->cache, slot);
+        if (make_layer(&j, err) < 0)
+            goto out;
+    }
+    if (!j.inputs)
+        j.inputs = cachekey_inputs_record(&j.t);
+    if (!j.hit) {
+        reason = b->o->no_cache ? xstrdup("--no-cache")
+                 : j.corrupt    ? TAKE_PTR(j.corrupt)
+                             : cachekey_explain_miss(last, &si->top_key, &j.def, j.inputs,
+                                                     index == 0);
+        ev.text = reason;
+    } else {
+        ev.status = "cached";
+        if (j.remote_hit)
+            ev.text = "from --cache-from";
+    }
+    record_inputs(&j, slot);
+    add_to_image(&j);
+    ev.digest = j.cl.digest.str;
+    ev.size = (uint64_t)j.cl.size;
+    ev.files = j.t.n;
     ev.seconds = now() - t0;
     progress(b, &ev);
     r = 0;
 out:
     json_decref(def_input);
-    blob_source_release(&remote_src);
-    cache_unlock(lock);
+    blob_source_release(&j.remote_src);
+    cache_unlock(j.lock);
     json_decref(last);
-    layer_tree_release(&t);
+    layer_tree_release(&j.t);
+    free(j.inputs);
+    free(j.corrupt);
     if (r < 0)
         ocib_error_wrap(err, "stage %s, layer %s", st->name, ly->name);
     return r;
