@@ -1,0 +1,56 @@
+/*
+ * What the files of spec/ share while they read a spec: the validation
+ * context, the position of a value, and the checks that report at it
+ * ("file:line:col: key.path: message").  Nothing outside spec/ includes it.
+ */
+#ifndef OCIB_SPEC_CHECK_H
+#define OCIB_SPEC_CHECK_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "spec/spec.h"
+
+struct vctx {
+    struct spec *spec;
+    struct ocib_error *err;
+};
+
+/* Where a value sits: its key path and the position to report. */
+struct at {
+    const char *path;
+    struct json_pos pos;
+};
+
+int spec_fail(struct vctx *v, const struct at *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *spec_type_name(const json_t *j);
+struct at spec_at_key(struct vctx *v, const json_t *obj, const char *path, const char *key);
+struct at spec_at_index(struct vctx *v, const json_t *arr, const char *path, size_t i);
+void spec_at_free(struct at *a);
+int spec_check_keys(struct vctx *v, const json_t *obj, const char *path,
+                    const char *const *allowed);
+int spec_expect_type(struct vctx *v, const struct at *at, const json_t *j, json_type type,
+                     const char *want);
+int spec_expect_string(struct vctx *v, const struct at *at, const json_t *j, bool nonempty);
+int spec_expect_string_map(struct vctx *v, const struct at *at, const json_t *j,
+                           bool (*key_ok)(const char *), const char *key_what);
+int spec_expect_string_list(struct vctx *v, const struct at *at, const json_t *j,
+                            bool nonempty_list, bool nonempty_items);
+char **spec_strv_dup(const json_t *j, size_t *ret_n);
+void spec_strv_free(char **list, size_t n);
+bool spec_env_name_ok(const char *s);
+bool spec_stage_name_ok(const char *s);
+int spec_check_ids(struct vctx *v, const struct at *at, const char *s, const char *what);
+int spec_parse_from(struct vctx *v, const struct at *at, const json_t *j, bool is_copy,
+                    struct spec_from *ret);
+void spec_from_release(struct spec_from *f);
+void spec_owner_release(struct spec_owner *o);
+int spec_parse_layer(struct vctx *v, json_t *j, const char *path, const struct at *at,
+                     size_t index, struct spec_layer *l);
+void spec_copy_release(struct spec_copy *c);
+
+#define _cleanup_at_ __attribute__((cleanup(spec_at_free)))
+
+#endif
