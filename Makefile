@@ -28,7 +28,7 @@ UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 
 OCIB := ocib
 
-.PHONY: all check check-layering check-unit check-integration check-asan bench format format-check \
+.PHONY: all check check-layering check-lengths check-unit check-integration check-asan bench format format-check \
         clean deps example
 
 all: $(OCIB)
@@ -55,6 +55,11 @@ check: check-layering check-unit check-integration
 # Every include goes down the floors of tests/check-layering (base < oci < …).
 check-layering:
 	@tests/check-layering
+
+# Lists files over 800 lines and functions over 100 lines that carry no
+# "Long because:" reason above them (not yet part of check: see the README).
+check-lengths:
+	@tests/check-lengths
 
 check-unit: $(UNIT_BINS)
 	@tests/run-unit $(UNIT_BINS)

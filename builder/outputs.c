@@ -211,6 +211,64 @@ int untrue_revision(struct build *b, const struct push_target *targets, size_t n
     return 0;
 }
 
+/* An OCI layout at path with the image under each distinct tag. */
+static int write_oci(struct stage_image *si, const char *path,
+                     const struct oci_blob *config, const struct oci_blob *manifest,
+                     const struct image_name *names, size_t n_names, struct ocib_error *err)
+{
+    struct oci_layout_writer w;
+    int r = -1;
+
+    if (oci_layout_writer_begin(&w, path, err) < 0)
+        return -1;
+    for (size_t i = 0; i < si->img.n_layers; i++)
+        if (oci_layout_writer_put_file(&w, si->srcs[i].path, &si->img.layers[i].desc.digest,
+                                       si->srcs[i].verify, err) < 0)
+            goto out;
+    if (oci_layout_writer_put_bytes(&w, config, err) < 0 ||
+        oci_layout_writer_put_bytes(&w, manifest, err) < 0)
+        goto out;
+    for (size_t i = 0; i < n_names; i++) {
+        bool dup = false;
+
+        for (size_t j = 0; j < i; j++)
+            dup |= !strcmp(names[j].tag, names[i].tag);
+        if (!dup)
+            oci_layout_writer_add_manifest(&w, manifest, names[i].tag);
+    }
+    r = oci_layout_writer_commit(&w, err);
+out:
+    oci_layout_writer_release(&w);
+    return r < 0 ? ocib_error_wrap(err, "output oci:%s", path) : 0;
+}
+
+/* A docker-archive at path, tagged repo:tag for each name with a repo. */
+static int write_docker_archive(struct build *b, struct stage_image *si, const char *path,
+                                const struct oci_blob *config,
+                                const struct oci_blob *manifest,
+                                const struct image_name *names, size_t n_names,
+                                struct ocib_error *err)
+{
+    _cleanup_free_ char **tags = xcalloc(n_names + 1, sizeof(char *));
+    _cleanup_free_ char **paths = xcalloc(si->n_srcs + 1, sizeof(char *));
+    _cleanup_free_ bool *verify = xcalloc(si->n_srcs + 1, sizeof(bool));
+    size_t nt = 0;
+    int r;
+
+    for (size_t i = 0; i < si->n_srcs; i++) {
+        paths[i] = si->srcs[i].path;
+        verify[i] = si->srcs[i].verify;
+    }
+    for (size_t i = 0; i < n_names; i++)
+        if (names[i].repo)
+            tags[nt++] = xasprintf("%s:%s", names[i].repo, names[i].tag);
+    r = docker_archive_write(path, &si->img, config, manifest, paths, verify, tags, nt,
+                             b->epoch, err);
+    for (size_t i = 0; i < nt; i++)
+        free(tags[i]);
+    return r;
+}
+
 int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob *config,
                   const struct oci_blob *manifest, const struct image_name *names,
                   size_t n_names, struct ocib_error *err)
@@ -225,65 +283,21 @@ int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob
         struct build_event ev = {.kind = BUILD_EVENT_OUTPUT, .text = out->path};
         _cleanup_free_ char *pcopy = xstrdup(out->path);
         char *slash = strrchr(pcopy, '/');
+        bool oci = out->kind == BUILD_OUTPUT_OCI;
+        int r;
 
         if (slash && slash != pcopy) {
             *slash = '\0';
             if (fs_mkdir_p(pcopy, 0755, err) < 0)
                 return -1;
         }
-        if (out->kind == BUILD_OUTPUT_OCI) {
-            struct oci_layout_writer w;
-
-            if (oci_layout_writer_begin(&w, out->path, err) < 0)
-                return -1;
-            for (size_t i = 0; i < si->img.n_layers; i++)
-                if (oci_layout_writer_put_file(&w, si->srcs[i].path,
-                                               &si->img.layers[i].desc.digest,
-                                               si->srcs[i].verify, err) < 0)
-                    goto oci_fail;
-            if (oci_layout_writer_put_bytes(&w, config, err) < 0 ||
-                oci_layout_writer_put_bytes(&w, manifest, err) < 0)
-                goto oci_fail;
-            for (size_t i = 0; i < n_names; i++) {
-                bool dup = false;
-
-                for (size_t j = 0; j < i; j++)
-                    dup |= !strcmp(names[j].tag, names[i].tag);
-                if (!dup)
-                    oci_layout_writer_add_manifest(&w, manifest, names[i].tag);
-            }
-            if (oci_layout_writer_commit(&w, err) < 0)
-                goto oci_fail;
-            oci_layout_writer_release(&w);
-            ev.status = "oci";
-            progress(b, &ev);
-            continue;
-        oci_fail:
-            oci_layout_writer_release(&w);
-            return ocib_error_wrap(err, "output oci:%s", out->path);
-        } else {
-            _cleanup_free_ char **tags = xcalloc(n_names + 1, sizeof(char *));
-            _cleanup_free_ char **paths = xcalloc(si->n_srcs + 1, sizeof(char *));
-            _cleanup_free_ bool *verify = xcalloc(si->n_srcs + 1, sizeof(bool));
-            size_t nt = 0;
-            int r;
-
-            for (size_t i = 0; i < si->n_srcs; i++) {
-                paths[i] = si->srcs[i].path;
-                verify[i] = si->srcs[i].verify;
-            }
-            for (size_t i = 0; i < n_names; i++)
-                if (names[i].repo)
-                    tags[nt++] = xasprintf("%s:%s", names[i].repo, names[i].tag);
-            r = docker_archive_write(out->path, &si->img, config, manifest, paths, verify,
-                                     tags, nt, b->epoch, err);
-            for (size_t i = 0; i < nt; i++)
-                free(tags[i]);
-            if (r < 0)
-                return -1;
-            ev.status = "docker-archive";
-            progress(b, &ev);
-        }
+        r = oci ? write_oci(si, out->path, config, manifest, names, n_names, err)
+                : write_docker_archive(b, si, out->path, config, manifest, names, n_names,
+                                       err);
+        if (r < 0)
+            return -1;
+        ev.status = oci ? "oci" : "docker-archive";
+        progress(b, &ev);
     }
     return 0;
 }
