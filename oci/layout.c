@@ -91,14 +91,9 @@ static int pick_entry(const json_t *manifests, const char *tag,
         oci_platform_host(&host);
         p = &host;
     }
-    for (i = 0; i < n; i++) {
-        const json_t *e = json_array_get(manifests, i);
-
-        if (oci_platform_match_json(p, json_object_get(e, "platform"))) {
-            *ret = e;
-            return 0;
-        }
-    }
+    *ret = oci_index_pick(manifests, p, NULL);
+    if (*ret)
+        return 0;
     oci_platform_format(p, pbuf, sizeof(pbuf));
     return ocib_error_set(
         err, "%s: %zu images and none for platform %s; name one with :TAG", what, n, pbuf);

@@ -3,7 +3,10 @@
  */
 #include "oci/platform.h"
 #include "base/cleanup.h"
+#include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "oci/json.h"
+#include "oci/mediatype.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -85,4 +88,28 @@ bool oci_platform_match_json(const struct oci_platform *p, const json_t *platfor
     normalise(&q);
     return !strcmp(p->os, q.os) && !strcmp(p->arch, q.arch) &&
            (!p->variant[0] || !strcmp(p->variant, q.variant));
+}
+
+const json_t *oci_index_pick(const json_t *manifests, const struct oci_platform *p,
+                             char **ret_available)
+{
+    _cleanup_strbuf_ struct strbuf avail = STRBUF_INIT;
+
+    for (size_t i = 0; i < json_array_size(manifests); i++) {
+        const json_t *e = json_array_get(manifests, i);
+        const json_t *plat = json_object_get(e, "platform");
+        const char *mt = oci_json_str(e, "mediaType");
+        const char *variant = oci_json_str(plat, "variant");
+
+        if (oci_platform_match_json(p, plat) && (!mt || oci_mt_is_manifest(mt)))
+            return e;
+        if (plat)
+            strbuf_addf(&avail, "%s%s/%s%s%s", avail.len ? ", " : "",
+                        oci_json_str(plat, "os") ?: "?",
+                        oci_json_str(plat, "architecture") ?: "?", variant ? "/" : "",
+                        variant ?: "");
+    }
+    if (ret_available)
+        *ret_available = xstrdup(avail.len ? strbuf_str(&avail) : "none");
+    return NULL;
 }

@@ -25,4 +25,12 @@ void oci_platform_format(const struct oci_platform *p, char *buf, size_t size);
 /* True when an index entry's "platform" object matches p. */
 bool oci_platform_match_json(const struct oci_platform *p, const json_t *platform);
 
+/* The one platform picker of an index: the first entry of its "manifests"
+ * array whose platform matches p and that is an image manifest (or names no
+ * media type), or NULL.  When none matches and ret_available is not NULL, it
+ * gets the platforms the index has ("linux/amd64, linux/arm64/v8", or
+ * "none"; caller frees). */
+const json_t *oci_index_pick(const json_t *manifests, const struct oci_platform *p,
+                             char **ret_available);
+
 #endif

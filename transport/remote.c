@@ -143,42 +143,26 @@ static int pick_platform(const struct registry_manifest *index,
                          struct oci_digest *ret, char **ret_choice, struct ocib_error *err)
 {
     _cleanup_json_ json_t *j = NULL;
-    json_t *manifests, *e;
-    struct strbuf avail = STRBUF_INIT;
+    _cleanup_free_ char *avail = NULL;
+    const json_t *e, *plat;
     char want[96];
-    size_t i;
 
     if (oci_json_parse(index->data, index->len, what, &j, err) < 0)
         return -1;
-    manifests = json_object_get(j, "manifests");
-    json_array_foreach(manifests, i, e)
-    {
-        const json_t *plat = json_object_get(e, "platform");
-
-        if (oci_platform_match_json(p, plat) &&
-            oci_mt_is_manifest(oci_json_str(e, "mediaType"))) {
-            strbuf_release(&avail);
-            if (oci_digest_parse(oci_json_str(e, "digest") ?: "", ret, err) < 0)
-                return ocib_error_wrap(err, "%s", what);
-            if (ret_choice)
-                *ret_choice = xasprintf("%s/%s%s%s", oci_json_str(plat, "os"),
-                                        oci_json_str(plat, "architecture"),
-                                        oci_json_str(plat, "variant") ? "/" : "",
-                                        oci_json_str(plat, "variant") ?: "");
-            return 0;
-        }
-        if (plat)
-            strbuf_addf(&avail, "%s%s/%s%s%s", avail.len ? ", " : "",
-                        oci_json_str(plat, "os") ?: "?",
-                        oci_json_str(plat, "architecture") ?: "?",
-                        oci_json_str(plat, "variant") ? "/" : "",
-                        oci_json_str(plat, "variant") ?: "");
+    e = oci_index_pick(json_object_get(j, "manifests"), p, &avail);
+    if (!e) {
+        oci_platform_format(p, want, sizeof(want));
+        return ocib_error_set(err, "%s: no image for platform %s (the index has: %s)", what,
+                              want, avail);
     }
-    oci_platform_format(p, want, sizeof(want));
-    ocib_error_set(err, "%s: no image for platform %s (the index has: %s)", what, want,
-                   avail.len ? avail.buf : "none");
-    strbuf_release(&avail);
-    return -1;
+    if (oci_digest_parse(oci_json_str(e, "digest") ?: "", ret, err) < 0)
+        return ocib_error_wrap(err, "%s", what);
+    plat = json_object_get(e, "platform");
+    if (ret_choice)
+        *ret_choice = xasprintf(
+            "%s/%s%s%s", oci_json_str(plat, "os"), oci_json_str(plat, "architecture"),
+            oci_json_str(plat, "variant") ? "/" : "", oci_json_str(plat, "variant") ?: "");
+    return 0;
 }
 
 /* A base's config: from the cache when an earlier build fetched it, else
