@@ -22,27 +22,15 @@
 #include "base/sha256.h"
 #include "audit/diff.h"
 #include "layers/tar_reader.h"
+#include "tar_fixture.h"
 
 struct mem {
     char *buf;
     size_t len;
 };
 
-struct spec_entry {
-    const char *name;
-    mode_t type;
-    unsigned perm;
-    int64_t uid, gid, mtime;
-    const char *data; /* regular files */
-    size_t data_len;  /* 0: strlen(data) */
-    const char *link; /* symlink target */
-    const char *hardlink;
-    const char *xattr_name, *xattr_value;
-    const char *uname;
-};
-
 /* Writes the entries as a tar compressed with filter (ARCHIVE_FILTER_*). */
-static struct mem write_tar(const struct spec_entry *es, size_t n, int filter)
+static struct mem write_tar(const struct tar_fixture_entry *es, size_t n, int filter)
 {
     struct archive *a = archive_write_new();
     size_t cap = 16 * 1024 * 1024, used = 0;
@@ -52,32 +40,7 @@ static struct mem write_tar(const struct spec_entry *es, size_t n, int filter)
     archive_write_set_format_pax_restricted(a);
     assert_int_equal(archive_write_add_filter(a, filter), ARCHIVE_OK);
     assert_int_equal(archive_write_open_memory(a, m.buf, cap, &used), ARCHIVE_OK);
-    for (size_t i = 0; i < n; i++) {
-        struct archive_entry *ae = archive_entry_new();
-        const struct spec_entry *e = &es[i];
-        size_t len = e->data ? (e->data_len ? e->data_len : strlen(e->data)) : 0;
-
-        archive_entry_set_pathname(ae, e->name);
-        archive_entry_set_filetype(ae, e->type);
-        archive_entry_set_perm(ae, e->perm);
-        archive_entry_set_uid(ae, e->uid);
-        archive_entry_set_gid(ae, e->gid);
-        archive_entry_set_mtime(ae, e->mtime, 0);
-        if (e->uname)
-            archive_entry_set_uname(ae, e->uname);
-        if (e->link)
-            archive_entry_set_symlink(ae, e->link);
-        if (e->hardlink)
-            archive_entry_set_hardlink(ae, e->hardlink);
-        if (e->xattr_name)
-            archive_entry_xattr_add_entry(ae, e->xattr_name, e->xattr_value,
-                                          strlen(e->xattr_value));
-        archive_entry_set_size(ae, (la_int64_t)len);
-        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
-        if (len)
-            assert_int_equal(archive_write_data(a, e->data, len), (la_ssize_t)len);
-        archive_entry_free(ae);
-    }
+    assert_int_equal(tar_fixture_write(a, es, n), 0);
     assert_int_equal(archive_write_close(a), ARCHIVE_OK);
     archive_write_free(a);
     m.len = used;
@@ -92,7 +55,7 @@ static void digest_of(const void *buf, size_t len, char ret[80])
     snprintf(ret, 80, "sha256:%s", hex);
 }
 
-static const struct spec_entry sample[] = {
+static const struct tar_fixture_entry sample[] = {
     {.name = "./etc/", .type = AE_IFDIR, .perm = 0755, .mtime = 100},
     {.name = "./etc/app.conf",
      .type = AE_IFREG,
@@ -199,7 +162,7 @@ static void hashes_large_content_in_chunks(void **state)
 {
     size_t len = 3 * 1024 * 1024 + 7;
     char *data = malloc(len);
-    struct spec_entry e = {
+    struct tar_fixture_entry e = {
         .name = "big", .type = AE_IFREG, .perm = 0644, .data = data, .data_len = len};
     struct ocib_error err = OCIB_ERROR_INIT;
     struct tar_reader *r = NULL;
@@ -226,7 +189,7 @@ static void hashes_large_content_in_chunks(void **state)
 static void truncated_layer_is_an_error(void **state)
 {
     char data[8192];
-    struct spec_entry es[] = {
+    struct tar_fixture_entry es[] = {
         {.name = "a",
          .type = AE_IFREG,
          .perm = 0644,
@@ -300,13 +263,13 @@ static const struct image_difference *find(const struct image_diff *d, const cha
 
 static void layer_diff_names_causes(void **state)
 {
-    struct spec_entry a[] = {
+    struct tar_fixture_entry a[] = {
         {.name = "d", .type = AE_IFDIR, .perm = 0755},
         {.name = "d/f", .type = AE_IFREG, .perm = 0644, .data = "one"},
         {.name = "d/g", .type = AE_IFREG, .perm = 0644, .data = "same", .uid = 0},
         {.name = "d/h", .type = AE_IFREG, .perm = 0644, .data = "same"},
     };
-    struct spec_entry b[4];
+    struct tar_fixture_entry b[4];
     struct ocib_error err = OCIB_ERROR_INIT;
     struct image_diff d = {0};
     const struct image_difference *x;
@@ -353,13 +316,13 @@ static void layer_diff_names_causes(void **state)
 
 static void layer_diff_sees_order_and_extra_entries(void **state)
 {
-    struct spec_entry a[] = {
+    struct tar_fixture_entry a[] = {
         {.name = "a", .type = AE_IFREG, .perm = 0644, .data = "a"},
         {.name = "b", .type = AE_IFREG, .perm = 0644, .data = "b"},
         {.name = "c", .type = AE_IFREG, .perm = 0644, .data = "c"},
     };
-    struct spec_entry b[] = {a[2], a[1], a[0]};
-    struct spec_entry c[] = {a[0], a[1]};
+    struct tar_fixture_entry b[] = {a[2], a[1], a[0]};
+    struct tar_fixture_entry c[] = {a[0], a[1]};
     struct ocib_error err = OCIB_ERROR_INIT;
     struct image_diff d = {0};
     const struct image_difference *x;

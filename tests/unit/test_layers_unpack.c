@@ -33,20 +33,9 @@
 #include "base/error.h"
 #include "base/fs.h"
 #include "layers/unpack.h"
+#include "tar_fixture.h"
 
 #define SENTINEL "do not touch\n"
-
-struct spec_entry {
-    const char *name;
-    mode_t type;
-    unsigned perm;
-    int64_t uid, gid, mtime;
-    long mtime_nsec;
-    const char *data;     /* regular files */
-    const char *link;     /* symlink target */
-    const char *hardlink; /* hardlink target */
-    unsigned major, minor;
-};
 
 struct fixture {
     char dir[PATH_MAX / 2]; /* absolute */
@@ -103,7 +92,7 @@ static int teardown(void **state)
 static int tar_format = ARCHIVE_FORMAT_TAR_PAX_RESTRICTED;
 
 /* Writes the entries as a tar at f->layer, compressed with filter. */
-static void write_layer(struct fixture *f, const struct spec_entry *es, size_t n,
+static void write_layer(struct fixture *f, const struct tar_fixture_entry *es, size_t n,
                         int filter)
 {
     struct archive *a = archive_write_new();
@@ -112,43 +101,20 @@ static void write_layer(struct fixture *f, const struct spec_entry *es, size_t n
     assert_int_equal(archive_write_set_format(a, tar_format), ARCHIVE_OK);
     assert_int_equal(archive_write_add_filter(a, filter), ARCHIVE_OK);
     assert_int_equal(archive_write_open_filename(a, f->layer), ARCHIVE_OK);
-    for (size_t i = 0; i < n; i++) {
-        struct archive_entry *ae = archive_entry_new();
-        const struct spec_entry *e = &es[i];
-        size_t len = e->data ? strlen(e->data) : 0;
-
-        archive_entry_set_pathname(ae, e->name);
-        archive_entry_set_filetype(ae, e->type);
-        archive_entry_set_perm(ae, e->perm);
-        archive_entry_set_uid(ae, e->uid);
-        archive_entry_set_gid(ae, e->gid);
-        archive_entry_set_mtime(ae, e->mtime, e->mtime_nsec);
-        if (e->link)
-            archive_entry_set_symlink(ae, e->link);
-        if (e->hardlink)
-            archive_entry_set_hardlink(ae, e->hardlink);
-        if (e->type == AE_IFCHR || e->type == AE_IFBLK) {
-            archive_entry_set_rdevmajor(ae, e->major);
-            archive_entry_set_rdevminor(ae, e->minor);
-        }
-        archive_entry_set_size(ae, (la_int64_t)len);
-        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
-        if (len)
-            assert_int_equal(archive_write_data(a, e->data, len), (la_ssize_t)len);
-        archive_entry_free(ae);
-    }
+    assert_int_equal(tar_fixture_write(a, es, n), 0);
     assert_int_equal(archive_write_close(a), ARCHIVE_OK);
     archive_write_free(a);
 }
 
-static int apply(struct fixture *f, const struct spec_entry *es, size_t n, int filter,
-                 const char *digest, struct unpack_stats *stats, struct ocib_error *err)
+static int apply(struct fixture *f, const struct tar_fixture_entry *es, size_t n,
+                 int filter, const char *digest, struct unpack_stats *stats,
+                 struct ocib_error *err)
 {
     write_layer(f, es, n, filter);
     return layer_unpack(f->root_fd, f->layer, digest, stats, err);
 }
 
-static void apply_ok(struct fixture *f, const struct spec_entry *es, size_t n,
+static void apply_ok(struct fixture *f, const struct tar_fixture_entry *es, size_t n,
                      struct unpack_stats *stats)
 {
     struct ocib_error err = OCIB_ERROR_INIT;
@@ -236,8 +202,8 @@ static void assert_outside_untouched(struct fixture *f)
 
 /* The layer is refused with its digest and the entry named, and nothing
  * outside the root changed. */
-static void assert_escape_refused(struct fixture *f, const struct spec_entry *es, size_t n,
-                                  const char *entry)
+static void assert_escape_refused(struct fixture *f, const struct tar_fixture_entry *es,
+                                  size_t n, const char *entry)
 {
     struct ocib_error err = OCIB_ERROR_INIT;
     struct unpack_stats stats = {77, 77, 77};
@@ -254,7 +220,7 @@ static void assert_escape_refused(struct fixture *f, const struct spec_entry *es
 static void files_dirs_links_modes_and_mtimes(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "./etc/", .type = AE_IFDIR, .perm = 0750, .mtime = 1000},
         {.name = "./etc/passwd",
          .type = AE_IFREG,
@@ -344,14 +310,14 @@ static void files_dirs_links_modes_and_mtimes(void **state)
 static void whiteouts_remove_lower_files_and_directories(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry lower[] = {
+    const struct tar_fixture_entry lower[] = {
         {.name = "a/f1", .type = AE_IFREG, .perm = 0644, .data = "1"},
         {.name = "a/sub/f2", .type = AE_IFREG, .perm = 0644, .data = "2"},
         {.name = "a/sub/deeper/f3", .type = AE_IFREG, .perm = 0644, .data = "3"},
         {.name = "b/file", .type = AE_IFREG, .perm = 0644, .data = "b"},
         {.name = "c", .type = AE_IFLNK, .perm = 0777, .link = "../outside/sentinel"},
     };
-    const struct spec_entry upper[] = {
+    const struct tar_fixture_entry upper[] = {
         {.name = "a/.wh.sub", .type = AE_IFREG, .perm = 0644},
         {.name = "b/.wh.file", .type = AE_IFREG, .perm = 0644},
         {.name = ".wh.c", .type = AE_IFREG, .perm = 0644},
@@ -380,7 +346,7 @@ static void whiteouts_remove_lower_files_and_directories(void **state)
 static void opaque_keeps_only_this_layers_children(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry lower[] = {
+    const struct tar_fixture_entry lower[] = {
         {.name = "d/old", .type = AE_IFREG, .perm = 0644, .data = "old"},
         {.name = "d/olddir/x", .type = AE_IFREG, .perm = 0644, .data = "x"},
         {.name = "d/.profile", .type = AE_IFREG, .perm = 0644, .data = "lower"},
@@ -388,7 +354,7 @@ static void opaque_keeps_only_this_layers_children(void **state)
         {.name = "f/old", .type = AE_IFREG, .perm = 0644, .data = "old"},
     };
     /* Sorted as a sorting writer would: ".bashrc" < ".wh..wh..opq" < "new". */
-    const struct spec_entry upper[] = {
+    const struct tar_fixture_entry upper[] = {
         {.name = "d/.bashrc", .type = AE_IFREG, .perm = 0644, .data = "before"},
         {.name = "d/.cache/c", .type = AE_IFREG, .perm = 0644, .data = "before"},
         {.name = "d/.wh..wh..opq", .type = AE_IFREG, .perm = 0644},
@@ -426,10 +392,10 @@ static void opaque_keeps_only_this_layers_children(void **state)
 static void opaque_through_a_symlink_removes_only_the_symlink(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry lower[] = {
+    const struct tar_fixture_entry lower[] = {
         {.name = "evil", .type = AE_IFLNK, .perm = 0777, .link = "../outside"},
     };
-    const struct spec_entry upper[] = {
+    const struct tar_fixture_entry upper[] = {
         {.name = "evil/.wh..wh..opq", .type = AE_IFREG, .perm = 0644},
     };
     struct unpack_stats stats = {0};
@@ -443,7 +409,7 @@ static void opaque_through_a_symlink_removes_only_the_symlink(void **state)
 static void entries_replace_entries(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry lower[] = {
+    const struct tar_fixture_entry lower[] = {
         {.name = "x/", .type = AE_IFDIR, .perm = 0755},
         {.name = "x/child/grand", .type = AE_IFREG, .perm = 0644, .data = "c"},
         {.name = "y", .type = AE_IFREG, .perm = 0644, .data = "y"},
@@ -453,7 +419,7 @@ static void entries_replace_entries(void **state)
         {.name = "m/child", .type = AE_IFREG, .perm = 0644, .data = "m"},
         {.name = "h", .type = AE_IFREG, .perm = 0644, .data = "h"},
     };
-    const struct spec_entry upper[] = {
+    const struct tar_fixture_entry upper[] = {
         {.name = "x", .type = AE_IFREG, .perm = 0600, .data = "now a file"},
         {.name = "y/", .type = AE_IFDIR, .perm = 0700},
         {.name = "y/z", .type = AE_IFREG, .perm = 0644, .data = "z"},
@@ -497,7 +463,7 @@ static void entries_replace_entries(void **state)
 
 static void dotdot_name_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "ok", .type = AE_IFREG, .perm = 0644, .data = "ok"},
         {.name = "../outside/x", .type = AE_IFREG, .perm = 0644, .data = "pwned"},
     };
@@ -509,7 +475,7 @@ static void dotdot_name_is_refused(void **state)
 
 static void absolute_name_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "/abs/x", .type = AE_IFREG, .perm = 0644, .data = "pwned"},
     };
 
@@ -518,7 +484,7 @@ static void absolute_name_is_refused(void **state)
 
 static void deep_dotdot_name_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "a/", .type = AE_IFDIR, .perm = 0755},
         {.name = "a/../../outside/x", .type = AE_IFREG, .perm = 0644, .data = "pwned"},
     };
@@ -528,7 +494,7 @@ static void deep_dotdot_name_is_refused(void **state)
 
 static void write_through_relative_symlink_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "evil", .type = AE_IFLNK, .perm = 0777, .link = "../outside"},
         {.name = "evil/x", .type = AE_IFREG, .perm = 0644, .data = "pwned"},
     };
@@ -539,7 +505,7 @@ static void write_through_relative_symlink_is_refused(void **state)
 static void write_through_absolute_symlink_is_refused(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "evil", .type = AE_IFLNK, .perm = 0777, .link = f->outside},
         {.name = "evil/sentinel", .type = AE_IFREG, .perm = 0644, .data = "pwned"},
     };
@@ -549,7 +515,7 @@ static void write_through_absolute_symlink_is_refused(void **state)
 
 static void write_through_symlink_chain_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "a", .type = AE_IFLNK, .perm = 0777, .link = "b/c"},
         {.name = "b/", .type = AE_IFDIR, .perm = 0755},
         {.name = "b/c", .type = AE_IFLNK, .perm = 0777, .link = "../../outside"},
@@ -561,7 +527,7 @@ static void write_through_symlink_chain_is_refused(void **state)
 
 static void hardlink_through_symlink_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "evil", .type = AE_IFLNK, .perm = 0777, .link = "../outside"},
         {.name = "h", .type = AE_IFREG, .perm = 0644, .hardlink = "evil/sentinel"},
     };
@@ -572,7 +538,7 @@ static void hardlink_through_symlink_is_refused(void **state)
 
 static void hardlink_with_dotdot_target_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "h", .type = AE_IFREG, .perm = 0644, .hardlink = "../outside/sentinel"},
     };
 
@@ -583,7 +549,7 @@ static void hardlink_with_absolute_target_is_refused(void **state)
 {
     struct fixture *f = *state;
     char target[PATH_MAX + 16];
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "h", .type = AE_IFREG, .perm = 0644, .hardlink = target},
     };
 
@@ -594,7 +560,7 @@ static void hardlink_with_absolute_target_is_refused(void **state)
 static void hardlink_to_missing_target_fails(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "h", .type = AE_IFREG, .perm = 0644, .hardlink = "nothere"},
     };
     struct ocib_error err = OCIB_ERROR_INIT;
@@ -606,11 +572,11 @@ static void hardlink_to_missing_target_fails(void **state)
 
 static void whiteout_through_symlink_is_refused(void **state)
 {
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "evil", .type = AE_IFLNK, .perm = 0777, .link = "../outside"},
         {.name = "evil/.wh.sentinel", .type = AE_IFREG, .perm = 0644},
     };
-    const struct spec_entry dots[] = {
+    const struct tar_fixture_entry dots[] = {
         {.name = "x/.wh...", .type = AE_IFREG, .perm = 0644},
     };
 
@@ -621,7 +587,7 @@ static void whiteout_through_symlink_is_refused(void **state)
 static void device_nodes_are_made_or_skipped(void **state)
 {
     struct fixture *f = *state;
-    const struct spec_entry layer[] = {
+    const struct tar_fixture_entry layer[] = {
         {.name = "dev/null", .type = AE_IFCHR, .perm = 0666, .major = 1, .minor = 3},
         {.name = "dev/loop0", .type = AE_IFBLK, .perm = 0660, .major = 7, .minor = 0},
         {.name = "dev/after", .type = AE_IFREG, .perm = 0644, .data = "a"},
@@ -645,7 +611,7 @@ static void device_nodes_are_made_or_skipped(void **state)
     assert_true(exists_in_root(f, "dev/after"));
 }
 
-static const struct spec_entry unpriv_lower[] = {
+static const struct tar_fixture_entry unpriv_lower[] = {
     {.name = "dev/null", .type = AE_IFCHR, .perm = 0666, .major = 1, .minor = 3},
     {.name = "etc/shadow", .type = AE_IFREG, .perm = 0640, .gid = 42, .data = "s"},
     {.name = "ro/", .type = AE_IFDIR, .perm = 0555},
@@ -653,7 +619,7 @@ static const struct spec_entry unpriv_lower[] = {
     {.name = "ro/sub/", .type = AE_IFDIR, .perm = 0555},
     {.name = "ro/sub/g", .type = AE_IFREG, .perm = 0444, .data = "g"},
 };
-static const struct spec_entry unpriv_upper[] = {
+static const struct tar_fixture_entry unpriv_upper[] = {
     {.name = "ro/sub/.wh..wh..opq", .type = AE_IFREG, .perm = 0644},
     {.name = "ro/.wh.sub", .type = AE_IFREG, .perm = 0644},
     {.name = ".wh.ro", .type = AE_IFREG, .perm = 0644},
