@@ -203,20 +203,109 @@ static json_t *shell_or_list(const json_t *v)
     return json_deep_copy(v);
 }
 
+/* The object at key of ic, made when it is missing or not an object. */
+static json_t *object_at(json_t *ic, const char *key)
+{
+    json_t *o = json_object_get(ic, key);
+
+    if (!json_is_object(o)) {
+        o = json_object();
+        json_object_set_new(ic, key, o);
+    }
+    return o;
+}
+
+/* Sets each of env (an object) in the image's Env list: a name already
+ * there keeps its place (its first entry is replaced), a new one is
+ * appended. */
+static void merge_env(json_t *ic, const json_t *env_obj)
+{
+    json_t *env = json_object_get(ic, "Env");
+    json_t *where = json_object(); /* name -> index of its first entry */
+    const char *key;
+    json_t *val;
+    size_t i;
+
+    if (!json_is_array(env)) {
+        env = json_array();
+        json_object_set_new(ic, "Env", env);
+    }
+    json_array_foreach(env, i, val)
+    {
+        const char *e = json_string_value(val), *eq = e ? strchr(e, '=') : NULL;
+
+        if (eq) {
+            _cleanup_free_ char *name = xstrndup(e, (size_t)(eq - e));
+
+            if (!json_object_get(where, name))
+                json_object_set_new(where, name, json_integer((json_int_t)i));
+        }
+    }
+    json_object_foreach((json_t *)env_obj, key, val)
+    {
+        _cleanup_free_ char *kv = xasprintf("%s=%s", key, json_string_value(val));
+        json_t *at = json_object_get(where, key);
+
+        if (at) {
+            json_array_set_new(env, (size_t)json_integer_value(at), json_string(kv));
+        } else {
+            json_object_set_new(where, key, json_integer((json_int_t)json_array_size(env)));
+            json_array_append_new(env, json_string(kv));
+        }
+    }
+    json_decref(where);
+}
+
+/* Adds each string of list as a key of the set at ikey ({"80/tcp": {}});
+ * ports: a port without a protocol is tcp. */
+static void add_to_set(json_t *ic, const char *ikey, const json_t *list, bool ports)
+{
+    json_t *set = object_at(ic, ikey);
+    json_t *val;
+    size_t i;
+
+    json_array_foreach(list, i, val)
+    {
+        const char *s = json_string_value(val);
+        _cleanup_free_ char *key =
+            (ports && !strchr(s, '/')) ? xasprintf("%s/tcp", s) : xstrdup(s);
+
+        json_object_set_new(set, key, json_object());
+    }
+}
+
+/* The image config's Healthcheck from the spec's (durations in ns). */
+static json_t *healthcheck_of(const json_t *x)
+{
+    static const char *const durations[][2] = {
+        {"interval", "Interval"}, {"timeout", "Timeout"}, {"start_period", "StartPeriod"}};
+    json_t *hc = json_object(), *t = json_object_get(x, "test"), *val;
+
+    if (json_is_string(t))
+        json_object_set_new(hc, "Test", json_pack("[s, O]", "CMD-SHELL", t));
+    else
+        json_object_set(hc, "Test", t);
+    for (size_t i = 0; i < ARRAY_SIZE(durations); i++) {
+        const char *d = oci_json_str(x, durations[i][0]);
+        long long ns;
+
+        if (d && spec_duration_parse(d, &ns) == 0)
+            json_object_set_new(hc, durations[i][1], json_integer(ns));
+    }
+    if ((val = json_object_get(x, "retries")))
+        json_object_set(hc, "Retries", val);
+    return hc;
+}
+
 /* Merges the stage's "config" into the image config. */
 static void apply_config(struct build *b, const struct spec_stage *st,
                          struct oci_image *img)
 {
     const json_t *c = st->config;
-    json_t *ic = json_object_get(img->config, "config"), *x;
-    const char *key;
-    json_t *val;
+    json_t *ic, *x;
 
     json_object_set_new(img->config, "created", json_string(b->created));
-    if (!json_is_object(ic)) {
-        ic = json_object();
-        json_object_set_new(img->config, "config", ic);
-    }
+    ic = object_at(img->config, "config");
     if (!c)
         return;
     if ((x = json_object_get(c, "user")))
@@ -232,93 +321,16 @@ static void apply_config(struct build *b, const struct spec_stage *st,
     }
     if ((x = json_object_get(c, "cmd")))
         json_object_set_new(ic, "Cmd", shell_or_list(x));
-    if ((x = json_object_get(c, "env"))) {
-        json_t *env = json_object_get(ic, "Env");
-
-        if (!json_is_array(env)) {
-            env = json_array();
-            json_object_set_new(ic, "Env", env);
-        }
-        json_t *where = json_object(); /* name -> index of its first entry */
-        size_t i;
-
-        json_array_foreach(env, i, val)
-        {
-            const char *e = json_string_value(val), *eq = e ? strchr(e, '=') : NULL;
-
-            if (eq) {
-                _cleanup_free_ char *name = xstrndup(e, (size_t)(eq - e));
-
-                if (!json_object_get(where, name))
-                    json_object_set_new(where, name, json_integer((json_int_t)i));
-            }
-        }
-        json_object_foreach((json_t *)x, key, val)
-        {
-            _cleanup_free_ char *kv = xasprintf("%s=%s", key, json_string_value(val));
-            json_t *at = json_object_get(where, key);
-
-            if (at) {
-                json_array_set_new(env, (size_t)json_integer_value(at), json_string(kv));
-            } else {
-                json_object_set_new(where, key,
-                                    json_integer((json_int_t)json_array_size(env)));
-                json_array_append_new(env, json_string(kv));
-            }
-        }
-        json_decref(where);
-    }
-    for (size_t k = 0; k < 2; k++) {
-        const char *skey = k == 0 ? "expose" : "volumes";
-        const char *ikey = k == 0 ? "ExposedPorts" : "Volumes";
-        size_t i;
-
-        if (!(x = json_object_get(c, skey)))
-            continue;
-        json_t *set = json_object_get(ic, ikey);
-        if (!json_is_object(set)) {
-            set = json_object();
-            json_object_set_new(ic, ikey, set);
-        }
-        json_array_foreach(x, i, val)
-        {
-            const char *s = json_string_value(val);
-            _cleanup_free_ char *port =
-                (k == 0 && !strchr(s, '/')) ? xasprintf("%s/tcp", s) : xstrdup(s);
-
-            json_object_set_new(set, port, json_object());
-        }
-    }
-    if ((x = json_object_get(c, "labels"))) {
-        json_t *labels = json_object_get(ic, "Labels");
-
-        if (!json_is_object(labels)) {
-            labels = json_object();
-            json_object_set_new(ic, "Labels", labels);
-        }
-        json_object_update(labels, x);
-    }
-    if ((x = json_object_get(c, "healthcheck"))) {
-        json_t *hc = json_object(), *t = json_object_get(x, "test");
-        static const char *const durations[][2] = {{"interval", "Interval"},
-                                                   {"timeout", "Timeout"},
-                                                   {"start_period", "StartPeriod"}};
-
-        if (json_is_string(t))
-            json_object_set_new(hc, "Test", json_pack("[s, O]", "CMD-SHELL", t));
-        else
-            json_object_set(hc, "Test", t);
-        for (size_t i = 0; i < ARRAY_SIZE(durations); i++) {
-            const char *d = oci_json_str(x, durations[i][0]);
-            long long ns;
-
-            if (d && spec_duration_parse(d, &ns) == 0)
-                json_object_set_new(hc, durations[i][1], json_integer(ns));
-        }
-        if ((val = json_object_get(x, "retries")))
-            json_object_set(hc, "Retries", val);
-        json_object_set_new(ic, "Healthcheck", hc);
-    }
+    if ((x = json_object_get(c, "env")))
+        merge_env(ic, x);
+    if ((x = json_object_get(c, "expose")))
+        add_to_set(ic, "ExposedPorts", x, true);
+    if ((x = json_object_get(c, "volumes")))
+        add_to_set(ic, "Volumes", x, false);
+    if ((x = json_object_get(c, "labels")))
+        json_object_update(object_at(ic, "Labels"), x);
+    if ((x = json_object_get(c, "healthcheck")))
+        json_object_set_new(ic, "Healthcheck", healthcheck_of(x));
     if ((x = json_object_get(c, "annotations")))
         json_object_update(img->annotations, x);
 }
