@@ -127,7 +127,6 @@ int build_stage(struct build *b, size_t s, struct ocib_error *err);
 /* Builds (or finds in the cache) layer index of stage st onto si. */
 int build_layer(struct build *b, const struct spec_stage *st, size_t index,
                 struct stage_image *si, struct ocib_error *err);
-double now(void);
 
 /* outputs.c */
 int image_names(struct build *b, struct image_name **ret, size_t *ret_n,

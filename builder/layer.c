@@ -92,7 +92,7 @@ static char *describe_layer(const struct spec_layer *ly)
     return strbuf_detach(&sb);
 }
 
-double now(void)
+static double now(void)
 {
     struct timespec ts;
 
@@ -592,8 +592,7 @@ static int make_layer(struct layer_job *j, struct ocib_error *err)
         for (size_t i = 0; i < j->t.n; i++)
             remember_digest(b, &j->t.entries[i]);
         j->missing = 0;
-        cachekey_layer(&j->def, &j->t, &j->key);
-        if (cache_lock(&b->cache, &j->key, &j->lock, err) < 0)
+        if (key_and_lock(j, err) < 0)
             return -1;
     }
     if (cache_key_put(&b->cache, &j->key, &j->cl, err) < 0 ||

@@ -90,6 +90,15 @@ bool oci_platform_match_json(const struct oci_platform *p, const json_t *platfor
            (!p->variant[0] || !strcmp(p->variant, q.variant));
 }
 
+char *oci_platform_describe(const json_t *platform)
+{
+    const char *variant = oci_json_str(platform, "variant");
+
+    return xasprintf("%s/%s%s%s", oci_json_str(platform, "os") ?: "?",
+                     oci_json_str(platform, "architecture") ?: "?", variant ? "/" : "",
+                     variant ?: "");
+}
+
 const json_t *oci_index_pick(const json_t *manifests, const struct oci_platform *p,
                              char **ret_available)
 {
@@ -99,15 +108,14 @@ const json_t *oci_index_pick(const json_t *manifests, const struct oci_platform 
         const json_t *e = json_array_get(manifests, i);
         const json_t *plat = json_object_get(e, "platform");
         const char *mt = oci_json_str(e, "mediaType");
-        const char *variant = oci_json_str(plat, "variant");
 
         if (oci_platform_match_json(p, plat) && (!mt || oci_mt_is_manifest(mt)))
             return e;
-        if (plat)
-            strbuf_addf(&avail, "%s%s/%s%s%s", avail.len ? ", " : "",
-                        oci_json_str(plat, "os") ?: "?",
-                        oci_json_str(plat, "architecture") ?: "?", variant ? "/" : "",
-                        variant ?: "");
+        if (plat && ret_available) {
+            _cleanup_free_ char *d = oci_platform_describe(plat);
+
+            strbuf_addf(&avail, "%s%s", avail.len ? ", " : "", d);
+        }
     }
     if (ret_available)
         *ret_available = xstrdup(avail.len ? strbuf_str(&avail) : "none");

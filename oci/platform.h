@@ -25,6 +25,10 @@ void oci_platform_format(const struct oci_platform *p, char *buf, size_t size);
 /* True when an index entry's "platform" object matches p. */
 bool oci_platform_match_json(const struct oci_platform *p, const json_t *platform);
 
+/* "os/arch[/variant]" of an index entry's "platform" object ("?" for a
+ * missing os or architecture); caller frees. */
+char *oci_platform_describe(const json_t *platform);
+
 /* The one platform picker of an index: the first entry of its "manifests"
  * array whose platform matches p and that is an image manifest (or names no
  * media type), or NULL.  When none matches and ret_available is not NULL, it

@@ -159,9 +159,7 @@ static int pick_platform(const struct registry_manifest *index,
         return ocib_error_wrap(err, "%s", what);
     plat = json_object_get(e, "platform");
     if (ret_choice)
-        *ret_choice = xasprintf(
-            "%s/%s%s%s", oci_json_str(plat, "os"), oci_json_str(plat, "architecture"),
-            oci_json_str(plat, "variant") ? "/" : "", oci_json_str(plat, "variant") ?: "");
+        *ret_choice = oci_platform_describe(plat);
     return 0;
 }
 
