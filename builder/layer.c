@@ -76,14 +76,13 @@ static char *describe_layer(const struct spec_layer *ly)
             strbuf_addf(&sb, " %s", ly->copies[c].dest);
         }
     } else if (ly->kind == SPEC_LAYER_RUN) {
-        const json_t *run = json_object_get(ly->json, "run"), *a;
-        size_t i;
+        size_t argc;
+        char **argv = spec_command_exec_argv(&ly->run.command, &argc);
 
         strbuf_addstr(&sb, "ocib run");
-        if (json_is_string(run))
-            strbuf_addf(&sb, " /bin/sh -c %s", json_string_value(run));
-        else
-            json_array_foreach(run, i, a) strbuf_addf(&sb, " %s", json_string_value(a));
+        for (size_t i = 0; i < argc; i++)
+            strbuf_addf(&sb, " %s", argv[i]);
+        spec_strv_free(argv, argc);
     } else {
         strbuf_addstr(&sb, "ocib files");
         for (size_t f = 0; f < ly->n_files; f++)
@@ -153,14 +152,19 @@ static void remember_digest(void *opaque, const struct layer_tree_entry *e)
 static json_t *layer_def_input(struct build *b, const struct spec_stage *st,
                                const struct spec_layer *ly, const struct stage_image *si)
 {
-    json_t *in = json_pack("{s:O}", "layer", ly->json);
+    json_t *in = json_pack("{s:O}", "layer", ly->def);
 
     if (ly->kind == SPEC_LAYER_RUN) {
         const json_t *ic = json_object_get(si->img.config, "config");
         json_t *x;
 
-        if (st->env)
-            json_object_set(in, "stage_env", st->env);
+        if (st->env.set) {
+            json_t *env = json_object();
+
+            for (size_t i = 0; i < st->env.n; i++)
+                json_object_set_new(env, st->env.keys[i], json_string(st->env.values[i]));
+            json_object_set_new(in, "stage_env", env);
+        }
         if (st->user)
             json_object_set_new(in, "stage_user", json_string(st->user));
         if ((x = json_object_get(ic, "Env")))

@@ -78,12 +78,23 @@ static void env_set(struct envlist *e, const char *name, const char *value)
     e->v[e->n] = NULL;
 }
 
-static void env_merge_object(struct envlist *e, const json_t *obj)
+static void env_merge(struct envlist *e, const struct spec_map *m)
 {
-    const char *key;
-    json_t *v;
+    for (size_t i = 0; i < m->n; i++)
+        env_set(e, m->keys[i], m->values[i]);
+}
 
-    json_object_foreach((json_t *)obj, key, v) env_set(e, key, json_string_value(v));
+static bool env_has(const struct envlist *e, const char *name)
+{
+    return json_object_get(e->where, name) != NULL;
+}
+
+static void env_release(struct envlist *e)
+{
+    for (size_t k = 0; k < e->n; k++)
+        free(e->v[k]);
+    free(e->v);
+    json_decref(e->where);
 }
 
 struct tail {
@@ -112,6 +123,12 @@ struct placeholder {
     bool dir;
 };
 
+/* The placeholders made so far, deepest last. */
+struct placeholders {
+    struct placeholder *v;
+    size_t n, alloc;
+};
+
 /* Opens path (relative to the root) as an O_PATH fd without leaving the root:
  * symlinks are followed only while they stay beneath it, as the sandbox's
  * bind mount will follow them, and ".." never climbs out.  -1 with errno set
@@ -137,7 +154,7 @@ static int open_parent_beneath(int root_fd, const char *path, const char **ret_b
  * mounted outside the root: a target that leads outside (an absolute
  * symlink, "..") is refused. */
 static int make_placeholder(int root_fd, const char *target, bool dir,
-                            struct placeholder *list, size_t *n, struct ocib_error *err)
+                            struct placeholders *list, struct ocib_error *err)
 {
     const char *rel = target;
     _cleanup_free_ char *copy = NULL;
@@ -182,9 +199,10 @@ static int make_placeholder(int root_fd, const char *target, bool dir,
             if (rc < 0)
                 return ocib_error_errno(err, errno, "cannot create the mount point '/%s'",
                                         copy);
-            list[*n].path = xstrdup(copy);
-            list[*n].dir = !(last && !dir);
-            (*n)++;
+            XGROW(list->v, list->alloc, list->n + 1);
+            list->v[list->n].path = xstrdup(copy);
+            list->v[list->n].dir = !(last && !dir);
+            list->n++;
         }
         if (last)
             break;
@@ -205,18 +223,22 @@ refused:
 
 /* Removes the placeholders, never through a path that now leads outside the
  * root (the command may have replaced a directory with a symlink). */
-static void remove_placeholders(int root_fd, struct placeholder *list, size_t n)
+static void remove_placeholders(int root_fd, struct placeholders *list)
 {
-    while (n-- > 0) {
+    while (list->n > 0) {
+        struct placeholder *ph = &list->v[--list->n];
         const char *base;
-        int pfd = open_parent_beneath(root_fd, list[n].path, &base);
+        int pfd = open_parent_beneath(root_fd, ph->path, &base);
 
         if (pfd >= 0) {
-            unlinkat(pfd, base, list[n].dir ? AT_REMOVEDIR : 0);
+            unlinkat(pfd, base, ph->dir ? AT_REMOVEDIR : 0);
             close(pfd);
         }
-        free(list[n].path);
+        free(ph->path);
     }
+    free(list->v);
+    list->v = NULL;
+    list->alloc = 0;
 }
 
 /* Set once the kernel refused an overlay: later steps go without. */
@@ -265,44 +287,64 @@ static int commit_overlay(struct run_request *rq, const char *ovl, const char *c
                           sandbox_gid_to_inside, t, err);
 }
 
-int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *err)
+/* What a run step holds while its command runs. */
+struct run_state {
+    struct envlist env;
+    char **argv;
+    size_t argc;
+    const char *workdir;
+    uid_t uid;
+    gid_t gid;
+    char *home;
+    struct sandbox_mount *mounts; /* sources owned */
+    size_t n_mounts;
+    struct placeholders ph;
+    int *locks; /* of the cache mounts */
+    size_t n_locks;
+    const char **skip; /* paths (relative) no change is taken from */
+    size_t n_skip;
+    struct snapshot *before; /* without an overlay */
+    char *ovl;               /* with one: its directory */
+    struct tail tail;
+};
+
+static void run_state_release(struct run_state *rs, int root_fd)
 {
-    const json_t *ly = rq->layer->json, *run = json_object_get(ly, "run");
+    if (rs->ovl)
+        fs_rm_rf(rs->ovl, NULL);
+    free(rs->ovl);
+    snapshot_free(rs->before);
+    remove_placeholders(root_fd, &rs->ph);
+    for (size_t k = 0; k < rs->n_locks; k++)
+        close(rs->locks[k]);
+    for (size_t k = 0; k < rs->n_mounts; k++)
+        free((char *)rs->mounts[k].source);
+    for (size_t k = 0; k < TAIL_LINES; k++)
+        free(rs->tail.lines[k]);
+    spec_strv_free(rs->argv, rs->argc);
+    env_release(&rs->env);
+    free(rs->home);
+    free(rs->mounts);
+    free(rs->locks);
+    free(rs->skip);
+}
+
+/* The command, its environment (the image config's Env, the stage's env,
+ * the layer's; PATH and HOME when none gave them), working directory and
+ * user (resolved in the root). */
+static int prepare_process(struct run_request *rq, struct run_state *rs,
+                           struct ocib_error *err)
+{
+    const struct spec_run *run = &rq->layer->run;
     const json_t *ic = json_object_get(rq->image_config, "config");
-    const char *workdir, *user;
-    struct envlist env = {.where = json_object()};
-    char **argv = NULL;
-    size_t n_mounts = 0, n_ph = 0;
-    struct sandbox_mount *mounts = NULL;
-    struct placeholder *ph = NULL;
-    int *locks = NULL;
-    size_t n_locks = 0;
-    const char **skip = NULL;
-    size_t n_skip = 0;
-    struct snapshot *before = NULL;
-    struct tail tail = {.forward = rq->output, .opaque = rq->output_opaque};
-    struct sandbox_spec s;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    _cleanup_free_ char *home = NULL;
-    _cleanup_free_ char *ovl = NULL;
-    int status = 0, r = -1, rc;
+    const char *user;
     size_t i;
     json_t *v;
 
-    /* argv */
-    if (json_is_string(run)) {
-        argv = xcalloc(4, sizeof(char *));
-        argv[0] = xstrdup("/bin/sh");
-        argv[1] = xstrdup("-c");
-        argv[2] = xstrdup(json_string_value(run));
-    } else {
-        argv = xcalloc(json_array_size(run) + 1, sizeof(char *));
-        json_array_foreach(run, i, v) argv[i] = xstrdup(json_string_value(v));
-    }
-    /* env: image, stage, layer */
-    XGROW(env.v, env.alloc, 2);
-    env.v[0] = NULL;
+    rs->argv = spec_command_exec_argv(&run->command, &rs->argc);
+    rs->env.where = json_object();
+    XGROW(rs->env.v, rs->env.alloc, 2);
+    rs->env.v[0] = NULL;
     json_array_foreach(json_object_get(ic, "Env"), i, v)
     {
         const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
@@ -310,137 +352,132 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
         if (eq) {
             _cleanup_free_ char *name = xstrndup(kv, (size_t)(eq - kv));
 
-            env_set(&env, name, eq + 1);
+            env_set(&rs->env, name, eq + 1);
         }
     }
-    if (rq->stage->env)
-        env_merge_object(&env, rq->stage->env);
-    if (json_object_get(ly, "env"))
-        env_merge_object(&env, json_object_get(ly, "env"));
-    workdir = oci_json_str(ly, "workdir");
-    if (!workdir)
-        workdir = rq->stage->workdir;
-    if (!workdir)
-        workdir = oci_json_str(ic, "WorkingDir");
-    if (!workdir || !*workdir)
-        workdir = "/";
-    user = oci_json_str(ly, "user");
-    if (!user)
-        user = rq->stage->user;
-    if (!user)
-        user = oci_json_str(ic, "User");
+    env_merge(&rs->env, &rq->stage->env);
+    env_merge(&rs->env, &run->env);
+    rs->workdir = run->workdir ?: rq->stage->workdir ?: oci_json_str(ic, "WorkingDir");
+    if (!rs->workdir || !*rs->workdir)
+        rs->workdir = "/";
+    user = run->user ?: rq->stage->user ?: oci_json_str(ic, "User");
     if (user && *user &&
-        sandbox_resolve_user(rq->root->path, user, &uid, &gid, &home, err) < 0)
-        goto out;
-    {
-        bool has_path = false, has_home = false;
+        sandbox_resolve_user(rq->root->path, user, &rs->uid, &rs->gid, &rs->home, err) < 0)
+        return -1;
+    if (!env_has(&rs->env, "PATH"))
+        env_set(&rs->env, "PATH", DEFAULT_PATH + 5);
+    /* As Docker does: the user's home from passwd, else / for others. */
+    if (!env_has(&rs->env, "HOME"))
+        env_set(&rs->env, "HOME", rs->home ? rs->home : rs->uid == 0 ? "/root" : "/");
+    return 0;
+}
 
-        for (i = 0; i < env.n; i++) {
-            has_path |= !strncmp(env.v[i], "PATH=", 5);
-            has_home |= !strncmp(env.v[i], "HOME=", 5);
-        }
-        if (!has_path)
-            env_set(&env, "PATH", DEFAULT_PATH + 5);
-        /* As Docker does: the user's home from passwd, else / for others. */
-        if (!has_home)
-            env_set(&env, "HOME", home ? home : uid == 0 ? "/root" : "/");
+/* A cache mount: cache/mounts/<digest of target>, locked while the
+ * command runs, and never part of the change. */
+static int mount_cache_dir(struct run_request *rq, struct run_state *rs, const char *target,
+                           struct ocib_error *err)
+{
+    char hex[SHA256_HEX_LEN + 1];
+    _cleanup_free_ char *dir = NULL;
+    _cleanup_free_ char *lock = NULL;
+    int fd;
+
+    sha256_hex(target, strlen(target), hex);
+    dir = xasprintf("%s/mounts/%s", rq->cache->dir, hex);
+    lock = xasprintf("%s/mounts/%s.lock", rq->cache->dir, hex);
+    if (fs_mkdir_p(dir, 0755, err) < 0)
+        return -1;
+    fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+        ocib_error_errno(err, errno, "cannot lock the cache mount '%s'", dir);
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
+    rs->locks[rs->n_locks++] = fd;
+    if (make_placeholder(rq->root->fd, target, true, &rs->ph, err) < 0)
+        return -1;
+    rs->mounts[rs->n_mounts++] =
+        (struct sandbox_mount){.source = TAKE_PTR(dir), .target = target, .read_only = false};
+    rs->skip[rs->n_skip++] = target[0] == '/' ? target + 1 : target;
+    return 0;
+}
 
-    /* mounts: cache directories, secrets, and what the sandbox binds */
-    {
-        const json_t *cm = json_object_get(ly, "cache_mounts");
-        const json_t *sec = json_object_get(ly, "secrets");
-        size_t cap = json_array_size(cm) + json_array_size(sec) + 4;
+/* The i-th secret of the layer: the --secret file, read-only at its target. */
+static int mount_secret(struct run_request *rq, struct run_state *rs, size_t i,
+                        struct ocib_error *err)
+{
+    const struct spec_secret_mount *m = &rq->layer->run.secrets[i];
+    const struct build_secret *found = NULL;
 
-        mounts = xcalloc(cap, sizeof(*mounts));
-        ph = xcalloc(cap * 8 + 8, sizeof(*ph));
-        locks = xcalloc(cap, sizeof(int));
-        skip = xcalloc(cap + 8, sizeof(char *));
-        skip[n_skip++] = "proc";
-        skip[n_skip++] = "dev";
-        skip[n_skip++] = "sys";
-        json_array_foreach(cm, i, v)
-        {
-            const char *target = json_string_value(v);
-            char hex[SHA256_HEX_LEN + 1];
-            _cleanup_free_ char *dir = NULL;
-            _cleanup_free_ char *lock = NULL;
-            int fd;
+    for (size_t k = 0; k < rq->n_secrets; k++)
+        if (!strcmp(rq->secrets[k].id, m->id))
+            found = &rq->secrets[k];
+    if (!found)
+        return ocib_error_usage(err,
+                                "%s.secrets[%zu]: secret '%s' was not given; pass "
+                                "--secret id=%s,src=PATH",
+                                rq->layer->where, i, m->id, m->id);
+    if (access(found->src, R_OK) < 0)
+        return ocib_error_errno(err, errno, "--secret id=%s: cannot read the file", m->id);
+    if (make_placeholder(rq->root->fd, m->target, false, &rs->ph, err) < 0)
+        return -1;
+    rs->mounts[rs->n_mounts++] = (struct sandbox_mount){
+        .source = xstrdup(found->src), .target = m->target, .read_only = true};
+    return 0;
+}
 
-            sha256_hex(target, strlen(target), hex);
-            dir = xasprintf("%s/mounts/%s", rq->cache->dir, hex);
-            lock = xasprintf("%s/mounts/%s.lock", rq->cache->dir, hex);
-            if (fs_mkdir_p(dir, 0755, err) < 0)
-                goto out;
-            fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-            if (fd < 0 || flock(fd, LOCK_EX) < 0) {
-                ocib_error_errno(err, errno, "cannot lock the cache mount '%s'", dir);
-                if (fd >= 0)
-                    close(fd);
-                goto out;
-            }
-            locks[n_locks++] = fd;
-            if (make_placeholder(rq->root->fd, target, true, ph, &n_ph, err) < 0)
-                goto out;
-            mounts[n_mounts].source = xstrdup(dir);
-            mounts[n_mounts].target = target;
-            mounts[n_mounts].read_only = false;
-            n_mounts++;
-            skip[n_skip++] = target[0] == '/' ? target + 1 : target;
-        }
-        json_array_foreach(sec, i, v)
-        {
-            const char *id = oci_json_str(v, "id"), *target = oci_json_str(v, "target");
-            const struct build_secret *found = NULL;
+/* Cache directories, secrets, and the files a host network binds. */
+static int prepare_mounts(struct run_request *rq, struct run_state *rs,
+                          struct ocib_error *err)
+{
+    static const char *const never_taken[] = {"proc", "dev", "sys"};
+    const struct spec_run *run = &rq->layer->run;
+    size_t cap = run->n_cache_mounts + run->n_secrets;
 
-            for (size_t k = 0; k < rq->n_secrets; k++)
-                if (!strcmp(rq->secrets[k].id, id))
-                    found = &rq->secrets[k];
-            if (!found) {
-                ocib_error_usage(err,
-                                 "%s.secrets[%zu]: secret '%s' was not given; pass "
-                                 "--secret id=%s,src=PATH",
-                                 rq->layer->where, i, id, id);
-                goto out;
-            }
-            if (access(found->src, R_OK) < 0) {
-                ocib_error_errno(err, errno, "--secret id=%s: cannot read the file", id);
-                goto out;
-            }
-            if (make_placeholder(rq->root->fd, target, false, ph, &n_ph, err) < 0)
-                goto out;
-            mounts[n_mounts].source = xstrdup(found->src);
-            mounts[n_mounts].target = target;
-            mounts[n_mounts].read_only = true;
-            n_mounts++;
-        }
-        if (!strcmp(oci_json_str(ly, "network") ?: "none", "host")) {
-            if (make_placeholder(rq->root->fd, "/etc/resolv.conf", false, ph, &n_ph, err) <
-                    0 ||
-                make_placeholder(rq->root->fd, "/etc/hosts", false, ph, &n_ph, err) < 0)
-                goto out;
-        }
-    }
-    memset(&s, 0, sizeof(s));
-    s.root = rq->root->path;
-    s.argv = argv;
-    s.env = env.v;
-    s.workdir = workdir;
-    s.uid = uid;
-    s.gid = gid;
-    s.network_host = !strcmp(oci_json_str(ly, "network") ?: "none", "host");
-    s.mounts = mounts;
-    s.n_mounts = n_mounts;
-    s.output = tail_output;
-    s.output_opaque = &tail;
-    /* On an overlay when the kernel allows one; else (refused now or
-     * before) directly on the root, between two snapshots. */
-    rc = SANDBOX_NO_OVERLAY;
+    rs->mounts = xcalloc(cap + 1, sizeof(*rs->mounts));
+    rs->locks = xcalloc(cap + 1, sizeof(*rs->locks));
+    rs->skip = xcalloc(cap + ARRAY_SIZE(never_taken) + 1, sizeof(*rs->skip));
+    for (size_t i = 0; i < ARRAY_SIZE(never_taken); i++)
+        rs->skip[rs->n_skip++] = never_taken[i];
+    for (size_t i = 0; i < run->n_cache_mounts; i++)
+        if (mount_cache_dir(rq, rs, run->cache_mounts[i], err) < 0)
+            return -1;
+    for (size_t i = 0; i < run->n_secrets; i++)
+        if (mount_secret(rq, rs, i, err) < 0)
+            return -1;
+    if (run->network_host &&
+        (make_placeholder(rq->root->fd, "/etc/resolv.conf", false, &rs->ph, err) < 0 ||
+         make_placeholder(rq->root->fd, "/etc/hosts", false, &rs->ph, err) < 0))
+        return -1;
+    return 0;
+}
+
+/* Runs the command on an overlay when the kernel allows one; else (refused
+ * now or before) directly on the root, after a snapshot. */
+static int execute(struct run_request *rq, struct run_state *rs, int *ret_status,
+                   struct ocib_error *err)
+{
+    struct sandbox_spec s = {
+        .root = rq->root->path,
+        .argv = rs->argv,
+        .env = rs->env.v,
+        .workdir = rs->workdir,
+        .uid = rs->uid,
+        .gid = rs->gid,
+        .network_host = rq->layer->run.network_host,
+        .mounts = rs->mounts,
+        .n_mounts = rs->n_mounts,
+        .output = tail_output,
+        .output_opaque = &rs->tail,
+    };
+    int rc = SANDBOX_NO_OVERLAY;
+
     if (want_overlay()) {
-        if (make_overlay_dir(rq->root->path, &ovl, err) < 0)
-            goto out;
-        s.overlay_dir = ovl;
-        rc = sandbox_run(&s, &status, err);
+        if (make_overlay_dir(rq->root->path, &rs->ovl, err) < 0)
+            return -1;
+        s.overlay_dir = rs->ovl;
+        rc = sandbox_run(&s, ret_status, err);
         if (rc == SANDBOX_NO_OVERLAY) {
             overlay_refused = true;
             rq->note =
@@ -448,68 +485,61 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
                           "snapshots instead",
                           err->msg);
             ocib_error_clear(err);
-            fs_rm_rf(ovl, NULL);
-            free(TAKE_PTR(ovl));
+            fs_rm_rf(rs->ovl, NULL);
+            free(TAKE_PTR(rs->ovl));
             s.overlay_dir = NULL;
         }
     }
     if (rc == SANDBOX_NO_OVERLAY) {
-        if (snapshot_take(rq->root->fd, skip, &before, err) < 0)
-            goto out;
-        rc = sandbox_run(&s, &status, err);
+        if (snapshot_take(rq->root->fd, rs->skip, &rs->before, err) < 0)
+            return -1;
+        rc = sandbox_run(&s, ret_status, err);
     }
-    if (rc < 0)
+    return rc < 0 ? -1 : 0;
+}
+
+/* The error for a command that exited with status: with its last lines.
+ * Without an overlay the command changed the root itself: whether it wrote
+ * into a file in place matters even when it failed. */
+static int command_failed(struct run_request *rq, struct run_state *rs, int status,
+                          struct ocib_error *err)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    const struct tail *tail = &rs->tail;
+
+    if (rs->before) {
+        struct layer_tree scratch;
+
+        layer_tree_init(&scratch);
+        snapshot_diff_ex(rs->before, rq->root->fd, rs->skip, NULL, NULL, &scratch,
+                         &rq->in_place, NULL);
+        layer_tree_release(&scratch);
+    }
+    for (size_t k = 0; k < tail->count; k++)
+        strbuf_addf(&sb, "\n  | %s",
+                    tail->lines[(tail->next + TAIL_LINES - tail->count + k) % TAIL_LINES]);
+    return ocib_error_set(err, "the command exited with status %d%s%s", status,
+                          tail->count ? "; its last lines:" : "", sb.len ? sb.buf : "");
+}
+
+int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *err)
+{
+    struct run_state rs = {.tail = {.forward = rq->output, .opaque = rq->output_opaque}};
+    int status = 0, r = -1;
+
+    if (prepare_process(rq, &rs, err) < 0 || prepare_mounts(rq, &rs, err) < 0 ||
+        execute(rq, &rs, &status, err) < 0)
         goto out;
     if (status != 0) {
-        struct strbuf sb = STRBUF_INIT;
-
-        /* Without an overlay the command changed the root itself: whether
-         * it wrote into a file in place matters even when it failed. */
-        if (before) {
-            struct layer_tree scratch;
-
-            layer_tree_init(&scratch);
-            snapshot_diff_ex(before, rq->root->fd, skip, NULL, NULL, &scratch,
-                             &rq->in_place, NULL);
-            layer_tree_release(&scratch);
-        }
-
-        for (size_t k = 0; k < tail.count; k++) {
-            size_t idx = (tail.next + TAIL_LINES - tail.count + k) % TAIL_LINES;
-
-            strbuf_addf(&sb, "\n  | %s", tail.lines[idx]);
-        }
-        ocib_error_set(err, "the command exited with status %d%s%s", status,
-                       tail.count ? "; its last lines:" : "", sb.len ? sb.buf : "");
-        strbuf_release(&sb);
+        command_failed(rq, &rs, status, err);
         goto out;
     }
-    if (ovl ? commit_overlay(rq, ovl, skip, t, err) < 0
-            : snapshot_diff_ex(before, rq->root->fd, skip, sandbox_uid_to_inside,
-                               sandbox_gid_to_inside, t, &rq->in_place, err) < 0)
-        goto out;
-    r = 0;
+    if (rs.ovl)
+        r = commit_overlay(rq, rs.ovl, rs.skip, t, err);
+    else
+        r = snapshot_diff_ex(rs.before, rq->root->fd, rs.skip, sandbox_uid_to_inside,
+                             sandbox_gid_to_inside, t, &rq->in_place, err);
 out:
-    if (ovl)
-        fs_rm_rf(ovl, NULL);
-    snapshot_free(before);
-    remove_placeholders(rq->root->fd, ph, n_ph);
-    for (size_t k = 0; k < n_locks; k++)
-        close(locks[k]);
-    for (size_t k = 0; k < n_mounts; k++)
-        free((char *)mounts[k].source);
-    for (size_t k = 0; k < TAIL_LINES; k++)
-        free(tail.lines[k]);
-    for (size_t k = 0; argv && argv[k]; k++)
-        free(argv[k]);
-    for (size_t k = 0; k < env.n; k++)
-        free(env.v[k]);
-    free(env.v);
-    json_decref(env.where);
-    free(argv);
-    free(mounts);
-    free(ph);
-    free(locks);
-    free(skip);
-    return r;
+    run_state_release(&rs, rq->root->fd);
+    return r < 0 ? -1 : 0;
 }

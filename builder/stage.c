@@ -79,23 +79,17 @@ int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_er
         for (size_t l = 0; l < st->n_layers; l++) {
             const struct spec_layer *ly = &st->layers[l];
 
-            if (ly->kind == SPEC_LAYER_RUN) {
-                const json_t *sec = json_object_get(ly->json, "secrets"), *x;
-                size_t i;
+            for (size_t i = 0; i < ly->run.n_secrets; i++) {
+                const char *id = ly->run.secrets[i].id;
+                bool given = false;
 
-                json_array_foreach(sec, i, x)
-                {
-                    const char *id = json_string_value(json_object_get(x, "id"));
-                    bool given = false;
-
-                    for (size_t j = 0; j < b->o->n_secrets; j++)
-                        given |= !strcmp(b->o->secrets[j].id, id);
-                    if (!given)
-                        return ocib_error_usage(err,
-                                                "%s: %s.secrets[%zu]: secret '%s' was not "
-                                                "given; pass --secret id=%s,src=PATH",
-                                                b->spec.file, ly->where, i, id, id);
-                }
+                for (size_t j = 0; j < b->o->n_secrets; j++)
+                    given |= !strcmp(b->o->secrets[j].id, id);
+                if (!given)
+                    return ocib_error_usage(err,
+                                            "%s: %s.secrets[%zu]: secret '%s' was not "
+                                            "given; pass --secret id=%s,src=PATH",
+                                            b->spec.file, ly->where, i, id, id);
             }
         }
     }
@@ -196,11 +190,18 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
     return 0;
 }
 
-static json_t *shell_or_list(const json_t *v)
+/* A command as the image config holds it: a shell string runs as
+ * shell_form ({"/bin/sh", "-c"} or {"CMD-SHELL"}), a list as written. */
+static json_t *command_json(const struct spec_command *c, const char *const *shell_form,
+                            size_t n_shell)
 {
-    if (json_is_string(v))
-        return json_pack("[s, s, O]", "/bin/sh", "-c", v);
-    return json_deep_copy(v);
+    json_t *a = json_array();
+
+    for (size_t i = 0; c->shell && i < n_shell; i++)
+        json_array_append_new(a, json_string(shell_form[i]));
+    for (size_t i = 0; i < c->argc; i++)
+        json_array_append_new(a, json_string(c->argv[i]));
+    return a;
 }
 
 /* The object at key of ic, made when it is missing or not an object. */
@@ -215,14 +216,12 @@ static json_t *object_at(json_t *ic, const char *key)
     return o;
 }
 
-/* Sets each of env (an object) in the image's Env list: a name already
- * there keeps its place (its first entry is replaced), a new one is
- * appended. */
-static void merge_env(json_t *ic, const json_t *env_obj)
+/* Sets each of m in the image's Env list: a name already there keeps its
+ * place (its first entry is replaced), a new one is appended. */
+static void merge_env(json_t *ic, const struct spec_map *m)
 {
     json_t *env = json_object_get(ic, "Env");
     json_t *where = json_object(); /* name -> index of its first entry */
-    const char *key;
     json_t *val;
     size_t i;
 
@@ -241,59 +240,63 @@ static void merge_env(json_t *ic, const json_t *env_obj)
                 json_object_set_new(where, name, json_integer((json_int_t)i));
         }
     }
-    json_object_foreach((json_t *)env_obj, key, val)
-    {
-        _cleanup_free_ char *kv = xasprintf("%s=%s", key, json_string_value(val));
-        json_t *at = json_object_get(where, key);
+    for (i = 0; i < m->n; i++) {
+        _cleanup_free_ char *kv = xasprintf("%s=%s", m->keys[i], m->values[i]);
+        json_t *at = json_object_get(where, m->keys[i]);
 
         if (at) {
             json_array_set_new(env, (size_t)json_integer_value(at), json_string(kv));
         } else {
-            json_object_set_new(where, key, json_integer((json_int_t)json_array_size(env)));
+            json_object_set_new(where, m->keys[i],
+                                json_integer((json_int_t)json_array_size(env)));
             json_array_append_new(env, json_string(kv));
         }
     }
     json_decref(where);
 }
 
-/* Adds each string of list as a key of the set at ikey ({"80/tcp": {}});
- * ports: a port without a protocol is tcp. */
-static void add_to_set(json_t *ic, const char *ikey, const json_t *list, bool ports)
+/* Sets each of m in the object o. */
+static void merge_map(json_t *o, const struct spec_map *m)
 {
-    json_t *set = object_at(ic, ikey);
-    json_t *val;
-    size_t i;
+    for (size_t i = 0; i < m->n; i++)
+        json_object_set_new(o, m->keys[i], json_string(m->values[i]));
+}
 
-    json_array_foreach(list, i, val)
-    {
-        const char *s = json_string_value(val);
+/* Adds each of list (NULL: not given) as a key of the set at ikey
+ * ({"80/tcp": {}}); ports: a port without a protocol is tcp. */
+static void add_to_set(json_t *ic, const char *ikey, char *const *list, size_t n, bool ports)
+{
+    json_t *set;
+
+    if (!list)
+        return;
+    set = object_at(ic, ikey);
+    for (size_t i = 0; i < n; i++) {
         _cleanup_free_ char *key =
-            (ports && !strchr(s, '/')) ? xasprintf("%s/tcp", s) : xstrdup(s);
+            (ports && !strchr(list[i], '/')) ? xasprintf("%s/tcp", list[i]) : xstrdup(list[i]);
 
         json_object_set_new(set, key, json_object());
     }
 }
 
 /* The image config's Healthcheck from the spec's (durations in ns). */
-static json_t *healthcheck_of(const json_t *x)
+static json_t *healthcheck_of(const struct spec_healthcheck *h)
 {
-    static const char *const durations[][2] = {
-        {"interval", "Interval"}, {"timeout", "Timeout"}, {"start_period", "StartPeriod"}};
-    json_t *hc = json_object(), *t = json_object_get(x, "test"), *val;
-
-    if (json_is_string(t))
-        json_object_set_new(hc, "Test", json_pack("[s, O]", "CMD-SHELL", t));
-    else
-        json_object_set(hc, "Test", t);
-    for (size_t i = 0; i < ARRAY_SIZE(durations); i++) {
-        const char *d = oci_json_str(x, durations[i][0]);
+    static const char *const cmd_shell[] = {"CMD-SHELL"};
+    const struct {
+        const char *key;
         long long ns;
+    } durations[] = {{"Interval", h->interval},
+                     {"Timeout", h->timeout},
+                     {"StartPeriod", h->start_period}};
+    json_t *hc = json_object();
 
-        if (d && spec_duration_parse(d, &ns) == 0)
-            json_object_set_new(hc, durations[i][1], json_integer(ns));
-    }
-    if ((val = json_object_get(x, "retries")))
-        json_object_set(hc, "Retries", val);
+    json_object_set_new(hc, "Test", command_json(&h->test, cmd_shell, ARRAY_SIZE(cmd_shell)));
+    for (size_t i = 0; i < ARRAY_SIZE(durations); i++)
+        if (durations[i].ns >= 0)
+            json_object_set_new(hc, durations[i].key, json_integer(durations[i].ns));
+    if (h->retries >= 0)
+        json_object_set_new(hc, "Retries", json_integer(h->retries));
     return hc;
 }
 
@@ -301,38 +304,35 @@ static json_t *healthcheck_of(const json_t *x)
 static void apply_config(struct build *b, const struct spec_stage *st,
                          struct oci_image *img)
 {
-    const json_t *c = st->config;
-    json_t *ic, *x;
+    static const char *const sh_c[] = {"/bin/sh", "-c"};
+    const struct spec_config *c = &st->config;
+    const struct {
+        const char *key;
+        const char *value;
+    } strings[] = {{"User", c->user}, {"WorkingDir", c->workdir}, {"StopSignal", c->stop_signal}};
+    json_t *ic;
 
     json_object_set_new(img->config, "created", json_string(b->created));
     ic = object_at(img->config, "config");
-    if (!c)
-        return;
-    if ((x = json_object_get(c, "user")))
-        json_object_set(ic, "User", x);
-    if ((x = json_object_get(c, "workdir")))
-        json_object_set(ic, "WorkingDir", x);
-    if ((x = json_object_get(c, "stop_signal")))
-        json_object_set(ic, "StopSignal", x);
-    if ((x = json_object_get(c, "entrypoint"))) {
-        json_object_set_new(ic, "Entrypoint", shell_or_list(x));
-        if (!json_object_get(c, "cmd"))
+    for (size_t i = 0; i < ARRAY_SIZE(strings); i++)
+        if (strings[i].value)
+            json_object_set_new(ic, strings[i].key, json_string(strings[i].value));
+    if (c->entrypoint.set) {
+        json_object_set_new(ic, "Entrypoint", command_json(&c->entrypoint, sh_c, 2));
+        if (!c->cmd.set)
             json_object_del(ic, "Cmd");
     }
-    if ((x = json_object_get(c, "cmd")))
-        json_object_set_new(ic, "Cmd", shell_or_list(x));
-    if ((x = json_object_get(c, "env")))
-        merge_env(ic, x);
-    if ((x = json_object_get(c, "expose")))
-        add_to_set(ic, "ExposedPorts", x, true);
-    if ((x = json_object_get(c, "volumes")))
-        add_to_set(ic, "Volumes", x, false);
-    if ((x = json_object_get(c, "labels")))
-        json_object_update(object_at(ic, "Labels"), x);
-    if ((x = json_object_get(c, "healthcheck")))
-        json_object_set_new(ic, "Healthcheck", healthcheck_of(x));
-    if ((x = json_object_get(c, "annotations")))
-        json_object_update(img->annotations, x);
+    if (c->cmd.set)
+        json_object_set_new(ic, "Cmd", command_json(&c->cmd, sh_c, 2));
+    if (c->env.set)
+        merge_env(ic, &c->env);
+    add_to_set(ic, "ExposedPorts", c->expose, c->n_expose, true);
+    add_to_set(ic, "Volumes", c->volumes, c->n_volumes, false);
+    if (c->labels.set)
+        merge_map(object_at(ic, "Labels"), &c->labels);
+    if (c->healthcheck.set)
+        json_object_set_new(ic, "Healthcheck", healthcheck_of(&c->healthcheck));
+    merge_map(img->annotations, &c->annotations);
 }
 
 int build_stage(struct build *b, size_t s, struct ocib_error *err)

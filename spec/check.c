@@ -193,9 +193,74 @@ char **spec_strv_dup(const json_t *j, size_t *ret_n)
 
 void spec_strv_free(char **list, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; list && i < n; i++)
         free(list[i]);
     free(list);
+}
+
+void spec_map_dup(const json_t *obj, struct spec_map *m)
+{
+    const char *key;
+    json_t *val;
+
+    m->n = 0;
+    m->set = true;
+    m->keys = xcalloc(json_object_size(obj) + 1, sizeof(*m->keys));
+    m->values = xcalloc(json_object_size(obj) + 1, sizeof(*m->values));
+    json_object_foreach((json_t *)obj, key, val)
+    {
+        m->keys[m->n] = xstrdup(key);
+        m->values[m->n] = xstrdup(json_string_value(val));
+        m->n++;
+    }
+}
+
+void spec_map_release(struct spec_map *m)
+{
+    spec_strv_free(m->keys, m->n);
+    spec_strv_free(m->values, m->n);
+    memset(m, 0, sizeof(*m));
+}
+
+int spec_parse_command(struct vctx *v, const struct at *at, const json_t *j,
+                       bool nonempty_string, bool nonempty_list, struct spec_command *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    if (json_is_string(j)) {
+        if (nonempty_string && !json_string_length(j))
+            return spec_fail(v, at, "must not be empty");
+        ret->shell = true;
+        ret->argv = xcalloc(2, sizeof(*ret->argv));
+        ret->argv[0] = xstrdup(json_string_value(j));
+        ret->argc = 1;
+    } else {
+        if (spec_expect_string_list(v, at, j, nonempty_list, false) < 0)
+            return -1;
+        ret->argv = spec_strv_dup(j, &ret->argc);
+    }
+    ret->set = true;
+    return 0;
+}
+
+void spec_command_release(struct spec_command *c)
+{
+    spec_strv_free(c->argv, c->argc);
+    memset(c, 0, sizeof(*c));
+}
+
+char **spec_command_exec_argv(const struct spec_command *c, size_t *ret_n)
+{
+    static const char *const shell[] = {"/bin/sh", "-c"};
+    size_t n = c->shell ? ARRAY_SIZE(shell) + 1 : c->argc, k = 0;
+    char **argv = xcalloc(n + 1, sizeof(*argv));
+
+    if (c->shell)
+        for (; k < ARRAY_SIZE(shell); k++)
+            argv[k] = xstrdup(shell[k]);
+    for (size_t i = 0; i < c->argc; i++)
+        argv[k++] = xstrdup(c->argv[i]);
+    *ret_n = n;
+    return argv;
 }
 
 bool spec_env_name_ok(const char *s)

@@ -39,7 +39,16 @@ int spec_expect_string_map(struct vctx *v, const struct at *at, const json_t *j,
 int spec_expect_string_list(struct vctx *v, const struct at *at, const json_t *j,
                             bool nonempty_list, bool nonempty_items);
 char **spec_strv_dup(const json_t *j, size_t *ret_n);
-void spec_strv_free(char **list, size_t n);
+
+/* A string map (already checked) copied into m. */
+void spec_map_dup(const json_t *obj, struct spec_map *m);
+void spec_map_release(struct spec_map *m);
+
+/* A command: a string (non-empty if nonempty_string) or a list of strings
+ * (non-empty if nonempty_list). */
+int spec_parse_command(struct vctx *v, const struct at *at, const json_t *j,
+                       bool nonempty_string, bool nonempty_list, struct spec_command *ret);
+void spec_command_release(struct spec_command *c);
 bool spec_env_name_ok(const char *s);
 bool spec_stage_name_ok(const char *s);
 int spec_check_ids(struct vctx *v, const struct at *at, const char *s, const char *what);
@@ -50,6 +59,10 @@ void spec_owner_release(struct spec_owner *o);
 int spec_parse_layer(struct vctx *v, json_t *j, const char *path, const struct at *at,
                      size_t index, struct spec_layer *l);
 void spec_copy_release(struct spec_copy *c);
+void spec_run_release(struct spec_run *r);
+int spec_parse_config(struct vctx *v, const json_t *c, const char *path, const struct at *at,
+                      struct spec_config *ret);
+void spec_config_release(struct spec_config *c);
 
 #define _cleanup_at_ __attribute__((cleanup(spec_at_free)))
 

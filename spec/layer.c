@@ -319,99 +319,151 @@ static int parse_file(struct vctx *v, const json_t *j, const char *path,
     return 0;
 }
 
-static int check_run(struct vctx *v, const json_t *layer, const char *path)
+/* The cache mounts of a run layer: absolute directories below /. */
+static int parse_cache_mounts(struct vctx *v, const struct at *at, const json_t *x,
+                              struct spec_run *r)
 {
-    json_t *run = json_object_get(layer, "run"), *x;
-    _cleanup_at_ struct at a = spec_at_key(v, layer, path, "run");
+    size_t i;
+    json_t *m;
 
-    if (json_is_string(run)) {
-        if (!json_string_length(run))
-            return spec_fail(v, &a, "must not be empty");
-    } else if (spec_expect_string_list(v, &a, run, true, false) < 0) {
+    if (spec_expect_string_list(v, at, x, false, true) < 0)
         return -1;
+    json_array_foreach(x, i, m)
+    {
+        const char *t = json_string_value(m);
+
+        if (t[0] != '/' || has_dotdot(t) || !strcmp(t, "/")) {
+            _cleanup_at_ struct at c = spec_at_index(v, x, at->path, i);
+
+            return spec_fail(v, &c, "\"%s\": expected an absolute path below / without '..'",
+                             t);
+        }
     }
-    if ((x = json_object_get(layer, "env"))) {
+    r->cache_mounts = spec_strv_dup(x, &r->n_cache_mounts);
+    return 0;
+}
+
+/* The secrets of a run layer: {"id", "target"} objects, target a file path. */
+static int parse_secrets(struct vctx *v, const struct at *at, const json_t *x,
+                         struct spec_run *r)
+{
+    static const char *const keys[] = {"id", "target", NULL};
+    size_t i;
+    json_t *s;
+
+    if (spec_expect_type(v, at, x, JSON_ARRAY, "an array") < 0)
+        return -1;
+    r->secrets = xcalloc(json_array_size(x) + 1, sizeof(*r->secrets));
+    json_array_foreach(x, i, s)
+    {
+        _cleanup_at_ struct at c = spec_at_index(v, x, at->path, i);
+        struct spec_secret_mount *m = &r->secrets[i];
+        char **fields[] = {&m->id, &m->target};
+
+        if (spec_expect_type(v, &c, s, JSON_OBJECT, "an object") < 0 ||
+            spec_check_keys(v, s, c.path, keys) < 0)
+            return -1;
+        r->n_secrets = i + 1;
+        for (size_t k = 0; keys[k]; k++) {
+            json_t *f = json_object_get(s, keys[k]);
+
+            if (!f)
+                return spec_fail(v, &c, "missing required key \"%s\"", keys[k]);
+            _cleanup_at_ struct at d = spec_at_key(v, s, c.path, keys[k]);
+            if (spec_expect_string(v, &d, f, true) < 0)
+                return -1;
+            *fields[k] = xstrdup(json_string_value(f));
+        }
+        if (m->target[0] != '/' || has_dotdot(m->target) ||
+            m->target[strlen(m->target) - 1] == '/') {
+            _cleanup_at_ struct at d = spec_at_key(v, s, c.path, "target");
+
+            return spec_fail(v, &d, "\"%s\": expected an absolute file path without '..'",
+                             m->target);
+        }
+    }
+    return 0;
+}
+
+/* A run layer's command and the keys only a run layer takes. */
+static int parse_run(struct vctx *v, const json_t *layer, const char *path,
+                     struct spec_run *r)
+{
+    json_t *x;
+
+    {
+        _cleanup_at_ struct at a = spec_at_key(v, layer, path, "run");
+
+        if (spec_parse_command(v, &a, json_object_get(layer, "run"), true, true,
+                               &r->command) < 0)
+            return -1;
+    }
+    x = json_object_get(layer, "env");
+    if (x) {
         _cleanup_at_ struct at b = spec_at_key(v, layer, path, "env");
 
         if (spec_expect_string_map(v, &b, x, spec_env_name_ok,
                                    "environment variable name") < 0)
             return -1;
+        spec_map_dup(x, &r->env);
     }
-    if ((x = json_object_get(layer, "workdir"))) {
+    x = json_object_get(layer, "workdir");
+    if (x) {
         _cleanup_at_ struct at b = spec_at_key(v, layer, path, "workdir");
 
         if (spec_expect_string(v, &b, x, true) < 0)
             return -1;
+        r->workdir = xstrdup(json_string_value(x));
     }
-    if ((x = json_object_get(layer, "user"))) {
+    x = json_object_get(layer, "user");
+    if (x) {
         _cleanup_at_ struct at b = spec_at_key(v, layer, path, "user");
 
         if (spec_expect_string(v, &b, x, true) < 0 ||
             spec_check_ids(v, &b, json_string_value(x), "user") < 0)
             return -1;
+        r->user = xstrdup(json_string_value(x));
     }
-    if ((x = json_object_get(layer, "network"))) {
+    x = json_object_get(layer, "network");
+    if (x) {
         _cleanup_at_ struct at b = spec_at_key(v, layer, path, "network");
 
         if (spec_expect_string(v, &b, x, true) < 0)
             return -1;
         if (strcmp(json_string_value(x), "none") && strcmp(json_string_value(x), "host"))
             return spec_fail(v, &b, "expected \"none\" or \"host\"");
+        r->network_host = !strcmp(json_string_value(x), "host");
     }
-    if ((x = json_object_get(layer, "cache_mounts"))) {
+    x = json_object_get(layer, "cache_mounts");
+    if (x) {
         _cleanup_at_ struct at b = spec_at_key(v, layer, path, "cache_mounts");
-        size_t i;
-        json_t *m;
 
-        if (spec_expect_string_list(v, &b, x, false, true) < 0)
+        if (parse_cache_mounts(v, &b, x, r) < 0)
             return -1;
-        json_array_foreach(x, i, m)
-        {
-            const char *t = json_string_value(m);
-
-            if (t[0] != '/' || has_dotdot(t) || !strcmp(t, "/")) {
-                _cleanup_at_ struct at c = spec_at_index(v, x, b.path, i);
-
-                return spec_fail(
-                    v, &c, "\"%s\": expected an absolute path below / without '..'", t);
-            }
-        }
     }
-    if ((x = json_object_get(layer, "secrets"))) {
-        static const char *const skeys[] = {"id", "target", NULL};
+    x = json_object_get(layer, "secrets");
+    if (x) {
         _cleanup_at_ struct at b = spec_at_key(v, layer, path, "secrets");
-        size_t i;
-        json_t *s;
 
-        if (spec_expect_type(v, &b, x, JSON_ARRAY, "an array") < 0)
+        if (parse_secrets(v, &b, x, r) < 0)
             return -1;
-        json_array_foreach(x, i, s)
-        {
-            _cleanup_at_ struct at c = spec_at_index(v, x, b.path, i);
-
-            if (spec_expect_type(v, &c, s, JSON_OBJECT, "an object") < 0 ||
-                spec_check_keys(v, s, c.path, skeys) < 0)
-                return -1;
-            for (size_t k = 0; skeys[k]; k++) {
-                json_t *f = json_object_get(s, skeys[k]);
-
-                if (!f)
-                    return spec_fail(v, &c, "missing required key \"%s\"", skeys[k]);
-                _cleanup_at_ struct at d = spec_at_key(v, s, c.path, skeys[k]);
-                if (spec_expect_string(v, &d, f, true) < 0)
-                    return -1;
-                if (!strcmp(skeys[k], "target")) {
-                    const char *t = json_string_value(f);
-
-                    if (t[0] != '/' || has_dotdot(t) || t[strlen(t) - 1] == '/')
-                        return spec_fail(
-                            v, &d, "\"%s\": expected an absolute file path without '..'",
-                            t);
-                }
-            }
-        }
     }
     return 0;
+}
+
+void spec_run_release(struct spec_run *r)
+{
+    spec_command_release(&r->command);
+    spec_map_release(&r->env);
+    free(r->workdir);
+    free(r->user);
+    spec_strv_free(r->cache_mounts, r->n_cache_mounts);
+    for (size_t i = 0; i < r->n_secrets; i++) {
+        free(r->secrets[i].id);
+        free(r->secrets[i].target);
+    }
+    free(r->secrets);
+    memset(r, 0, sizeof(*r));
 }
 
 int spec_parse_layer(struct vctx *v, json_t *j, const char *path, const struct at *at,
@@ -429,7 +481,7 @@ int spec_parse_layer(struct vctx *v, json_t *j, const char *path, const struct a
 
     memset(l, 0, sizeof(*l));
     l->where = xstrdup(path);
-    l->json = j;
+    l->def = j;
     if (spec_expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
         spec_check_keys(v, j, path, keys) < 0)
         return -1;
@@ -465,7 +517,7 @@ int spec_parse_layer(struct vctx *v, json_t *j, const char *path, const struct a
     }
     if (!strcmp(kind, "run")) {
         l->kind = SPEC_LAYER_RUN;
-        return check_run(v, j, path);
+        return parse_run(v, j, path, &l->run);
     }
     list = json_object_get(j, kind);
     {

@@ -24,144 +24,6 @@
 
 #define SPEC_MAX_STAGES 64
 
-static int check_duration(struct vctx *v, const json_t *obj, const char *path,
-                          const char *key)
-{
-    json_t *x = json_object_get(obj, key);
-    long long ns;
-
-    if (!x)
-        return 0;
-    _cleanup_at_ struct at a = spec_at_key(v, obj, path, key);
-    if (spec_expect_string(v, &a, x, true) < 0)
-        return -1;
-    if (spec_duration_parse(json_string_value(x), &ns) < 0)
-        return spec_fail(v, &a, "invalid duration \"%s\": expected e.g. \"30s\", \"1m30s\"",
-                         json_string_value(x));
-    return 0;
-}
-
-static int check_config(struct vctx *v, const json_t *c, const char *path,
-                        const struct at *at)
-{
-    static const char *const keys[] = {
-        "user",    "workdir", "env",         "entrypoint",  "cmd",         "expose",
-        "volumes", "labels",  "stop_signal", "healthcheck", "annotations", NULL};
-    static const char *const hkeys[] = {"test",         "interval", "timeout",
-                                        "start_period", "retries",  NULL};
-    json_t *x;
-
-    if (spec_expect_type(v, at, c, JSON_OBJECT, "an object") < 0 ||
-        spec_check_keys(v, c, path, keys) < 0)
-        return -1;
-    for (const char *const *k =
-             (const char *const[]){"user", "workdir", "stop_signal", NULL};
-         *k; k++) {
-        if ((x = json_object_get(c, *k))) {
-            _cleanup_at_ struct at a = spec_at_key(v, c, path, *k);
-
-            if (spec_expect_string(v, &a, x, true) < 0)
-                return -1;
-            /* A later stage's run steps run as the image's user. */
-            if (!strcmp(*k, "user") &&
-                spec_check_ids(v, &a, json_string_value(x), "user") < 0)
-                return -1;
-        }
-    }
-    for (const char *const *k = (const char *const[]){"entrypoint", "cmd", NULL}; *k; k++) {
-        if ((x = json_object_get(c, *k))) {
-            _cleanup_at_ struct at a = spec_at_key(v, c, path, *k);
-
-            if (!json_is_string(x) && spec_expect_string_list(v, &a, x, false, false) < 0)
-                return -1;
-        }
-    }
-    if ((x = json_object_get(c, "env"))) {
-        _cleanup_at_ struct at a = spec_at_key(v, c, path, "env");
-
-        if (spec_expect_string_map(v, &a, x, spec_env_name_ok,
-                                   "environment variable name") < 0)
-            return -1;
-    }
-    for (const char *const *k = (const char *const[]){"labels", "annotations", NULL}; *k;
-         k++) {
-        if ((x = json_object_get(c, *k))) {
-            _cleanup_at_ struct at a = spec_at_key(v, c, path, *k);
-
-            if (spec_expect_string_map(v, &a, x, NULL, NULL) < 0)
-                return -1;
-        }
-    }
-    if ((x = json_object_get(c, "expose"))) {
-        _cleanup_at_ struct at a = spec_at_key(v, c, path, "expose");
-        size_t i;
-        json_t *p;
-
-        if (spec_expect_string_list(v, &a, x, false, true) < 0)
-            return -1;
-        json_array_foreach(x, i, p)
-        {
-            const char *s = json_string_value(p), *slash = strchr(s, '/');
-            _cleanup_free_ char *port =
-                slash ? xstrndup(s, (size_t)(slash - s)) : xstrdup(s);
-            unsigned n;
-
-            if (ocib_id_parse(port, strlen(port), &n) != OCIB_ID_NUMBER || n == 0 ||
-                n > 65535 ||
-                (slash && strcmp(slash, "/tcp") && strcmp(slash, "/udp") &&
-                 strcmp(slash, "/sctp"))) {
-                _cleanup_at_ struct at b = spec_at_index(v, x, a.path, i);
-
-                return spec_fail(v, &b,
-                                 "invalid port \"%s\": expected PORT[/tcp|/udp|/sctp]", s);
-            }
-        }
-    }
-    if ((x = json_object_get(c, "volumes"))) {
-        _cleanup_at_ struct at a = spec_at_key(v, c, path, "volumes");
-
-        if (spec_expect_string_list(v, &a, x, false, true) < 0)
-            return -1;
-    }
-    if ((x = json_object_get(c, "healthcheck"))) {
-        _cleanup_at_ struct at a = spec_at_key(v, c, path, "healthcheck");
-        json_t *t, *r;
-
-        if (spec_expect_type(v, &a, x, JSON_OBJECT, "an object") < 0 ||
-            spec_check_keys(v, x, a.path, hkeys) < 0)
-            return -1;
-        if (!(t = json_object_get(x, "test")))
-            return spec_fail(v, &a, "missing required key \"test\"");
-        {
-            _cleanup_at_ struct at b = spec_at_key(v, x, a.path, "test");
-
-            if (!json_is_string(t)) {
-                const char *first;
-
-                if (spec_expect_string_list(v, &b, t, true, false) < 0)
-                    return -1;
-                first = json_string_value(json_array_get(t, 0));
-                if (strcmp(first, "CMD") && strcmp(first, "CMD-SHELL") &&
-                    strcmp(first, "NONE"))
-                    return spec_fail(v, &b,
-                                     "the first element must be \"CMD\", \"CMD-SHELL\" or "
-                                     "\"NONE\"");
-            }
-        }
-        if (check_duration(v, x, a.path, "interval") < 0 ||
-            check_duration(v, x, a.path, "timeout") < 0 ||
-            check_duration(v, x, a.path, "start_period") < 0)
-            return -1;
-        if ((r = json_object_get(x, "retries"))) {
-            _cleanup_at_ struct at b = spec_at_key(v, x, a.path, "retries");
-
-            if (!json_is_integer(r) || json_integer_value(r) < 0)
-                return spec_fail(v, &b, "expected a non-negative integer");
-        }
-    }
-    return 0;
-}
-
 static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct at *at,
                        size_t index, struct spec_stage *s)
 {
@@ -203,7 +65,7 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
 
         if (spec_expect_string(v, &a, x, true) < 0)
             return -1;
-        s->workdir = json_string_value(x);
+        s->workdir = xstrdup(json_string_value(x));
     }
     if ((x = json_object_get(j, "user"))) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "user");
@@ -211,7 +73,7 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
         if (spec_expect_string(v, &a, x, true) < 0 ||
             spec_check_ids(v, &a, json_string_value(x), "user") < 0)
             return -1;
-        s->user = json_string_value(x);
+        s->user = xstrdup(json_string_value(x));
     }
     if ((x = json_object_get(j, "env"))) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "env");
@@ -219,7 +81,7 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
         if (spec_expect_string_map(v, &a, x, spec_env_name_ok,
                                    "environment variable name") < 0)
             return -1;
-        s->env = x;
+        spec_map_dup(x, &s->env);
     }
     if ((x = json_object_get(j, "platform"))) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "platform");
@@ -234,9 +96,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
     if ((x = json_object_get(j, "config"))) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "config");
 
-        if (check_config(v, x, a.path, &a) < 0)
+        if (spec_parse_config(v, x, a.path, &a, &s->config) < 0)
             return -1;
-        s->config = x;
     }
     if ((layers = json_object_get(j, "layers"))) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "layers");
@@ -523,6 +384,7 @@ void spec_release(struct spec *spec)
                 free(ly->files[f].content);
                 spec_owner_release(&ly->files[f].owner);
             }
+            spec_run_release(&ly->run);
             free(ly->copies);
             free(ly->files);
             free(ly->where);
@@ -531,6 +393,10 @@ void spec_release(struct spec *spec)
         free(s->layers);
         free(s->where);
         free(s->name);
+        free(s->workdir);
+        free(s->user);
+        spec_map_release(&s->env);
+        spec_config_release(&s->config);
         spec_from_release(&s->from);
     }
     free(spec->stages);

@@ -4,9 +4,10 @@
  * spec_load() reads the file, checks every key and value against the format
  * of PRODUCT.md and reports the first problem as
  * "FILE:LINE:COL: KEY.PATH: what is wrong" with exit status class
- * OCIB_EXIT_USAGE.  What it returns is fully validated: later code may rely
- * on types and shapes.  Free-form parts the builder copies into the image
- * config (env, labels, config) stay as jansson values owned by the spec.
+ * OCIB_EXIT_USAGE.  What it returns is fully validated and typed: later
+ * code reads the structs below, never the document.  Only a layer's
+ * definition as written (spec_layer.def) stays a jansson value: it is what
+ * the layer's cache key hashes.
  */
 #ifndef OCIB_SPEC_SPEC_H
 #define OCIB_SPEC_SPEC_H
@@ -19,6 +20,25 @@
 #include "spec/json_doc.h"
 #include "oci/platform.h"
 #include "registry/reference.h"
+
+/* A string map in the order written (env, labels, annotations). */
+struct spec_map {
+    bool set; /* written, even when empty */
+    char **keys, **values;
+    size_t n;
+};
+
+/* A command as written: a list, or (shell) one string for a shell. */
+struct spec_command {
+    bool set;
+    bool shell; /* argv[0] is the string */
+    char **argv;
+    size_t argc;
+};
+
+/* The argv to execute (NULL-terminated, caller frees with spec_strv_free):
+ * a shell string becomes {"/bin/sh", "-c", string}. */
+char **spec_command_exec_argv(const struct spec_command *c, size_t *ret_n);
 
 enum spec_from_kind {
     SPEC_FROM_SCRATCH,
@@ -73,17 +93,56 @@ struct spec_file {
     int mode;
 };
 
+/* A secret of a run layer: the --secret id, mounted read-only at target. */
+struct spec_secret_mount {
+    char *id;
+    char *target;
+};
+
+struct spec_run {
+    struct spec_command command;
+    struct spec_map env;
+    char *workdir, *user; /* NULL: the stage's, else the image's */
+    bool network_host;    /* else no network */
+    char **cache_mounts;  /* absolute targets */
+    size_t n_cache_mounts;
+    struct spec_secret_mount *secrets;
+    size_t n_secrets;
+};
+
 enum spec_layer_kind { SPEC_LAYER_COPY, SPEC_LAYER_RUN, SPEC_LAYER_FILES };
 
 struct spec_layer {
     char *where; /* "stages[0].layers[1]" */
     char *name;  /* the spec's name, or "layer N" */
     enum spec_layer_kind kind;
-    json_t *json; /* the layer's definition (borrowed from the doc) */
+    const json_t *def; /* the definition as written (borrowed from the doc),
+                        * for the cache key only */
+    struct spec_run run; /* SPEC_LAYER_RUN */
     struct spec_copy *copies;
     size_t n_copies;
     struct spec_file *files;
     size_t n_files;
+};
+
+/* The healthcheck of a stage's config. */
+struct spec_healthcheck {
+    bool set;
+    struct spec_command test; /* a shell string runs as CMD-SHELL */
+    long long interval, timeout, start_period; /* ns, -1 when not given */
+    long long retries;                         /* -1 when not given */
+};
+
+/* A stage's "config": what it sets in the image config. */
+struct spec_config {
+    char *user, *workdir, *stop_signal; /* NULL when not given */
+    struct spec_command entrypoint, cmd;
+    struct spec_map env, labels, annotations;
+    char **expose; /* "PORT[/proto]" as written; NULL when not given */
+    size_t n_expose;
+    char **volumes; /* NULL when not given */
+    size_t n_volumes;
+    struct spec_healthcheck healthcheck;
 };
 
 struct spec_stage {
@@ -92,8 +151,9 @@ struct spec_stage {
     struct spec_from from;
     bool has_platform;
     struct oci_platform platform;
-    json_t *env, *config; /* borrowed, may be NULL */
-    const char *workdir, *user;
+    struct spec_map env;
+    struct spec_config config;
+    char *workdir, *user; /* NULL when not given */
     struct spec_layer *layers;
     size_t n_layers;
     bool image_only; /* added for copies `from` an image: that image, no
@@ -121,6 +181,8 @@ int spec_stage_find(const struct spec *spec, const char *name);
  * ret_order (n_stages entries allocated by the caller); *ret_n gets the count. */
 void spec_stage_order(const struct spec *spec, size_t target, size_t *ret_order,
                       size_t *ret_n);
+
+void spec_strv_free(char **list, size_t n);
 
 /* Parses a Go-style duration ("30s", "1m30s", "500ms") into nanoseconds. */
 int spec_duration_parse(const char *s, long long *ret);

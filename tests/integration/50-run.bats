@@ -568,6 +568,23 @@ EOF
         fail "build 2's write to the cache mount is not kept under $OCIB_CACHE_DIR"
 }
 
+@test "a cache mount deep below missing directories gets every mount point made and removed" {
+    # 60 missing directories for one mount (ocib once kept room for 8 per mount).
+    local deep
+    deep=/d$(seq -s /d 1 60)
+    mkdir ctx
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/deep", "stages": [
+  {"from": "$BASE", "layers": [
+    {"name": "m", "run": "echo kept > $deep/f && echo DEEP-OK", "cache_mounts": ["$deep"]}]}
+]}
+EOF
+    build_ok -C ctx --output "oci:$T/o"
+    assert_contains "the command ran with its deep mount" "$err" "[0/m] DEEP-OK"
+    if top_layer "$T/o" | cut -f1 | grep -E '(^|/)d1(/|$)'; then fail "mount points left in the layer"; fi
+    grep -rlx kept "$OCIB_CACHE_DIR" >/dev/null || fail "the write is not in the cache mount"
+}
+
 @test "secrets are readable, read-only, in the command only: not in the layer, the cache key or inspect; a missing --secret exits 2" {
     mkdir ctx
     local value=ocib-test-secret-$RANDOM$RANDOM-k3y

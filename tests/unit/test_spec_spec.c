@@ -601,10 +601,81 @@ static void test_bundled_hello_example_loads(void **state)
     assert_int_equal(s->layers[1].n_files, 2);
     assert_int_equal(s->layers[1].files[1].kind, SPEC_FILE_SYMLINK);
     assert_string_equal(s->layers[1].files[1].content, "greeting.txt");
-    assert_non_null(s->config);
+    assert_string_equal(s->config.user, "1000:1000");
+    assert_string_equal(s->config.workdir, "/srv/hello");
+    assert_true(s->config.env.set);
+    assert_int_equal(s->config.env.n, 2);
+    assert_string_equal(s->config.env.keys[0], "GREETING_FILE"); /* order as written */
+    assert_string_equal(s->config.env.values[1], "C.UTF-8");
+    assert_true(s->config.cmd.set);
+    assert_false(s->config.cmd.shell);
+    assert_int_equal(s->config.cmd.argc, 2);
+    assert_false(s->config.entrypoint.set);
+    assert_int_equal(s->config.n_expose, 1);
+    assert_null(s->config.volumes);
+    assert_int_equal(s->config.labels.n, 2);
+    assert_false(s->config.healthcheck.set);
     assert_non_null(strstr(spec.dir, "specs/examples/hello"));
     spec_release(&spec);
     free(file);
+}
+
+static void test_run_layers_and_config_are_typed(void **state)
+{
+    struct spec spec;
+    const struct spec_run *r, *sh;
+    const struct spec_config *c;
+    char **argv;
+    size_t n;
+
+    load_text_ok("{\"version\": 1, \"stages\": [{\"from\": \"scratch\", \"env\": {\"A\": \"1\"},\n"
+                 " \"layers\": [\n"
+                 "  {\"run\": [\"make\", \"all\"], \"env\": {\"Z\": \"z\", \"B\": \"b\"},\n"
+                 "   \"workdir\": \"/src\", \"user\": \"1000\", \"network\": \"host\",\n"
+                 "   \"cache_mounts\": [\"/root/.npm\"],\n"
+                 "   \"secrets\": [{\"id\": \"ca\", \"target\": \"/etc/ca.pem\"}]},\n"
+                 "  {\"run\": \"echo hi\"}],\n"
+                 " \"config\": {\"entrypoint\": \"serve\", \"volumes\": [],\n"
+                 "  \"healthcheck\": {\"test\": \"true\", \"interval\": \"1m30s\", \"retries\": 3}}}]}\n",
+                 &spec);
+    r = &spec.stages[0].layers[0].run;
+    sh = &spec.stages[0].layers[1].run;
+    c = &spec.stages[0].config;
+    assert_false(r->command.shell);
+    assert_int_equal(r->command.argc, 2);
+    assert_string_equal(r->command.argv[1], "all");
+    assert_int_equal(r->env.n, 2);
+    assert_string_equal(r->env.keys[0], "Z");
+    assert_string_equal(r->workdir, "/src");
+    assert_string_equal(r->user, "1000");
+    assert_true(r->network_host);
+    assert_int_equal(r->n_cache_mounts, 1);
+    assert_string_equal(r->cache_mounts[0], "/root/.npm");
+    assert_int_equal(r->n_secrets, 1);
+    assert_string_equal(r->secrets[0].id, "ca");
+    assert_string_equal(r->secrets[0].target, "/etc/ca.pem");
+    assert_true(sh->command.shell);
+    assert_false(sh->network_host);
+    assert_null(sh->workdir);
+    assert_false(sh->env.set);
+    argv = spec_command_exec_argv(&sh->command, &n);
+    assert_int_equal(n, 3);
+    assert_string_equal(argv[0], "/bin/sh");
+    assert_string_equal(argv[1], "-c");
+    assert_string_equal(argv[2], "echo hi");
+    assert_null(argv[3]);
+    spec_strv_free(argv, n);
+    assert_string_equal(spec.stages[0].env.values[0], "1");
+    assert_true(c->entrypoint.set && c->entrypoint.shell);
+    assert_false(c->cmd.set);
+    assert_non_null(c->volumes); /* given, though empty */
+    assert_int_equal(c->n_volumes, 0);
+    assert_true(c->healthcheck.set);
+    assert_true(c->healthcheck.test.shell);
+    assert_true(c->healthcheck.interval == 90LL * 1000000000LL);
+    assert_true(c->healthcheck.timeout == -1);
+    assert_true(c->healthcheck.retries == 3);
+    spec_release(&spec);
 }
 
 static void test_bundled_layered_example_loads_and_orders_its_stages(void **state)
@@ -813,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_from_that_is_neither_a_stage_nor_a_reference_is_refused),
         cmocka_unit_test(test_from_kinds_are_classified),
         cmocka_unit_test(test_bundled_hello_example_loads),
+        cmocka_unit_test(test_run_layers_and_config_are_typed),
         cmocka_unit_test(test_bundled_layered_example_loads_and_orders_its_stages),
         cmocka_unit_test(test_stage_order_gives_dependencies_first_and_only_needed_stages),
         cmocka_unit_test(test_a_stage_may_depend_on_a_later_one),
