@@ -91,24 +91,25 @@ static int resolve(struct registries *rs, const struct reference *ref, const cha
         return -1;
     if (oci_mt_is_index(m.media_type)) {
         _cleanup_json_ json_t *j = NULL;
-        json_t *e;
-        size_t i;
+        _cleanup_free_ char *avail = NULL;
+        const json_t *e;
 
         json_object_set_new(entry, "index", json_string(m.digest.str));
         if (oci_json_parse(m.data, m.len, "index", &j, err) < 0)
             goto out;
-        json_array_foreach(json_object_get(j, "manifests"), i, e)
-        {
-            if (oci_platform_match_json(&p, json_object_get(e, "platform")) &&
-                oci_digest_valid(oci_json_str(e, "digest") ?: "")) {
-                json_object_set_new(manifests, platform,
-                                    json_string(oci_json_str(e, "digest")));
-                rc = 0;
-                goto out;
-            }
+        e = oci_index_pick(json_object_get(j, "manifests"), &p, &avail);
+        if (!e) {
+            ocib_error_set(err, "%s/%s: the index has no image for %s (it has %s)",
+                           ref->registry, ref->repository, platform, avail);
+            goto out;
         }
-        ocib_error_set(err, "%s/%s: the index has no image for %s", ref->registry,
-                       ref->repository, platform);
+        if (!oci_digest_valid(oci_json_str(e, "digest") ?: "")) {
+            ocib_error_set(err, "%s/%s: the index's entry for %s has an invalid digest",
+                           ref->registry, ref->repository, platform);
+            goto out;
+        }
+        json_object_set_new(manifests, platform, json_string(oci_json_str(e, "digest")));
+        rc = 0;
         goto out;
     }
     json_object_del(entry, "index");
