@@ -124,7 +124,7 @@ static int build_prepare(struct build *b, struct ocib_error *err)
         return -1;
     b->ctx.max_file = b->limits.max_layer_bytes;
     read_revision(b, ctx_dir);
-    if (image_names(b, &b->names, &b->n_names, err) < 0)
+    if (result_names(b, &b->names, &b->n_names, err) < 0)
         return -1;
     if (o->push && push_targets(b, &b->targets, &b->n_targets, err) < 0)
         return -1;
@@ -254,7 +254,7 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
  * stage roots stay in the cache). */
 static void build_release(struct build *b, bool ok)
 {
-    image_names_free(b->names, b->n_names);
+    result_names_free(b->names, b->n_names);
     push_targets_free(b->targets, b->n_targets);
     registries_free(b->registries);
     stat_cache_free(b->stat);

@@ -68,7 +68,7 @@ struct build {
     char *spec_path, *cache_dir;
     size_t *order, n_order; /* the stages the target needs, in build order */
     size_t target;          /* the stage whose image is the result */
-    struct image_name *names;
+    struct result_name *names;
     size_t n_names;
     struct push_target *targets; /* --push, grouped by repository */
     size_t n_targets;
@@ -76,8 +76,8 @@ struct build {
     struct build_options with_default; /* o plus the default output */
 };
 
-/* The names an image gets: repository and tag for each. */
-struct image_name {
+/* The names the result gets: repository and tag for each. */
+struct result_name {
     char *repo; /* NULL when unknown */
     char *tag;
 };
@@ -129,16 +129,16 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
                 struct stage_image *si, struct ocib_error *err);
 
 /* outputs.c */
-int image_names(struct build *b, struct image_name **ret, size_t *ret_n,
+int result_names(struct build *b, struct result_name **ret, size_t *ret_n,
                 struct ocib_error *err);
-void image_names_free(struct image_name *names, size_t n);
+void result_names_free(struct result_name *names, size_t n);
 int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
                  struct ocib_error *err);
 void push_targets_free(struct push_target *t, size_t n);
 int untrue_revision(struct build *b, const struct push_target *targets, size_t n_targets,
-                    struct image_name **names, size_t *n_names, struct ocib_error *err);
+                    struct result_name **names, size_t *n_names, struct ocib_error *err);
 int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob *config,
-                  const struct oci_blob *manifest, const struct image_name *names,
+                  const struct oci_blob *manifest, const struct result_name *names,
                   size_t n_names, struct ocib_error *err);
 
 #endif

@@ -19,11 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
-int image_names(struct build *b, struct image_name **ret, size_t *ret_n,
+int result_names(struct build *b, struct result_name **ret, size_t *ret_n,
                 struct ocib_error *err)
 {
     const struct build_options *o = b->o;
-    struct image_name *names = xcalloc(o->n_tags + 1, sizeof(*names));
+    struct result_name *names = xcalloc(o->n_tags + 1, sizeof(*names));
     size_t n = 0;
 
     for (size_t i = 0; i < o->n_tags; i++) {
@@ -170,7 +170,7 @@ int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
  * the files; otherwise the image just does not claim the commit: no revision
  * annotation, and a layout tag that fell back to the SHA becomes "latest". */
 int untrue_revision(struct build *b, const struct push_target *targets, size_t n_targets,
-                    struct image_name **names, size_t *n_names, struct ocib_error *err)
+                    struct result_name **names, size_t *n_names, struct ocib_error *err)
 {
     struct strbuf files = STRBUF_INIT;
     size_t shown = sizeof(b->ctx.dirty_read) / sizeof(b->ctx.dirty_read[0]);
@@ -214,7 +214,7 @@ int untrue_revision(struct build *b, const struct push_target *targets, size_t n
 /* An OCI layout at path with the image under each distinct tag. */
 static int write_oci(struct stage_image *si, const char *path,
                      const struct oci_blob *config, const struct oci_blob *manifest,
-                     const struct image_name *names, size_t n_names, struct ocib_error *err)
+                     const struct result_name *names, size_t n_names, struct ocib_error *err)
 {
     struct oci_layout_writer w;
     int r = -1;
@@ -246,7 +246,7 @@ out:
 static int write_docker_archive(struct build *b, struct stage_image *si, const char *path,
                                 const struct oci_blob *config,
                                 const struct oci_blob *manifest,
-                                const struct image_name *names, size_t n_names,
+                                const struct result_name *names, size_t n_names,
                                 struct ocib_error *err)
 {
     _cleanup_free_ char **tags = xcalloc(n_names + 1, sizeof(char *));
@@ -270,7 +270,7 @@ static int write_docker_archive(struct build *b, struct stage_image *si, const c
 }
 
 int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob *config,
-                  const struct oci_blob *manifest, const struct image_name *names,
+                  const struct oci_blob *manifest, const struct result_name *names,
                   size_t n_names, struct ocib_error *err)
 {
     /* Layers that are still only in a registry are fetched once, into the
@@ -302,7 +302,7 @@ int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob
     return 0;
 }
 
-void image_names_free(struct image_name *names, size_t n)
+void result_names_free(struct result_name *names, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(names[i].repo);
