@@ -139,7 +139,7 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
             xasprintf("%s/%s", root, side ? "second/context" : "ctx-a");
         _cleanup_free_ char *cache = xasprintf("%s/cache-%c", root, 'a' + side);
         _cleanup_free_ char *spec = NULL;
-        struct build_output out = {BUILD_OUTPUT_OCI, NULL};
+        struct build_output out = {.kind = BUILD_OUTPUT_OCI};
         struct build_options bo = *o;
         struct build_result res = {0};
 

@@ -15,6 +15,7 @@
 #include "oci/json.h"
 #include "oci/mediatype.h"
 #include "spec/lock.h"
+#include "transport/name.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -23,18 +24,14 @@
 
 int build_output_parse(const char *s, struct build_output *ret, struct ocib_error *err)
 {
-    if (!strncmp(s, "oci:", 4) && s[4]) {
-        ret->kind = BUILD_OUTPUT_OCI;
-        ret->path = xstrdup(s + 4);
-    } else if (!strncmp(s, "docker-archive:", 15) && s[15]) {
-        ret->kind = BUILD_OUTPUT_ARCHIVE;
-        ret->path = xstrdup(s + 15);
-    } else {
-        return ocib_error_usage(err,
-                                "invalid output '%s': expected oci:DIR or "
-                                "docker-archive:FILE",
-                                s);
-    }
+    struct image_name n;
+
+    if (image_name_parse(s, IMAGE_NAME_LOCAL, &n, err) < 0)
+        return ocib_error_wrap(err, "--output");
+    ret->kind = n.kind == IMAGE_NAME_OCI ? BUILD_OUTPUT_OCI : BUILD_OUTPUT_ARCHIVE;
+    ret->path = TAKE_PTR(n.path);
+    ret->tag = TAKE_PTR(n.tag);
+    image_name_release(&n);
     return 0;
 }
 
@@ -113,7 +110,8 @@ static int build_prepare(struct build *b, struct ocib_error *err)
                                 o->has_platform ? &o->platform : NULL, err) < 0)
         return -1;
     if (!o->n_outputs && !o->push) {
-        static struct build_output default_out = {BUILD_OUTPUT_OCI, (char *)"ocib-out"};
+        static struct build_output default_out = {.kind = BUILD_OUTPUT_OCI,
+                                                  .path = (char *)"ocib-out"};
 
         b->with_default = *o;
         b->with_default.outputs = &default_out;

@@ -27,9 +27,10 @@ enum build_output_kind { BUILD_OUTPUT_OCI, BUILD_OUTPUT_ARCHIVE };
 struct build_output {
     enum build_output_kind kind;
     char *path;
+    char *tag; /* oci:DIR:TAG: the one name in the layout; NULL: the image's tags */
 };
 
-/* Parses "oci:DIR" or "docker-archive:FILE". */
+/* Parses "oci:DIR[:TAG]" or "docker-archive:FILE" (transport/name.h). */
 int build_output_parse(const char *s, struct build_output *ret, struct ocib_error *err);
 
 enum build_event_kind {

@@ -130,7 +130,7 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
 
 /* outputs.c */
 int result_names(struct build *b, struct result_name **ret, size_t *ret_n,
-                struct ocib_error *err);
+                 struct ocib_error *err);
 void result_names_free(struct result_name *names, size_t n);
 int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
                  struct ocib_error *err);

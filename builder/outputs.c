@@ -13,6 +13,7 @@
 #include "oci/layout.h"
 #include "oci/mediatype.h"
 #include "transport/archive.h"
+#include "transport/name.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@
 #include <unistd.h>
 
 int result_names(struct build *b, struct result_name **ret, size_t *ret_n,
-                struct ocib_error *err)
+                 struct ocib_error *err)
 {
     const struct build_options *o = b->o;
     struct result_name *names = xcalloc(o->n_tags + 1, sizeof(*names));
@@ -29,7 +30,7 @@ int result_names(struct build *b, struct result_name **ret, size_t *ret_n,
     for (size_t i = 0; i < o->n_tags; i++) {
         struct reference ref;
 
-        if (reference_parse(o->tags[i], &ref, err) < 0) {
+        if (image_name_reference(o->tags[i], &ref, err) < 0) {
             for (size_t k = 0; k < n; k++) {
                 free(names[k].repo);
                 free(names[k].tag);
@@ -112,7 +113,7 @@ int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
     for (size_t i = 0; i < b->o->n_tags; i++) {
         struct reference ref;
 
-        if (reference_parse(b->o->tags[i], &ref, err) < 0) {
+        if (image_name_reference(b->o->tags[i], &ref, err) < 0) {
             push_targets_free(list, n);
             return ocib_error_wrap(err, "--tag");
         }
@@ -214,7 +215,8 @@ int untrue_revision(struct build *b, const struct push_target *targets, size_t n
 /* An OCI layout at path with the image under each distinct tag. */
 static int write_oci(struct stage_image *si, const char *path,
                      const struct oci_blob *config, const struct oci_blob *manifest,
-                     const struct result_name *names, size_t n_names, struct ocib_error *err)
+                     const struct result_name *names, size_t n_names,
+                     struct ocib_error *err)
 {
     struct oci_layout_writer w;
     int r = -1;
@@ -284,6 +286,7 @@ int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob
         _cleanup_free_ char *pcopy = xstrdup(out->path);
         char *slash = strrchr(pcopy, '/');
         bool oci = out->kind == BUILD_OUTPUT_OCI;
+        struct result_name own = {.tag = out->tag}; /* oci:DIR:TAG */
         int r;
 
         if (slash && slash != pcopy) {
@@ -291,9 +294,13 @@ int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob
             if (fs_mkdir_p(pcopy, 0755, err) < 0)
                 return -1;
         }
-        r = oci ? write_oci(si, out->path, config, manifest, names, n_names, err)
-                : write_docker_archive(b, si, out->path, config, manifest, names, n_names,
-                                       err);
+        if (oci && out->tag)
+            r = write_oci(si, out->path, config, manifest, &own, 1, err);
+        else if (oci)
+            r = write_oci(si, out->path, config, manifest, names, n_names, err);
+        else
+            r = write_docker_archive(b, si, out->path, config, manifest, names, n_names,
+                                     err);
         if (r < 0)
             return -1;
         ev.status = oci ? "oci" : "docker-archive";

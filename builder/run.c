@@ -397,8 +397,8 @@ static int mount_cache_dir(struct run_request *rq, struct run_state *rs, const c
     rs->locks[rs->n_locks++] = fd;
     if (make_placeholder(rq->root->fd, target, true, &rs->ph, err) < 0)
         return -1;
-    rs->mounts[rs->n_mounts++] =
-        (struct sandbox_mount){.source = TAKE_PTR(dir), .target = target, .read_only = false};
+    rs->mounts[rs->n_mounts++] = (struct sandbox_mount){
+        .source = TAKE_PTR(dir), .target = target, .read_only = false};
     rs->skip[rs->n_skip++] = target[0] == '/' ? target + 1 : target;
     return 0;
 }

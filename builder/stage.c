@@ -264,7 +264,8 @@ static void merge_map(json_t *o, const struct spec_map *m)
 
 /* Adds each of list (NULL: not given) as a key of the set at ikey
  * ({"80/tcp": {}}); ports: a port without a protocol is tcp. */
-static void add_to_set(json_t *ic, const char *ikey, char *const *list, size_t n, bool ports)
+static void add_to_set(json_t *ic, const char *ikey, char *const *list, size_t n,
+                       bool ports)
 {
     json_t *set;
 
@@ -272,8 +273,9 @@ static void add_to_set(json_t *ic, const char *ikey, char *const *list, size_t n
         return;
     set = object_at(ic, ikey);
     for (size_t i = 0; i < n; i++) {
-        _cleanup_free_ char *key =
-            (ports && !strchr(list[i], '/')) ? xasprintf("%s/tcp", list[i]) : xstrdup(list[i]);
+        _cleanup_free_ char *key = (ports && !strchr(list[i], '/'))
+                                       ? xasprintf("%s/tcp", list[i])
+                                       : xstrdup(list[i]);
 
         json_object_set_new(set, key, json_object());
     }
@@ -291,7 +293,8 @@ static json_t *healthcheck_of(const struct spec_healthcheck *h)
                      {"StartPeriod", h->start_period}};
     json_t *hc = json_object();
 
-    json_object_set_new(hc, "Test", command_json(&h->test, cmd_shell, ARRAY_SIZE(cmd_shell)));
+    json_object_set_new(hc, "Test",
+                        command_json(&h->test, cmd_shell, ARRAY_SIZE(cmd_shell)));
     for (size_t i = 0; i < ARRAY_SIZE(durations); i++)
         if (durations[i].ns >= 0)
             json_object_set_new(hc, durations[i].key, json_integer(durations[i].ns));
@@ -309,7 +312,8 @@ static void apply_config(struct build *b, const struct spec_stage *st,
     const struct {
         const char *key;
         const char *value;
-    } strings[] = {{"User", c->user}, {"WorkingDir", c->workdir}, {"StopSignal", c->stop_signal}};
+    } strings[] = {
+        {"User", c->user}, {"WorkingDir", c->workdir}, {"StopSignal", c->stop_signal}};
     json_t *ic;
 
     json_object_set_new(img->config, "created", json_string(b->created));

@@ -254,8 +254,10 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     r = 0;
 out:
     build_result_release(&res);
-    for (size_t i = 0; i < o.n_outputs; i++)
+    for (size_t i = 0; i < o.n_outputs; i++) {
         free(o.outputs[i].path);
+        free(o.outputs[i].tag);
+    }
     free(o.outputs);
     free(o.tags);
     free(o.insecure);

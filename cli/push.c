@@ -6,6 +6,7 @@
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/xalloc.h"
+#include "transport/name.h"
 #include "transport/source.h"
 #include "oci/mediatype.h"
 #include "registry/reference.h"
@@ -48,12 +49,16 @@ int cli_push(int argc, char **argv, struct ocib_error *err)
         ocib_error_usage(err, "push: takes SRC and DEST; see 'ocib help push'");
         goto out;
     }
-    if (strncmp(args[0], "oci:", 4) && strncmp(args[0], "docker-archive:", 15)) {
-        ocib_error_usage(err, "push: SRC '%s' must be oci:DIR[:tag] or docker-archive:FILE",
-                         args[0]);
-        goto out;
+    {
+        struct image_name src_name;
+
+        if (image_name_parse(args[0], IMAGE_NAME_LOCAL, &src_name, err) < 0) {
+            ocib_error_wrap(err, "push: SRC");
+            goto out;
+        }
+        image_name_release(&src_name);
     }
-    if (reference_parse(args[1], &dest, err) < 0) {
+    if (image_name_reference(args[1], &dest, err) < 0) {
         ocib_error_wrap(err, "push: DEST");
         goto out;
     }

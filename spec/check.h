@@ -60,8 +60,8 @@ int spec_parse_layer(struct vctx *v, json_t *j, const char *path, const struct a
                      size_t index, struct spec_layer *l);
 void spec_copy_release(struct spec_copy *c);
 void spec_run_release(struct spec_run *r);
-int spec_parse_config(struct vctx *v, const json_t *c, const char *path, const struct at *at,
-                      struct spec_config *ret);
+int spec_parse_config(struct vctx *v, const json_t *c, const char *path,
+                      const struct at *at, struct spec_config *ret);
 void spec_config_release(struct spec_config *c);
 
 #define _cleanup_at_ __attribute__((cleanup(spec_at_free)))

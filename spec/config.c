@@ -83,8 +83,8 @@ static int parse_healthcheck(struct vctx *v, const struct at *at, const json_t *
             return -1;
         if (!h->test.shell && strcmp(h->test.argv[0], "CMD") &&
             strcmp(h->test.argv[0], "CMD-SHELL") && strcmp(h->test.argv[0], "NONE"))
-            return spec_fail(v, &b,
-                             "the first element must be \"CMD\", \"CMD-SHELL\" or \"NONE\"");
+            return spec_fail(
+                v, &b, "the first element must be \"CMD\", \"CMD-SHELL\" or \"NONE\"");
     }
     if (parse_duration(v, x, at->path, "interval", &h->interval) < 0 ||
         parse_duration(v, x, at->path, "timeout", &h->timeout) < 0 ||
@@ -103,8 +103,8 @@ static int parse_healthcheck(struct vctx *v, const struct at *at, const json_t *
     return 0;
 }
 
-int spec_parse_config(struct vctx *v, const json_t *c, const char *path, const struct at *at,
-                      struct spec_config *ret)
+int spec_parse_config(struct vctx *v, const json_t *c, const char *path,
+                      const struct at *at, struct spec_config *ret)
 {
     static const char *const keys[] = {
         "user",    "workdir", "env",         "entrypoint",  "cmd",         "expose",

@@ -9,7 +9,7 @@
 #include "base/ids.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
-#include "transport/source.h"
+#include "transport/name.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -104,8 +104,14 @@ static bool has_dotdot(const char *p)
 int spec_parse_from(struct vctx *v, const struct at *at, const json_t *j, bool is_copy,
                     struct spec_from *ret)
 {
+    static const enum spec_from_kind kinds[] = {
+        [IMAGE_NAME_OCI] = SPEC_FROM_OCI,
+        [IMAGE_NAME_ARCHIVE] = SPEC_FROM_ARCHIVE,
+        [IMAGE_NAME_REGISTRY] = SPEC_FROM_REGISTRY,
+    };
+    struct ocib_error nerr = OCIB_ERROR_INIT;
+    struct image_name n;
     const char *s;
-    struct ocib_error rerr = OCIB_ERROR_INIT;
 
     if (spec_expect_string(v, at, j, true) < 0)
         return -1;
@@ -116,28 +122,18 @@ int spec_parse_from(struct vctx *v, const struct at *at, const json_t *j, bool i
         ret->kind = SPEC_FROM_SCRATCH;
         return 0;
     }
-    if (!strncmp(s, "oci:", 4)) {
-        ret->kind = SPEC_FROM_OCI;
-        image_ref_split_oci(s + 4, &ret->path, &ret->tag);
-        if (!*ret->path)
-            return spec_fail(v, at, "\"%s\": missing directory after oci:", s);
-        return 0;
-    }
-    if (!strncmp(s, "docker-archive:", 15)) {
-        ret->kind = SPEC_FROM_ARCHIVE;
-        ret->path = xstrdup(s + 15);
-        if (!*ret->path)
-            return spec_fail(v, at, "\"%s\": missing file after docker-archive:", s);
-        return 0;
-    }
     /* Stage names are resolved after all stages are known; until then keep
-     * anything that parses as a reference or as a stage name. */
+     * anything that parses as an image name or as a stage name. */
     ret->kind = SPEC_FROM_REGISTRY;
-    if (reference_parse(s, &ret->ref, &rerr) < 0) {
+    if (image_name_parse(s, IMAGE_NAME_ANY, &n, &nerr) < 0) {
         if (spec_stage_name_ok(s))
             return 0; /* must turn out to be a stage name */
-        return spec_fail(v, at, "%s", rerr.msg);
+        return spec_fail(v, at, "%s", nerr.msg);
     }
+    ret->kind = kinds[n.kind];
+    ret->path = TAKE_PTR(n.path);
+    ret->tag = TAKE_PTR(n.tag);
+    ret->ref = n.ref;
     return 0;
 }
 
@@ -335,8 +331,8 @@ static int parse_cache_mounts(struct vctx *v, const struct at *at, const json_t 
         if (t[0] != '/' || has_dotdot(t) || !strcmp(t, "/")) {
             _cleanup_at_ struct at c = spec_at_index(v, x, at->path, i);
 
-            return spec_fail(v, &c, "\"%s\": expected an absolute path below / without '..'",
-                             t);
+            return spec_fail(v, &c,
+                             "\"%s\": expected an absolute path below / without '..'", t);
         }
     }
     r->cache_mounts = spec_strv_dup(x, &r->n_cache_mounts);

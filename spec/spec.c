@@ -13,7 +13,7 @@
 #include "base/ids.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
-#include "transport/source.h"
+#include "transport/name.h"
 #include <ctype.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -325,12 +325,12 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
 
         if (spec_expect_string(&v, &a, x, true) < 0)
             goto fail;
-        if (reference_parse(json_string_value(x), &ref, &rerr) < 0) {
+        if (image_name_reference(json_string_value(x), &ref, &rerr) < 0) {
             spec_fail(&v, &a, "%s", rerr.msg);
             goto fail;
         }
         reference_release(&ref);
-        spec->image = xstrdup(json_string_value(x));
+        spec->image = xstrdup(image_name_registry_text(json_string_value(x)));
     }
     if (!(stages = json_object_get(root, "stages"))) {
         spec_fail(&v, &top, "missing required key \"stages\"");

@@ -116,8 +116,8 @@ struct spec_layer {
     char *where; /* "stages[0].layers[1]" */
     char *name;  /* the spec's name, or "layer N" */
     enum spec_layer_kind kind;
-    const json_t *def; /* the definition as written (borrowed from the doc),
-                        * for the cache key only */
+    const json_t *def;   /* the definition as written (borrowed from the doc),
+                          * for the cache key only */
     struct spec_run run; /* SPEC_LAYER_RUN */
     struct spec_copy *copies;
     size_t n_copies;
@@ -128,7 +128,7 @@ struct spec_layer {
 /* The healthcheck of a stage's config. */
 struct spec_healthcheck {
     bool set;
-    struct spec_command test; /* a shell string runs as CMD-SHELL */
+    struct spec_command test;                  /* a shell string runs as CMD-SHELL */
     long long interval, timeout, start_period; /* ns, -1 when not given */
     long long retries;                         /* -1 when not given */
 };
@@ -163,7 +163,7 @@ struct spec_stage {
 struct spec {
     char *file;                /* path as given, for messages */
     char *dir;                 /* directory holding the spec */
-    char *image;               /* may be NULL */
+    char *image;               /* the reference, without docker://; may be NULL */
     struct spec_stage *stages; /* as written, then the image_only ones */
     size_t n_stages;
     size_t n_declared; /* stages as written */

@@ -7,22 +7,9 @@
 #include "base/xalloc.h"
 #include "transport/archive.h"
 #include "oci/layout.h"
-#include "registry/reference.h"
+#include "transport/name.h"
 
 #include <string.h>
-
-void image_ref_split_oci(const char *s, char **ret_path, char **ret_tag)
-{
-    const char *colon = strrchr(s, ':');
-
-    if (colon && !strchr(colon, '/') && reference_tag_valid(colon + 1)) {
-        *ret_path = xstrndup(s, (size_t)(colon - s));
-        *ret_tag = xstrdup(colon + 1);
-    } else {
-        *ret_path = xstrdup(s);
-        *ret_tag = NULL;
-    }
-}
 
 static char *local_path(const char *base_dir, const char *path)
 {
@@ -36,17 +23,17 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
                       struct image_source *ret, struct ocib_error *err)
 {
     struct image_source s;
+    struct image_name n;
+    int r = -1;
 
     memset(&s, 0, sizeof(s));
-    if (!strncmp(name, "oci:", 4)) {
-        _cleanup_free_ char *dir = NULL;
-        _cleanup_free_ char *tag = NULL;
-        _cleanup_free_ char *path = NULL;
+    if (image_name_parse(name, IMAGE_NAME_ANY, &n, err) < 0)
+        return -1;
+    if (n.kind == IMAGE_NAME_OCI) {
+        _cleanup_free_ char *path = local_path(base_dir, n.path);
 
-        image_ref_split_oci(name + 4, &dir, &tag);
-        path = local_path(base_dir, dir);
-        if (oci_layout_load(path, tag, p, &s.img, &s.manifest, &s.config, err) < 0)
-            return -1;
+        if (oci_layout_load(path, n.tag, p, &s.img, &s.manifest, &s.config, err) < 0)
+            goto out;
         s.srcs = xcalloc(s.img.n_layers + 1, sizeof(*s.srcs));
         for (size_t i = 0; i < s.img.n_layers; i++) {
             _cleanup_free_ char *bp =
@@ -55,11 +42,11 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
             blob_source_init_local(&s.srcs[i], &s.img.layers[i].desc.digest,
                                    s.img.layers[i].desc.size, bp, true);
         }
-    } else if (!strncmp(name, "docker-archive:", 15)) {
-        _cleanup_free_ char *path = local_path(base_dir, name + 15);
+    } else if (n.kind == IMAGE_NAME_ARCHIVE) {
+        _cleanup_free_ char *path = local_path(base_dir, n.path);
 
         if (docker_archive_load(path, NULL, c, &s.img, &s.manifest, &s.config, err) < 0)
-            return -1;
+            goto out;
         s.srcs = xcalloc(s.img.n_layers + 1, sizeof(*s.srcs));
         for (size_t i = 0; i < s.img.n_layers; i++) {
             _cleanup_free_ char *bp = cache_blob_path(c, &s.img.layers[i].desc.digest);
@@ -68,27 +55,24 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
                                    s.img.layers[i].desc.size, bp, false);
         }
     } else {
-        struct reference ref;
         struct oci_platform host;
-        int r;
 
-        if (reference_parse(name, &ref, err) < 0)
-            return -1;
         if (!p) {
             oci_platform_host(&host);
             p = &host;
         }
-        r = remote_load_image(rs, c, &ref, p, &s.img, &s.srcs, &s.manifest, &s.config,
-                              &s.index_blob, &s.choice, err);
-        if (r == 0 && s.index_blob.data)
+        if (remote_load_image(rs, c, &n.ref, p, &s.img, &s.srcs, &s.manifest, &s.config,
+                              &s.index_blob, &s.choice, err) < 0)
+            goto out;
+        if (s.index_blob.data)
             s.index = s.index_blob.digest;
-        reference_release(&ref);
-        if (r < 0)
-            return -1;
     }
     s.n_srcs = s.img.n_layers;
     *ret = s;
-    return 0;
+    r = 0;
+out:
+    image_name_release(&n);
+    return r;
 }
 
 void image_source_release(struct image_source *s)

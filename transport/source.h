@@ -1,7 +1,8 @@
 /*
- * Opening an existing image by the names users give it: "oci:DIR[:tag]",
- * "docker-archive:FILE", or a registry reference.  One loader serves the
- * builder's base images and the push and inspect commands.
+ * Opening an existing image by the names users give it (transport/name.h):
+ * "oci:DIR[:tag]", "docker-archive:FILE", or a registry reference.  One
+ * loader serves the builder's base images and the push, inspect and diff
+ * commands.
  */
 #ifndef OCIB_TRANSPORT_SOURCE_H
 #define OCIB_TRANSPORT_SOURCE_H
@@ -22,10 +23,6 @@ struct image_source {
     struct oci_blob index_blob; /* that index's bytes (registry sources), or empty */
     char *choice;               /* platform picked from an index, or NULL */
 };
-
-/* Splits "DIR[:tag]" (after "oci:"): the part after the last ':' is a tag
- * when it is a valid tag without '/'.  *ret_tag is NULL when absent. */
-void image_ref_split_oci(const char *s, char **ret_path, char **ret_tag);
 
 /* Opens name for platform p (NULL: the host's or the only one).  Relative
  * oci:/docker-archive: paths are taken relative to base_dir (NULL: the

@@ -195,6 +195,41 @@ uploaded_digests() {
     [ "$(registry_check_image REG push/fromarchive v1)" = "$built" ]
 }
 
+@test "skopeo's docker:// prefix works wherever a reference is read; --output oci:DIR:TAG names the image TAG" {
+    local ctx built
+    ctx=$(hello_ctx "docker://$REG_ADDR/push/dprefix")
+    # the spec's image, --tag and the layout tag
+    build_ok --repo "$REG_ADDR/push/dprefix" -C "$ctx" --push --tag "docker://$REG_ADDR/push/dprefix:v1" \
+        --output "oci:$T/out:release-1"
+    built=$DIGEST
+    assert_eq "skopeo digest of the pushed tag" "$(skopeo_digest "$REG_ADDR/push/dprefix:v1")" "$built"
+    assert_eq "the layout's only ref name" \
+        "$(jq -r '[.manifests[].annotations["org.opencontainers.image.ref.name"]] | join(",")' "$T/out/index.json")" release-1
+    assert_eq "skopeo reads oci:DIR:TAG" "$(skopeo inspect "oci:$T/out:release-1" | jq -r .Digest)" "$built"
+    # push DEST, inspect, diff and a spec's from
+    run_ocib push "oci:$T/out:release-1" "docker://$REG_ADDR/push/dprefix:v2"
+    [ "$status" -eq 0 ] || { show_run; fail "push to docker:// exited $status"; }
+    assert_eq "skopeo digest after push to docker://" "$(skopeo_digest "$REG_ADDR/push/dprefix:v2")" "$built"
+    run_ocib inspect --json "docker://$REG_ADDR/push/dprefix:v2"
+    [ "$status" -eq 0 ] || { show_run; fail "inspect docker:// exited $status"; }
+    assert_eq "inspect docker:// digest" "$(jq -r .digest <<<"$out")" "$built"
+    run_ocib diff "docker://$REG_ADDR/push/dprefix:v1" "oci:$T/out:release-1"
+    [ "$status" -eq 0 ] || { show_run; fail "diff docker:// vs oci: exited $status"; }
+    mkdir "$T/ctx2"
+    cat >"$T/ctx2/ocib.json" <<EOF
+{"version": 1, "image": "$REG_ADDR/push/dprefix2", "stages": [
+  {"from": "docker://$REG_ADDR/push/dprefix:v2", "layers": [{"files": [{"path": "/x", "content": "x"}]}]}]}
+EOF
+    build_ok -C "$T/ctx2" --output "oci:$T/out2"
+    # a local name where a reference is wanted, and the reverse, are refused
+    run_ocib push "oci:$T/out" "oci:$T/elsewhere"
+    assert_failed 2 'expected a registry reference'
+    run_ocib push "docker://$REG_ADDR/push/dprefix:v2" "$REG_ADDR/push/x:v1"
+    assert_failed 2 'expected oci:DIR.* or docker-archive:FILE'
+    run_ocib build -C "$ctx" --output "docker://$REG_ADDR/push/x"
+    assert_failed 2 '--output: invalid image name'
+}
+
 @test "push of a foreign OCI layout (several layers, one over 16 MiB) equals skopeo's push" {
     local want
     want=$(make_oci_layout "$T/lay" v1 1000 300000 $((17 * 1024 * 1024)))

@@ -628,16 +628,18 @@ static void test_run_layers_and_config_are_typed(void **state)
     char **argv;
     size_t n;
 
-    load_text_ok("{\"version\": 1, \"stages\": [{\"from\": \"scratch\", \"env\": {\"A\": \"1\"},\n"
-                 " \"layers\": [\n"
-                 "  {\"run\": [\"make\", \"all\"], \"env\": {\"Z\": \"z\", \"B\": \"b\"},\n"
-                 "   \"workdir\": \"/src\", \"user\": \"1000\", \"network\": \"host\",\n"
-                 "   \"cache_mounts\": [\"/root/.npm\"],\n"
-                 "   \"secrets\": [{\"id\": \"ca\", \"target\": \"/etc/ca.pem\"}]},\n"
-                 "  {\"run\": \"echo hi\"}],\n"
-                 " \"config\": {\"entrypoint\": \"serve\", \"volumes\": [],\n"
-                 "  \"healthcheck\": {\"test\": \"true\", \"interval\": \"1m30s\", \"retries\": 3}}}]}\n",
-                 &spec);
+    load_text_ok(
+        "{\"version\": 1, \"stages\": [{\"from\": \"scratch\", \"env\": {\"A\": \"1\"},\n"
+        " \"layers\": [\n"
+        "  {\"run\": [\"make\", \"all\"], \"env\": {\"Z\": \"z\", \"B\": \"b\"},\n"
+        "   \"workdir\": \"/src\", \"user\": \"1000\", \"network\": \"host\",\n"
+        "   \"cache_mounts\": [\"/root/.npm\"],\n"
+        "   \"secrets\": [{\"id\": \"ca\", \"target\": \"/etc/ca.pem\"}]},\n"
+        "  {\"run\": \"echo hi\"}],\n"
+        " \"config\": {\"entrypoint\": \"serve\", \"volumes\": [],\n"
+        "  \"healthcheck\": {\"test\": \"true\", \"interval\": \"1m30s\", \"retries\": "
+        "3}}}]}\n",
+        &spec);
     r = &spec.stages[0].layers[0].run;
     sh = &spec.stages[0].layers[1].run;
     c = &spec.stages[0].config;
