@@ -109,143 +109,248 @@ static int parse_progress(const char *s, enum progress_mode *ret, struct ocib_er
     return 0;
 }
 
-int cli_build(int argc, char **argv, struct ocib_error *err)
+enum {
+    OPT_CONTEXT = 1,
+    OPT_FILE,
+    OPT_TARGET,
+    OPT_TAG,
+    OPT_OUTPUT,
+    OPT_PUSH,
+    OPT_PLATFORM,
+    OPT_COMPRESSION,
+    OPT_EPOCH,
+    OPT_NO_CACHE,
+    OPT_CACHE_DIR,
+    OPT_DIGEST_FILE,
+    OPT_CACHE_FROM,
+    OPT_CACHE_TO,
+    OPT_LOCKED,
+    OPT_VERIFY,
+    OPT_SECRET,
+    OPT_PROGRESS,
+};
+
+const struct cli_option cli_build_options[] = {
+    {OPT_CONTEXT, "-C", NULL, "DIR", "the build context (default: the current directory)"},
+    {OPT_FILE, "-f", NULL, "FILE", "the spec (default: DIR/ocib.json)"},
+    {OPT_TARGET, "--target", NULL, "STAGE", "build this stage (default: the last one)"},
+    {OPT_TAG, "--tag", "-t", "REF",
+     "name the image REF; repeatable (default: the git short SHA)"},
+    {OPT_OUTPUT, "--output", "-o", "DEST",
+     "write oci:DIR[:TAG] or docker-archive:FILE; repeatable (default: oci:ocib-out)"},
+    {OPT_PUSH, "--push", NULL, NULL,
+     "push to the registry of each tag (or the spec's image)"},
+    {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
+     "the platform of stages that name none (default: the host's)"},
+    {OPT_COMPRESSION, "--compression", NULL, "gzip|zstd",
+     "layer compression (default: gzip)"},
+    {OPT_EPOCH, "--source-date-epoch", NULL, "SECONDS",
+     "the time of every timestamp (default: $SOURCE_DATE_EPOCH, else 0)"},
+    {OPT_NO_CACHE, "--no-cache", NULL, NULL, "build every layer again"},
+    {OPT_CACHE_DIR, "--cache-dir", NULL, "DIR",
+     "the cache (default: $OCIB_CACHE_DIR, else ~/.cache/ocib)"},
+    {OPT_DIGEST_FILE, "--digest-file", NULL, "FILE", "also write REPO@DIGEST into FILE"},
+    CLI_OPT_INSECURE,
+    {OPT_CACHE_FROM, "--cache-from", NULL, "REF",
+     "take cached layers from REF; repeatable"},
+    {OPT_CACHE_TO, "--cache-to", NULL, "REF", "store the build's layer cache in REF"},
+    {OPT_LOCKED, "--locked", NULL, NULL,
+     "fail unless ocib.lock.json pins every base image"},
+    {OPT_VERIFY, "--verify", NULL, NULL, "build twice in isolation; fail unless identical"},
+    {OPT_SECRET, "--secret", NULL, "id=ID,src=PATH",
+     "a file run layers mount at their secret's target; repeatable"},
+    {OPT_PROGRESS, "--progress", NULL, "plain|tty|json|quiet",
+     "how progress is shown on stderr (default: tty on a terminal, else plain)"},
+    {0, NULL, NULL, NULL, NULL},
+};
+
+/* What cli_build reads from its command line, and the arrays it owns. */
+struct build_args {
+    struct build_options o;
+    enum progress_mode mode;
+    bool verify;
+    size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets;
+};
+
+static void build_args_release(struct build_args *a)
 {
-    struct build_options o = {.compression = LAYER_COMPRESSION_GZIP};
-    _cleanup_free_ char *cache_real = NULL;
-    struct build_result res = {0};
-    enum progress_mode mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
-    const char *digest_file = NULL;
-    bool verify = false;
-    size_t alloc_tags = 0, alloc_outputs = 0, alloc_insecure = 0, alloc_cache_from = 0,
-           alloc_secrets = 0;
-    int r = -1;
+    for (size_t i = 0; i < a->o.n_outputs; i++) {
+        free(a->o.outputs[i].path);
+        free(a->o.outputs[i].tag);
+    }
+    free(a->o.outputs);
+    free(a->o.tags);
+    free(a->o.insecure);
+    free(a->o.cache_from);
+    for (size_t i = 0; i < a->o.n_secrets; i++) {
+        free(a->o.secrets[i].id);
+        free(a->o.secrets[i].src);
+    }
+    free(a->o.secrets);
+}
+
+/* One option and its value into a. */
+static int take_option(struct build_args *a, int id, const char *v, struct ocib_error *err)
+{
+    struct build_options *o = &a->o;
+
+    switch (id) {
+    case OPT_CONTEXT:
+        o->context_dir = v;
+        return 0;
+    case OPT_FILE:
+        o->spec_file = v;
+        return 0;
+    case OPT_TARGET:
+        o->target = v;
+        return 0;
+    case OPT_TAG:
+        XGROW(o->tags, a->alloc_tags, o->n_tags + 1);
+        o->tags[o->n_tags++] = (char *)v;
+        return 0;
+    case OPT_OUTPUT:
+        XGROW(o->outputs, a->alloc_outputs, o->n_outputs + 1);
+        if (build_output_parse(v, &o->outputs[o->n_outputs], err) < 0)
+            return -1;
+        o->n_outputs++;
+        return 0;
+    case OPT_PUSH:
+        o->push = true;
+        return 0;
+    case OPT_PLATFORM:
+        o->has_platform = true;
+        return oci_platform_parse(v, &o->platform, err);
+    case OPT_COMPRESSION:
+        if (layer_compression_parse(v, &o->compression, err) < 0)
+            return ocib_error_wrap(err, "--compression");
+        return 0;
+    case OPT_EPOCH:
+        if (!oci_epoch_parse(v, &o->epoch))
+            return ocib_error_usage(err, "--source-date-epoch: invalid value '%s'", v);
+        o->has_epoch = true;
+        return 0;
+    case OPT_NO_CACHE:
+        o->no_cache = true;
+        return 0;
+    case OPT_CACHE_DIR:
+        o->cache_dir = v;
+        return 0;
+    case OPT_DIGEST_FILE:
+        o->digest_file = v;
+        return 0;
+    case CLI_OPT_INSECURE_ID:
+        XGROW(o->insecure, a->alloc_insecure, o->n_insecure + 1);
+        o->insecure[o->n_insecure++] = (char *)v;
+        return 0;
+    case OPT_CACHE_FROM:
+        XGROW(o->cache_from, a->alloc_cache_from, o->n_cache_from + 1);
+        o->cache_from[o->n_cache_from++] = (char *)v;
+        return 0;
+    case OPT_CACHE_TO:
+        o->cache_to = v;
+        return 0;
+    case OPT_LOCKED:
+        o->locked = true;
+        return 0;
+    case OPT_VERIFY:
+        a->verify = true;
+        return 0;
+    case OPT_SECRET:
+        XGROW(o->secrets, a->alloc_secrets, o->n_secrets + 1);
+        if (build_secret_parse(v, &o->secrets[o->n_secrets], err) < 0)
+            return -1;
+        o->n_secrets++;
+        return 0;
+    case OPT_PROGRESS:
+        return parse_progress(v, &a->mode, err);
+    }
+    return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
+}
+
+/* The command line into a; SOURCE_DATE_EPOCH when no flag gave the time. */
+static int parse_args(int argc, char **argv, struct build_args *a, struct ocib_error *err)
+{
+    bool operands_only = false;
 
     for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        int m;
+        const char *v;
+        int id =
+            cli_next("build", cli_build_options, argc, argv, &i, &operands_only, &v, err);
 
-#define OPT(name)                                                                          \
-    ((m = cli_opt_value(argc, argv, &i, name, &v, err)) < 0 ? ({                           \
-        goto out;                                                                          \
-        0;                                                                                 \
-    })                                                                                     \
-                                                            : m)
-        if (OPT("-C")) {
-            o.context_dir = v;
-        } else if (OPT("-f")) {
-            o.spec_file = v;
-        } else if (OPT("--target")) {
-            o.target = v;
-        } else if (OPT("--tag") || OPT("-t")) {
-            XGROW(o.tags, alloc_tags, o.n_tags + 1);
-            o.tags[o.n_tags++] = (char *)v;
-        } else if (OPT("--output") || OPT("-o")) {
-            XGROW(o.outputs, alloc_outputs, o.n_outputs + 1);
-            if (build_output_parse(v, &o.outputs[o.n_outputs], err) < 0)
-                goto out;
-            o.n_outputs++;
-        } else if (OPT("--platform")) {
-            if (oci_platform_parse(v, &o.platform, err) < 0)
-                goto out;
-            o.has_platform = true;
-        } else if (OPT("--compression")) {
-            if (layer_compression_parse(v, &o.compression, err) < 0) {
-                ocib_error_wrap(err, "--compression");
-                goto out;
-            }
-        } else if (OPT("--source-date-epoch")) {
-            if (!oci_epoch_parse(v, &o.epoch)) {
-                ocib_error_usage(err, "--source-date-epoch: invalid value '%s'", v);
-                goto out;
-            }
-            o.has_epoch = true;
-        } else if (OPT("--cache-dir")) {
-            o.cache_dir = v;
-        } else if (OPT("--digest-file")) {
-            digest_file = o.digest_file = v;
-        } else if (OPT("--progress")) {
-            if (parse_progress(v, &mode, err) < 0)
-                goto out;
-        } else if (!strcmp(argv[i], "--no-cache")) {
-            o.no_cache = true;
-        } else if (!strcmp(argv[i], "--push")) {
-            o.push = true;
-        } else if (OPT("--insecure-registry")) {
-            XGROW(o.insecure, alloc_insecure, o.n_insecure + 1);
-            o.insecure[o.n_insecure++] = (char *)v;
-        } else if (OPT("--cache-from")) {
-            XGROW(o.cache_from, alloc_cache_from, o.n_cache_from + 1);
-            o.cache_from[o.n_cache_from++] = (char *)v;
-        } else if (OPT("--cache-to")) {
-            o.cache_to = v;
-        } else if (!strcmp(argv[i], "--locked")) {
-            o.locked = true;
-        } else if (!strcmp(argv[i], "--verify")) {
-            verify = true;
-        } else if (OPT("--secret")) {
-            XGROW(o.secrets, alloc_secrets, o.n_secrets + 1);
-            if (build_secret_parse(v, &o.secrets[o.n_secrets], err) < 0)
-                goto out;
-            o.n_secrets++;
-        } else {
-            ocib_error_usage(err, "build: unknown option '%s'; see 'ocib help build'",
-                             argv[i]);
-            goto out;
-        }
-#undef OPT
+        if (id == CLI_SKIP)
+            continue;
+        if (id < 0 || take_option(a, id, v, err) < 0)
+            return -1;
     }
-    if (!o.has_epoch) {
+    if (!a->o.has_epoch) {
         const char *env = getenv("SOURCE_DATE_EPOCH");
 
         if (env && *env) {
-            if (!oci_epoch_parse(env, &o.epoch)) {
-                ocib_error_usage(
+            if (!oci_epoch_parse(env, &a->o.epoch))
+                return ocib_error_usage(
                     err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
                     env);
-                goto out;
-            }
-            o.has_epoch = true;
+            a->o.has_epoch = true;
         }
     }
-    o.progress = print_progress;
-    o.progress_opaque = &mode;
-    if (cli_cache_dir(o.cache_dir, &cache_real, err) < 0)
-        goto out;
-    o.cache_dir = cache_real;
-    if (verify) {
-        struct verify_result vr;
+    return 0;
+}
 
-        if (mode != PROGRESS_QUIET)
-            fprintf(stderr, "verify: building twice in isolation\n");
-        if (build_verify(&o, &vr, err) < 0)
-            goto out;
-        if (!vr.identical) {
-            /* The report goes to stderr: stdout is for the digest only. */
-            fflush(stdout);
-            int saved = dup(1);
+/* --verify: two isolated builds, their difference reported on stderr. */
+static int verify_build(struct build_args *a, struct ocib_error *err)
+{
+    struct verify_result vr;
 
-            dup2(2, 1);
-            printf("verify: not reproducible: %s vs %s\n", vr.a.str, vr.b.str);
-            cli_diff_print(&vr.diff, &vr.a_src, &vr.b_src);
-            fflush(stdout);
-            dup2(saved, 1);
-            close(saved);
-            verify_result_release(&vr);
-            ocib_error_set(err,
-                           "build --verify: two isolated builds gave different images");
-            goto out;
-        }
-        if (mode != PROGRESS_QUIET)
-            fprintf(stderr, "verify: reproducible, both builds gave %s\n", vr.a.str);
+    if (a->mode != PROGRESS_QUIET)
+        fprintf(stderr, "verify: building twice in isolation\n");
+    if (build_verify(&a->o, &vr, err) < 0)
+        return -1;
+    if (!vr.identical) {
+        /* The report goes to stderr: stdout is for the digest only. */
+        fflush(stdout);
+        int saved = dup(1);
+
+        dup2(2, 1);
+        printf("verify: not reproducible: %s vs %s\n", vr.a.str, vr.b.str);
+        cli_diff_print(&vr.diff, &vr.a_src, &vr.b_src);
+        fflush(stdout);
+        dup2(saved, 1);
+        close(saved);
         verify_result_release(&vr);
+        return ocib_error_set(err,
+                              "build --verify: two isolated builds gave different images");
     }
-    if (build_run(&o, &res, err) < 0)
+    if (a->mode != PROGRESS_QUIET)
+        fprintf(stderr, "verify: reproducible, both builds gave %s\n", vr.a.str);
+    verify_result_release(&vr);
+    return 0;
+}
+
+int cli_build(int argc, char **argv, struct ocib_error *err)
+{
+    struct build_args a = {
+        .o = {.compression = LAYER_COMPRESSION_GZIP},
+        .mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN,
+    };
+    _cleanup_free_ char *cache_real = NULL;
+    struct build_result res = {0};
+    int r = -1;
+
+    if (parse_args(argc, argv, &a, err) < 0)
         goto out;
-    if (digest_file) {
+    a.o.progress = print_progress;
+    a.o.progress_opaque = &a.mode;
+    if (cli_cache_dir(a.o.cache_dir, &cache_real, err) < 0)
+        goto out;
+    a.o.cache_dir = cache_real;
+    if (a.verify && verify_build(&a, err) < 0)
+        goto out;
+    if (build_run(&a.o, &res, err) < 0)
+        goto out;
+    if (a.o.digest_file) {
         _cleanup_free_ char *line = xasprintf("%s\n", res.reference);
 
-        if (fs_write_file_atomic(digest_file, line, strlen(line), 0644, err) < 0) {
+        if (fs_write_file_atomic(a.o.digest_file, line, strlen(line), 0644, err) < 0) {
             ocib_error_wrap(err, "--digest-file");
             goto out;
         }
@@ -254,18 +359,6 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     r = 0;
 out:
     build_result_release(&res);
-    for (size_t i = 0; i < o.n_outputs; i++) {
-        free(o.outputs[i].path);
-        free(o.outputs[i].tag);
-    }
-    free(o.outputs);
-    free(o.tags);
-    free(o.insecure);
-    free(o.cache_from);
-    for (size_t i = 0; i < o.n_secrets; i++) {
-        free(o.secrets[i].id);
-        free(o.secrets[i].src);
-    }
-    free(o.secrets);
+    build_args_release(&a);
     return r;
 }

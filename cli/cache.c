@@ -41,30 +41,52 @@ static void mib(uint64_t n, char *buf, size_t size)
     snprintf(buf, size, "%.1f MiB", (double)n / (1024.0 * 1024.0));
 }
 
+enum { OPT_CACHE_DIR = 1, OPT_KEEP_BYTES, OPT_JSON };
+
+const struct cli_option cli_cache_options[] = {
+    {OPT_CACHE_DIR, "--cache-dir", NULL, "DIR",
+     "the cache (default: $OCIB_CACHE_DIR, else ~/.cache/ocib)"},
+    {OPT_JSON, "--json", NULL, NULL, "du: print the usage as JSON"},
+    {OPT_KEEP_BYTES, "--keep-bytes", NULL, "N[K|M|G]",
+     "prune: keep the most recently used blobs up to N bytes (default: 0)"},
+    {0, NULL, NULL, NULL, NULL},
+};
+
 int cli_cache(int argc, char **argv, struct ocib_error *err)
 {
     _cleanup_free_ char *dir = NULL;
     const char *verb = NULL, *cache_dir = NULL, *v;
     uint64_t keep = 0;
     bool json = false;
+    bool operands_only = false;
     struct cache c;
-    int m, r = -1;
+    int r = -1;
 
     for (int i = 1; i < argc; i++) {
-        if ((m = cli_opt_value(argc, argv, &i, "--cache-dir", &v, err)) != 0) {
-            if (m < 0)
-                return -1;
+        int id =
+            cli_next("cache", cli_cache_options, argc, argv, &i, &operands_only, &v, err);
+
+        switch (id) {
+        case OPT_CACHE_DIR:
             cache_dir = v;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--keep-bytes", &v, err)) != 0) {
-            if (m < 0 || parse_bytes(v, &keep, err) < 0)
+            break;
+        case OPT_KEEP_BYTES:
+            if (parse_bytes(v, &keep, err) < 0)
                 return -1;
-        } else if (!strcmp(argv[i], "--json")) {
+            break;
+        case OPT_JSON:
             json = true;
-        } else if (argv[i][0] == '-' || verb) {
-            return ocib_error_usage(err, "cache: unexpected '%s'; see 'ocib help cache'",
-                                    argv[i]);
-        } else {
-            verb = argv[i];
+            break;
+        case CLI_OPERAND:
+            if (verb)
+                return ocib_error_usage(err,
+                                        "cache: unexpected '%s'; see 'ocib help cache'", v);
+            verb = v;
+            break;
+        case CLI_SKIP:
+            break;
+        default:
+            return -1;
         }
     }
     if (!verb || (strcmp(verb, "du") && strcmp(verb, "prune") && strcmp(verb, "verify")))

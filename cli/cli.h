@@ -7,23 +7,51 @@
 #define OCIB_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "base/error.h"
 #include "base/version.h"
 
+/* One option of a verb.  A table ends with an entry whose name is NULL. */
+struct cli_option {
+    int id;            /* > 0: what cli_next returns for it */
+    const char *name;  /* "--tag" */
+    const char *alias; /* "-t", or NULL */
+    const char *arg;   /* what its value is ("REF"), or NULL for a flag */
+    const char *help;  /* one line for `ocib help VERB` */
+};
+
+#define CLI_OPERAND 0 /* cli_next: an operand, in *ret_value */
+#define CLI_SKIP (-2) /* cli_next: "--", after which all are operands */
+
+/* Reads argv[*i] against opts (advancing *i past a separate value):
+ * returns the option's id with *ret_value its value (NULL for a flag),
+ * CLI_OPERAND, CLI_SKIP, or -1 with a usage error naming verb for an
+ * unknown option, a missing value or a value given to a flag. */
+int cli_next(const char *verb, const struct cli_option *opts, int argc, char **argv, int *i,
+             bool *operands_only, const char **ret_value, struct ocib_error *err);
+
+/* One line per option: "  -t, --tag REF   help". */
+void cli_print_options(FILE *f, const struct cli_option *opts);
+
+/* True when argv (after the verb, before "--") asks for --help or -h. */
+bool cli_wants_help(int argc, char **argv);
+
 struct cli_verb {
     const char *name;
     int (*run)(int argc, char **argv, struct ocib_error *err);
-    const char *usage;
-    const char *summary;
+    const char *usage;   /* after "ocib ", without the options */
+    const char *summary; /* one line */
+    const struct cli_option *options;
 };
 
-/* Option parsing shared by the verbs: matches "--name VALUE" and
- * "--name=VALUE" at argv[*i]; advances *i past what it used.  Returns 1 on a
- * match (with *ret set), 0 when argv[*i] is another option, -1 on a missing
- * value. */
-int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **ret,
-                  struct ocib_error *err);
+/* The option every registry-facing verb takes. */
+#define CLI_OPT_INSECURE_ID 100
+#define CLI_OPT_INSECURE                                                                   \
+    {                                                                                      \
+        CLI_OPT_INSECURE_ID, "--insecure-registry", NULL, "HOST[:PORT]",                   \
+            "use plain HTTP with HOST; repeatable"                                         \
+    }
 
 struct cache;
 struct registries;
@@ -36,9 +64,8 @@ struct cli_env {
     size_t n_insecure, alloc_insecure;
 };
 
-/* Consumes --insecure-registry at argv[*i]; returns 1 when it did. */
-int cli_env_option(struct cli_env *e, int argc, char **argv, int *i,
-                   struct ocib_error *err);
+/* Records an --insecure-registry value. */
+void cli_env_add_insecure(struct cli_env *e, const char *host);
 int cli_env_open(struct cli_env *e, struct ocib_error *err);
 
 /* The cache directory to use: given (--cache-dir) or the default, resolved
@@ -52,6 +79,10 @@ struct image_source;
 /* Prints an image comparison the way `ocib diff` does. */
 void cli_diff_print(const struct image_diff *d, const struct image_source *a,
                     const struct image_source *b);
+
+extern const struct cli_option cli_build_options[], cli_inspect_options[],
+    cli_push_options[], cli_diff_options[], cli_login_options[], cli_lock_options[],
+    cli_cache_options[];
 
 int cli_build(int argc, char **argv, struct ocib_error *err);
 int cli_inspect(int argc, char **argv, struct ocib_error *err);

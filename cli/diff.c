@@ -158,6 +158,16 @@ static void print_json(const struct image_diff *d)
     json_decref(out);
 }
 
+enum { OPT_JSON = 1, OPT_PLATFORM };
+
+const struct cli_option cli_diff_options[] = {
+    {OPT_JSON, "--json", NULL, NULL, "print the differences as one JSON document"},
+    {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
+     "the image of an index to compare (default: the host's)"},
+    CLI_OPT_INSECURE,
+    {0, NULL, NULL, NULL, NULL},
+};
+
 static int run(int argc, char **argv, bool *ret_identical, struct ocib_error *err)
 {
     struct image_source a = {0}, b = {0};
@@ -165,28 +175,37 @@ static int run(int argc, char **argv, bool *ret_identical, struct ocib_error *er
     struct cli_env env = {0};
     struct oci_platform plat, *p = NULL;
     const char *names[2] = {NULL, NULL}, *v;
-    bool as_json = false;
+    bool as_json = false, operands_only = false;
     size_t n = 0;
-    int m, r = -1;
+    int r = -1;
 
     for (int i = 1; i < argc; i++) {
-        if ((m = cli_env_option(&env, argc, argv, &i, err)) != 0) {
-            if (m < 0)
-                goto out;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--platform", &v, err)) != 0) {
-            if (m < 0 || oci_platform_parse(v, &plat, err) < 0)
+        int id =
+            cli_next("diff", cli_diff_options, argc, argv, &i, &operands_only, &v, err);
+
+        switch (id) {
+        case CLI_OPT_INSECURE_ID:
+            cli_env_add_insecure(&env, v);
+            break;
+        case OPT_PLATFORM:
+            if (oci_platform_parse(v, &plat, err) < 0)
                 goto out;
             p = &plat;
-        } else if (!strcmp(argv[i], "--json")) {
+            break;
+        case OPT_JSON:
             as_json = true;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            ocib_error_usage(err, "diff: unknown option '%s'", argv[i]);
+            break;
+        case CLI_SKIP:
+            break;
+        case CLI_OPERAND:
+            if (n == 2) {
+                ocib_error_usage(err, "diff: takes two images");
+                goto out;
+            }
+            names[n++] = v;
+            break;
+        default:
             goto out;
-        } else if (n == 2) {
-            ocib_error_usage(err, "diff: takes two images");
-            goto out;
-        } else {
-            names[n++] = argv[i];
         }
     }
     if (n != 2) {

@@ -12,16 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_env_option(struct cli_env *e, int argc, char **argv, int *i, struct ocib_error *err)
+void cli_env_add_insecure(struct cli_env *e, const char *host)
 {
-    const char *v;
-    int m = cli_opt_value(argc, argv, i, "--insecure-registry", &v, err);
-
-    if (m <= 0)
-        return m;
     XGROW(e->insecure, e->alloc_insecure, e->n_insecure + 1);
-    e->insecure[e->n_insecure++] = (char *)v;
-    return 1;
+    e->insecure[e->n_insecure++] = (char *)host;
 }
 
 int cli_cache_dir(const char *given, char **ret, struct ocib_error *err)

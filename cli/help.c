@@ -19,6 +19,10 @@ int cli_help(int argc, char **argv, struct ocib_error *err)
         if (!v)
             return ocib_error_usage(err, "help: unknown command '%s'", argv[1]);
         printf("usage: ocib %s\n\n%s\n", v->usage, v->summary);
+        if (v->options) {
+            printf("\noptions:\n");
+            cli_print_options(stdout, v->options);
+        }
         return 0;
     }
     printf("usage: ocib <command> [options]\n\n"

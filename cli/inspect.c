@@ -57,37 +57,56 @@ static json_t *index_platforms(const json_t *index)
     return out;
 }
 
+enum { OPT_JSON = 1, OPT_PLATFORM };
+
+const struct cli_option cli_inspect_options[] = {
+    {OPT_JSON, "--json", NULL, NULL, "print one JSON document"},
+    {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
+     "the image of an index to show (default: the host's)"},
+    CLI_OPT_INSECURE,
+    {0, NULL, NULL, NULL, NULL},
+};
+
 int cli_inspect(int argc, char **argv, struct ocib_error *err)
 {
     struct image_source src = {0};
     struct cli_env env = {0};
     struct oci_platform plat, *p = NULL;
     const char *ref = NULL, *v;
-    bool as_json = false;
+    bool as_json = false, operands_only = false;
     struct oci_image img;
     struct oci_blob manifest;
-    int m, r = -1;
+    int r = -1;
     json_t *out, *layers, *ic;
     char *s;
 
     for (int i = 1; i < argc; i++) {
-        if ((m = cli_env_option(&env, argc, argv, &i, err)) != 0) {
-            if (m < 0)
-                goto out;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--platform", &v, err)) != 0) {
-            if (m < 0 || oci_platform_parse(v, &plat, err) < 0)
+        int id = cli_next("inspect", cli_inspect_options, argc, argv, &i, &operands_only,
+                          &v, err);
+
+        switch (id) {
+        case CLI_OPT_INSECURE_ID:
+            cli_env_add_insecure(&env, v);
+            break;
+        case OPT_PLATFORM:
+            if (oci_platform_parse(v, &plat, err) < 0)
                 goto out;
             p = &plat;
-        } else if (!strcmp(argv[i], "--json")) {
+            break;
+        case OPT_JSON:
             as_json = true;
-        } else if (argv[i][0] == '-') {
-            ocib_error_usage(err, "inspect: unknown option '%s'", argv[i]);
+            break;
+        case CLI_SKIP:
+            break;
+        case CLI_OPERAND:
+            if (ref) {
+                ocib_error_usage(err, "inspect: takes one image");
+                goto out;
+            }
+            ref = v;
+            break;
+        default:
             goto out;
-        } else if (ref) {
-            ocib_error_usage(err, "inspect: takes one image");
-            goto out;
-        } else {
-            ref = argv[i];
         }
     }
     if (!ref) {

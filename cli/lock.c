@@ -12,6 +12,18 @@
 #include <stdio.h>
 #include <string.h>
 
+enum { OPT_CONTEXT = 1, OPT_FILE, OPT_UPDATE, OPT_PLATFORM };
+
+const struct cli_option cli_lock_options[] = {
+    {OPT_CONTEXT, "-C", NULL, "DIR", "the build context (default: the current directory)"},
+    {OPT_FILE, "-f", NULL, "FILE", "the spec (default: DIR/ocib.json)"},
+    {OPT_UPDATE, "--update", NULL, NULL, "resolve every image again, not only new ones"},
+    {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
+     "the platform of stages that name none (default: the host's)"},
+    CLI_OPT_INSECURE,
+    {0, NULL, NULL, NULL, NULL},
+};
+
 int cli_lock(int argc, char **argv, struct ocib_error *err)
 {
     struct cli_env env = {0};
@@ -20,30 +32,38 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
     const char *ctx = ".", *file = NULL, *v;
     _cleanup_free_ char *spec_path = NULL;
     _cleanup_free_ char *out = NULL;
-    bool update = false, has_platform = false;
-    int m, r = -1;
+    bool update = false, has_platform = false, operands_only = false;
+    int r = -1;
 
     memset(&spec, 0, sizeof(spec));
     for (int i = 1; i < argc; i++) {
-        if ((m = cli_env_option(&env, argc, argv, &i, err)) != 0) {
-            if (m < 0)
-                goto out;
-        } else if ((m = cli_opt_value(argc, argv, &i, "-C", &v, err)) != 0) {
-            if (m < 0)
-                goto out;
+        int id =
+            cli_next("lock", cli_lock_options, argc, argv, &i, &operands_only, &v, err);
+
+        switch (id) {
+        case CLI_OPT_INSECURE_ID:
+            cli_env_add_insecure(&env, v);
+            break;
+        case OPT_CONTEXT:
             ctx = v;
-        } else if ((m = cli_opt_value(argc, argv, &i, "-f", &v, err)) != 0) {
-            if (m < 0)
-                goto out;
+            break;
+        case OPT_FILE:
             file = v;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--platform", &v, err)) != 0) {
-            if (m < 0 || oci_platform_parse(v, &plat, err) < 0)
+            break;
+        case OPT_PLATFORM:
+            if (oci_platform_parse(v, &plat, err) < 0)
                 goto out;
             has_platform = true;
-        } else if (!strcmp(argv[i], "--update")) {
+            break;
+        case OPT_UPDATE:
             update = true;
-        } else {
-            ocib_error_usage(err, "lock: unexpected '%s'; see 'ocib help lock'", argv[i]);
+            break;
+        case CLI_SKIP:
+            break;
+        case CLI_OPERAND:
+            ocib_error_usage(err, "lock: unexpected '%s'; see 'ocib help lock'", v);
+            goto out;
+        default:
             goto out;
         }
     }

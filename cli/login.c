@@ -58,38 +58,60 @@ static int read_password(struct strbuf *sb, struct ocib_error *err)
     return 0;
 }
 
+enum { OPT_USER = 1, OPT_PASSWORD_STDIN, OPT_PASSWORD };
+
+const struct cli_option cli_login_options[] = {
+    {OPT_USER, "--username", "-u", "USER", "the user name"},
+    {OPT_PASSWORD_STDIN, "--password-stdin", NULL, NULL,
+     "read the password (or token) from standard input"},
+    {OPT_PASSWORD, "--password", "-p", NULL,
+     "refused: a password on the command line shows in ps and shell history"},
+    CLI_OPT_INSECURE,
+    {0, NULL, NULL, NULL, NULL},
+};
+
 int cli_login(int argc, char **argv, struct ocib_error *err)
 {
     struct cli_env env = {0};
     struct strbuf password = STRBUF_INIT;
     _cleanup_free_ char *host = NULL;
     const char *user = NULL, *registry_arg = NULL, *v;
-    bool password_stdin = false;
+    bool password_stdin = false, operands_only = false;
     struct registry *r;
-    int m, rc = -1;
+    int rc = -1;
 
     for (int i = 1; i < argc; i++) {
-        if ((m = cli_env_option(&env, argc, argv, &i, err)) != 0) {
-            if (m < 0)
-                goto out;
-        } else if ((m = cli_opt_value(argc, argv, &i, "-u", &v, err)) != 0 ||
-                   (m = cli_opt_value(argc, argv, &i, "--username", &v, err)) != 0) {
-            if (m < 0)
-                goto out;
+        /* Refused in every form, before it could be read as anything. */
+        bool on_command_line = !strcmp(argv[i], "-p") || !strcmp(argv[i], "--password") ||
+                               !strncmp(argv[i], "--password=", 11);
+        int id = on_command_line ? OPT_PASSWORD
+                                 : cli_next("login", cli_login_options, argc, argv, &i,
+                                            &operands_only, &v, err);
+
+        switch (id) {
+        case CLI_OPT_INSECURE_ID:
+            cli_env_add_insecure(&env, v);
+            break;
+        case OPT_USER:
             user = v;
-        } else if (!strcmp(argv[i], "--password-stdin")) {
+            break;
+        case OPT_PASSWORD_STDIN:
             password_stdin = true;
-        } else if (!strcmp(argv[i], "-p") || !strncmp(argv[i], "--password", 10)) {
+            break;
+        case OPT_PASSWORD:
             ocib_error_usage(err, "login: passwords are read only with --password-stdin, "
                                   "never from the command line");
             goto out;
-        } else if (argv[i][0] == '-') {
-            ocib_error_usage(err, "login: unknown option '%s'", argv[i]);
-            goto out;
-        } else if (!registry_arg) {
-            registry_arg = argv[i];
-        } else {
-            ocib_error_usage(err, "login: takes one registry");
+        case CLI_SKIP:
+            break;
+        case CLI_OPERAND:
+            if (registry_arg) {
+                ocib_error_usage(err, "login: takes one registry");
+                goto out;
+            }
+            registry_arg = v;
+            break;
+        default:
             goto out;
         }
     }

@@ -13,40 +13,31 @@
 #include <unistd.h>
 
 const struct cli_verb cli_verbs[] = {
-    {"build", cli_build,
-     "build [-C DIR] [-f FILE] [--target NAME] [--tag REF]... [--push]\n"
-     "      [--output oci:DIR | docker-archive:FILE]... [--platform P]\n"
-     "      [--compression gzip|zstd] [--source-date-epoch N] [--no-cache]\n"
-     "      [--cache-dir DIR] [--digest-file FILE] [--insecure-registry HOST[:PORT]]...\n"
-     "      [--cache-from REF]... [--cache-to REF] [--locked] [--verify]\n"
-     "      [--progress=plain|tty|json|quiet]",
-     "build the image a spec describes"},
+    {"build", cli_build, "build [options]", "build the image a spec describes",
+     cli_build_options},
     {"inspect", cli_inspect,
-     "inspect [--json] [--platform P] [--insecure-registry HOST]... REF\n"
-     "      REF: oci:DIR[:tag] | docker-archive:FILE | registry reference",
-     "show an image's manifest, config and layers"},
+     "inspect [options] IMAGE\n"
+     "      IMAGE: oci:DIR[:tag] | docker-archive:FILE | [docker://]REFERENCE",
+     "show an image's manifest, config and layers", cli_inspect_options},
     {"push", cli_push,
-     "push [--insecure-registry HOST]... [--digest-file FILE] SRC DEST\n"
-     "      SRC: oci:DIR[:tag] | docker-archive:FILE; DEST: a registry reference",
-     "push an image to a registry"},
+     "push [options] SRC DEST\n"
+     "      SRC: oci:DIR[:tag] | docker-archive:FILE; DEST: [docker://]REFERENCE",
+     "push an image to a registry", cli_push_options},
     {"diff", cli_diff,
-     "diff [--json] [--platform P] [--insecure-registry HOST]... A B\n"
-     "      A, B: oci:DIR[:tag] | docker-archive:FILE | registry reference\n"
+     "diff [options] A B\n"
+     "      A, B: oci:DIR[:tag] | docker-archive:FILE | [docker://]REFERENCE\n"
      "      exit status: 0 identical, 1 different, 2 trouble",
-     "compare two images (reproducibility audit)"},
-    {"login", cli_login,
-     "login [--insecure-registry HOST] REGISTRY -u USER --password-stdin",
-     "check and store registry credentials"},
-    {"logout", cli_logout, "logout REGISTRY", "forget registry credentials"},
-    {"lock", cli_lock,
-     "lock [-C DIR] [-f FILE] [--update] [--platform P] [--insecure-registry HOST]...",
-     "pin the spec's registry base images in ocib.lock.json"},
-    {"cache", cli_cache,
-     "cache [--cache-dir DIR] du [--json] | prune [--keep-bytes N] | verify",
-     "show, prune or verify the cache"},
-    {"version", cli_version, "version", "print ocib's version"},
-    {"help", cli_help, "help [VERB]", "show help"},
-    {NULL, NULL, NULL, NULL},
+     "compare two images (reproducibility audit)", cli_diff_options},
+    {"login", cli_login, "login [options] REGISTRY -u USER --password-stdin",
+     "check and store registry credentials", cli_login_options},
+    {"logout", cli_logout, "logout REGISTRY", "forget registry credentials", NULL},
+    {"lock", cli_lock, "lock [options]",
+     "pin the spec's registry base images in ocib.lock.json", cli_lock_options},
+    {"cache", cli_cache, "cache [options] du | prune | verify",
+     "show, prune or verify the cache", cli_cache_options},
+    {"version", cli_version, "version", "print ocib's version", NULL},
+    {"help", cli_help, "help [COMMAND]", "show help", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 const struct cli_verb *cli_verb_find(const char *name)
@@ -55,26 +46,6 @@ const struct cli_verb *cli_verb_find(const char *name)
         if (!strcmp(v->name, name))
             return v;
     return NULL;
-}
-
-int cli_opt_value(int argc, char **argv, int *i, const char *name, const char **ret,
-                  struct ocib_error *err)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-
-    if (strncmp(a, name, n) != 0)
-        return 0;
-    if (a[n] == '=') {
-        *ret = a + n + 1;
-        return 1;
-    }
-    if (a[n] != '\0')
-        return 0;
-    if (*i + 1 >= argc)
-        return ocib_error_usage(err, "%s needs a value", name);
-    *ret = argv[++*i];
-    return 1;
 }
 
 /* Ends the program as killed by signo (the status a shell shows as
@@ -115,6 +86,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ocib: %s: unknown command; see 'ocib help'\n", argv[1]);
         return OCIB_EXIT_USAGE;
     }
+    if (cli_wants_help(argc - 1, argv + 1))
+        return cli_help(2, argv, &err) < 0 ? err.code : 0;
     /* Verbs that write stage roots (or remove them) run where their owners
      * are mapped; see sandbox_reexec_in_userns. */
     if (!strcmp(v->name, "build") || !strcmp(v->name, "cache")) {

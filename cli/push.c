@@ -15,6 +15,14 @@
 #include <stdio.h>
 #include <string.h>
 
+enum { OPT_DIGEST_FILE = 1 };
+
+const struct cli_option cli_push_options[] = {
+    {OPT_DIGEST_FILE, "--digest-file", NULL, "FILE", "also write REPO@DIGEST into FILE"},
+    CLI_OPT_INSECURE,
+    {0, NULL, NULL, NULL, NULL},
+};
+
 int cli_push(int argc, char **argv, struct ocib_error *err)
 {
     struct cli_env env = {0};
@@ -25,23 +33,30 @@ int cli_push(int argc, char **argv, struct ocib_error *err)
     _cleanup_free_ char *line = NULL;
     char *tags[1];
     size_t n_args = 0;
-    int m, r = -1;
+    bool operands_only = false;
+    int r = -1;
 
     for (int i = 1; i < argc; i++) {
-        if ((m = cli_env_option(&env, argc, argv, &i, err)) != 0) {
-            if (m < 0)
-                goto out;
-        } else if ((m = cli_opt_value(argc, argv, &i, "--digest-file", &v, err)) != 0) {
-            if (m < 0)
-                goto out;
+        int id =
+            cli_next("push", cli_push_options, argc, argv, &i, &operands_only, &v, err);
+
+        switch (id) {
+        case CLI_OPT_INSECURE_ID:
+            cli_env_add_insecure(&env, v);
+            break;
+        case OPT_DIGEST_FILE:
             digest_file = v;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            ocib_error_usage(err, "push: unknown option '%s'", argv[i]);
-            goto out;
-        } else if (n_args < 2) {
-            args[n_args++] = argv[i];
-        } else {
-            ocib_error_usage(err, "push: takes SRC and DEST");
+            break;
+        case CLI_SKIP:
+            break;
+        case CLI_OPERAND:
+            if (n_args == 2) {
+                ocib_error_usage(err, "push: takes SRC and DEST");
+                goto out;
+            }
+            args[n_args++] = v;
+            break;
+        default:
             goto out;
         }
     }

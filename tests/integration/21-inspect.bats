@@ -109,6 +109,41 @@ build_layered() {
     [ "$status" -eq 0 ] || { show_run; fail "ocib --help exited $status"; }
 }
 
+@test "every verb takes --help; every option its help lists is one it accepts; an unknown one exits 2" {
+    local verb opt opts
+    mkdir empty && cd empty
+    for verb in build inspect push diff login lock cache; do
+        run_ocib help "$verb"
+        [ "$status" -eq 0 ] || { show_run; fail "ocib help $verb exited $status"; }
+        local want=$out
+        run_ocib "$verb" --help
+        [ "$status" -eq 0 ] || { show_run; fail "ocib $verb --help exited $status"; }
+        assert_eq "ocib $verb --help is ocib help $verb" "$out" "$want"
+        run_ocib "$verb" -x -h
+        assert_eq "ocib $verb -x -h (help wins)" "$status" 0
+        opts=$(grep -oE '^  (-[a-zA-Z], )?--?[a-z][a-z-]*' <<<"$want" | sed 's/^  //; s/^-[a-zA-Z], //')
+        [ -n "$opts" ] || fail "ocib help $verb lists no option"
+        for opt in $opts; do
+            run_ocib "$verb" "$opt"
+            [[ $err != *"unknown option"* ]] || { show_run; fail "ocib $verb: $opt is in the help but unknown"; }
+            [ "$status" -eq 0 ] || [[ $err == *"ocib: "?* ]] || { show_run; fail "ocib $verb $opt failed without saying why"; }
+        done
+        run_ocib "$verb" --no-such-option
+        assert_failed 2 "$verb: unknown option '--no-such-option'; see 'ocib help $verb'"
+    done
+    run_ocib help build
+    for opt in --secret --tag -t --output -o --cache-from --locked --verify --progress --platform; do
+        assert_contains "ocib help build" "$out" "$opt"
+    done
+    run_ocib build --no-cache=yes
+    assert_failed 2 "--no-cache takes no value"
+    run_ocib build --tag
+    assert_failed 2 "--tag needs a value"
+    run_ocib login -p hunter2 localhost:5000
+    assert_failed 2 "only with --password-stdin"
+    [[ $err != *hunter2* ]] || fail "the refused password was printed"
+}
+
 @test "an unknown command exits 2 with an 'ocib: ' error naming it" {
     run_ocib frobnicate
     assert_failed 2 frobnicate
