@@ -9,6 +9,7 @@
 #include "cache/blobs.h"
 #include "oci/json.h"
 #include "oci/layout.h"
+#include "oci/platform.h"
 #include "registry/reference.h"
 
 #include <stdio.h>
@@ -46,15 +47,110 @@ static json_t *index_platforms(const json_t *index)
     json_array_foreach(json_object_get(index, "manifests"), i, e)
     {
         const json_t *p = json_object_get(e, "platform");
-        const char *v = oci_json_str(p, "variant");
 
-        if (p)
-            json_array_append_new(out,
-                                  json_sprintf("%s/%s%s%s", oci_json_str(p, "os") ?: "?",
-                                               oci_json_str(p, "architecture") ?: "?",
-                                               v ? "/" : "", v ? v : ""));
+        if (p) {
+            _cleanup_free_ char *d = oci_platform_describe(p);
+
+            json_array_append_new(out, json_string(d));
+        }
     }
     return out;
+}
+
+/* Each layer's descriptor, diff_id and, from the history, how it was made. */
+static json_t *layers_json(const struct oci_image *img)
+{
+    json_t *layers = json_array();
+
+    for (size_t i = 0; i < img->n_layers; i++) {
+        const json_t *h = layer_history(img->config, i, img->n_layers);
+        json_t *l = json_pack(
+            "{s:s, s:s, s:I, s:s}", "mediaType", img->layers[i].desc.media_type, "digest",
+            img->layers[i].desc.digest.str, "size", (json_int_t)img->layers[i].desc.size,
+            "diff_id", img->layers[i].diff_id.str);
+
+        if (h && oci_json_str(h, "created_by"))
+            json_object_set(l, "created_by", json_object_get(h, "created_by"));
+        if (h && oci_json_str(h, "comment"))
+            json_object_set(l, "comment", json_object_get(h, "comment"));
+        json_array_append_new(layers, l);
+    }
+    return layers;
+}
+
+static void print_json(const char *ref, const struct image_source *src, json_t *layers)
+{
+    json_t *mj = NULL, *out;
+    char *s;
+
+    if (src->manifest.data)
+        mj = json_loadb(src->manifest.data, src->manifest.len, 0, NULL);
+    out = json_pack("{s:s, s:s, s:o, s:O, s:O}", "reference", ref, "digest",
+                    src->manifest.digest.str, "manifest", mj ? mj : json_null(), "config",
+                    src->img.config, "layers", layers);
+    if (src->index_blob.data) {
+        json_t *ij = json_loadb(src->index_blob.data, src->index_blob.len, 0, NULL);
+
+        json_object_set_new(out, "index",
+                            json_pack("{s:s, s:o, s:o}", "digest", src->index.str,
+                                      "manifest", ij ? ij : json_null(), "platforms",
+                                      index_platforms(ij)));
+        json_object_set_new(out, "platform", json_string(src->choice ? src->choice : ""));
+    }
+    s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%s\n", s);
+    free(s);
+    json_decref(out);
+}
+
+static void print_text(const char *ref, const struct image_source *src,
+                       const json_t *layers)
+{
+    static const char *const listed[] = {"Entrypoint", "Cmd", "Env"};
+    const struct oci_image *img = &src->img;
+    const json_t *ic = json_object_get(img->config, "config");
+    _cleanup_free_ char *platform = oci_platform_describe(img->config);
+
+    printf("Reference:  %s\n", ref);
+    if (src->index_blob.data) {
+        json_t *ij = json_loadb(src->index_blob.data, src->index_blob.len, 0, NULL);
+        json_t *plats = index_platforms(ij), *p;
+        size_t i;
+
+        printf("Index:      %s\n", src->index.str);
+        printf("Platforms: ");
+        json_array_foreach(plats, i, p) printf(" %s", json_string_value(p));
+        printf("\n");
+        printf("Picked:     %s\n", src->choice ? src->choice : "-");
+        json_decref(plats);
+        json_decref(ij);
+    }
+    printf("Digest:     %s\n", src->manifest.digest.str);
+    printf("Platform:   %s\n", platform);
+    printf("Created:    %s\n", oci_json_str(img->config, "created") ?: "-");
+    if (oci_json_str(ic, "User"))
+        printf("User:       %s\n", oci_json_str(ic, "User"));
+    if (oci_json_str(ic, "WorkingDir"))
+        printf("WorkingDir: %s\n", oci_json_str(ic, "WorkingDir"));
+    for (size_t k = 0; k < ARRAY_SIZE(listed); k++) {
+        json_t *val = json_object_get(ic, listed[k]);
+
+        if (val) {
+            char *s = json_dumps(val, JSON_COMPACT);
+
+            printf("%-11s %s\n", listed[k], s);
+            free(s);
+        }
+    }
+    printf("Layers:     %zu\n", img->n_layers);
+    for (size_t i = 0; i < img->n_layers; i++) {
+        const json_t *l = json_array_get(layers, i);
+        const char *comment = oci_json_str(l, "comment");
+
+        printf("  %s  %10lld  %s%s%s%s\n", img->layers[i].desc.digest.str,
+               (long long)img->layers[i].desc.size, oci_json_str(l, "created_by") ?: "",
+               comment ? " (" : "", comment ?: "", comment ? ")" : "");
+    }
 }
 
 enum { OPT_JSON = 1, OPT_PLATFORM };
@@ -74,11 +170,8 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
     struct oci_platform plat, *p = NULL;
     const char *ref = NULL, *v;
     bool as_json = false, operands_only = false;
-    struct oci_image img;
-    struct oci_blob manifest;
     int r = -1;
-    json_t *out, *layers, *ic;
-    char *s;
+    json_t *layers;
 
     for (int i = 1; i < argc; i++) {
         int id = cli_next("inspect", cli_inspect_options, argc, argv, &i, &operands_only,
@@ -116,92 +209,12 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
     if (cli_env_open(&env, err) < 0 ||
         image_source_open(ref, NULL, env.cache, env.registries, p, &src, err) < 0)
         goto out;
-    img = src.img;
-    manifest = src.manifest;
-    layers = json_array();
-    for (size_t i = 0; i < img.n_layers; i++) {
-        const json_t *h = layer_history(img.config, i, img.n_layers);
-        json_t *l = json_pack(
-            "{s:s, s:s, s:I, s:s}", "mediaType", img.layers[i].desc.media_type, "digest",
-            img.layers[i].desc.digest.str, "size", (json_int_t)img.layers[i].desc.size,
-            "diff_id", img.layers[i].diff_id.str);
-
-        if (h && oci_json_str(h, "created_by"))
-            json_object_set(l, "created_by", json_object_get(h, "created_by"));
-        if (h && oci_json_str(h, "comment"))
-            json_object_set(l, "comment", json_object_get(h, "comment"));
-        json_array_append_new(layers, l);
-    }
-    if (as_json) {
-        json_t *mj = NULL;
-
-        if (manifest.data)
-            mj = json_loadb(manifest.data, manifest.len, 0, NULL);
-        out = json_pack("{s:s, s:s, s:o, s:O, s:o}", "reference", ref, "digest",
-                        manifest.digest.str, "manifest", mj ? mj : json_null(), "config",
-                        img.config, "layers", layers);
-        if (src.index_blob.data) {
-            json_t *ij = json_loadb(src.index_blob.data, src.index_blob.len, 0, NULL);
-
-            json_object_set_new(out, "index",
-                                json_pack("{s:s, s:o, s:o}", "digest", src.index.str,
-                                          "manifest", ij ? ij : json_null(), "platforms",
-                                          index_platforms(ij)));
-            json_object_set_new(out, "platform", json_string(src.choice ? src.choice : ""));
-        }
-        s = json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS);
-        printf("%s\n", s);
-        free(s);
-        json_decref(out);
-        goto done;
-    }
-    ic = json_object_get(img.config, "config");
-    printf("Reference:  %s\n", ref);
-    if (src.index_blob.data) {
-        json_t *ij = json_loadb(src.index_blob.data, src.index_blob.len, 0, NULL);
-        json_t *plats = index_platforms(ij);
-        size_t i;
-        json_t *p_;
-
-        printf("Index:      %s\n", src.index.str);
-        printf("Platforms: ");
-        json_array_foreach(plats, i, p_) printf(" %s", json_string_value(p_));
-        printf("\n");
-        printf("Picked:     %s\n", src.choice ? src.choice : "-");
-        json_decref(plats);
-        json_decref(ij);
-    }
-    printf("Digest:     %s\n", manifest.digest.str);
-    printf("Platform:   %s/%s%s%s\n", oci_json_str(img.config, "os") ?: "?",
-           oci_json_str(img.config, "architecture") ?: "?",
-           oci_json_str(img.config, "variant") ? "/" : "",
-           oci_json_str(img.config, "variant") ?: "");
-    printf("Created:    %s\n", oci_json_str(img.config, "created") ?: "-");
-    if (oci_json_str(ic, "User"))
-        printf("User:       %s\n", oci_json_str(ic, "User"));
-    if (oci_json_str(ic, "WorkingDir"))
-        printf("WorkingDir: %s\n", oci_json_str(ic, "WorkingDir"));
-    for (const char *const *k = (const char *const[]){"Entrypoint", "Cmd", "Env", NULL}; *k;
-         k++) {
-        json_t *val = json_object_get(ic, *k);
-
-        if (val) {
-            s = json_dumps(val, JSON_COMPACT);
-            printf("%-11s %s\n", *k, s);
-            free(s);
-        }
-    }
-    printf("Layers:     %zu\n", img.n_layers);
-    for (size_t i = 0; i < img.n_layers; i++) {
-        json_t *l = json_array_get(layers, i);
-
-        printf("  %s  %10lld  %s%s%s%s\n", img.layers[i].desc.digest.str,
-               (long long)img.layers[i].desc.size, oci_json_str(l, "created_by") ?: "",
-               oci_json_str(l, "comment") ? " (" : "", oci_json_str(l, "comment") ?: "",
-               oci_json_str(l, "comment") ? ")" : "");
-    }
+    layers = layers_json(&src.img);
+    if (as_json)
+        print_json(ref, &src, layers);
+    else
+        print_text(ref, &src, layers);
     json_decref(layers);
-done:
     r = 0;
 out:
     image_source_release(&src);
