@@ -438,7 +438,7 @@ static int drain(struct tar_reader *r, struct side_stats *s, struct entries *es,
     struct tar_entry e;
     int m;
 
-    while ((m = tar_reader_next(r, &e, err)) > 0) {
+    for (m = tar_reader_next(r, &e, err); m > 0; m = tar_reader_next(r, &e, err)) {
         stats_add(s, &e);
         entries_push(es, &e);
     }

@@ -33,12 +33,13 @@ static int copy_tree(int src_fd, int dst_fd, bool reverse, struct ocib_error *er
     struct dirent *de;
     int fd = dup(src_fd), r = 0;
 
-    if (fd < 0 || !(d = fdopendir(fd))) {
+    d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
         if (fd >= 0)
             close(fd);
         return ocib_error_errno(err, errno, "cannot read the context");
     }
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         XGROW(names, alloc, n + 1);

@@ -167,11 +167,14 @@ static json_t *layer_def_input(struct build *b, const struct spec_stage *st,
         }
         if (st->user)
             json_object_set_new(in, "stage_user", json_string(st->user));
-        if ((x = json_object_get(ic, "Env")))
+        x = json_object_get(ic, "Env");
+        if (x)
             json_object_set(in, "image_env", x);
-        if ((x = json_object_get(ic, "User")))
+        x = json_object_get(ic, "User");
+        if (x)
             json_object_set(in, "image_user", x);
-        if ((x = json_object_get(ic, "WorkingDir")))
+        x = json_object_get(ic, "WorkingDir");
+        if (x)
             json_object_set(in, "image_workdir", x);
     }
     for (size_t c = 0; c < ly->n_copies; c++) {
@@ -481,11 +484,13 @@ static void digests_known(struct layer_job *j)
 
             oci_digest_of(e->data ? e->data : "", e->size, &d);
             memcpy(e->digest, oci_digest_hex(&d), sizeof(e->digest));
-        } else if (e->has_st && (hex = stat_cache_lookup(j->b->stat, e->src, &e->st))) {
-            memcpy(e->digest, hex, sizeof(e->digest));
-        } else {
-            j->missing++;
+            continue;
         }
+        hex = e->has_st ? stat_cache_lookup(j->b->stat, e->src, &e->st) : NULL;
+        if (hex)
+            memcpy(e->digest, hex, sizeof(e->digest));
+        else
+            j->missing++;
     }
 }
 

@@ -70,12 +70,13 @@ static int clone_tree(int src_fd, int dst_fd, struct ocib_error *err)
     struct dirent *de;
     int fd = dup(src_fd);
 
-    if (fd < 0 || !(d = fdopendir(fd))) {
+    d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
         if (fd >= 0)
             close(fd);
         return ocib_error_errno(err, errno, "cannot read a kept root");
     }
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         struct stat st;
 
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -273,7 +274,7 @@ void rootfs_taint(struct rootfs *r, struct cache *c)
     /* Kept roots share inodes with each other through the clones they were
      * made from, so every one of them may hold the changed file: all go
      * (out of reach by rename first, then removed). */
-    while (d && (de = readdir(d))) {
+    for (de = d ? readdir(d) : NULL; de; de = readdir(d)) {
         _cleanup_free_ char *kept = NULL;
         _cleanup_free_ char *gone = NULL;
 

@@ -196,27 +196,31 @@ static int parse_copy(struct vctx *v, const json_t *j, const char *path,
                          "several sources need a directory dest ending in '/' (\"%s/\")",
                          c->dest);
     }
-    if ((from = json_object_get(j, "from"))) {
+    from = json_object_get(j, "from");
+    if (from) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "from");
 
         if (spec_parse_from(v, &a, from, true, &c->from) < 0)
             return -1;
         c->has_from = true;
     }
-    if ((exclude = json_object_get(j, "exclude"))) {
+    exclude = json_object_get(j, "exclude");
+    if (exclude) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "exclude");
 
         if (spec_expect_string_list(v, &a, exclude, false, true) < 0)
             return -1;
         c->exclude = spec_strv_dup(exclude, &c->n_exclude);
     }
-    if ((owner = json_object_get(j, "owner"))) {
+    owner = json_object_get(j, "owner");
+    if (owner) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "owner");
 
         if (parse_owner(v, &a, owner, &c->owner) < 0)
             return -1;
     }
-    if ((mode = json_object_get(j, "mode"))) {
+    mode = json_object_get(j, "mode");
+    if (mode) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "mode");
 
         if (parse_mode(v, &a, mode, true, &c->mode) < 0)
@@ -255,7 +259,8 @@ static int parse_file(struct vctx *v, const json_t *j, const char *path,
     if (spec_expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
         spec_check_keys(v, j, path, keys) < 0)
         return -1;
-    if (!(p = json_object_get(j, "path")))
+    p = json_object_get(j, "path");
+    if (!p)
         return spec_fail(v, at, "missing required key \"path\"");
     {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "path");
@@ -298,7 +303,8 @@ static int parse_file(struct vctx *v, const json_t *j, const char *path,
             f->kind = !strcmp(kind, "symlink") ? SPEC_FILE_SYMLINK : SPEC_FILE_CONTENT;
         }
     }
-    if ((mode = json_object_get(j, "mode"))) {
+    mode = json_object_get(j, "mode");
+    if (mode) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "mode");
 
         if (f->kind == SPEC_FILE_SYMLINK)
@@ -306,7 +312,8 @@ static int parse_file(struct vctx *v, const json_t *j, const char *path,
         if (parse_mode(v, &a, mode, false, &f->mode) < 0)
             return -1;
     }
-    if ((owner = json_object_get(j, "owner"))) {
+    owner = json_object_get(j, "owner");
+    if (owner) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "owner");
 
         if (parse_owner(v, &a, owner, &f->owner) < 0)
@@ -481,7 +488,8 @@ int spec_parse_layer(struct vctx *v, json_t *j, const char *path, const struct a
     if (spec_expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
         spec_check_keys(v, j, path, keys) < 0)
         return -1;
-    if ((name = json_object_get(j, "name"))) {
+    name = json_object_get(j, "name");
+    if (name) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "name");
 
         if (spec_expect_string(v, &a, name, true) < 0)

@@ -37,7 +37,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
     if (spec_expect_type(v, at, j, JSON_OBJECT, "an object") < 0 ||
         spec_check_keys(v, j, path, keys) < 0)
         return -1;
-    if ((x = json_object_get(j, "name"))) {
+    x = json_object_get(j, "name");
+    if (x) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "name");
 
         if (spec_expect_string(v, &a, x, true) < 0)
@@ -52,7 +53,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
     } else {
         s->name = xasprintf("%zu", index);
     }
-    if (!(x = json_object_get(j, "from")))
+    x = json_object_get(j, "from");
+    if (!x)
         return spec_fail(v, at, "missing required key \"from\"");
     {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "from");
@@ -60,14 +62,16 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
         if (spec_parse_from(v, &a, x, false, &s->from) < 0)
             return -1;
     }
-    if ((x = json_object_get(j, "workdir"))) {
+    x = json_object_get(j, "workdir");
+    if (x) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "workdir");
 
         if (spec_expect_string(v, &a, x, true) < 0)
             return -1;
         s->workdir = xstrdup(json_string_value(x));
     }
-    if ((x = json_object_get(j, "user"))) {
+    x = json_object_get(j, "user");
+    if (x) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "user");
 
         if (spec_expect_string(v, &a, x, true) < 0 ||
@@ -75,7 +79,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
             return -1;
         s->user = xstrdup(json_string_value(x));
     }
-    if ((x = json_object_get(j, "env"))) {
+    x = json_object_get(j, "env");
+    if (x) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "env");
 
         if (spec_expect_string_map(v, &a, x, spec_env_name_ok,
@@ -83,7 +88,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
             return -1;
         spec_map_dup(x, &s->env);
     }
-    if ((x = json_object_get(j, "platform"))) {
+    x = json_object_get(j, "platform");
+    if (x) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "platform");
         struct ocib_error perr = OCIB_ERROR_INIT;
 
@@ -93,13 +99,15 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
             return spec_fail(v, &a, "%s", perr.msg);
         s->has_platform = true;
     }
-    if ((x = json_object_get(j, "config"))) {
+    x = json_object_get(j, "config");
+    if (x) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "config");
 
         if (spec_parse_config(v, x, a.path, &a, &s->config) < 0)
             return -1;
     }
-    if ((layers = json_object_get(j, "layers"))) {
+    layers = json_object_get(j, "layers");
+    if (layers) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "layers");
 
         if (spec_expect_type(v, &a, layers, JSON_ARRAY, "an array") < 0)
@@ -306,7 +314,8 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
     if (spec_expect_type(&v, &top, root, JSON_OBJECT, "an object") < 0 ||
         spec_check_keys(&v, root, "", keys) < 0)
         goto fail;
-    if (!(x = json_object_get(root, "version"))) {
+    x = json_object_get(root, "version");
+    if (!x) {
         spec_fail(&v, &top, "missing required key \"version\"");
         goto fail;
     }
@@ -318,7 +327,8 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
             goto fail;
         }
     }
-    if ((x = json_object_get(root, "image"))) {
+    x = json_object_get(root, "image");
+    if (x) {
         _cleanup_at_ struct at a = spec_at_key(&v, root, "", "image");
         struct reference ref;
         struct ocib_error rerr = OCIB_ERROR_INIT;
@@ -332,7 +342,8 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
         reference_release(&ref);
         spec->image = xstrdup(image_name_registry_text(json_string_value(x)));
     }
-    if (!(stages = json_object_get(root, "stages"))) {
+    stages = json_object_get(root, "stages");
+    if (!stages) {
         spec_fail(&v, &top, "missing required key \"stages\"");
         goto fail;
     }
