@@ -18,46 +18,57 @@
 #include <cmocka.h>
 
 #include "base/fs.h"
+#include "tempdir.h"
 
 struct tmp {
-    char path[64];
-    int fd;
+    struct tempdir td;
+    int fd; /* the test's directory */
 };
 
-static int setup(void **state)
+/* root/dir/file, root/inside -> dir/file, root/up -> ../.., root/abs -> /etc */
+static int make_tree(struct tmp *t)
 {
-    struct tmp *t = calloc(1, sizeof(*t));
+    int f;
 
-    snprintf(t->path, sizeof(t->path), "/tmp/ocib-test-fs-XXXXXX");
-    if (!mkdtemp(t->path))
+    t->fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (t->fd < 0 || mkdirat(t->fd, "dir", 0755) < 0)
         return -1;
-    t->fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (t->fd < 0)
-        return -1;
-    /* root/dir/file, root/inside -> dir/file, root/up -> ../.., root/abs -> /etc */
-    if (mkdirat(t->fd, "dir", 0755) < 0)
-        return -1;
-    int f = openat(t->fd, "dir/file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    f = openat(t->fd, "dir/file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (f < 0)
         return -1;
     close(f);
     if (symlinkat("dir/file", t->fd, "inside") < 0 || symlinkat("../..", t->fd, "up") < 0 ||
         symlinkat("/etc", t->fd, "abs") < 0 || symlinkat("dir", t->fd, "dirlink") < 0)
         return -1;
-    *state = t;
     return 0;
 }
 
 static int teardown(void **state)
 {
     struct tmp *t = *state;
-    char cmd[128];
+    int r;
 
-    close(t->fd);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->path);
-    int r = system(cmd);
+    if (t->fd >= 0)
+        close(t->fd);
+    r = tempdir_leave(&t->td);
     free(t);
-    return r == 0 ? 0 : -1;
+    return r;
+}
+
+static int setup(void **state)
+{
+    struct tmp *t = calloc(1, sizeof(*t));
+
+    if (!t)
+        return -1;
+    t->fd = -1;
+    t->td.prev = -1;
+    *state = t;
+    if (tempdir_enter(&t->td) < 0 || make_tree(t) < 0) {
+        teardown(state); /* cmocka runs none after a failed setup */
+        return -1;
+    }
+    return 0;
 }
 
 static void test_within_follows_symlinks_that_stay_inside(void **state)

@@ -21,6 +21,7 @@
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "builder/ignore.h"
+#include "tempdir.h"
 
 OCIB_DEFINE_CLEANUP(struct ignore, ignore_free)
 #define _cleanup_ignore_ _cleanup_(ignore_freep)
@@ -564,36 +565,36 @@ static void test_add_file_over_one_mib_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_docker_star_slash_temp_matches_one_level_down),
-        cmocka_unit_test(test_docker_two_stars_temp_matches_two_levels_down),
-        cmocka_unit_test(test_docker_question_mark_is_one_char_at_root),
-        cmocka_unit_test(test_docker_double_star_go_matches_any_depth),
-        cmocka_unit_test(test_docker_exception_reincludes_readme),
-        cmocka_unit_test(test_docker_last_matching_pattern_wins),
-        cmocka_unit_test(test_docker_directory_pattern_excludes_contents),
-        cmocka_unit_test(test_docker_patterns_are_cleaned_and_anchored),
-        cmocka_unit_test(test_docker_double_star_forms),
-        cmocka_unit_test(test_docker_classes_and_escapes),
-        cmocka_unit_test(test_docker_star_everything_then_reinclude),
-        cmocka_unit_test(test_git_name_matches_at_any_depth),
-        cmocka_unit_test(test_git_leading_slash_anchors_at_root),
-        cmocka_unit_test(test_git_trailing_slash_matches_only_directories),
-        cmocka_unit_test(test_git_middle_slash_anchors_and_star_stays_in_component),
-        cmocka_unit_test(test_git_double_star_forms),
-        cmocka_unit_test(test_git_negation_reincludes),
-        cmocka_unit_test(test_git_escapes_comments_and_spaces),
-        cmocka_unit_test(test_git_leading_bracket_is_member),
-        cmocka_unit_test(test_invalid_patterns_name_origin_and_pattern),
-        cmocka_unit_test(test_empty_and_comment_lines_add_nothing),
-        cmocka_unit_test(test_pattern_length_and_count_are_capped),
-        cmocka_unit_test(test_many_stars_match_in_bounded_time),
-        cmocka_unit_test(test_may_reinclude_below_follows_exceptions),
-        cmocka_unit_test(test_may_reinclude_below_ignores_earlier_exceptions),
-        cmocka_unit_test(test_may_reinclude_below_with_wildcards),
-        cmocka_unit_test(test_add_file_reads_comments_crlf_and_bom),
-        cmocka_unit_test(test_add_file_missing_is_not_an_error),
-        cmocka_unit_test(test_add_file_error_names_file_and_line),
-        cmocka_unit_test(test_add_file_over_one_mib_is_refused),
+        TEMPDIR_TEST(test_docker_star_slash_temp_matches_one_level_down),
+        TEMPDIR_TEST(test_docker_two_stars_temp_matches_two_levels_down),
+        TEMPDIR_TEST(test_docker_question_mark_is_one_char_at_root),
+        TEMPDIR_TEST(test_docker_double_star_go_matches_any_depth),
+        TEMPDIR_TEST(test_docker_exception_reincludes_readme),
+        TEMPDIR_TEST(test_docker_last_matching_pattern_wins),
+        TEMPDIR_TEST(test_docker_directory_pattern_excludes_contents),
+        TEMPDIR_TEST(test_docker_patterns_are_cleaned_and_anchored),
+        TEMPDIR_TEST(test_docker_double_star_forms),
+        TEMPDIR_TEST(test_docker_classes_and_escapes),
+        TEMPDIR_TEST(test_docker_star_everything_then_reinclude),
+        TEMPDIR_TEST(test_git_name_matches_at_any_depth),
+        TEMPDIR_TEST(test_git_leading_slash_anchors_at_root),
+        TEMPDIR_TEST(test_git_trailing_slash_matches_only_directories),
+        TEMPDIR_TEST(test_git_middle_slash_anchors_and_star_stays_in_component),
+        TEMPDIR_TEST(test_git_double_star_forms),
+        TEMPDIR_TEST(test_git_negation_reincludes),
+        TEMPDIR_TEST(test_git_escapes_comments_and_spaces),
+        TEMPDIR_TEST(test_git_leading_bracket_is_member),
+        TEMPDIR_TEST(test_invalid_patterns_name_origin_and_pattern),
+        TEMPDIR_TEST(test_empty_and_comment_lines_add_nothing),
+        TEMPDIR_TEST(test_pattern_length_and_count_are_capped),
+        TEMPDIR_TEST(test_many_stars_match_in_bounded_time),
+        TEMPDIR_TEST(test_may_reinclude_below_follows_exceptions),
+        TEMPDIR_TEST(test_may_reinclude_below_ignores_earlier_exceptions),
+        TEMPDIR_TEST(test_may_reinclude_below_with_wildcards),
+        TEMPDIR_TEST(test_add_file_reads_comments_crlf_and_bom),
+        TEMPDIR_TEST(test_add_file_missing_is_not_an_error),
+        TEMPDIR_TEST(test_add_file_error_names_file_and_line),
+        TEMPDIR_TEST(test_add_file_over_one_mib_is_refused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

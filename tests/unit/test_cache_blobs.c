@@ -22,6 +22,7 @@
 #include "cache/blobs.h"
 #include "cache/lease.h"
 #include "oci/digest.h"
+#include "tempdir.h"
 
 static void assert_is_dir(const char *path)
 {
@@ -340,14 +341,14 @@ static void test_default_dir_without_home_is_still_a_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_creates_the_layout),
-        cmocka_unit_test(test_cache_directories_are_private),
-        cmocka_unit_test(test_open_fails_naming_the_cache_when_it_cannot_be_created),
-        cmocka_unit_test(test_tmp_then_commit_makes_the_blob_visible_under_its_digest),
-        cmocka_unit_test(test_committed_blobs_are_read_only_and_readable_by_others),
-        cmocka_unit_test(test_two_tmp_files_do_not_collide),
-        cmocka_unit_test(test_commit_replaces_an_existing_blob_atomically),
-        cmocka_unit_test(test_failed_commit_removes_the_tmp_file_and_says_why),
+        TEMPDIR_TEST(test_open_creates_the_layout),
+        TEMPDIR_TEST(test_cache_directories_are_private),
+        TEMPDIR_TEST(test_open_fails_naming_the_cache_when_it_cannot_be_created),
+        TEMPDIR_TEST(test_tmp_then_commit_makes_the_blob_visible_under_its_digest),
+        TEMPDIR_TEST(test_committed_blobs_are_read_only_and_readable_by_others),
+        TEMPDIR_TEST(test_two_tmp_files_do_not_collide),
+        TEMPDIR_TEST(test_commit_replaces_an_existing_blob_atomically),
+        TEMPDIR_TEST(test_failed_commit_removes_the_tmp_file_and_says_why),
         cmocka_unit_test_setup_teardown(test_default_dir_prefers_ocib_cache_dir, save_env,
                                         restore_env),
         cmocka_unit_test_setup_teardown(test_default_dir_uses_xdg_cache_home_next, save_env,

@@ -26,6 +26,7 @@
 #include "cache/lease.h"
 #include "cache/maint.h"
 #include "oci/digest.h"
+#include "tempdir.h"
 
 struct child {
     pid_t pid;
@@ -197,44 +198,14 @@ static void test_a_released_lease_leaves_nothing(void **state)
     free(tmp);
 }
 
-static int in_tmpdir(void **state)
-{
-    char tmpl[] = "/tmp/ocib-test-lease-XXXXXX";
-
-    if (!mkdtemp(tmpl) || chdir(tmpl) < 0)
-        return -1;
-    *state = strdup(tmpl);
-    return 0;
-}
-
-static int out_of_tmpdir(void **state)
-{
-    char *cmd = NULL;
-
-    if (chdir("/") < 0 || asprintf(&cmd, "rm -rf '%s'", (char *)*state) < 0)
-        return -1;
-    if (system(cmd) != 0) {
-        free(cmd);
-        return -1;
-    }
-    free(cmd);
-    free(*state);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            test_a_dead_process_temporary_file_goes_at_the_next_open, in_tmpdir,
-            out_of_tmpdir),
-        cmocka_unit_test_setup_teardown(
-            test_a_live_process_keeps_its_temporary_file_through_open_prune_verify,
-            in_tmpdir, out_of_tmpdir),
-        cmocka_unit_test_setup_teardown(test_prune_leaves_a_blob_a_live_lease_pins,
-                                        in_tmpdir, out_of_tmpdir),
-        cmocka_unit_test_setup_teardown(test_a_released_lease_leaves_nothing, in_tmpdir,
-                                        out_of_tmpdir),
+        TEMPDIR_TEST(test_a_dead_process_temporary_file_goes_at_the_next_open),
+        TEMPDIR_TEST(
+            test_a_live_process_keeps_its_temporary_file_through_open_prune_verify),
+        TEMPDIR_TEST(test_prune_leaves_a_blob_a_live_lease_pins),
+        TEMPDIR_TEST(test_a_released_lease_leaves_nothing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,7 @@
 #include "layers/tar_writer.h"
 #include "layers/tree.h"
 #include "tree_fixtures.h"
+#include "tempdir.h"
 
 #define EPOCH 1234567890
 
@@ -737,22 +738,20 @@ static void test_a_root_that_is_not_a_directory_is_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_an_untouched_tree_gives_an_empty_layer),
-        cmocka_unit_test(test_a_new_file_comes_with_its_parent_directory_as_it_is),
-        cmocka_unit_test(
-            test_a_same_size_rewrite_with_its_mtime_restored_is_caught_by_ctime),
-        cmocka_unit_test(test_a_chmod_alone_is_a_change),
-        cmocka_unit_test(test_a_deleted_file_becomes_a_whiteout_in_its_parent),
-        cmocka_unit_test(test_a_deleted_directory_is_one_whiteout_without_its_children),
-        cmocka_unit_test(test_a_replaced_directory_gets_whiteouts_for_its_gone_children),
-        cmocka_unit_test(test_a_file_or_directory_turned_symlink_is_just_the_new_entry),
-        cmocka_unit_test(test_a_symlink_retargeted_and_a_file_turned_directory_are_changes),
-        cmocka_unit_test(test_a_new_hardlink_pair_is_written_as_one_file_and_a_link),
-        cmocka_unit_test(test_owners_are_mapped_to_the_ids_seen_inside),
-        cmocka_unit_test(test_skipped_paths_never_appear_nor_are_whited_out),
-        cmocka_unit_test(
-            test_another_file_system_mounted_below_is_neither_content_nor_deleted),
-        cmocka_unit_test(test_a_root_that_is_not_a_directory_is_refused),
+        TEMPDIR_TEST(test_an_untouched_tree_gives_an_empty_layer),
+        TEMPDIR_TEST(test_a_new_file_comes_with_its_parent_directory_as_it_is),
+        TEMPDIR_TEST(test_a_same_size_rewrite_with_its_mtime_restored_is_caught_by_ctime),
+        TEMPDIR_TEST(test_a_chmod_alone_is_a_change),
+        TEMPDIR_TEST(test_a_deleted_file_becomes_a_whiteout_in_its_parent),
+        TEMPDIR_TEST(test_a_deleted_directory_is_one_whiteout_without_its_children),
+        TEMPDIR_TEST(test_a_replaced_directory_gets_whiteouts_for_its_gone_children),
+        TEMPDIR_TEST(test_a_file_or_directory_turned_symlink_is_just_the_new_entry),
+        TEMPDIR_TEST(test_a_symlink_retargeted_and_a_file_turned_directory_are_changes),
+        TEMPDIR_TEST(test_a_new_hardlink_pair_is_written_as_one_file_and_a_link),
+        TEMPDIR_TEST(test_owners_are_mapped_to_the_ids_seen_inside),
+        TEMPDIR_TEST(test_skipped_paths_never_appear_nor_are_whited_out),
+        TEMPDIR_TEST(test_another_file_system_mounted_below_is_neither_content_nor_deleted),
+        TEMPDIR_TEST(test_a_root_that_is_not_a_directory_is_refused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

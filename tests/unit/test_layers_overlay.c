@@ -35,6 +35,7 @@
 #include "layers/overlay.h"
 #include "layers/tree.h"
 #include "tree_fixtures.h"
+#include "tempdir.h"
 
 /* ---- building trees ---------------------------------------------------- */
 
@@ -845,20 +846,20 @@ static void test_a_new_hardlink_pair_stays_joined(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_an_empty_upper_directory_changes_nothing),
-        cmocka_unit_test(test_a_new_file_comes_with_its_parent_directory_as_it_is),
-        cmocka_unit_test(test_a_modified_file_replaces_the_roots_by_rename),
-        cmocka_unit_test(test_whiteouts_delete_files_and_directories_and_nothing_below),
-        cmocka_unit_test(test_an_opaque_directory_is_compared_child_by_child),
-        cmocka_unit_test(test_a_type_change_replaces_the_roots_entry),
-        cmocka_unit_test(test_a_new_directory_subtree_is_moved_in_whole),
-        cmocka_unit_test(test_skipped_paths_are_neither_listed_nor_moved),
-        cmocka_unit_test(test_a_skipped_path_below_a_new_directory_is_refused),
-        cmocka_unit_test(
+        TEMPDIR_TEST(test_an_empty_upper_directory_changes_nothing),
+        TEMPDIR_TEST(test_a_new_file_comes_with_its_parent_directory_as_it_is),
+        TEMPDIR_TEST(test_a_modified_file_replaces_the_roots_by_rename),
+        TEMPDIR_TEST(test_whiteouts_delete_files_and_directories_and_nothing_below),
+        TEMPDIR_TEST(test_an_opaque_directory_is_compared_child_by_child),
+        TEMPDIR_TEST(test_a_type_change_replaces_the_roots_entry),
+        TEMPDIR_TEST(test_a_new_directory_subtree_is_moved_in_whole),
+        TEMPDIR_TEST(test_skipped_paths_are_neither_listed_nor_moved),
+        TEMPDIR_TEST(test_a_skipped_path_below_a_new_directory_is_refused),
+        TEMPDIR_TEST(
             test_owners_are_mapped_and_a_merged_directory_is_an_entry_when_it_changed),
-        cmocka_unit_test(test_a_copy_up_that_changed_nothing_is_no_change),
-        cmocka_unit_test(test_a_symlink_is_an_entry_with_its_target),
-        cmocka_unit_test(test_a_new_hardlink_pair_stays_joined),
+        TEMPDIR_TEST(test_a_copy_up_that_changed_nothing_is_no_change),
+        TEMPDIR_TEST(test_a_symlink_is_an_entry_with_its_target),
+        TEMPDIR_TEST(test_a_new_hardlink_pair_stays_joined),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

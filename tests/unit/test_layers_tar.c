@@ -31,6 +31,7 @@
 #include "layers/tree.h"
 #include "oci/digest.h"
 #include "oci/mediatype.h"
+#include "tempdir.h"
 
 #define EPOCH 1234567890
 /* sha256 of 1024 zero bytes: the diff_id of every empty layer. */
@@ -1099,32 +1100,32 @@ static void test_compression_names_parse_and_unknown_ones_are_usage_errors(void 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_entries_are_sorted_bytewise_with_parents_before_contents),
-        cmocka_unit_test(test_a_lone_deep_file_gets_all_its_parent_directories),
-        cmocka_unit_test(test_explicit_parent_directory_keeps_its_own_mode_and_owner),
-        cmocka_unit_test(test_owners_are_numeric_without_names_and_times_are_the_epoch),
-        cmocka_unit_test(test_mtime_zero_is_written_as_zero),
-        cmocka_unit_test(test_modes_types_and_symlink_targets_are_kept),
-        cmocka_unit_test(test_a_later_put_for_the_same_path_wins),
-        cmocka_unit_test(test_files_sharing_an_inode_become_a_hardlink_to_the_first_path),
-        cmocka_unit_test(test_one_file_copied_to_two_places_gives_two_files),
-        cmocka_unit_test(test_writing_records_each_source_file_content_digest),
-        cmocka_unit_test(test_a_real_hardlink_in_the_source_is_kept_as_one),
-        cmocka_unit_test(test_digests_match_the_bytes_for_every_compression),
-        cmocka_unit_test(test_an_empty_layer_has_the_well_known_diff_id),
-        cmocka_unit_test(test_the_same_input_twice_gives_identical_bytes),
-        cmocka_unit_test(test_zstd_bytes_do_not_depend_on_the_number_of_cpus),
-        cmocka_unit_test(test_path_normalise_cleans_destination_paths),
-        cmocka_unit_test(test_path_normalise_gives_null_for_the_root),
-        cmocka_unit_test(test_path_normalise_refuses_dotdot),
-        cmocka_unit_test(test_path_normalise_refuses_over_long_paths),
-        cmocka_unit_test(test_long_paths_survive_through_pax_records),
-        cmocka_unit_test(test_a_file_that_shrank_while_read_is_reported),
-        cmocka_unit_test(test_a_file_that_grew_while_read_is_reported),
-        cmocka_unit_test(test_a_source_file_changed_since_listing_fails_the_layer),
-        cmocka_unit_test(test_a_source_that_became_a_symlink_is_not_followed),
-        cmocka_unit_test(test_a_regular_file_without_content_is_refused),
-        cmocka_unit_test(test_compression_names_parse_and_unknown_ones_are_usage_errors),
+        TEMPDIR_TEST(test_entries_are_sorted_bytewise_with_parents_before_contents),
+        TEMPDIR_TEST(test_a_lone_deep_file_gets_all_its_parent_directories),
+        TEMPDIR_TEST(test_explicit_parent_directory_keeps_its_own_mode_and_owner),
+        TEMPDIR_TEST(test_owners_are_numeric_without_names_and_times_are_the_epoch),
+        TEMPDIR_TEST(test_mtime_zero_is_written_as_zero),
+        TEMPDIR_TEST(test_modes_types_and_symlink_targets_are_kept),
+        TEMPDIR_TEST(test_a_later_put_for_the_same_path_wins),
+        TEMPDIR_TEST(test_files_sharing_an_inode_become_a_hardlink_to_the_first_path),
+        TEMPDIR_TEST(test_one_file_copied_to_two_places_gives_two_files),
+        TEMPDIR_TEST(test_writing_records_each_source_file_content_digest),
+        TEMPDIR_TEST(test_a_real_hardlink_in_the_source_is_kept_as_one),
+        TEMPDIR_TEST(test_digests_match_the_bytes_for_every_compression),
+        TEMPDIR_TEST(test_an_empty_layer_has_the_well_known_diff_id),
+        TEMPDIR_TEST(test_the_same_input_twice_gives_identical_bytes),
+        TEMPDIR_TEST(test_zstd_bytes_do_not_depend_on_the_number_of_cpus),
+        TEMPDIR_TEST(test_path_normalise_cleans_destination_paths),
+        TEMPDIR_TEST(test_path_normalise_gives_null_for_the_root),
+        TEMPDIR_TEST(test_path_normalise_refuses_dotdot),
+        TEMPDIR_TEST(test_path_normalise_refuses_over_long_paths),
+        TEMPDIR_TEST(test_long_paths_survive_through_pax_records),
+        TEMPDIR_TEST(test_a_file_that_shrank_while_read_is_reported),
+        TEMPDIR_TEST(test_a_file_that_grew_while_read_is_reported),
+        TEMPDIR_TEST(test_a_source_file_changed_since_listing_fails_the_layer),
+        TEMPDIR_TEST(test_a_source_that_became_a_symlink_is_not_followed),
+        TEMPDIR_TEST(test_a_regular_file_without_content_is_refused),
+        TEMPDIR_TEST(test_compression_names_parse_and_unknown_ones_are_usage_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@
 #include "audit/diff.h"
 #include "layers/tar_reader.h"
 #include "tar_fixture.h"
+#include "tempdir.h"
 
 struct mem {
     char *buf;
@@ -364,15 +365,15 @@ static void layer_diff_sees_order_and_extra_entries(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(reads_every_field_of_a_plain_tar),
-        cmocka_unit_test(reads_gzip_layers),
-        cmocka_unit_test(reads_zstd_layers),
-        cmocka_unit_test(hashes_large_content_in_chunks),
-        cmocka_unit_test(truncated_layer_is_an_error),
-        cmocka_unit_test(garbage_is_an_error),
-        cmocka_unit_test(missing_file_names_the_path),
-        cmocka_unit_test(layer_diff_names_causes),
-        cmocka_unit_test(layer_diff_sees_order_and_extra_entries),
+        TEMPDIR_TEST(reads_every_field_of_a_plain_tar),
+        TEMPDIR_TEST(reads_gzip_layers),
+        TEMPDIR_TEST(reads_zstd_layers),
+        TEMPDIR_TEST(hashes_large_content_in_chunks),
+        TEMPDIR_TEST(truncated_layer_is_an_error),
+        TEMPDIR_TEST(garbage_is_an_error),
+        TEMPDIR_TEST(missing_file_names_the_path),
+        TEMPDIR_TEST(layer_diff_names_causes),
+        TEMPDIR_TEST(layer_diff_sees_order_and_extra_entries),
     };
 
     setlocale(LC_CTYPE, "C.UTF-8");
