@@ -1,9 +1,13 @@
 /*
  * The stat cache; see statcache.h.
  *
- * On disk, one line per file:
+ * On disk, a header line holding the SHA-256 of the rest, so that a file
+ * damaged in any byte is ignored whole rather than trusted:
+ *   ocib-stat-v2 <64 hex>\n
+ * then one line per file:
  *   <64 hex> <dev> <ino> <size> <mtime ns> <ctime ns> <path length>:<path>\n
- * In memory, an open-addressing hash table keyed by path.
+ * (times may be negative: files dated before 1970).  In memory, an
+ * open-addressing hash table keyed by path.
  */
 #include "cache/statcache.h"
 #include "base/cleanup.h"
@@ -17,6 +21,8 @@
 #include <string.h>
 
 #define STAT_CACHE_MAX_BYTES (512 * 1024 * 1024)
+#define STAT_CACHE_MAGIC "ocib-stat-v2 "
+#define STAT_CACHE_HEADER_LEN (sizeof(STAT_CACHE_MAGIC) - 1 + SHA256_HEX_LEN + 1)
 
 struct sc_entry {
     char *path;
@@ -103,7 +109,21 @@ static bool read_num(const char **p, const char *end, char stop, unsigned long l
     return true;
 }
 
-/* Parses the file in one linear pass (no sscanf: it would measure the rest
+/* The same for a number that may be negative. */
+static bool read_signed(const char **p, const char *end, char stop, int64_t *ret)
+{
+    bool neg = *p < end && **p == '-';
+    unsigned long long n;
+
+    if (neg)
+        (*p)++;
+    if (!read_num(p, end, stop, &n) || n > (unsigned long long)INT64_MAX)
+        return false;
+    *ret = neg ? -(int64_t)n : (int64_t)n;
+    return true;
+}
+
+/* Parses the entries in one linear pass (no sscanf: it would measure the rest
  * of the buffer on every line). */
 static void parse(struct stat_cache *sc, const char *buf, size_t len)
 {
@@ -111,7 +131,7 @@ static void parse(struct stat_cache *sc, const char *buf, size_t len)
 
     while (p < end) {
         struct sc_entry e = {0};
-        unsigned long long dev, ino, size, mt, ct, plen;
+        unsigned long long dev, ino, size, plen;
 
         if ((size_t)(end - p) < SHA256_HEX_LEN + 1 || p[SHA256_HEX_LEN] != ' ')
             return; /* a damaged tail is dropped */
@@ -121,21 +141,32 @@ static void parse(struct stat_cache *sc, const char *buf, size_t len)
             return;
         p += SHA256_HEX_LEN + 1;
         if (!read_num(&p, end, ' ', &dev) || !read_num(&p, end, ' ', &ino) ||
-            !read_num(&p, end, ' ', &size) || !read_num(&p, end, ' ', &mt) ||
-            !read_num(&p, end, ' ', &ct) || !read_num(&p, end, ':', &plen) ||
+            !read_num(&p, end, ' ', &size) || !read_signed(&p, end, ' ', &e.mtime) ||
+            !read_signed(&p, end, ' ', &e.ctime) || !read_num(&p, end, ':', &plen) ||
             plen > (unsigned long long)(end - p))
             return;
         e.dev = dev;
         e.ino = ino;
         e.size = size;
-        e.mtime = (int64_t)mt;
-        e.ctime = (int64_t)ct;
         e.path = xstrndup(p, (size_t)plen);
         insert(sc, &e);
         p += plen;
         if (p < end && *p == '\n')
             p++;
     }
+}
+
+/* True when buf starts with the header and its digest is that of the rest. */
+static bool checksum_ok(const char *buf, size_t len)
+{
+    const size_t magic = sizeof(STAT_CACHE_MAGIC) - 1;
+    char hex[SHA256_HEX_LEN + 1];
+
+    if (len < STAT_CACHE_HEADER_LEN || memcmp(buf, STAT_CACHE_MAGIC, magic) ||
+        buf[STAT_CACHE_HEADER_LEN - 1] != '\n')
+        return false;
+    sha256_hex(buf + STAT_CACHE_HEADER_LEN, len - STAT_CACHE_HEADER_LEN, hex);
+    return !memcmp(hex, buf + magic, SHA256_HEX_LEN);
 }
 
 struct stat_cache *stat_cache_load(struct cache *c, const char *abs_dir)
@@ -150,8 +181,9 @@ struct stat_cache *stat_cache_load(struct cache *c, const char *abs_dir)
     sc->file = xasprintf("%s/%s", dir, hex);
     grow(sc);
     fs_mkdir_p(dir, 0700, NULL);
-    if (fs_read_file(sc->file, STAT_CACHE_MAX_BYTES, &buf, &len, NULL) == 0)
-        parse(sc, buf, len);
+    if (fs_read_file(sc->file, STAT_CACHE_MAX_BYTES, &buf, &len, NULL) == 0 &&
+        checksum_ok(buf, len))
+        parse(sc, buf + STAT_CACHE_HEADER_LEN, len - STAT_CACHE_HEADER_LEN);
     return sc;
 }
 
@@ -196,10 +228,14 @@ void stat_cache_put(struct stat_cache *sc, const char *path, const struct stat *
 int stat_cache_save(struct stat_cache *sc, struct ocib_error *err)
 {
     struct strbuf sb = STRBUF_INIT;
+    char hex[SHA256_HEX_LEN + 1];
     int r;
 
     if (!sc->dirty)
         return 0;
+    /* The header's place, filled in once the entries are there. */
+    strbuf_addstr(&sb, STAT_CACHE_MAGIC);
+    strbuf_addf(&sb, "%*s\n", SHA256_HEX_LEN, "");
     for (size_t i = 0; i < sc->cap; i++) {
         const struct sc_entry *e = &sc->slots[i];
         char num[128];
@@ -216,6 +252,8 @@ int stat_cache_save(struct stat_cache *sc, struct ocib_error *err)
         strbuf_addstr(&sb, e->path);
         strbuf_addch(&sb, '\n');
     }
+    sha256_hex(sb.buf + STAT_CACHE_HEADER_LEN, sb.len - STAT_CACHE_HEADER_LEN, hex);
+    memcpy(sb.buf + sizeof(STAT_CACHE_MAGIC) - 1, hex, SHA256_HEX_LEN);
     r = fs_write_file_atomic(sc->file, strbuf_str(&sb), sb.len, 0600, err);
     strbuf_release(&sb);
     if (r == 0)

@@ -626,6 +626,76 @@ static void test_a_truncated_cache_file_keeps_no_wrong_digest_for_any_entry(void
     cache_release(&c);
 }
 
+/* A file dated before 1970 (an archive with a bogus date) keeps its entry,
+ * and the entries saved after it. */
+static void test_a_pre_1970_mtime_survives_save_and_load(void **state)
+{
+    struct cache c;
+    struct stat_cache *sc;
+    struct stat old = fake_stat(), other[50];
+    char p[16];
+
+    open_cache(&c);
+    old.st_mtim.tv_sec = -86400;
+    old.st_ctim.tv_sec = -1;
+    sc = stat_cache_load(&c, CTX);
+    stat_cache_put(sc, "old", &old, HEX_A);
+    for (int i = 0; i < 50; i++) {
+        other[i] = fake_stat();
+        other[i].st_ino = 1000 + (ino_t)i;
+        snprintf(p, sizeof(p), "f%d", i);
+        stat_cache_put(sc, p, &other[i], HEX_B);
+    }
+    save(sc);
+    stat_cache_free(sc);
+    sc = stat_cache_load(&c, CTX);
+    assert_non_null(stat_cache_lookup(sc, "old", &old));
+    for (int i = 0; i < 50; i++) {
+        snprintf(p, sizeof(p), "f%d", i);
+        if (!stat_cache_lookup(sc, p, &other[i]))
+            fail_msg("entry %s lost after a pre-1970 one", p);
+    }
+    stat_cache_free(sc);
+    cache_release(&c);
+}
+
+/* Any one byte of the file changed (bit rot, a stray write) makes the whole
+ * file ignored: no digest comes back, least of all a wrong one. */
+static void test_a_changed_byte_anywhere_makes_the_file_ignored(void **state)
+{
+    struct cache c;
+    struct stat_cache *sc;
+    struct stat st = fake_stat();
+    char *file, *full = NULL;
+    size_t len;
+
+    open_cache(&c);
+    sc = stat_cache_load(&c, CTX);
+    stat_cache_put(sc, "f", &st, HEX_A);
+    save(sc);
+    stat_cache_free(sc);
+    file = the_cache_file();
+    assert_int_equal(fs_read_file(file, 1 << 20, &full, &len, NULL), 0);
+    for (size_t i = 0; i < len; i++) {
+        char saved = full[i];
+
+        full[i] = saved == 'b' ? 'c' : 'b';
+        replace_file(file, full, len);
+        sc = stat_cache_load(&c, CTX);
+        if (stat_cache_lookup(sc, "f", &st))
+            fail_msg("byte %zu changed: the entry is still trusted", i);
+        stat_cache_free(sc);
+        full[i] = saved;
+    }
+    replace_file(file, full, len);
+    sc = stat_cache_load(&c, CTX);
+    assert_non_null(stat_cache_lookup(sc, "f", &st)); /* the file as saved is read */
+    stat_cache_free(sc);
+    free(full);
+    free(file);
+    cache_release(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +713,8 @@ int main(void)
         TEMPDIR_TEST(test_an_empty_or_unreadable_cache_file_is_an_empty_cache),
         TEMPDIR_TEST(test_a_truncated_cache_file_never_gives_a_cut_entry),
         TEMPDIR_TEST(test_a_truncated_cache_file_keeps_no_wrong_digest_for_any_entry),
+        TEMPDIR_TEST(test_a_pre_1970_mtime_survives_save_and_load),
+        TEMPDIR_TEST(test_a_changed_byte_anywhere_makes_the_file_ignored),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
