@@ -95,7 +95,10 @@ static int build_prepare(struct build *b, struct ocib_error *err)
 
     b->spec_path =
         o->spec_file ? xstrdup(o->spec_file) : fs_path_join(ctx_dir, "ocib.json");
-    if (spec_load(&b->spec, b->spec_path, err) < 0 || find_target(b, err) < 0)
+    struct spec_inputs in = {o->build_args, o->n_build_args,
+                             o->has_platform ? &o->platform : NULL};
+
+    if (spec_load(&b->spec, b->spec_path, &in, err) < 0 || find_target(b, err) < 0)
         return -1;
     b->order = xcalloc(b->spec.n_stages, sizeof(*b->order));
     spec_stage_order(&b->spec, b->target, b->order, &b->n_order);

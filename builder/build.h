@@ -61,7 +61,9 @@ struct build_options {
     const char *context_dir; /* -C, default "." */
     const char *spec_file;   /* -f, default <context>/ocib.json */
     const char *target;      /* --target, NULL: the last stage */
-    char **tags;             /* --tag, n_tags of them */
+    char **build_args;       /* --build-arg NAME=VALUE */
+    size_t n_build_args;
+    char **tags; /* --tag, n_tags of them */
     size_t n_tags;
     struct build_output *outputs;
     size_t n_outputs;

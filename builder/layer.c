@@ -158,6 +158,11 @@ static json_t *layer_def_input(struct build *b, const struct spec_stage *st,
         const json_t *ic = json_object_get(si->img.config, "config");
         json_t *x;
 
+        json_t *args = json_object();
+
+        for (size_t i = 0; i < st->args.n; i++)
+            json_object_set_new(args, st->args.keys[i], json_string(st->args.values[i]));
+        json_object_set_new(in, "args", args);
         if (st->env.set) {
             json_t *env = json_object();
 

@@ -345,6 +345,8 @@ static int prepare_process(struct run_request *rq, struct run_state *rs,
     rs->env.where = json_object();
     XGROW(rs->env.v, rs->env.alloc, 2);
     rs->env.v[0] = NULL;
+    /* Build arguments first: every environment below wins over them. */
+    env_merge(&rs->env, &rq->stage->args);
     json_array_foreach(json_object_get(ic, "Env"), i, v)
     {
         const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;

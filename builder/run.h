@@ -2,15 +2,14 @@
  * Executing a `run` layer: the command in the sandbox on the stage's root,
  * and the change it made captured as layer entries.
  *
- * The environment is the image config's Env, then the stage's env, then the
- * layer's; the working directory and user come from the layer, else the
- * stage, else the image config.  Cache mounts are directories under the
- * ocib cache (cache/mounts/<digest of the target path>), locked while a
- * command uses them and never part of a layer; secrets are files given on
- * the command line, mounted read-only for this command only.  Mount points
- * the sandbox needs that the root lacks are created in the root before
- * the command and removed after its change was taken, so they never reach
- * a layer.
+ * The environment is the build arguments (spec_stage.args), then the image
+ * config's Env, then the stage's env, then the layer's; the working directory and user come
+ * from the layer, else the stage, else the image config.  Cache mounts are directories
+ * under the ocib cache (cache/mounts/<digest of the target path>), locked while a command
+ * uses them and never part of a layer; secrets are files given on the command line, mounted
+ * read-only for this command only.  Mount points the sandbox needs that the root lacks are
+ * created in the root before the command and removed after its change was taken, so they
+ * never reach a layer.
  */
 #ifndef OCIB_BUILDER_RUN_H
 #define OCIB_BUILDER_RUN_H

@@ -134,6 +134,7 @@ const struct cli_option cli_build_options[] = {
     {OPT_CONTEXT, "-C", NULL, "DIR", "the build context (default: the current directory)"},
     {OPT_FILE, "-f", NULL, "FILE", "the spec (default: DIR/ocib.json)"},
     {OPT_TARGET, "--target", NULL, "STAGE", "build this stage (default: the last one)"},
+    CLI_OPT_BUILD_ARG,
     {OPT_TAG, "--tag", "-t", "REF",
      "name the image REF; repeatable (default: the git short SHA)"},
     {OPT_OUTPUT, "--output", "-o", "DEST",
@@ -169,7 +170,8 @@ struct build_args {
     struct build_options o;
     enum progress_mode mode;
     bool verify;
-    size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets;
+    size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets,
+        alloc_build_args;
 };
 
 static void build_args_release(struct build_args *a)
@@ -179,6 +181,9 @@ static void build_args_release(struct build_args *a)
         free(a->o.outputs[i].tag);
     }
     free(a->o.outputs);
+    for (size_t i = 0; i < a->o.n_build_args; i++)
+        free(a->o.build_args[i]);
+    free(a->o.build_args);
     free(a->o.tags);
     free(a->o.insecure);
     free(a->o.cache_from);
@@ -204,6 +209,15 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
     case OPT_TARGET:
         o->target = v;
         return 0;
+    case CLI_OPT_BUILD_ARG_ID: {
+        char *kv = cli_build_arg(v, err);
+
+        if (!kv)
+            return -1;
+        XGROW(o->build_args, a->alloc_build_args, o->n_build_args + 1);
+        o->build_args[o->n_build_args++] = kv;
+        return 0;
+    }
     case OPT_TAG:
         XGROW(o->tags, a->alloc_tags, o->n_tags + 1);
         o->tags[o->n_tags++] = (char *)v;

@@ -34,6 +34,17 @@ int cli_next(const char *verb, const struct cli_option *opts, int argc, char **a
 /* One line per option: "  -t, --tag REF   help". */
 void cli_print_options(FILE *f, const struct cli_option *opts);
 
+/* A --build-arg value as "NAME=VALUE" (caller frees): NAME alone takes
+ * the value from the environment, as Docker does. */
+char *cli_build_arg(const char *v, struct ocib_error *err);
+
+#define CLI_OPT_BUILD_ARG_ID 101
+#define CLI_OPT_BUILD_ARG                                                                  \
+    {                                                                                      \
+        CLI_OPT_BUILD_ARG_ID, "--build-arg", NULL, "NAME[=VALUE]",                         \
+            "set a build argument the spec declares in \"args\"; repeatable"               \
+    }
+
 /* True when argv (after the verb, before "--") asks for --help or -h. */
 bool cli_wants_help(int argc, char **argv);
 

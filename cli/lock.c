@@ -20,6 +20,7 @@ const struct cli_option cli_lock_options[] = {
     {OPT_UPDATE, "--update", NULL, NULL, "resolve every image again, not only new ones"},
     {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
      "the platform of stages that name none (default: the host's)"},
+    CLI_OPT_BUILD_ARG,
     CLI_OPT_INSECURE,
     {0, NULL, NULL, NULL, NULL},
 };
@@ -33,6 +34,9 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
     _cleanup_free_ char *spec_path = NULL;
     _cleanup_free_ char *out = NULL;
     bool update = false, has_platform = false, operands_only = false;
+    char **build_args = NULL;
+    size_t n_build_args = 0, alloc_build_args = 0;
+    struct spec_inputs in;
     int r = -1;
 
     memset(&spec, 0, sizeof(spec));
@@ -58,6 +62,13 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
         case OPT_UPDATE:
             update = true;
             break;
+        case CLI_OPT_BUILD_ARG_ID:
+            XGROW(build_args, alloc_build_args, n_build_args + 1);
+            build_args[n_build_args] = cli_build_arg(v, err);
+            if (!build_args[n_build_args])
+                goto out;
+            n_build_args++;
+            break;
         case CLI_SKIP:
             break;
         case CLI_OPERAND:
@@ -68,7 +79,8 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
         }
     }
     spec_path = file ? xstrdup(file) : fs_path_join(ctx, "ocib.json");
-    if (spec_load(&spec, spec_path, err) < 0 || cli_env_open(&env, err) < 0 ||
+    in = (struct spec_inputs){build_args, n_build_args, has_platform ? &plat : NULL};
+    if (spec_load(&spec, spec_path, &in, err) < 0 || cli_env_open(&env, err) < 0 ||
         lock_write(&spec, env.registries, env.cache, has_platform ? &plat : NULL, update,
                    err) < 0)
         goto out;
@@ -76,6 +88,9 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
     printf("%s\n", out);
     r = 0;
 out:
+    for (size_t i = 0; i < n_build_args; i++)
+        free(build_args[i]);
+    free(build_args);
     spec_release(&spec);
     cli_env_release(&env);
     return r;

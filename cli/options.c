@@ -4,7 +4,9 @@
  * a verb accepts and what `ocib help VERB` says come from the same place.
  */
 #include "cli/cli.h"
+#include "base/xalloc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* The option of opts that arg names ("--name", "--name=VALUE", an alias);
@@ -72,6 +74,21 @@ void cli_print_options(FILE *f, const struct cli_option *opts)
         else
             fprintf(f, "  %-26s  %s\n", names, o->help);
     }
+}
+
+char *cli_build_arg(const char *v, struct ocib_error *err)
+{
+    const char *env;
+
+    if (strchr(v, '='))
+        return xstrdup(v);
+    env = getenv(v);
+    if (!env) {
+        ocib_error_usage(err, "--build-arg %s: no value given and none in the environment",
+                         v);
+        return NULL;
+    }
+    return xasprintf("%s=%s", v, env);
 }
 
 bool cli_wants_help(int argc, char **argv)

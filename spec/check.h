@@ -64,6 +64,15 @@ int spec_parse_config(struct vctx *v, const json_t *c, const char *path,
                       const struct at *at, struct spec_config *ret);
 void spec_config_release(struct spec_config *c);
 
+/* Build arguments (args.c): the declared ones with --build-arg applied into
+ * ret; the predefined ones of a target platform; and the substitution of
+ * ${NAME} in the document's strings. */
+int spec_args_declare(struct vctx *v, const json_t *root, const struct spec_inputs *in,
+                      struct spec_map *ret);
+void spec_args_predefined(const struct oci_platform *target, struct spec_map *ret);
+int spec_args_substitute(struct vctx *v, json_t *root, const struct spec_map *declared,
+                         const struct spec_inputs *in);
+
 #define _cleanup_at_ __attribute__((cleanup(spec_at_free)))
 
 #endif

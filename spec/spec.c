@@ -282,9 +282,36 @@ static void add_image_stages(struct spec *spec)
     }
 }
 
-int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
+/* Each stage's arguments: the predefined ones of its platform, then the
+ * declared ones. */
+static void stage_args(struct spec *spec, const struct spec_inputs *in)
 {
-    static const char *const keys[] = {"version", "image", "stages", NULL};
+    for (size_t i = 0; i < spec->n_stages; i++) {
+        struct spec_stage *st = &spec->stages[i];
+        struct oci_platform p;
+
+        if (st->has_platform)
+            p = st->platform;
+        else if (in && in->platform)
+            p = *in->platform;
+        else
+            oci_platform_host(&p);
+        spec_args_predefined(&p, &st->args);
+        for (size_t k = 0; k < spec->args.n; k++) {
+            st->args.keys = xrealloc(st->args.keys, (st->args.n + 2) * sizeof(char *));
+            st->args.values = xrealloc(st->args.values, (st->args.n + 2) * sizeof(char *));
+            st->args.keys[st->args.n] = xstrdup(spec->args.keys[k]);
+            st->args.values[st->args.n] = xstrdup(spec->args.values[k]);
+            st->args.n++;
+        }
+    }
+}
+
+int spec_load(struct spec *spec, const char *file, const struct spec_inputs *in,
+              struct ocib_error *err)
+{
+    static const char *const keys[] = {"$schema", "version", "args",
+                                       "image",   "stages",  NULL};
     _cleanup_free_ char *buf = NULL;
     _cleanup_free_ char *dircopy = xstrdup(file);
     struct vctx v = {spec, err};
@@ -326,6 +353,16 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
             spec_fail(&v, &a, "unsupported version (this ocib reads version 1)");
             goto fail;
         }
+    }
+    if (spec_args_declare(&v, root, in, &spec->args) < 0 ||
+        spec_args_substitute(&v, root, &spec->args, in) < 0)
+        goto fail;
+    x = json_object_get(root, "$schema");
+    if (x) {
+        _cleanup_at_ struct at a = spec_at_key(&v, root, "", "$schema");
+
+        if (spec_expect_string(&v, &a, x, true) < 0)
+            goto fail;
     }
     x = json_object_get(root, "image");
     if (x) {
@@ -373,6 +410,7 @@ int spec_load(struct spec *spec, const char *file, struct ocib_error *err)
     if (check_graph(&v, stages) < 0)
         goto fail;
     add_image_stages(spec);
+    stage_args(spec, in);
     return 0;
 fail:
     spec_release(spec);
@@ -406,11 +444,13 @@ void spec_release(struct spec *spec)
         free(s->name);
         free(s->workdir);
         free(s->user);
+        spec_map_release(&s->args);
         spec_map_release(&s->env);
         spec_config_release(&s->config);
         spec_from_release(&s->from);
     }
     free(spec->stages);
+    spec_map_release(&spec->args);
     free(spec->file);
     free(spec->dir);
     free(spec->image);

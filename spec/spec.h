@@ -146,8 +146,10 @@ struct spec_config {
 };
 
 struct spec_stage {
-    char *where; /* "stages[0]" */
-    char *name;  /* the spec's name or its index as a string */
+    char *where;          /* "stages[0]" */
+    struct spec_map args; /* the build arguments run layers get: the predefined
+                           * ones of its platform, then the declared ones */
+    char *name;           /* the spec's name or its index as a string */
     struct spec_from from;
     bool has_platform;
     struct oci_platform platform;
@@ -162,6 +164,7 @@ struct spec_stage {
 
 struct spec {
     char *file;                /* path as given, for messages */
+    struct spec_map args;      /* declared, with --build-arg applied */
     char *dir;                 /* directory holding the spec */
     char *image;               /* the reference, without docker://; may be NULL */
     struct spec_stage *stages; /* as written, then the image_only ones */
@@ -170,8 +173,18 @@ struct spec {
     struct json_doc doc;
 };
 
-/* Reads and validates the spec at file.  On failure spec is left empty. */
-int spec_load(struct spec *spec, const char *file, struct ocib_error *err);
+/* What a spec is read with besides its file. */
+struct spec_inputs {
+    char *const *build_args; /* "NAME=VALUE" (--build-arg) */
+    size_t n_build_args;
+    const struct oci_platform *platform; /* of stages that name none; NULL: the host's */
+};
+
+/* Reads and validates the spec at file, ${NAME} substituted from the build
+ * arguments (in may be NULL: defaults only).  On failure spec is left
+ * empty. */
+int spec_load(struct spec *spec, const char *file, const struct spec_inputs *in,
+              struct ocib_error *err);
 void spec_release(struct spec *spec);
 
 /* Index of the stage called name, or -1 (image_only stages have none). */

@@ -76,7 +76,7 @@ static void expect_error_at(const char *text, const char *marker, const char *wh
     snprintf(want, sizeof(want), SPEC_FILE ":%s: %s", pos, what);
     write_spec(text);
     memset(&spec, 0xA5, sizeof(spec));
-    if (spec_load(&spec, SPEC_FILE, &err) == 0) {
+    if (spec_load(&spec, SPEC_FILE, NULL, &err) == 0) {
         spec_release(&spec);
         fail_msg("spec loaded but should fail with: %s", want);
     }
@@ -93,7 +93,7 @@ static void load_ok(const char *file, struct spec *spec)
 {
     struct ocib_error err = OCIB_ERROR_INIT;
 
-    if (spec_load(spec, file, &err) < 0)
+    if (spec_load(spec, file, NULL, &err) < 0)
         fail_msg("%s: %s", file, err.msg);
 }
 
@@ -681,6 +681,34 @@ static void test_run_layers_and_config_are_typed(void **state)
     spec_release(&spec);
 }
 
+static void test_build_args_are_substituted_and_unknown_ones_refused_in_place(void **state)
+{
+    struct spec spec;
+    struct ocib_error err = OCIB_ERROR_INIT;
+    char *given[] = {(char *)"V=2"};
+    struct spec_inputs in = {given, 1, NULL};
+
+    write_spec(
+        "{\"version\": 1, \"args\": {\"V\": \"1\"}, \"stages\": [{\"from\": \"scratch\",\n"
+        " \"workdir\": \"/v${V}\", \"layers\": [{\"files\": [{\"path\": \"/a$${V}\", "
+        "\"content\": \"${V}\"}]}]}]}\n");
+    assert_int_equal(spec_load(&spec, SPEC_FILE, &in, &err), 0);
+    assert_string_equal(spec.stages[0].workdir, "/v2");
+    assert_string_equal(spec.stages[0].layers[0].files[0].path, "/a${V}");
+    assert_string_equal(spec.stages[0].layers[0].files[0].content, "2");
+    assert_int_equal(spec.args.n, 1);
+    /* The stage's arguments: the predefined ones, then V. */
+    assert_string_equal(spec.stages[0].args.keys[spec.stages[0].args.n - 1], "V");
+    assert_string_equal(spec.stages[0].args.keys[0], "TARGETPLATFORM");
+    spec_release(&spec);
+    expect_error_at(
+        "{\"version\": 1, \"stages\": [{\"from\": \"scratch\", \"user\": \"${NOPE}\"}]}",
+        "\"user\"",
+        "stages[0].user: unknown build argument ${NOPE}; declare it in \"args\" (or "
+        "use a predefined one: TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT, "
+        "BUILDPLATFORM, BUILDOS, BUILDARCH)");
+}
+
 static void test_bundled_layered_example_loads_and_orders_its_stages(void **state)
 {
     struct spec spec;
@@ -773,7 +801,7 @@ static void test_missing_spec_file_is_an_error(void **state)
     struct spec spec;
     struct ocib_error err = OCIB_ERROR_INIT;
 
-    assert_int_equal(spec_load(&spec, "does-not-exist.json", &err), -1);
+    assert_int_equal(spec_load(&spec, "does-not-exist.json", NULL, &err), -1);
     assert_non_null(strstr(err.msg, "does-not-exist.json"));
     assert_null(spec.stages);
 }
@@ -784,7 +812,7 @@ static void test_syntax_error_points_at_the_spot(void **state)
     struct ocib_error err = OCIB_ERROR_INIT;
 
     write_spec("{\"version\": 1,\n \"stages\": [],\n}");
-    assert_int_equal(spec_load(&spec, SPEC_FILE, &err), -1);
+    assert_int_equal(spec_load(&spec, SPEC_FILE, NULL, &err), -1);
     assert_int_equal(err.code, OCIB_EXIT_USAGE);
     /* At the offending comma. */
     assert_string_equal(err.msg, SPEC_FILE ":2:14: trailing comma in object");
@@ -888,6 +916,7 @@ int main(void)
         TEMPDIR_TEST(test_from_kinds_are_classified),
         TEMPDIR_TEST(test_bundled_hello_example_loads),
         TEMPDIR_TEST(test_run_layers_and_config_are_typed),
+        TEMPDIR_TEST(test_build_args_are_substituted_and_unknown_ones_refused_in_place),
         TEMPDIR_TEST(test_bundled_layered_example_loads_and_orders_its_stages),
         TEMPDIR_TEST(test_stage_order_gives_dependencies_first_and_only_needed_stages),
         TEMPDIR_TEST(test_a_stage_may_depend_on_a_later_one),
