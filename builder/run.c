@@ -500,6 +500,32 @@ static int execute(struct run_request *rq, struct run_state *rs, int *ret_status
     return rc < 0 ? -1 : 0;
 }
 
+/* Whether a line reads like a failed name lookup or connection, as
+ * resolvers, curl, wget, npm, pip and apt print them. */
+static bool looks_like_no_network(const char *line)
+{
+    static const char *const signs[] = {
+        "Could not resolve",
+        "Temporary failure in name resolution",
+        "Name or service not known",
+        "getaddrinfo",
+        "EAI_AGAIN",
+        "ENOTFOUND",
+        "ENETUNREACH",
+        "Network is unreachable",
+        "network is unreachable",
+        "bad address",
+        "Failed to establish a new connection",
+        "Could not connect",
+        "unable to resolve host",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(signs); i++)
+        if (strstr(line, signs[i]))
+            return true;
+    return false;
+}
+
 /* The error for a command that exited with status: with its last lines.
  * Without an overlay the command changed the root itself: whether it wrote
  * into a file in place matters even when it failed. */
@@ -517,9 +543,18 @@ static int command_failed(struct run_request *rq, struct run_state *rs, int stat
                          &rq->in_place, NULL);
         layer_tree_release(&scratch);
     }
-    for (size_t k = 0; k < tail->count; k++)
-        strbuf_addf(&sb, "\n  | %s",
-                    tail->lines[(tail->next + TAIL_LINES - tail->count + k) % TAIL_LINES]);
+    bool network = false;
+
+    for (size_t k = 0; k < tail->count; k++) {
+        const char *line =
+            tail->lines[(tail->next + TAIL_LINES - tail->count + k) % TAIL_LINES];
+
+        strbuf_addf(&sb, "\n  | %s", line);
+        network |= looks_like_no_network(line);
+    }
+    if (network && !rq->layer->run.network_host)
+        strbuf_addstr(&sb, "\nhint: run layers have no network unless the layer says "
+                           "\"network\": \"host\"");
     return ocib_error_set(err, "the command exited with status %d%s%s", status,
                           tail->count ? "; its last lines:" : "", sb.len ? sb.buf : "");
 }

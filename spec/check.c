@@ -64,7 +64,7 @@ void spec_at_free(struct at *a)
     free((char *)a->path);
 }
 
-static size_t spec_edit_distance(const char *a, const char *b)
+size_t spec_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b), prev[64], cur[64];
 

@@ -29,6 +29,9 @@ const char *spec_type_name(const json_t *j);
 struct at spec_at_key(struct vctx *v, const json_t *obj, const char *path, const char *key);
 struct at spec_at_index(struct vctx *v, const json_t *arr, const char *path, size_t i);
 void spec_at_free(struct at *a);
+/* Levenshtein distance of two short strings (99 when either is 63 bytes or
+ * more). */
+size_t spec_edit_distance(const char *a, const char *b);
 int spec_check_keys(struct vctx *v, const json_t *obj, const char *path,
                     const char *const *allowed);
 int spec_expect_type(struct vctx *v, const struct at *at, const json_t *j, json_type type,

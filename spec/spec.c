@@ -126,6 +126,21 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
 }
 
 /* Turns names of stages in "from" fields into stage references. */
+/* The declared stage a bare name (no registry, tag or digest) is one or two
+ * edits away from, or NULL. */
+static const char *near_stage(const struct spec *spec, const char *name)
+{
+    if (strpbrk(name, "/:@"))
+        return NULL;
+    for (size_t i = 0; i < spec->n_stages; i++) {
+        const char *s = spec->stages[i].name;
+
+        if (strlen(s) >= 3 && spec_edit_distance(name, s) <= 2)
+            return s;
+    }
+    return NULL;
+}
+
 static int resolve_stage_ref(struct vctx *v, struct spec_from *f, const json_t *obj,
                              const char *path, size_t self)
 {
@@ -135,12 +150,18 @@ static int resolve_stage_ref(struct vctx *v, struct spec_from *f, const json_t *
         return 0;
     idx = spec_stage_find(v->spec, f->text);
     if (idx < 0) {
-        if (!f->ref.repository) {
-            _cleanup_at_ struct at a = spec_at_key(v, obj, path, "from");
+        _cleanup_at_ struct at a = spec_at_key(v, obj, path, "from");
+        const char *near = near_stage(v->spec, f->text);
 
+        if (!f->ref.repository)
             return spec_fail(v, &a, "\"%s\" is neither a stage nor a valid image reference",
                              f->text);
-        }
+        /* A typo of a stage name would otherwise be pulled from Docker Hub. */
+        if (near)
+            return spec_fail(v, &a,
+                             "\"%s\" is not a stage; did you mean the stage \"%s\"? (for "
+                             "the registry image write docker.io/library/%s)",
+                             f->text, near, f->text);
         return 0;
     }
     if ((size_t)idx == self) {

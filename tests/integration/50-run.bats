@@ -533,6 +533,37 @@ EOF
         fail "the host's resolv.conf/hosts leaked into the image: $(ls -la "$r/etc")"
 }
 
+@test "a run that fails on a name lookup without network says run layers need \"network\": \"host\"; other failures do not" {
+    mkdir ctx
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/net", "stages": [
+  {"name": "n", "from": "$BASE", "layers": [
+    {"name": "fetch", "run": "echo fetching; nc registry.npmjs.org 443 </dev/null"}]}]}
+EOF
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_failed 1 "the command exited with status"
+    assert_contains "the hint" "$err" 'hint: run layers have no network unless the layer says "network": "host"'
+    jq '.stages[0].layers[0].run = "echo no such thing >&2; exit 3"' ctx/ocib.json >ctx/o2.json
+    run_ocib build -C ctx -f ctx/o2.json --output "oci:$T/out"
+    assert_failed 1 "the command exited with status 3"
+    [[ $err != *hint:* ]] || { show_run; fail "a failure that is not about the network got the network hint"; }
+}
+
+@test "a typo of a stage name in from or copy.from says which stage was meant instead of pulling it" {
+    mkdir ctx
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/typo", "stages": [
+  {"name": "build", "from": "$BASE", "layers": [{"files": [{"path": "/a", "content": "a"}]}]},
+  {"from": "scratch", "layers": [{"copy": [{"from": "biuld", "src": ["/a"], "dest": "/a"}]}]}]}
+EOF
+    run_ocib build -C ctx --output "oci:$T/out"
+    assert_failed 2 'stages\[1\].layers\[0\].copy\[0\].from: "biuld" is not a stage; did you mean the stage "build"\?'
+    jq '.stages[1].from = "buidl" | .stages[1].layers[0].copy[0].from = "build"' ctx/ocib.json >ctx/o2.json
+    run_ocib build -C ctx -f ctx/o2.json --output "oci:$T/out"
+    assert_failed 2 'stages\[1\].from: "buidl" is not a stage; did you mean the stage "build"\?'
+    [ ! -e "$T/out" ] || fail "a refused spec wrote an output"
+}
+
 @test "cache_mounts persist between builds in the ocib cache and never reach the image" {
     mkdir ctx
     cat >ctx/ocib.json <<EOF
