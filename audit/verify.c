@@ -126,6 +126,7 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
     _cleanup_free_ char *git_full = NULL;
     _cleanup_free_ char *git_short = NULL;
     const char *ctx = o->context_dir ? o->context_dir : ".";
+    _cleanup_free_ char *image_dir = NULL;
     struct registries *rs = NULL;
     struct cache c = {0};
     int r = -1;
@@ -135,6 +136,12 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
         return ocib_error_errno(err, errno,
                                 "--verify: cannot create a temporary directory");
     git_head(ctx, &git_full, &git_short);
+    /* Bases named relative to the context stay the user's, not the copy's. */
+    image_dir = realpath(ctx, NULL);
+    if (!image_dir) {
+        r = ocib_error_errno(err, errno, "--verify: cannot resolve the context '%s'", ctx);
+        goto out;
+    }
     for (int side = 0; side < 2; side++) {
         _cleanup_free_ char *copy =
             xasprintf("%s/%s", root, side ? "second/context" : "ctx-a");
@@ -152,6 +159,8 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
             goto out;
         out.path = xasprintf("%s/out-%c", root, 'a' + side);
         bo.context_dir = copy;
+        if (!o->image_dir)
+            bo.image_dir = image_dir;
         if (!o->spec_file) {
             spec = fs_path_join(copy, "ocib.json");
             bo.spec_file = spec;

@@ -226,8 +226,12 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
     for (size_t i = 0; i < b->n_targets; i++) {
         const struct push_target *t = &b->targets[i];
         _cleanup_free_ char *name = reference_name(&t->ref);
-        struct build_event ev = {
-            .kind = BUILD_EVENT_OUTPUT, .status = "pushed", .text = name};
+        _cleanup_strbuf_ struct strbuf tags = STRBUF_INIT;
+        struct build_event ev = {.kind = BUILD_EVENT_OUTPUT, .status = "pushed"};
+
+        for (size_t k = 0; k < t->n_tags; k++)
+            strbuf_addf(&tags, "%s%s:%s", k ? ", " : "", name, t->tags[k]);
+        ev.text = t->n_tags ? strbuf_str(&tags) : name;
 
         if (remote_push_image(b->registries, &b->cache, t->ref.registry, t->ref.repository,
                               &si->img, si->srcs, &b->config, &b->manifest, OCI_MT_MANIFEST,

@@ -59,6 +59,8 @@ typedef void (*build_progress_fn)(void *opaque, const struct build_event *ev);
 
 struct build_options {
     const char *context_dir; /* -C, default "." */
+    const char *image_dir;   /* what relative oci:/docker-archive: names in the
+                              * spec are relative to; NULL: the context */
     const char *spec_file;   /* -f, default <context>/ocib.json */
     const char *target;      /* --target, NULL: the last stage */
     char **build_args;       /* --build-arg NAME=VALUE */

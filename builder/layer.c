@@ -127,6 +127,7 @@ static int write_layer(struct build *b, struct layer_tree *t, int src_dirfd,
     ret->digest = res.digest;
     ret->diff_id = res.diff_id;
     ret->size = (int64_t)res.size;
+    ret->entries = (int64_t)t->n;
     snprintf(ret->media_type, sizeof(ret->media_type), "%s", res.media_type);
     r = 0;
 out:
@@ -729,7 +730,7 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
     add_to_image(&j);
     ev.digest = j.cl.digest.str;
     ev.size = (uint64_t)j.cl.size;
-    ev.files = j.t.n;
+    ev.files = j.hit && j.cl.entries >= 0 ? (uint64_t)j.cl.entries : j.t.n;
     ev.seconds = now() - t0;
     progress(b, &ev);
     r = 0;

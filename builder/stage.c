@@ -136,7 +136,8 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
 
         if (st->from.kind == SPEC_FROM_REGISTRY && b->lock)
             pinned = lock_pinned(b->lock, st->from.text, b->platform_str);
-        if (image_source_open(pinned ? pinned : st->from.text, b->ctx.dir, &b->cache,
+        if (image_source_open(pinned ? pinned : st->from.text,
+                              b->o->image_dir ? b->o->image_dir : b->ctx.dir, &b->cache,
                               b->registries, p, &src, err) < 0)
             return ocib_error_wrap(err, "%s.from", st->where);
         if (pinned && !src.choice) {

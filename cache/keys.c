@@ -61,6 +61,9 @@ int cache_key_get(struct cache *c, const struct oci_digest *key, struct cache_la
         json_is_integer(json_object_get(j, "size"))) {
         snprintf(l.media_type, sizeof(l.media_type), "%s", mt);
         l.size = json_integer_value(json_object_get(j, "size"));
+        l.entries = json_is_integer(json_object_get(j, "entries"))
+                        ? json_integer_value(json_object_get(j, "entries"))
+                        : -1;
         hit = cache_blob_exists(c, &l.digest);
     }
     json_decref(j);
@@ -78,8 +81,14 @@ int cache_key_put(struct cache *c, const struct oci_digest *key,
     json_t *j =
         json_pack("{s:s, s:s, s:I, s:s}", "digest", l->digest.str, "diff_id",
                   l->diff_id.str, "size", (json_int_t)l->size, "mediaType", l->media_type);
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-    int r = write_entry(c, "keys", oci_digest_hex(key), s, strlen(s), err);
+
+    char *s;
+    int r;
+
+    if (l->entries >= 0)
+        json_object_set_new(j, "entries", json_integer((json_int_t)l->entries));
+    s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    r = write_entry(c, "keys", oci_digest_hex(key), s, strlen(s), err);
 
     free(s);
     json_decref(j);

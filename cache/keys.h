@@ -26,6 +26,7 @@ struct cache_layer {
     struct oci_digest digest;
     struct oci_digest diff_id;
     int64_t size;
+    int64_t entries; /* in the layer, for progress; -1 when not recorded */
     char media_type[96];
 };
 

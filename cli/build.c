@@ -20,18 +20,6 @@
 
 enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };
 
-static void human_size(uint64_t n, char *buf, size_t size)
-{
-    if (n < 1024)
-        snprintf(buf, size, "%llu B", (unsigned long long)n);
-    else if (n < 1024 * 1024)
-        snprintf(buf, size, "%.1f KiB", (double)n / 1024);
-    else if (n < 1024ULL * 1024 * 1024)
-        snprintf(buf, size, "%.1f MiB", (double)n / (1024 * 1024));
-    else
-        snprintf(buf, size, "%.2f GiB", (double)n / (1024.0 * 1024 * 1024));
-}
-
 static void print_progress(void *opaque, const struct build_event *ev)
 {
     enum progress_mode mode = *(enum progress_mode *)opaque;
@@ -74,13 +62,16 @@ static void print_progress(void *opaque, const struct build_event *ev)
         fprintf(stderr, "[%s] base %s %s\n", ev->stage, ev->text, ev->digest);
         break;
     case BUILD_EVENT_LAYER:
-        human_size(ev->size, size, sizeof(size));
+        cli_human_size(ev->size, size, sizeof(size));
         fprintf(stderr, "[%s] layer %s: %s %s (%s, %llu entries, %.2fs)%s%s\n", ev->stage,
                 ev->layer, ev->status, ev->digest, size, (unsigned long long)ev->files,
                 ev->seconds, ev->text ? ": " : "", ev->text ? ev->text : "");
         break;
     case BUILD_EVENT_OUTPUT:
-        fprintf(stderr, "wrote %s:%s\n", ev->status, ev->text);
+        if (!strcmp(ev->status, "pushed"))
+            fprintf(stderr, "pushed %s\n", ev->text);
+        else
+            fprintf(stderr, "wrote %s:%s\n", ev->status, ev->text);
         break;
     case BUILD_EVENT_INFO:
         fprintf(stderr, "%s\n", ev->text);

@@ -7,6 +7,7 @@
 #define OCIB_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "base/error.h"
@@ -84,6 +85,9 @@ int cli_env_open(struct cli_env *e, struct ocib_error *err);
  * caller's to free. */
 int cli_cache_dir(const char *given, char **ret, struct ocib_error *err);
 void cli_env_release(struct cli_env *e);
+
+/* n bytes as "512 B", "1.5 KiB", "20.0 MiB" or "1.25 GiB". */
+void cli_human_size(uint64_t n, char *buf, size_t size);
 
 struct image_diff;
 struct image_source;

@@ -106,7 +106,9 @@ static void print_json(const char *ref, const struct image_source *src, json_t *
 static void print_text(const char *ref, const struct image_source *src,
                        const json_t *layers)
 {
-    static const char *const listed[] = {"Entrypoint", "Cmd", "Env"};
+    static const char *const listed[] = {"Entrypoint",   "Cmd",        "Env",
+                                         "ExposedPorts", "Volumes",    "Labels",
+                                         "StopSignal",   "Healthcheck"};
     const struct oci_image *img = &src->img;
     const json_t *ic = json_object_get(img->config, "config");
     _cleanup_free_ char *platform = oci_platform_describe(img->config);
@@ -135,12 +137,32 @@ static void print_text(const char *ref, const struct image_source *src,
     for (size_t k = 0; k < ARRAY_SIZE(listed); k++) {
         json_t *val = json_object_get(ic, listed[k]);
 
-        if (val) {
-            char *s = json_dumps(val, JSON_COMPACT);
+        if (val && json_is_object(val) && strcmp(listed[k], "Healthcheck") &&
+            strcmp(listed[k], "Labels")) {
+            /* A set ({"80/tcp": {}}): its keys. */
+            const char *key;
+            json_t *unused;
+
+            printf("%-11s", listed[k]);
+            json_object_foreach(val, key, unused) printf(" %s", key);
+            printf("\n");
+        } else if (val) {
+            char *s = json_is_string(val) ? strdup(json_string_value(val))
+                                          : json_dumps(val, JSON_COMPACT | JSON_SORT_KEYS);
 
             printf("%-11s %s\n", listed[k], s);
             free(s);
         }
+    }
+    {
+        uint64_t total = src->config.len + src->manifest.len;
+        char size[32];
+
+        for (size_t i = 0; i < img->n_layers; i++)
+            total += (uint64_t)img->layers[i].desc.size;
+        cli_human_size(total, size, sizeof(size));
+        printf("Size:       %s (%llu bytes: layers as stored, config and manifest)\n", size,
+               (unsigned long long)total);
     }
     printf("Layers:     %zu\n", img->n_layers);
     for (size_t i = 0; i < img->n_layers; i++) {

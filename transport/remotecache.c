@@ -116,6 +116,7 @@ bool remote_cache_lookup(const struct remote_cache *rc, struct cache *c,
         return false;
     snprintf(l.media_type, sizeof(l.media_type), "%s", mt);
     l.size = json_integer_value(json_object_get(e, "size"));
+    l.entries = -1;
     path = cache_blob_path(c, &l.digest);
     blob_source_init_local(ret_src, &l.digest, l.size, path, false);
     ret_src->remote_host = xstrdup(oci_json_str(e, "host"));

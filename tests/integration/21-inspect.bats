@@ -92,6 +92,33 @@ build_layered() {
     assert_failed 2
 }
 
+@test "inspect (for people) shows the config and the total size" {
+    mkdir ctx
+    cat >ctx/ocib.json <<'EOF'
+{"version": 1, "image": "localhost:5000/ocib/shown", "stages": [{"from": "scratch",
+  "layers": [{"files": [{"path": "/a", "content": "aaaa"}, {"path": "/b", "content": "bb"}]}],
+  "config": {"user": "1000:1000", "workdir": "/srv", "entrypoint": ["/app"], "cmd": ["--serve"],
+             "env": {"MODE": "prod"}, "expose": ["8080", "9090/udp"], "volumes": ["/data"],
+             "labels": {"team": "core"}, "stop_signal": "SIGTERM",
+             "healthcheck": {"test": "true", "interval": "30s"}}}]}
+EOF
+    build_ok -C ctx --output "oci:$T/o"
+    run_ocib inspect "oci:$T/o"
+    [ "$status" -eq 0 ] || { show_run; fail "inspect exited $status"; }
+    local line
+    for line in "User:       1000:1000" "WorkingDir: /srv" 'Entrypoint  ["/app"]' 'Cmd         ["--serve"]' \
+        'ExposedPorts 8080/tcp 9090/udp' 'Volumes     /data' 'Labels      {"team":"core"}' \
+        'StopSignal  SIGTERM' 'Healthcheck {"Interval":30000000000,"Test":["CMD-SHELL","true"]}'; do
+        grep -qxF -- "$line" <<<"$out" || { show_run; fail "inspect lacks the line '$line'"; }
+    done
+    grep -q '^Env .*MODE=prod' <<<"$out" || fail "inspect does not show Env"
+    # The total: every layer as stored, the config and the manifest.
+    local m want
+    m=$(layout_manifest "$T/o")
+    want=$(( $(jq '[.layers[].size] | add' "$m") + $(jq .config.size "$m") + $(stat -c %s "$m") ))
+    grep -qE "^Size: .*\($want bytes" <<<"$out" || { show_run; fail "inspect's size is not $want bytes"; }
+}
+
 @test "ocib version and ocib help exit 0" {
     run_ocib version
     [ "$status" -eq 0 ] || { show_run; fail "ocib version exited $status"; }

@@ -58,6 +58,7 @@ uploaded_digests() {
     local repo=$REG_ADDR/push/hello ctx
     ctx=$(hello_ctx "$repo")
     build_ok --repo "$repo" -C "$ctx" --push --tag "$repo:v1" --digest-file "$T/digest"
+    assert_contains "the push line names the tag" "$err" "pushed $repo:v1"
     # the digest file holds exactly the stdout line
     assert_eq "--digest-file" "$(cat "$T/digest")" "$REF"
     [ "$(tail -c1 "$T/digest" | od -An -c | tr -d ' ')" = '\n' ] || fail "digest file not newline-terminated"

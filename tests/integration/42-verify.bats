@@ -176,6 +176,19 @@ assert_no_verify_leftovers() {
     assert_no_verify_leftovers
 }
 
+@test "verify: a base named by a path relative to the context, outside it, is found" {
+    mkdir -p "$T/proj/ctx"
+    cp -r "$BB_LAYOUT" "$T/proj/base"
+    printf 'context file\n' >"$T/proj/ctx/input.txt"
+    jq -n '{version: 1, image: "localhost:5000/ocib/verify-rel",
+            stages: [{from: "oci:../base", layers: [{copy: [{src: ["input.txt"], dest: "/work/"}]}]}]}' \
+        >"$T/proj/ctx/ocib.json"
+    run_ocib build -C "$T/proj/ctx" --output "oci:$T/verified" --verify
+    [ "$status" -eq 0 ] || { show_run; fail "--verify with a relative oci: base exited $status"; }
+    assert_verified
+    assert_no_verify_leftovers
+}
+
 @test "verify: a run layer writing the clock and random bytes is not reproducible: exit 1 and the diff" {
     need busybox
     run_spec "$T/clock" 'mkdir -p /var/stamp && { date +%s; od -An -tx1 -N16 /dev/urandom; } >/var/stamp/now'

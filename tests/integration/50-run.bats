@@ -549,6 +549,24 @@ EOF
     [[ $err != *hint:* ]] || { show_run; fail "a failure that is not about the network got the network hint"; }
 }
 
+@test "a cached layer reports the entries it holds, as when it was built" {
+    mkdir ctx
+    cat >ctx/ocib.json <<EOF
+{"version": 1, "image": "localhost:5000/ocib/entries", "stages": [
+  {"name": "e", "from": "$BASE", "layers": [
+    {"name": "r", "run": "mkdir -p /out/d && echo 1 >/out/a && echo 2 >/out/d/b"},
+    {"name": "f", "files": [{"path": "/x", "content": "x"}, {"path": "/y", "content": "y"}]}]}]}
+EOF
+    build_ok -C ctx --output "oci:$T/o1"
+    local built_r built_f
+    built_r=$(sed -nE 's/^\[e\] layer r: built .*, ([0-9]+) entries.*/\1/p' <<<"$err")
+    built_f=$(sed -nE 's/^\[e\] layer f: built .*, ([0-9]+) entries.*/\1/p' <<<"$err")
+    [ "${built_r:-0}" -ge 4 ] || { show_run; fail "the run layer was built with '${built_r}' entries"; }
+    build_ok -C ctx --output "oci:$T/o2"
+    assert_eq "entries of the cached run layer" "$(sed -nE 's/^\[e\] layer r: cached .*, ([0-9]+) entries.*/\1/p' <<<"$err")" "$built_r"
+    assert_eq "entries of the cached files layer" "$(sed -nE 's/^\[e\] layer f: cached .*, ([0-9]+) entries.*/\1/p' <<<"$err")" "$built_f"
+}
+
 @test "a typo of a stage name in from or copy.from says which stage was meant instead of pulling it" {
     mkdir ctx
     cat >ctx/ocib.json <<EOF
