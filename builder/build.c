@@ -98,6 +98,20 @@ static int build_prepare(struct build *b, struct ocib_error *err)
     struct spec_inputs in = {o->build_args, o->n_build_args,
                              o->has_platform ? &o->platform : NULL};
 
+    if (o->format == OCI_FORMAT_DOCKER && o->compression == LAYER_COMPRESSION_ZSTD)
+        return ocib_error_usage(err, "--compression zstd needs --format oci: Docker's "
+                                     "format has no zstd layers");
+    for (size_t i = 0; o->format == OCI_FORMAT_DOCKER && i < o->n_outputs; i++)
+        if (o->outputs[i].kind == BUILD_OUTPUT_OCI)
+            return ocib_error_usage(err,
+                                    "--output oci:%s with --format docker: an OCI layout "
+                                    "holds OCI manifests (skopeo, umoci and podman refuse "
+                                    "others); push, or write docker-archive:FILE",
+                                    o->outputs[i].path);
+    if (o->format == OCI_FORMAT_DOCKER && !o->n_outputs && !o->push)
+        return ocib_error_usage(err, "--format docker: needs --push or --output "
+                                     "docker-archive:FILE (the default output, ./ocib-out, "
+                                     "is an OCI layout)");
     if (spec_load(&b->spec, b->spec_path, &in, err) < 0 || find_target(b, err) < 0)
         return -1;
     b->order = xcalloc(b->spec.n_stages, sizeof(*b->order));
@@ -178,7 +192,7 @@ static int build_stages(struct build *b, struct ocib_error *err)
 }
 
 /* The result's annotations, then its config and manifest bytes. */
-static void build_seal(struct build *b)
+static int build_seal(struct build *b, struct ocib_error *err)
 {
     struct oci_image *img = &b->stages[b->target].img;
     const char *compression = layer_compression_settings(b->o->compression);
@@ -194,7 +208,7 @@ static void build_seal(struct build *b)
     json_object_set_new(img->annotations, "dev.ocib.compression", json_string(compression));
     json_object_set_new(img->annotations, "dev.ocib.source-date-epoch",
                         json_sprintf("%lld", (long long)b->epoch));
-    oci_image_serialize(img, &b->config, &b->manifest);
+    return oci_image_serialize_as(img, b->o->format, &b->config, &b->manifest, err);
 }
 
 /* Sends every layer blob of the built stages to --cache-to. */
@@ -234,8 +248,9 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
         ev.text = t->n_tags ? strbuf_str(&tags) : name;
 
         if (remote_push_image(b->registries, &b->cache, t->ref.registry, t->ref.repository,
-                              &si->img, si->srcs, &b->config, &b->manifest, OCI_MT_MANIFEST,
-                              t->tags, t->n_tags, err) < 0)
+                              &si->img, si->srcs, &b->config, &b->manifest,
+                              oci_format_manifest_type(b->o->format), t->tags, t->n_tags,
+                              err) < 0)
             return -1;
         progress(b, &ev);
     }
@@ -299,10 +314,8 @@ int build_run(const struct build_options *o, struct build_result *ret,
     remote_cache_init(&b.remote);
     if (build_prepare(&b, err) == 0) {
         announce_inputs(&b);
-        if (build_stages(&b, err) == 0) {
-            build_seal(&b);
+        if (build_stages(&b, err) == 0 && build_seal(&b, err) == 0)
             r = build_publish(&b, ret, err);
-        }
     }
     build_release(&b, r == 0);
     return r;

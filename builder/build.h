@@ -18,6 +18,7 @@
 #include "base/error.h"
 #include "layers/compress.h"
 #include "oci/digest.h"
+#include "oci/mediatype.h"
 #include "oci/platform.h"
 
 struct build_secret;
@@ -72,6 +73,7 @@ struct build_options {
     bool has_platform;
     struct oci_platform platform;
     enum layer_compression compression;
+    enum oci_format format; /* --format: OCI's media types (default) or Docker's */
     bool has_epoch; /* SOURCE_DATE_EPOCH: the CLI reads the flag, else the environment */
     int64_t epoch;
     bool no_cache;

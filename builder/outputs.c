@@ -215,8 +215,8 @@ int untrue_revision(struct build *b, const struct push_target *targets, size_t n
 /* An OCI layout at path with the image under each distinct tag. */
 static int write_oci(struct stage_image *si, const char *path,
                      const struct oci_blob *config, const struct oci_blob *manifest,
-                     const struct result_name *names, size_t n_names,
-                     struct ocib_error *err)
+                     const char *media_type, const struct result_name *names,
+                     size_t n_names, struct ocib_error *err)
 {
     struct oci_layout_writer w;
     int r = -1;
@@ -236,7 +236,7 @@ static int write_oci(struct stage_image *si, const char *path,
         for (size_t j = 0; j < i; j++)
             dup |= !strcmp(names[j].tag, names[i].tag);
         if (!dup)
-            oci_layout_writer_add_manifest(&w, manifest, names[i].tag);
+            oci_layout_writer_add_manifest(&w, manifest, media_type, names[i].tag);
     }
     r = oci_layout_writer_commit(&w, err);
 out:
@@ -282,6 +282,7 @@ int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob
             return -1;
     for (size_t k = 0; k < b->o->n_outputs; k++) {
         const struct build_output *out = &b->o->outputs[k];
+        const char *media_type = oci_format_manifest_type(b->o->format);
         struct build_event ev = {.kind = BUILD_EVENT_OUTPUT, .text = out->path};
         _cleanup_free_ char *pcopy = xstrdup(out->path);
         char *slash = strrchr(pcopy, '/');
@@ -295,9 +296,9 @@ int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob
                 return -1;
         }
         if (oci && out->tag)
-            r = write_oci(si, out->path, config, manifest, &own, 1, err);
+            r = write_oci(si, out->path, config, manifest, media_type, &own, 1, err);
         else if (oci)
-            r = write_oci(si, out->path, config, manifest, names, n_names, err);
+            r = write_oci(si, out->path, config, manifest, media_type, names, n_names, err);
         else
             r = write_docker_archive(b, si, out->path, config, manifest, names, n_names,
                                      err);

@@ -119,6 +119,7 @@ enum {
     OPT_VERIFY,
     OPT_SECRET,
     OPT_PROGRESS,
+    OPT_FORMAT,
 };
 
 const struct cli_option cli_build_options[] = {
@@ -136,6 +137,8 @@ const struct cli_option cli_build_options[] = {
      "the platform of stages that name none (default: the host's)"},
     {OPT_COMPRESSION, "--compression", NULL, "gzip|zstd",
      "layer compression (default: gzip)"},
+    {OPT_FORMAT, "--format", NULL, "oci|docker",
+     "media types: OCI's (default) or Docker's, as podman writes (keeps Healthcheck)"},
     {OPT_EPOCH, "--source-date-epoch", NULL, "SECONDS",
      "the time of every timestamp (default: $SOURCE_DATE_EPOCH, else 0)"},
     {OPT_NO_CACHE, "--no-cache", NULL, NULL, "build every layer again"},
@@ -265,6 +268,15 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
         if (build_secret_parse(v, &o->secrets[o->n_secrets], err) < 0)
             return -1;
         o->n_secrets++;
+        return 0;
+    case OPT_FORMAT:
+        if (!strcmp(v, "oci"))
+            o->format = OCI_FORMAT_OCI;
+        else if (!strcmp(v, "docker"))
+            o->format = OCI_FORMAT_DOCKER;
+        else
+            return ocib_error_usage(
+                err, "--format: invalid value '%s': expected oci or docker", v);
         return 0;
     case OPT_PROGRESS:
         return parse_progress(v, &a->mode, err);

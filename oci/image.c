@@ -307,26 +307,48 @@ void oci_image_add_layer(struct oci_image *img, const struct oci_layer *l,
     img->n_layers++;
 }
 
-void oci_image_serialize(const struct oci_image *img, struct oci_blob *ret_config,
-                         struct oci_blob *ret_manifest)
+int oci_image_serialize_as(const struct oci_image *img, enum oci_format f,
+                           struct oci_blob *ret_config, struct oci_blob *ret_manifest,
+                           struct ocib_error *err)
 {
+    bool docker = f == OCI_FORMAT_DOCKER;
     struct oci_descriptor cdesc;
-    json_t *m, *layers;
+    json_t *m, *layers = json_array();
 
+    for (size_t i = 0; i < img->n_layers; i++) {
+        struct oci_descriptor d = img->layers[i].desc;
+
+        if (docker) {
+            d.media_type = (char *)oci_mt_layer_to_docker(d.media_type);
+            if (!d.media_type) {
+                json_decref(layers);
+                return ocib_error_usage(
+                    err,
+                    "layer %zu (%s) is %s, which Docker's format has no "
+                    "type for; use --format oci or --compression gzip",
+                    i, img->layers[i].desc.digest.str, img->layers[i].desc.media_type);
+            }
+        }
+        json_array_append_new(layers, oci_descriptor_to_json(&d));
+    }
     ret_config->data = oci_json_canonical(img->config, &ret_config->len);
     oci_digest_of(ret_config->data, ret_config->len, &ret_config->digest);
-
-    cdesc.media_type = (char *)OCI_MT_CONFIG;
+    cdesc.media_type = (char *)(docker ? DOCKER_MT_CONFIG : OCI_MT_CONFIG);
     cdesc.digest = ret_config->digest;
     cdesc.size = (int64_t)ret_config->len;
-    layers = json_array();
-    for (size_t i = 0; i < img->n_layers; i++)
-        json_array_append_new(layers, oci_descriptor_to_json(&img->layers[i].desc));
-    m = json_pack("{s:i, s:s, s:o, s:o}", "schemaVersion", 2, "mediaType", OCI_MT_MANIFEST,
-                  "config", oci_descriptor_to_json(&cdesc), "layers", layers);
-    if (img->annotations && json_object_size(img->annotations))
+    m = json_pack("{s:i, s:s, s:o, s:o}", "schemaVersion", 2, "mediaType",
+                  oci_format_manifest_type(f), "config", oci_descriptor_to_json(&cdesc),
+                  "layers", layers);
+    if (!docker && img->annotations && json_object_size(img->annotations))
         json_object_set(m, "annotations", img->annotations);
     ret_manifest->data = oci_json_canonical(m, &ret_manifest->len);
     oci_digest_of(ret_manifest->data, ret_manifest->len, &ret_manifest->digest);
     json_decref(m);
+    return 0;
+}
+
+void oci_image_serialize(const struct oci_image *img, struct oci_blob *ret_config,
+                         struct oci_blob *ret_manifest)
+{
+    oci_image_serialize_as(img, OCI_FORMAT_OCI, ret_config, ret_manifest, NULL);
 }

@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "oci/digest.h"
+#include "oci/mediatype.h"
 #include "oci/platform.h"
 
 struct oci_descriptor {
@@ -89,10 +90,16 @@ int oci_manifest_config_descriptor(const char *manifest, size_t len, const char 
 void oci_image_add_layer(struct oci_image *img, const struct oci_layer *l,
                          const char *created, const char *created_by, const char *comment);
 
-/* Serialises config and manifest canonically.  Both blobs are owned by the
- * caller (oci_blob_release). */
+/* Serialises config and manifest canonically, with OCI's media types.  Both
+ * blobs are owned by the caller (oci_blob_release). */
 void oci_image_serialize(const struct oci_image *img, struct oci_blob *ret_config,
                          struct oci_blob *ret_manifest);
+
+/* The same in format f.  Docker's manifest has no annotations; a layer type
+ * Docker lacks (zstd) makes this fail, -1 with err set, naming the layer. */
+int oci_image_serialize_as(const struct oci_image *img, enum oci_format f,
+                           struct oci_blob *ret_config, struct oci_blob *ret_manifest,
+                           struct ocib_error *err);
 
 void oci_blob_release(struct oci_blob *b);
 void oci_descriptor_release(struct oci_descriptor *d);

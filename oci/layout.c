@@ -304,9 +304,9 @@ int oci_layout_writer_put_file(struct oci_layout_writer *w, const char *src_path
 }
 
 void oci_layout_writer_add_manifest(struct oci_layout_writer *w, const struct oci_blob *m,
-                                    const char *ref_name)
+                                    const char *media_type, const char *ref_name)
 {
-    json_t *e = json_pack("{s:s, s:s, s:I}", "mediaType", OCI_MT_MANIFEST, "digest",
+    json_t *e = json_pack("{s:s, s:s, s:I}", "mediaType", media_type, "digest",
                           m->digest.str, "size", (json_int_t)m->len);
 
     if (ref_name)

@@ -57,9 +57,10 @@ int oci_layout_writer_put_bytes(struct oci_layout_writer *w, const struct oci_bl
 int oci_layout_writer_put_file(struct oci_layout_writer *w, const char *src_path,
                                const struct oci_digest *d, bool verify,
                                struct ocib_error *err);
-/* Adds an index.json entry for a manifest; ref_name may be NULL. */
+/* Adds an index.json entry for a manifest of media_type; ref_name may be
+ * NULL. */
 void oci_layout_writer_add_manifest(struct oci_layout_writer *w, const struct oci_blob *m,
-                                    const char *ref_name);
+                                    const char *media_type, const char *ref_name);
 /* Writes oci-layout and index.json and renames the layout into place. */
 int oci_layout_writer_commit(struct oci_layout_writer *w, struct ocib_error *err);
 /* Removes the temporary directory unless committed; frees w's fields. */

@@ -35,4 +35,15 @@ static inline bool oci_mt_is_manifest(const char *mt)
  * type, or NULL when mt is not a layer type ocib can use. */
 const char *oci_mt_layer_to_oci(const char *mt);
 
+/* The Docker (schema 2) media type of a layer type, or NULL when Docker has
+ * none (zstd). */
+const char *oci_mt_layer_to_docker(const char *mt);
+
+/* The media types an image is written with: OCI's, or Docker's (image
+ * manifest v2 schema 2), as `podman build` writes by default. */
+enum oci_format { OCI_FORMAT_OCI, OCI_FORMAT_DOCKER };
+
+/* The manifest media type of a format. */
+const char *oci_format_manifest_type(enum oci_format f);
+
 #endif

@@ -167,3 +167,4 @@ EOF
         fail "podman run failed: $(cat "$T/podman.err")"
     assert_eq "PATH inside the container" "$got" /usr/local/bin:/bin
 }
+

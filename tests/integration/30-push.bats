@@ -295,3 +295,46 @@ EOF
     build_ok --repo "$REG_ADDR/push/nogit" -C "$plain" --push --tag "$REG_ADDR/push/nogit:1"
     assert_eq "digest outside git" "$(skopeo_digest "$REG_ADDR/push/nogit:1")" "$DIGEST"
 }
+
+@test "--format docker pushes Docker's media types without annotations; podman keeps the Healthcheck an OCI image loses" {
+    need podman runc
+    local ctx docker_digest oci_digest
+    ctx=$(hello_ctx "$REG_ADDR/push/fmt")
+    jq '.stages[0].config.healthcheck = {"test": "cat greeting.txt", "interval": "30s", "retries": 2}' \
+        "$ctx/ocib.json" >"$ctx/o.json" && mv "$ctx/o.json" "$ctx/ocib.json"
+    build_ok --repo "$REG_ADDR/push/fmt" -C "$ctx" --format docker --push --tag "$REG_ADDR/push/fmt:docker"
+    docker_digest=$DIGEST
+    skopeo_raw "$REG_ADDR/push/fmt:docker" "$T/raw"
+    assert_eq "the pushed manifest is what build printed" "sha256:$(sha256sum "$T/raw" | cut -d' ' -f1)" "$docker_digest"
+    assert_eq "manifest type" "$(jq -r .mediaType "$T/raw")" application/vnd.docker.distribution.manifest.v2+json
+    assert_eq "config type" "$(jq -r .config.mediaType "$T/raw")" application/vnd.docker.container.image.v1+json
+    assert_eq "layer types" "$(jq -r '[.layers[].mediaType] | unique | join(",")' "$T/raw")" application/vnd.docker.image.rootfs.diff.tar.gzip
+    assert_eq "annotations" "$(jq -r '.annotations // "none"' "$T/raw")" none
+    build_ok --repo "$REG_ADDR/push/fmt" -C "$ctx" --push --tag "$REG_ADDR/push/fmt:oci"
+    oci_digest=$DIGEST
+    [ "$oci_digest" != "$docker_digest" ] || fail "both formats gave one manifest"
+    skopeo_raw "$REG_ADDR/push/fmt:oci" "$T/raw-oci"
+    assert_eq "the same config in both formats" "$(jq -r .config.digest "$T/raw")" "$(jq -r .config.digest "$T/raw-oci")"
+    build_ok --repo "$REG_ADDR/push/fmt" -C "$ctx" --format docker --push --tag "$REG_ADDR/push/fmt:docker2"
+    assert_eq "--format docker is reproducible" "$DIGEST" "$docker_digest"
+
+    local hc
+    podman_cmd pull -q --tls-verify=false "docker://$REG_ADDR/push/fmt:docker" >/dev/null 2>"$T/pull.err" ||
+        fail "podman pull of the Docker-format image failed: $(cat "$T/pull.err")"
+    hc=$(podman_cmd image inspect --format '{{json .HealthCheck}}' "$REG_ADDR/push/fmt:docker")
+    [[ $hc == *'cat greeting.txt'* ]] || fail "podman lost the Healthcheck of the Docker-format image: $hc"
+    podman_cmd pull -q --tls-verify=false "docker://$REG_ADDR/push/fmt:oci" >/dev/null 2>"$T/pull.err" ||
+        fail "podman pull of the OCI image failed: $(cat "$T/pull.err")"
+    hc=$(podman_cmd image inspect --format '{{json .HealthCheck}}' "$REG_ADDR/push/fmt:oci")
+    [[ $hc != *'cat greeting.txt'* ]] || echo "# note: this podman keeps an OCI image's Healthcheck too" >&3
+
+    run_ocib build -C "$ctx" --format docker --compression zstd --push
+    assert_failed 2 "--compression zstd needs --format oci"
+    run_ocib build -C "$ctx" --format docker --output "oci:$T/no"
+    assert_failed 2 "an OCI layout holds OCI manifests"
+    run_ocib build -C "$ctx" --format docker
+    assert_failed 2 "--format docker: needs --push or --output docker-archive:FILE"
+    run_ocib build -C "$ctx" --format dockr --push
+    assert_failed 2 "--format: invalid value 'dockr'"
+    [ ! -e "$T/no" ] || fail "a refused build wrote its output"
+}

@@ -104,7 +104,7 @@ static void write_layout(const char *dir, struct fixture *images, const char *co
             oci_layout_writer_put_file(&w, images[i].layer_path, &images[i].layer, true,
                                        &err) < 0)
             fail_msg("%s", err.msg);
-        oci_layout_writer_add_manifest(&w, &images[i].manifest, tags[i]);
+        oci_layout_writer_add_manifest(&w, &images[i].manifest, OCI_MT_MANIFEST, tags[i]);
     }
     if (oci_layout_writer_commit(&w, &err) < 0)
         fail_msg("%s", err.msg);
@@ -522,7 +522,7 @@ static void test_an_uncommitted_layout_leaves_nothing(void **state)
     assert_int_equal(count_names("."), 1);
     assert_int_equal(oci_layout_writer_begin(&w, "out", &err), 0);
     assert_int_equal(oci_layout_writer_put_bytes(&w, &f.config, &err), 0);
-    oci_layout_writer_add_manifest(&w, &f.manifest, "v1");
+    oci_layout_writer_add_manifest(&w, &f.manifest, OCI_MT_MANIFEST, "v1");
     oci_layout_writer_release(&w);
     assert_false(fs_exists("out"));
     assert_int_equal(count_names("."), 1);
