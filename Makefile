@@ -28,7 +28,7 @@ UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 
 OCIB := ocib
 
-.PHONY: all check check-layering check-lengths check-unit check-integration check-asan bench format format-check \
+.PHONY: all install check check-layering check-lengths check-unit check-integration check-asan bench format format-check \
         clean deps example
 
 all: $(OCIB)
@@ -84,6 +84,15 @@ format-check:
 	@clang-format --dry-run --Werror $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard */*.h)
 
 # Installs every Debian package ocib needs to build, test and benchmark.
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, its manual page and
+# its bash completion, the last two generated from the option tables.
+PREFIX ?= /usr/local
+install: $(OCIB)
+	install -D -m 0755 $(OCIB) $(DESTDIR)$(PREFIX)/bin/ocib
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	$(abspath $(OCIB)) help --man >$(DESTDIR)$(PREFIX)/share/man/man1/ocib.1
+	$(abspath $(OCIB)) completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/ocib
+
 deps:
 	tests/install-deps
 

@@ -109,6 +109,7 @@ int cli_login(int argc, char **argv, struct ocib_error *err);
 int cli_logout(int argc, char **argv, struct ocib_error *err);
 int cli_version(int argc, char **argv, struct ocib_error *err);
 int cli_help(int argc, char **argv, struct ocib_error *err);
+int cli_completion(int argc, char **argv, struct ocib_error *err);
 
 extern const struct cli_verb cli_verbs[];
 const struct cli_verb *cli_verb_find(const char *name);

@@ -36,7 +36,9 @@ const struct cli_verb cli_verbs[] = {
     {"cache", cli_cache, "cache [options] du | prune | verify",
      "show, prune or verify the cache", cli_cache_options},
     {"version", cli_version, "version", "print ocib's version", NULL},
-    {"help", cli_help, "help [COMMAND]", "show help", NULL},
+    {"help", cli_help, "help [COMMAND | --man]", "show help, or the manual page", NULL},
+    {"completion", cli_completion, "completion bash",
+     "print a bash completion script (source it, or install it)", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -171,6 +171,32 @@ EOF
     [[ $err != *hunter2* ]] || fail "the refused password was printed"
 }
 
+@test "make install puts the binary, a manual page naming every option and a bash completion under PREFIX" {
+    need groff make
+    local prefix=$T/prefix opt verb
+    make -s -C "$BATS_TEST_DIRNAME/../.." install PREFIX="$prefix" OCIB="$OCIB" >"$T/make.out" 2>&1 ||
+        fail "make install failed: $(cat "$T/make.out")"
+    [ -x "$prefix/bin/ocib" ] || fail "no $prefix/bin/ocib"
+    "$prefix/bin/ocib" version >/dev/null || fail "the installed ocib does not run"
+    local man=$prefix/share/man/man1/ocib.1
+    groff -man -Tutf8 -ww -z "$man" 2>"$T/groff.err" || fail "groff rejects the page: $(cat "$T/groff.err")"
+    [ ! -s "$T/groff.err" ] || fail "groff warns about the page: $(cat "$T/groff.err")"
+    groff -man -Tascii -P -cbou "$man" 2>/dev/null >"$T/man.txt"
+    for verb in build inspect push diff login lock cache; do
+        grep -q "^   $verb " "$T/man.txt" || fail "the manual page has no section for $verb"
+        for opt in $("$OCIB" help "$verb" | grep -oE '^  (-[a-zA-Z], )?--?[a-z][a-z-]*' | sed 's/^  //; s/^-[a-zA-Z], //'); do
+            grep -qe "$opt" "$T/man.txt" || fail "the manual page does not name $verb's $opt"
+        done
+    done
+    # The completion, in a real bash: verbs, then a verb's options.
+    local comp=$prefix/share/bash-completion/completions/ocib
+    assert_eq "completing a verb" "$(bash -c "source '$comp'; COMP_WORDS=(ocib bu); COMP_CWORD=1; _ocib; echo \${COMPREPLY[*]}")" build
+    assert_eq "completing build's options" \
+        "$(bash -c "source '$comp'; COMP_WORDS=(ocib build --ta); COMP_CWORD=2; _ocib; echo \${COMPREPLY[*]}")" "--target --tag"
+    assert_eq "completing push's options" \
+        "$(bash -c "source '$comp'; COMP_WORDS=(ocib push --d); COMP_CWORD=2; _ocib; echo \${COMPREPLY[*]}")" "--digest-file"
+}
+
 @test "an unknown command exits 2 with an 'ocib: ' error naming it" {
     run_ocib frobnicate
     assert_failed 2 frobnicate
