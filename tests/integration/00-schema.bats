@@ -78,3 +78,33 @@ PY
     done < <(invalid_specs)
     [ "$n" -ge 45 ] || fail "only $n invalid specs were tried"
 }
+
+@test "every property of the schema, at every depth, has a description" {
+    # Editors show a property's description on hover and completion: each
+    # one (in \$defs, conditionals and nested objects too) says what it does.
+    run "$PY" - "$SCHEMA" <<'PY'
+import json, sys
+schema = json.load(open(sys.argv[1]))
+n, missing = 0, []
+def walk(node, where):
+    global n
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "properties" and isinstance(value, dict):
+                for name, sub in value.items():
+                    n += 1
+                    d = sub.get("description") if isinstance(sub, dict) else None
+                    if not isinstance(d, str) or not d.strip():
+                        missing.append("%s/properties/%s" % (where, name))
+            walk(value, "%s/%s" % (where, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            walk(value, "%s/%d" % (where, i))
+walk(schema, "#")
+print("%d properties" % n)
+for m in missing:
+    print("no description: " + m)
+sys.exit(1 if missing or n < 50 else 0)
+PY
+    [ "$status" -eq 0 ] || fail "$output"
+}
