@@ -108,3 +108,45 @@ sys.exit(1 if missing or n < 50 else 0)
 PY
     [ "$status" -eq 0 ] || fail "$output"
 }
+
+# best_error JSON: the path and message of jsonschema's best match for the
+# spec JSON (what a schema-aware tool reports first), as "PATH: MESSAGE".
+best_error() {
+    "$PY" - "$SCHEMA" "$1" <<'PY'
+import json, sys
+import jsonschema
+from jsonschema.exceptions import best_match
+schema = json.load(open(sys.argv[1]))
+v = jsonschema.validators.validator_for(schema)(schema)
+e = best_match(v.iter_errors(json.loads(sys.argv[2])))
+if e is None:
+    sys.exit("the schema accepts " + sys.argv[2])
+print("%s: %s" % ("/".join(map(str, e.absolute_path)) or "(root)", e.message))
+PY
+}
+
+@test "schema errors for typical mistakes name the key at fault, not 'is not valid under any of the given schemas'" {
+    local name path want json n=0 got
+    # NAME  PATH-OF-THE-ERROR  TEXT-THE-MESSAGE-HOLDS  SPEC
+    while IFS=$'\t' read -r name path want json; do
+        got=$(best_error "$json") || fail "$name: $got"
+        case $got in
+        *"is not valid under any of the given schemas"*)
+            fail "$name: generic error '$got' for $json" ;;
+        "$path: "*"$want"*) ;;
+        *) fail "$name: expected an error at $path mentioning $want, got '$got'" ;;
+        esac
+        n=$((n + 1))
+    done <<'EOF_CASES'
+copy-item-typo	stages/0/layers/0/copy/0	'sorce' was unexpected	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"sorce": ["a"], "src": ["a"], "dest": "/"}]}]}]}
+files-mode-number	stages/0/layers/0/files/0/mode	644 is not of type 'string'	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "x", "mode": 644}]}]}]}
+copy-and-run	stages/0/layers/0	'run'	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/"}], "run": "true"}]}]}
+content-and-symlink	stages/0/layers/0/files/0	'symlink'	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "x", "symlink": "b"}]}]}]}
+network-bridge	stages/0/layers/0/network	'bridge' is not one of ['none', 'host']	{"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "network": "bridge"}]}]}
+network-on-copy	stages/0/layers/0	'network'	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a"], "dest": "/"}], "network": "host"}]}]}
+symlink-with-mode	stages/0/layers/0/files/0	'mode'	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "symlink": "b", "mode": "0644"}]}]}]}
+run-number	stages/0/layers/0/run	5 is not of type 'string', 'array'	{"version": 1, "stages": [{"from": "scratch", "layers": [{"run": 5}]}]}
+healthcheck-test-word	stages/0/config/healthcheck/test/0	'RUN'	{"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["RUN", "true"]}}}]}
+EOF_CASES
+    [ "$n" -ge 9 ] || fail "only $n cases were tried"
+}
