@@ -150,3 +150,28 @@ healthcheck-test-word	stages/0/config/healthcheck/test/0	'RUN'	{"version": 1, "s
 EOF_CASES
     [ "$n" -ge 9 ] || fail "only $n cases were tried"
 }
+
+@test "a spec with \"\$schema\" validates and ocib builds it" {
+    common_setup
+    mkdir ctx
+    # Relative to the spec's directory, as editors resolve it.
+    local rel
+    rel=$(realpath --relative-to=ctx "$SCHEMA")
+    cat >ctx/ocib.json <<EOF_SPEC
+{
+  "\$schema": "$rel",
+  "version": 1,
+  "image": "localhost:5000/ocib/schema",
+  "stages": [
+    {"from": "scratch",
+     "layers": [{"name": "motd", "files": [{"path": "/etc/motd", "content": "hi\\n", "mode": "0644"}]}]}
+  ]
+}
+EOF_SPEC
+    run validate ctx/ocib.json
+    [ "$status" -eq 0 ] || fail "$output"
+    build_ok --repo localhost:5000/ocib/schema -C ctx --output "oci:$T/out"
+    [ "$(layout_digest "$T/out")" = "$DIGEST" ] || fail "the layout does not hold the printed $DIGEST"
+    layer_listing "$T/out" 0 | norm_listing | grep -q "^etc/motd	-	0644	" ||
+        fail "the layer lacks /etc/motd 0644: $(layer_listing "$T/out" 0)"
+}
