@@ -175,3 +175,60 @@ EOF_SPEC
     layer_listing "$T/out" 0 | norm_listing | grep -q "^etc/motd	-	0644	" ||
         fail "the layer lacks /etc/motd 0644: $(layer_listing "$T/out" 0)"
 }
+
+@test "the schema draws the line where ocib's parser does: edge values accepted and rejected alike" {
+    # Each spec is judged by the schema and by `ocib build` (exit 2 = the
+    # spec is wrong); both must give the expected verdict.
+    common_setup
+    need jq
+    local want name json n=0 verdict
+    mkdir ctx
+    echo a >ctx/a
+    echo b >ctx/b
+    while IFS=$'\t' read -r want name json; do
+        printf '%s\n' "$json" >ctx/ocib.json
+        if validate ctx/ocib.json >"$T/$name.out" 2>&1; then verdict=accept; else verdict=reject; fi
+        [ "$verdict" = "$want" ] || fail "$name: the schema should $want $json: $(cat "$T/$name.out")"
+        run_ocib build -C ctx --output "oci:$T/out" --progress=quiet
+        if [ "$status" -eq 2 ]; then verdict=reject; else verdict=accept; fi
+        [ "$verdict" = "$want" ] || { show_run; fail "$name: ocib should $want $json"; }
+        n=$((n + 1))
+    done < <(edge_specs)
+    [ "$n" -ge 29 ] || fail "only $n cases were tried"
+}
+
+# edge_specs: "VERDICT NAME SPEC" lines, tab-separated, for the test above.
+edge_specs() {
+    printf 'reject\ttoo-many-stages\t%s\n' \
+        "$(jq -cn '{version: 1, stages: [range(65) | {from: "scratch"}]}')"
+    cat <<'EOF_CASES'
+accept	mode-5-digits	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "", "mode": "07777"}]}]}]}
+reject	mode-above-07777	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "", "mode": "17777"}]}]}]}
+accept	owner-ids-leading-zeros	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "", "owner": "0001:02"}]}]}]}
+accept	owner-largest-id	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "", "owner": "4294967294"}]}]}]}
+reject	owner-id-too-large	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "", "owner": "4294967295"}]}]}]}
+reject	owner-digit-then-letters	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "", "owner": "1x"}]}]}]}
+accept	user-group-with-colon	{"version": 1, "stages": [{"from": "scratch", "config": {"user": "app:a:b"}}]}
+reject	user-negative	{"version": 1, "stages": [{"from": "scratch", "config": {"user": "-1"}}]}
+accept	user-from-arg	{"version": 1, "args": {"UID": "1000"}, "stages": [{"from": "scratch", "config": {"user": "${UID}"}}]}
+accept	duration-zero	{"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["NONE"], "interval": "0"}}}]}
+reject	duration-decimal	{"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["NONE"], "interval": "1.5s"}}}]}
+reject	healthcheck-test-word	{"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["RUN", "true"]}}}]}
+accept	port-leading-zero	{"version": 1, "stages": [{"from": "scratch", "config": {"expose": ["080/udp"]}}]}
+reject	port-zero	{"version": 1, "stages": [{"from": "scratch", "config": {"expose": ["0"]}}]}
+reject	port-too-large	{"version": 1, "stages": [{"from": "scratch", "config": {"expose": ["65536/tcp"]}}]}
+accept	platform-dash	{"version": 1, "stages": [{"from": "scratch", "platform": "linux/x86-64"}]}
+reject	platform-four-parts	{"version": 1, "stages": [{"from": "scratch", "platform": "linux/arm/v7/x"}]}
+reject	stage-named-scratch	{"version": 1, "stages": [{"name": "scratch", "from": "scratch"}]}
+reject	env-name-dash	{"version": 1, "stages": [{"from": "scratch", "env": {"A-B": "1"}}]}
+reject	arg-predefined	{"version": 1, "args": {"TARGETARCH": "x"}, "stages": [{"from": "scratch"}]}
+reject	src-dotdot-from-stage	{"version": 1, "stages": [{"name": "a", "from": "scratch"}, {"from": "scratch", "layers": [{"copy": [{"from": "a", "src": ["x/../y"], "dest": "/"}]}]}]}
+reject	src-absolute-from-context	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["/a"], "dest": "/"}]}]}]}
+reject	two-sources-file-dest	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a", "b"], "dest": "/d"}]}]}]}
+accept	two-sources-dir-dest	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a", "b"], "dest": "/d/"}]}]}]}
+reject	files-path-root	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/./", "dir": true}]}]}]}
+reject	base64-unpadded	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content_base64": "aGk"}]}]}]}
+reject	cache-mount-root	{"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "cache_mounts": ["/"]}]}]}
+reject	secret-target-dir	{"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "secrets": [{"id": "x", "target": "/run/"}]}]}]}
+EOF_CASES
+}
