@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # specs/ocib.schema.json describes the spec format: every bundled example
-# validates against it, and specs that ocib must reject do not.
+# validates against it, specs that ocib must reject do not, every property
+# is described for editors, and a validator's first error names the key at
+# fault.
 
 load helpers
 
