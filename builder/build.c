@@ -168,11 +168,18 @@ static int build_prepare(struct build *b, struct ocib_error *err)
 
 static void announce_inputs(struct build *b)
 {
+    /* One short line for people; every setting for programs (and, in the
+     * image, the dev.ocib.* annotations). */
     _cleanup_free_ char *text = xasprintf(
-        "inputs: SOURCE_DATE_EPOCH=%lld, compression %s, ocib %s (output format %s)",
-        (long long)b->epoch, layer_compression_settings(b->o->compression), OCIB_VERSION,
-        OCIB_FORMAT_VERSION);
-    struct build_event ev = {.kind = BUILD_EVENT_INFO, .text = text};
+        "ocib %s: %s, %s, timestamps %lld", OCIB_VERSION,
+        b->o->format == OCI_FORMAT_DOCKER ? "docker format" : "oci format",
+        b->o->compression == LAYER_COMPRESSION_ZSTD ? "zstd" : "gzip", (long long)b->epoch);
+    _cleanup_free_ char *detail =
+        xasprintf("SOURCE_DATE_EPOCH=%lld, compression %s, ocib %s (output format %s)",
+                  (long long)b->epoch, layer_compression_settings(b->o->compression),
+                  OCIB_VERSION, OCIB_FORMAT_VERSION);
+    struct build_event ev = {
+        .kind = BUILD_EVENT_INFO, .status = "inputs", .text = text, .detail = detail};
 
     progress(b, &ev);
 }

@@ -52,8 +52,9 @@ struct build_event {
     uint64_t size;      /* compressed layer size */
     uint64_t files;     /* entries in the layer */
     double seconds;
-    const char *text; /* free text */
-    void *opaque;     /* the builder's, not for the callback */
+    const char *text;   /* free text, for people */
+    const char *detail; /* what programs (--progress=json) get besides */
+    void *opaque;       /* the builder's, not for the callback */
 };
 
 typedef void (*build_progress_fn)(void *opaque, const struct build_event *ev);

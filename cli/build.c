@@ -43,6 +43,8 @@ static void print_progress(void *opaque, const struct build_event *ev)
             json_object_set_new(j, "digest", json_string(ev->digest));
         if (ev->text)
             json_object_set_new(j, "text", json_string(ev->text));
+        if (ev->detail)
+            json_object_set_new(j, "detail", json_string(ev->detail));
         if (ev->kind == BUILD_EVENT_LAYER) {
             json_object_set_new(j, "size", json_integer((json_int_t)ev->size));
             json_object_set_new(j, "entries", json_integer((json_int_t)ev->files));

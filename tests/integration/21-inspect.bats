@@ -197,6 +197,18 @@ EOF
         "$(bash -c "source '$comp'; COMP_WORDS=(ocib push --d); COMP_CWORD=2; _ocib; echo \${COMPREPLY[*]}")" "--digest-file"
 }
 
+@test "build's first line is one short line for people; --progress=json carries every setting" {
+    mkdir ctx
+    printf '{"version": 1, "image": "localhost:5000/ocib/first", "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "a"}]}]}]}\n' >ctx/ocib.json
+    build_ok -C ctx --output "oci:$T/o" --progress=plain
+    assert_eq "the first line" "$(head -n1 <<<"$err")" "ocib $("$OCIB" version | cut -d' ' -f2): oci format, gzip, timestamps 0"
+    build_ok -C ctx --output "oci:$T/o2" --progress=json --compression zstd --source-date-epoch 7
+    local first
+    first=$(head -n1 <<<"$err")
+    assert_eq "the json event's status" "$(jq -r .status <<<"$first")" inputs
+    [[ $(jq -r .detail <<<"$first") == "SOURCE_DATE_EPOCH=7, compression zstd;"* ]] || fail "the json event lacks the settings: $first"
+}
+
 @test "an unknown command exits 2 with an 'ocib: ' error naming it" {
     run_ocib frobnicate
     assert_failed 2 frobnicate
