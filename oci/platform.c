@@ -72,9 +72,9 @@ void oci_platform_format(const struct oci_platform *p, char *buf, size_t size)
     snprintf(buf, size, "%s/%s%s%s", p->os, p->arch, p->variant[0] ? "/" : "", p->variant);
 }
 
-bool oci_platform_match_json(const struct oci_platform *p, const json_t *platform)
+bool oci_platform_match_json(const struct oci_platform *given, const json_t *platform)
 {
-    struct oci_platform q = {"", "", ""};
+    struct oci_platform p = *given, q = {"", "", ""};
     const char *os = json_string_value(json_object_get(platform, "os"));
     const char *arch = json_string_value(json_object_get(platform, "architecture"));
     const char *variant = json_string_value(json_object_get(platform, "variant"));
@@ -85,9 +85,12 @@ bool oci_platform_match_json(const struct oci_platform *p, const json_t *platfor
     snprintf(q.arch, sizeof(q.arch), "%s", arch_alias(arch));
     if (variant && strlen(variant) < sizeof(q.variant))
         snprintf(q.variant, sizeof(q.variant), "%s", variant);
+    /* Both sides normalised, so a platform made by hand (arm64/v8) matches
+     * as one parsed from text does. */
+    normalise(&p);
     normalise(&q);
-    return !strcmp(p->os, q.os) && !strcmp(p->arch, q.arch) &&
-           (!p->variant[0] || !strcmp(p->variant, q.variant));
+    return !strcmp(p.os, q.os) && !strcmp(p.arch, q.arch) &&
+           (!p.variant[0] || !strcmp(p.variant, q.variant));
 }
 
 char *oci_platform_describe(const json_t *platform)

@@ -41,6 +41,21 @@ static void test_parse_normalises_aliases(void **state)
     assert_string_equal(p.arch, "arm64");
 }
 
+/* A platform made by hand, not parsed, matches as the parsed one does. */
+static void test_match_normalises_both_sides(void **state)
+{
+    struct oci_platform by_hand = {"linux", "arm64", "v8"}, amd = {"linux", "amd64", ""};
+    json_t *v8 =
+        index_of("{\"os\": \"linux\", \"architecture\": \"arm64\", \"variant\": \"v8\"}");
+    json_t *bare = index_of("{\"os\": \"linux\", \"architecture\": \"aarch64\"}");
+
+    assert_true(oci_platform_match_json(&by_hand, v8));
+    assert_true(oci_platform_match_json(&by_hand, bare));
+    assert_false(oci_platform_match_json(&amd, v8));
+    json_decref(v8);
+    json_decref(bare);
+}
+
 static void test_pick_takes_the_matching_manifest_not_an_attestation(void **state)
 {
     json_t *m =
@@ -94,6 +109,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_normalises_aliases),
+        cmocka_unit_test(test_match_normalises_both_sides),
         cmocka_unit_test(test_pick_takes_the_matching_manifest_not_an_attestation),
         cmocka_unit_test(test_pick_without_a_match_lists_what_there_is),
     };
