@@ -62,9 +62,13 @@ static char *resolve_maybe_missing(const char *path)
     _cleanup_free_ char *head = xstrdup(path);
     char *tail = xstrdup(""), *real;
 
-    while (!(real = realpath(*head ? head : ".", NULL))) {
-        char *slash = strrchr(head, '/'), *t;
+    for (;;) {
+        char *slash, *t;
 
+        real = realpath(*head ? head : ".", NULL);
+        if (real)
+            break;
+        slash = strrchr(head, '/');
         if (!*head || !strcmp(head, "/")) {
             free(tail);
             return NULL; /* not even the current directory resolves */
@@ -351,7 +355,7 @@ static int expand_glob(struct context *ctx, const char *src, const char *prefix,
         struct match_list names = {0};
         int r = 0;
 
-        while ((de = readdir(d))) {
+        for (de = readdir(d); de; de = readdir(d)) {
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                 continue;
             if (fnmatch(comp, de->d_name, 0) == 0) {
@@ -499,7 +503,7 @@ static int add_dir_contents(struct copy_state *s, const char *rel, const char *d
         close(fd);
         return ocib_error_errno(err, errno, "cannot read directory '%s'", rel);
     }
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_free_ char *crel = NULL;
         _cleanup_free_ char *cdest = NULL;
         struct stat st;

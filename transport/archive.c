@@ -307,13 +307,17 @@ static int ingest(const char *path, struct cache *c, struct members *ret,
         ocib_error_set(err, "cannot read: %s", archive_error_string(a));
         goto out;
     }
-    while ((rc = archive_read_next_header(a, &ae)) == ARCHIVE_OK) {
+    for (;;) {
         _cleanup_free_ char *tmp = NULL;
-        const char *name = archive_entry_pathname(ae);
+        const char *name;
         struct sha256 h;
         struct member m;
         int fd;
 
+        rc = archive_read_next_header(a, &ae);
+        if (rc != ARCHIVE_OK)
+            break;
+        name = archive_entry_pathname(ae);
         if (archive_entry_filetype(ae) != AE_IFREG || !name)
             continue;
         if (ret->n >= ARCHIVE_MAX_ENTRIES) {
