@@ -46,9 +46,8 @@ struct unpack {
     const char *path; /* the blob */
     const struct unpack_check *chk;
     struct unpack_limits *limits;
-    struct unpack_stream *s; /* the current pass's */
-    uint64_t tar_bytes;      /* the layer's, as the first pass found */
-    char **opaque;           /* names of the layer's opaque markers */
+    uint64_t tar_bytes; /* the layer's, as the first pass found */
+    char **opaque;      /* names of the layer's opaque markers */
     size_t n_opaque, alloc_opaque;
     struct unpack_stats stats;
 };
@@ -189,9 +188,11 @@ static int pwrite_all(int fd, const char *buf, size_t len, off_t off)
     return 0;
 }
 
-static int make_file(struct unpack *u, struct archive *a, int pfd, const char *base,
+/* A regular file, its data read from the pass's tar reader. */
+static int make_file(struct unpack *u, struct unpack_stream *s, int pfd, const char *base,
                      struct archive_entry *ae, struct ocib_error *err)
 {
+    struct archive *a = unpack_stream_tar(s);
     _cleanup_close_ int fd = -1;
     struct timespec ts[2];
     off_t end = 0;
@@ -213,7 +214,7 @@ static int make_file(struct unpack *u, struct archive *a, int pfd, const char *b
 
         if (r == ARCHIVE_EOF)
             break;
-        if (r != ARCHIVE_OK && unpack_stream_failed(u->s, err))
+        if (r != ARCHIVE_OK && unpack_stream_failed(s, err))
             return -1;
         if (r != ARCHIVE_OK)
             return unpack_fail(err, &u->root, 0, "corrupt layer: %s",
@@ -338,7 +339,7 @@ static int apply_whiteout(struct unpack *u, const char *parent, const char *base
     return 0;
 }
 
-static int apply_entry(struct unpack *u, struct archive *a, struct archive_entry *ae,
+static int apply_entry(struct unpack *u, struct unpack_stream *s, struct archive_entry *ae,
                        struct ocib_error *err)
 {
     _cleanup_(unpack_parent_release) struct unpack_parent p = UNPACK_PARENT_INIT;
@@ -362,7 +363,7 @@ static int apply_entry(struct unpack *u, struct archive *a, struct archive_entry
     case AE_IFDIR:
         return make_dir(u, p.fd, base, ae, err);
     case AE_IFREG:
-        return make_file(u, a, p.fd, base, ae, err);
+        return make_file(u, s, p.fd, base, ae, err);
     case AE_IFLNK:
         return make_symlink(u, p.fd, base, ae, err);
     case AE_IFIFO:
@@ -425,21 +426,19 @@ static int apply_opaque(struct unpack *u, const char *marker, struct ocib_error 
     return 0;
 }
 
-/* Starts a pass over u's blob, read through u->s; the caller frees *ret_s. */
-static int pass_open(struct unpack *u, struct unpack_stream **ret_s, struct ocib_error *err)
+/* Starts a pass over u's blob; the caller frees *ret_s. */
+static int pass_open(const struct unpack *u, struct unpack_stream **ret_s,
+                     struct ocib_error *err)
 {
-    if (unpack_stream_open(u->path, u->root.digest, u->chk, u->limits, ret_s, err) < 0)
-        return -1;
-    u->s = *ret_s;
-    return 0;
+    return unpack_stream_open(u->path, u->root.digest, u->chk, u->limits, ret_s, err);
 }
 
 /* Reads the pass's next header into *ret and names that entry in messages:
  * 1, 0 at the end, -1 (see unpack_stream_next). */
-static int pass_next(struct unpack *u, uint64_t count, struct archive_entry **ret,
-                     struct ocib_error *err)
+static int pass_next(struct unpack *u, struct unpack_stream *s, uint64_t count,
+                     struct archive_entry **ret, struct ocib_error *err)
 {
-    int r = unpack_stream_next(u->s, count, ret, err);
+    int r = unpack_stream_next(s, count, ret, err);
 
     if (r > 0)
         u->root.name = archive_entry_pathname(*ret);
@@ -459,7 +458,7 @@ static int layer_scan(struct unpack *u, struct ocib_error *err)
     for (;;) {
         struct archive_entry *ae;
         const char *link, *slash, *why;
-        int r = pass_next(u, count, &ae, err);
+        int r = pass_next(u, s, count, &ae, err);
 
         if (r < 0)
             return -1;
@@ -493,14 +492,14 @@ static int layer_apply(struct unpack *u, struct ocib_error *err)
         return -1;
     for (;;) {
         struct archive_entry *ae;
-        int r = pass_next(u, u->stats.entries, &ae, err);
+        int r = pass_next(u, s, u->stats.entries, &ae, err);
 
         if (r < 0)
             return -1;
         if (r == 0)
             break;
         u->stats.entries++;
-        if (apply_entry(u, unpack_stream_tar(s), ae, err) < 0)
+        if (apply_entry(u, s, ae, err) < 0)
             return -1;
     }
     return unpack_stream_finish(s, err);
