@@ -48,7 +48,8 @@ int base64_decode(const char *s, char **ret, size_t *ret_len)
             pad++;
             continue;
         }
-        if (pad || !(p = strchr(alphabet, s[i])) || !s[i]) {
+        p = s[i] ? strchr(alphabet, s[i]) : NULL;
+        if (pad || !p) {
             free(out);
             return -1;
         }

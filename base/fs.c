@@ -165,7 +165,9 @@ int fs_read_names(int dirfd, const char *path, struct fs_names *ret, struct ocib
     int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
     struct dirent *de;
 
-    if (fd < 0 || !(d = fdopendir(fd))) {
+    if (fd >= 0)
+        d = fdopendir(fd);
+    if (!d) {
         int e = errno;
 
         if (fd >= 0)
@@ -173,7 +175,11 @@ int fs_read_names(int dirfd, const char *path, struct fs_names *ret, struct ocib
         return ocib_error_errno(err, e, "cannot read directory '%s'", *path ? path : ".");
     }
     rewinddir(d); /* the fd was dup'ed: its offset is shared */
-    for (errno = 0; (de = readdir(d)); errno = 0) {
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (!de)
+            break;
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         XGROW(l.v, l.alloc, l.n + 1);
@@ -217,7 +223,7 @@ int fs_rm_rf_at(int parent, const char *name, struct ocib_error *err)
         close(fd);
         return ocib_error_errno(err, errno, "cannot read '%s'", name);
     }
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         if (fs_rm_rf_at(dirfd(d), de->d_name, err) < 0)

@@ -62,9 +62,13 @@ static char *resolve_maybe_missing(const char *path)
     _cleanup_free_ char *head = xstrdup(path);
     char *tail = xstrdup(""), *real;
 
-    while (!(real = realpath(*head ? head : ".", NULL))) {
-        char *slash = strrchr(head, '/'), *t;
+    for (;;) {
+        char *slash, *t;
 
+        real = realpath(*head ? head : ".", NULL);
+        if (real)
+            break;
+        slash = strrchr(head, '/');
         if (!*head || !strcmp(head, "/")) {
             free(tail);
             return NULL; /* not even the current directory resolves */
@@ -187,6 +191,27 @@ static char *comps_join(const struct comps *c, size_t n)
     return strbuf_detach(&sb);
 }
 
+/* Pushes the components of path onto c, last first, so that popping them
+ * walks path in order; empty and "." components are skipped. */
+static void comps_push_path(struct comps *c, const char *path)
+{
+    struct comps fwd = {0};
+    const char *p = path;
+
+    while (*p) {
+        size_t n = strcspn(p, "/");
+
+        if (n && !(n == 1 && *p == '.'))
+            comps_push(&fwd, p, n);
+        p += n;
+        while (*p == '/')
+            p++;
+    }
+    for (size_t i = fwd.n; i-- > 0;)
+        comps_push(c, fwd.v[i], strlen(fwd.v[i]));
+    comps_clear(&fwd);
+}
+
 /* Resolves every component of rel but the last inside the context: symlinks
  * are followed only while they stay inside.  Returns the resolved relative
  * path ("" for the root). */
@@ -198,23 +223,7 @@ static int resolve_parents(struct context *ctx, const char *src, const char *rel
     int r = -1;
 
     /* todo holds components still to walk, last component first. */
-    {
-        struct comps fwd = {0};
-        const char *p = rel;
-
-        while (*p) {
-            size_t n = strcspn(p, "/");
-
-            if (n && !(n == 1 && *p == '.'))
-                comps_push(&fwd, p, n);
-            p += n;
-            while (*p == '/')
-                p++;
-        }
-        for (size_t i = fwd.n; i-- > 0;)
-            comps_push(&todo, fwd.v[i], strlen(fwd.v[i]));
-        comps_clear(&fwd);
-    }
+    comps_push_path(&todo, rel);
     while (todo.n > 0) {
         char *c = todo.v[--todo.n];
         _cleanup_free_ char *path = NULL;
@@ -271,25 +280,9 @@ static int resolve_parents(struct context *ctx, const char *src, const char *rel
         } else {
             free(done.v[--done.n]); /* the link itself; its target follows */
         }
-        /* Push the target's components in reverse order. */
-        {
-            struct comps t = {0};
-            const char *p = target;
-
-            while (*p) {
-                size_t n = strcspn(p, "/");
-
-                if (n && !(n == 1 && *p == '.'))
-                    comps_push(&t, p, n);
-                p += n;
-                while (*p == '/')
-                    p++;
-            }
-            for (size_t i = t.n; i-- > 0;)
-                comps_push(&todo, t.v[i], strlen(t.v[i]));
-            /* ".." that climbs above the root is detected when popped. */
-            comps_clear(&t);
-        }
+        /* The target's components are walked next; a ".." that climbs
+         * above the root is detected when popped. */
+        comps_push_path(&todo, target);
     }
     *ret = comps_join(&done, done.n);
     r = 0;
@@ -362,7 +355,7 @@ static int expand_glob(struct context *ctx, const char *src, const char *prefix,
         struct match_list names = {0};
         int r = 0;
 
-        while ((de = readdir(d))) {
+        for (de = readdir(d); de; de = readdir(d)) {
             if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                 continue;
             if (fnmatch(comp, de->d_name, 0) == 0) {
@@ -510,7 +503,7 @@ static int add_dir_contents(struct copy_state *s, const char *rel, const char *d
         close(fd);
         return ocib_error_errno(err, errno, "cannot read directory '%s'", rel);
     }
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_free_ char *crel = NULL;
         _cleanup_free_ char *cdest = NULL;
         struct stat st;
@@ -537,6 +530,114 @@ static int add_dir_contents(struct copy_state *s, const char *rel, const char *d
     return 0;
 }
 
+/* The copy's own exclude patterns (gitignore syntax) into *ret: NULL when
+ * it has none. */
+static int exclude_of(const struct spec_copy *c, struct ignore **ret,
+                      struct ocib_error *err)
+{
+    struct ignore *ex;
+
+    *ret = NULL;
+    if (!c->n_exclude)
+        return 0;
+    ex = ignore_new();
+    for (size_t i = 0; i < c->n_exclude; i++) {
+        _cleanup_free_ char *origin = xasprintf("%s.exclude[%zu]", c->where, i);
+
+        if (ignore_add(ex, IGNORE_GIT, c->exclude[i], origin, err) < 0) {
+            ignore_free(ex);
+            return -1;
+        }
+    }
+    *ret = ex;
+    return 0;
+}
+
+/* Appends to srcs the copy's sources, normalised, with each glob expanded
+ * to what it matches in the context (sorted); sets *multi when there is a
+ * glob.  A glob that matches nothing fails naming it. */
+static int expand_sources(struct context *ctx, const struct spec_copy *c,
+                          struct match_list *srcs, bool *multi, struct ocib_error *err)
+{
+    for (size_t i = 0; i < c->n_src; i++) {
+        size_t before = srcs->n;
+        _cleanup_free_ char *norm = NULL;
+
+        if (layer_path_normalise(c->src[i], &norm, err) < 0)
+            return ocib_error_wrap(err, "%s.src[%zu]", c->where, i);
+        if (!norm)
+            norm = xstrdup("");
+        if (!has_glob(norm)) {
+            XGROW(srcs->v, srcs->alloc, srcs->n + 1);
+            srcs->v[srcs->n++] = TAKE_PTR(norm);
+            continue;
+        }
+        *multi = true;
+        if (expand_glob(ctx, c->src[i], "", norm, srcs, err) < 0)
+            return -1;
+        if (srcs->n == before)
+            return ocib_error_set(err, "%s.src[%zu]: no file in the context matches '%s'",
+                                  c->where, i, c->src[i]);
+    }
+    return 0;
+}
+
+/* Adds source rel (normalised, relative to the context) at layer path dest
+ * ("" for the root): a directory's contents go into dest; a file goes to
+ * dest, or into it when into_dest (dest ends in '/', or there are several
+ * sources).  An excluded source is skipped when multi (the copy has a glob
+ * or several sources), else fails naming why. */
+static int copy_source(struct copy_state *s, const char *rel, const char *dest,
+                       bool into_dest, bool multi, struct ocib_error *err)
+{
+    struct context *ctx = s->ctx;
+    const struct spec_copy *c = s->c;
+    _cleanup_free_ char *resolved = NULL;
+    _cleanup_free_ char *target = NULL;
+    struct stat st;
+
+    if (*rel) {
+        if (resolve_parents(ctx, rel, rel, &resolved, err) < 0)
+            return -1;
+    } else {
+        resolved = xstrdup("");
+    }
+    if (fstatat(ctx->fd, *resolved ? resolved : ".", &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return ocib_error_set(err, "%s: '%s%s' does not exist in %s", c->where,
+                                  ctx->in_root ? "/" : "", rel, ctx->label);
+        return ocib_error_errno(err, errno, "%s: cannot access '%s'", c->where, rel);
+    }
+    if (*resolved && excluded(s, resolved, S_ISDIR(st.st_mode)) &&
+        !(S_ISDIR(st.st_mode) && may_reinclude(s, resolved))) {
+        if (has_glob(c->src[0]) || multi)
+            return 0;
+        if (own_output(ctx, rel))
+            return ocib_error_set(
+                err, "%s: '%s' is ocib's own output, never part of the context", c->where,
+                rel);
+        return ocib_error_set(err, "%s: '%s' is excluded (by %s or exclude)", c->where, rel,
+                              ctx->ignore_file ?: ".ocibignore");
+    }
+    if (S_ISDIR(st.st_mode)) {
+        /* The directory's contents go into dest; dest itself is a dir. */
+        if (*dest && add_entry(s, resolved, &st, dest, err) < 0)
+            return -1;
+        return add_dir_contents(s, resolved, dest, err);
+    }
+    if (into_dest) {
+        const char *base = strrchr(resolved, '/');
+
+        base = base ? base + 1 : resolved;
+        target = *dest ? xasprintf("%s/%s", dest, base) : xstrdup(base);
+    } else {
+        if (!*dest)
+            return ocib_error_usage(err, "%s.dest: cannot copy a file onto '/'", c->where);
+        target = xstrdup(dest);
+    }
+    return add_entry(s, resolved, &st, target, err);
+}
+
 int context_copy(struct context *ctx, const struct spec_copy *c, const char *workdir,
                  struct layer_tree *t, struct ocib_error *err)
 {
@@ -554,104 +655,17 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
         return ocib_error_wrap(err, "%s.dest", c->where);
     if (!dest)
         dest = xstrdup("");
-    if (c->n_exclude) {
-        s.exclude = ignore_new();
-        for (size_t i = 0; i < c->n_exclude; i++) {
-            _cleanup_free_ char *origin = xasprintf("%s.exclude[%zu]", c->where, i);
-
-            if (ignore_add(s.exclude, IGNORE_GIT, c->exclude[i], origin, err) < 0)
-                goto out;
-        }
-    }
-    for (size_t i = 0; i < c->n_src; i++) {
-        size_t before = srcs.n;
-        _cleanup_free_ char *norm = NULL;
-
-        if (layer_path_normalise(c->src[i], &norm, err) < 0) {
-            ocib_error_wrap(err, "%s.src[%zu]", c->where, i);
-            goto out;
-        }
-        if (!norm)
-            norm = xstrdup("");
-        if (has_glob(norm)) {
-            multi = true;
-            if (expand_glob(ctx, c->src[i], "", norm, &srcs, err) < 0)
-                goto out;
-            if (srcs.n == before) {
-                ocib_error_set(err, "%s.src[%zu]: no file in the context matches '%s'",
-                               c->where, i, c->src[i]);
-                goto out;
-            }
-        } else {
-            XGROW(srcs.v, srcs.alloc, srcs.n + 1);
-            srcs.v[srcs.n++] = TAKE_PTR(norm);
-        }
-    }
+    if (exclude_of(c, &s.exclude, err) < 0 ||
+        expand_sources(ctx, c, &srcs, &multi, err) < 0)
+        goto out;
     if (multi && !dest_is_dir && srcs.n > 1) {
         ocib_error_usage(
             err, "%s.dest: several sources need a directory dest ending in '/'", c->where);
         goto out;
     }
-    for (size_t i = 0; i < srcs.n; i++) {
-        _cleanup_free_ char *resolved = NULL;
-        _cleanup_free_ char *target = NULL;
-        const char *rel = srcs.v[i];
-        struct stat st;
-
-        if (*rel) {
-            if (resolve_parents(ctx, rel, rel, &resolved, err) < 0)
-                goto out;
-        } else {
-            resolved = xstrdup("");
-        }
-        if (fstatat(ctx->fd, *resolved ? resolved : ".", &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno == ENOENT)
-                ocib_error_set(err, "%s: '%s%s' does not exist in %s", c->where,
-                               ctx->in_root ? "/" : "", rel, ctx->label);
-            else
-                ocib_error_errno(err, errno, "%s: cannot access '%s'", c->where, rel);
+    for (size_t i = 0; i < srcs.n; i++)
+        if (copy_source(&s, srcs.v[i], dest, dest_is_dir || multi, multi, err) < 0)
             goto out;
-        }
-        if (*resolved && excluded(&s, resolved, S_ISDIR(st.st_mode)) &&
-            !(S_ISDIR(st.st_mode) && may_reinclude(&s, resolved))) {
-            if (has_glob(c->src[0]) || multi)
-                continue;
-            if (own_output(ctx, rel))
-                ocib_error_set(err,
-                               "%s: '%s' is ocib's own output, never part of the context",
-                               c->where, rel);
-            else
-                ocib_error_set(err, "%s: '%s' is excluded (by %s or exclude)", c->where,
-                               rel, ctx->ignore_file ?: ".ocibignore");
-            goto out;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            /* The directory's contents go into dest; dest itself is a dir. */
-            if (*dest) {
-                struct stat dst = st;
-
-                if (add_entry(&s, resolved, &dst, dest, err) < 0)
-                    goto out;
-            }
-            if (add_dir_contents(&s, resolved, dest, err) < 0)
-                goto out;
-            continue;
-        }
-        if (dest_is_dir || multi) {
-            const char *base = strrchr(resolved, '/');
-
-            base = base ? base + 1 : resolved;
-            target = *dest ? xasprintf("%s/%s", dest, base) : xstrdup(base);
-        } else {
-            if (!*dest) {
-                ocib_error_usage(err, "%s.dest: cannot copy a file onto '/'", c->where);
-                goto out;
-            }
-            target = xstrdup(dest);
-        }
-        if (add_entry(&s, resolved, &st, target, err) < 0)
-            goto out;
-    }
     r = 0;
 out:
     for (size_t i = 0; i < srcs.n; i++)

@@ -217,7 +217,9 @@ static void remove_owned(struct cache *c, const char *id)
     char owner[64];
 
     fs_rm_rf(tmp, NULL);
-    while (d && (de = readdir(d)))
+    if (!d)
+        return;
+    for (de = readdir(d); de; de = readdir(d))
         if (root_lease_id(de->d_name, owner, sizeof(owner)) && !strcmp(owner, id))
             fs_rm_rf_at(dirfd(d), de->d_name, NULL);
 }
@@ -231,7 +233,9 @@ static void sweep_orphans(struct cache *c, const char *sub, int leases_fd)
     time_t now = time(NULL);
     char owner[64];
 
-    while (d && (de = readdir(d))) {
+    if (!d)
+        return;
+    for (de = readdir(d); de; de = readdir(d)) {
         const char *id = de->d_name;
         struct stat st;
 
@@ -258,7 +262,7 @@ void cache_lease_sweep(struct cache *c)
 
     if (!d)
         return;
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_close_ int fd = -1;
 
         if (!is_lease_name(de->d_name) || (c->lease && !strcmp(de->d_name, c->lease->id)))
@@ -306,7 +310,9 @@ int cache_pins_collect(struct cache *c, struct cache_pins *ret, struct ocib_erro
         return ocib_error_errno(err, errno, "cannot lock '%s/.gc'", dir);
     c->lease->in_gc = true;
     d = opendir(dir);
-    while (d && (de = readdir(d))) {
+    if (!d)
+        return 0; /* no readable leases: nothing is pinned */
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *buf = NULL;
         size_t len;

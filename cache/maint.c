@@ -27,7 +27,9 @@ static void du_dir(const char *dir, uint64_t *bytes, uint64_t *count)
     _cleanup_closedir_ DIR *d = opendir(dir);
     struct dirent *de;
 
-    while (d && (de = readdir(d))) {
+    if (!d)
+        return;
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_free_ char *p = NULL;
         struct stat st;
 
@@ -81,7 +83,9 @@ static void clean_tmp(struct cache *c)
 
     cache_lease_sweep(c);
     d = opendir(c->tmp);
-    while (d && (de = readdir(d))) {
+    if (!d)
+        return;
+    for (de = readdir(d); de; de = readdir(d)) {
         struct stat st;
 
         if (de->d_name[0] == '.')
@@ -105,7 +109,9 @@ static uint64_t drop_orphan_keys(struct cache *c)
     struct dirent *de;
     uint64_t n = 0;
 
-    while (d && (de = readdir(d))) {
+    if (!d)
+        return 0;
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_free_ char *sub = NULL;
         _cleanup_closedir_ DIR *d2 = NULL;
         struct dirent *e2;
@@ -114,7 +120,9 @@ static uint64_t drop_orphan_keys(struct cache *c)
             continue;
         sub = fs_path_join(keys, de->d_name);
         d2 = opendir(sub);
-        while (d2 && (e2 = readdir(d2))) {
+        if (!d2)
+            continue;
+        for (e2 = readdir(d2); e2; e2 = readdir(d2)) {
             _cleanup_free_ char *p = NULL;
             _cleanup_free_ char *buf = NULL;
             struct oci_digest dg;
@@ -154,7 +162,9 @@ static void prune_roots(struct cache *c, const struct cache_pins *pins, bool sta
     struct dirent *de;
     time_t now = time(NULL);
 
-    while (d && (de = readdir(d))) {
+    if (!d)
+        return;
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_free_ char *gone = NULL;
         bool kept = is_hex64(de->d_name);
         struct stat st;
@@ -184,7 +194,9 @@ static void remove_gone(struct cache *c)
     _cleanup_closedir_ DIR *d = opendir(dir);
     struct dirent *de;
 
-    while (d && (de = readdir(d)))
+    if (!d)
+        return;
+    for (de = readdir(d); de; de = readdir(d))
         if (!strncmp(de->d_name, "gone-", 5))
             fs_rm_rf_at(dirfd(d), de->d_name, NULL);
 }
@@ -260,7 +272,7 @@ int cache_prune(struct cache *c, uint64_t keep_bytes, struct cache_prune_result 
      * either is pinned or, once removed, is found missing (lease.h). */
     if (cache_pins_collect(c, &pins, err) < 0)
         return ocib_error_wrap(err, "cache '%s'", c->dir);
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         struct stat st;
 
         if (!is_hex64(de->d_name))
@@ -333,7 +345,7 @@ int cache_verify(struct cache *c, struct cache_verify_result *ret, struct ocib_e
     memset(ret, 0, sizeof(*ret));
     if (!d)
         return ocib_error_errno(err, errno, "cannot read '%s'", c->blobs);
-    while ((de = readdir(d))) {
+    for (de = readdir(d); de; de = readdir(d)) {
         _cleanup_free_ char *name = NULL;
         struct oci_digest dg;
         int rc;

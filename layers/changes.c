@@ -387,7 +387,7 @@ static void mark_parents(struct differ *d, const char *path)
     _cleanup_free_ char *p = xstrdup(path);
     char *slash;
 
-    while ((slash = strrchr(p, '/'))) {
+    for (slash = strrchr(p, '/'); slash; slash = strrchr(p, '/')) {
         ssize_t k;
 
         *slash = '\0';

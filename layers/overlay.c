@@ -315,7 +315,8 @@ static int walk_subdir(struct walk *w, int upper, int root, enum mode mode,
     /* Skipped paths are mount points while the command runs, whose parents
      * it can neither create nor remove: moving a new directory whole would
      * take one along. */
-    if ((skipped = skipped_below(w->path.buf, w->skip)))
+    skipped = skipped_below(w->path.buf, w->skip);
+    if (skipped)
         return ocib_error_set(err,
                               "'/%s' was created or re-created by the command but holds "
                               "'/%s', which must not be part of the change",

@@ -122,7 +122,7 @@ void layer_tree_finalise(struct layer_tree *t)
         _cleanup_free_ char *p = xstrdup(t->entries[i].path);
         char *slash;
 
-        while ((slash = strrchr(p, '/'))) {
+        for (slash = strrchr(p, '/'); slash; slash = strrchr(p, '/')) {
             *slash = '\0';
             if (bsearch(p, t->entries, n0, sizeof(*t->entries), cmp_path))
                 break;

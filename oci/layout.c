@@ -270,9 +270,11 @@ int oci_layout_writer_begin(struct oci_layout_writer *w, const char *path,
         if (!S_ISDIR(st.st_mode))
             return ocib_error_set(err, "output '%s' exists and is not a directory", path);
         d = opendir(path);
-        while (d && (de = readdir(d)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                empty = false;
+        if (d) {
+            for (de = readdir(d); de; de = readdir(d))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                    empty = false;
+        }
         if (!empty && !fs_exists(marker))
             return ocib_error_set(
                 err,

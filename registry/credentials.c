@@ -178,11 +178,12 @@ int credentials_lookup(const char *registry, struct credentials *ret,
     if (!entry)
         return 0;
     if (str_member(entry, "auth") && *str_member(entry, "auth")) {
-        char *dec = NULL, *colon;
+        char *dec = NULL, *colon = NULL;
         size_t len;
 
-        if (base64_decode(str_member(entry, "auth"), &dec, &len) < 0 ||
-            !(colon = strchr(dec, ':'))) {
+        if (base64_decode(str_member(entry, "auth"), &dec, &len) == 0)
+            colon = strchr(dec, ':');
+        if (!colon) {
             if (dec) {
                 explicit_bzero(dec, strlen(dec));
                 free(dec);

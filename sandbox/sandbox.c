@@ -19,13 +19,15 @@
  * B; A's wait returns once the namespace is empty, and sandbox_run then
  * fails, so that the caller's usual failure path unmounts, removes and
  * unlocks what it made.
+ *
+ * The id maps A's parent writes are idmap.c's; the users and groups of a
+ * root, which the caller resolves before it runs anything, are users.c's.
  */
 #include "sandbox/sandbox.h"
 #include "base/cleanup.h"
-#include "base/fs.h"
-#include "base/ids.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "sandbox/idmap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,19 +55,8 @@
 /* Starts the child's report when overlayfs was refused (not an error of
  * the sandbox: the caller then runs without it). */
 #define OVERLAY_REFUSED "\001"
-#define SUB_MAX_LINE 256
 
 extern char **environ;
-
-/* How ids map, decided once per process. */
-struct idmap {
-    bool identity;                 /* running as root: all ids map to themselves */
-    unsigned host;                 /* the caller's id, mapped to 0 */
-    unsigned sub_start, sub_count; /* subordinate range mapped from 1, or count 0 */
-};
-
-static struct idmap uid_map, gid_map;
-static bool maps_ready;
 
 /* In ocib: the sandbox (A) running now, and the signal that cancelled the
  * build.  In A: its init (B), and whether it was told to stop before B
@@ -143,187 +134,6 @@ static void on_stop(int sig)
         kill((pid_t)init_pid, SIGKILL);
     else
         stop_early = 1;
-}
-
-/* Reads /etc/subuid or /etc/subgid for the caller (by name or by id). */
-static void read_subids(const char *file, const char *name, unsigned id, struct idmap *m)
-{
-    _cleanup_fclose_ FILE *f = fopen(file, "re");
-    char line[SUB_MAX_LINE];
-
-    while (f && fgets(line, sizeof(line), f)) {
-        char owner[SUB_MAX_LINE];
-        unsigned long start, count;
-        char idbuf[16];
-
-        if (sscanf(line, "%255[^:]:%lu:%lu", owner, &start, &count) != 3)
-            continue;
-        snprintf(idbuf, sizeof(idbuf), "%u", id);
-        if ((name && !strcmp(owner, name)) || !strcmp(owner, idbuf)) {
-            m->sub_start = (unsigned)start;
-            m->sub_count = (unsigned)count;
-            return;
-        }
-    }
-}
-
-static void decide_maps(void)
-{
-    char name[256] = "";
-    FILE *f;
-
-    if (maps_ready)
-        return;
-    maps_ready = true;
-    uid_map.host = getuid();
-    gid_map.host = getgid();
-    if (getuid() == 0) {
-        uid_map.identity = gid_map.identity = true;
-        return;
-    }
-    /* The user name for /etc/subuid, from /etc/passwd without NSS. */
-    f = fopen("/etc/passwd", "re");
-    if (f) {
-        char line[1024];
-
-        while (fgets(line, sizeof(line), f)) {
-            char n[256];
-            unsigned u;
-
-            if (sscanf(line, "%255[^:]:%*[^:]:%u:", n, &u) == 2 && u == getuid()) {
-                snprintf(name, sizeof(name), "%s", n);
-                break;
-            }
-        }
-        fclose(f);
-    }
-    if (access("/usr/bin/newuidmap", X_OK) == 0 &&
-        access("/usr/bin/newgidmap", X_OK) == 0) {
-        read_subids("/etc/subuid", *name ? name : NULL, getuid(), &uid_map);
-        read_subids("/etc/subgid", *name ? name : NULL, getuid(), &gid_map);
-        if (!uid_map.sub_count || !gid_map.sub_count)
-            uid_map.sub_count = gid_map.sub_count = 0;
-    }
-}
-
-static unsigned to_inside(const struct idmap *m, unsigned host)
-{
-    if (m->identity)
-        return host;
-    if (host == m->host)
-        return 0;
-    if (m->sub_count && host >= m->sub_start && host - m->sub_start < m->sub_count)
-        return host - m->sub_start + 1;
-    return 65534; /* the overflow id, as the kernel shows unmapped ids */
-}
-
-unsigned sandbox_uid_to_inside(unsigned host_uid)
-{
-    decide_maps();
-    return to_inside(&uid_map, host_uid);
-}
-
-unsigned sandbox_gid_to_inside(unsigned host_gid)
-{
-    decide_maps();
-    return to_inside(&gid_map, host_gid);
-}
-
-static int write_file(const char *path, const char *data)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    ssize_t n;
-
-    if (fd < 0)
-        return -1;
-    n = write(fd, data, strlen(data));
-    close(fd);
-    return n == (ssize_t)strlen(data) ? 0 : -1;
-}
-
-static int run_map_helper(const char *helper, pid_t pid, const struct idmap *m)
-{
-    char a[5][16];
-    char *argv[9];
-    int status;
-    pid_t h;
-
-    snprintf(a[0], 16, "%d", pid);
-    snprintf(a[1], 16, "%u", m->host);
-    snprintf(a[2], 16, "%u", m->sub_start);
-    snprintf(a[3], 16, "%u", m->sub_count);
-    argv[0] = (char *)helper;
-    argv[1] = a[0];
-    argv[2] = (char *)"0";
-    argv[3] = a[1];
-    argv[4] = (char *)"1";
-    argv[5] = (char *)"1";
-    argv[6] = a[2];
-    argv[7] = a[3];
-    argv[8] = NULL;
-    h = fork();
-    if (h < 0)
-        return -1;
-    if (h == 0) {
-        execv(helper, argv);
-        _exit(127);
-    }
-    if (waitpid(h, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
-        return -1;
-    return 0;
-}
-
-/* "start start count" lines covering the ids of the current namespace. */
-static char *identity_map(const char *self_map)
-{
-    _cleanup_fclose_ FILE *f = fopen(self_map, "re");
-    struct strbuf sb = STRBUF_INIT;
-    unsigned long inside, outside, count;
-
-    while (f && fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3)
-        strbuf_addf(&sb, "%lu %lu %lu\n", inside, inside, count);
-    if (!sb.len)
-        strbuf_addstr(&sb, "0 0 4294967295\n");
-    return strbuf_detach(&sb);
-}
-
-/* Writes the child's uid and gid maps (the caller's side). */
-static int write_maps(pid_t pid, struct ocib_error *err)
-{
-    char path[64], buf[64];
-
-    if (uid_map.identity) {
-        /* Every id this namespace has, mapped to itself (the whole range
-         * on the host; inside `ocib`'s own user namespace, what it got). */
-        _cleanup_free_ char *um = identity_map("/proc/self/uid_map");
-        _cleanup_free_ char *gm = identity_map("/proc/self/gid_map");
-
-        snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
-        if (write_file(path, um) < 0)
-            return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
-        snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
-        if (write_file(path, gm) < 0)
-            return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
-        return 0;
-    }
-    if (uid_map.sub_count) {
-        if (run_map_helper("/usr/bin/newuidmap", pid, &uid_map) < 0 ||
-            run_map_helper("/usr/bin/newgidmap", pid, &gid_map) < 0)
-            return ocib_error_set(err, "sandbox: newuidmap/newgidmap failed for the "
-                                       "subordinate ids in /etc/subuid and /etc/subgid");
-        return 0;
-    }
-    snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
-    snprintf(buf, sizeof(buf), "0 %u 1\n", uid_map.host);
-    if (write_file(path, buf) < 0)
-        return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
-    snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
-    write_file(path, "deny\n");
-    snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
-    snprintf(buf, sizeof(buf), "0 %u 1\n", gid_map.host);
-    if (write_file(path, buf) < 0)
-        return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
-    return 0;
 }
 
 /* --- inside the sandbox (child B); errors go to the error pipe --- */
@@ -694,7 +504,7 @@ static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
         close(go[0]);
         return 0;
     }
-    if (read(ready[0], &c, 1) != 1 || write_maps(pid, err) < 0 ||
+    if (read(ready[0], &c, 1) != 1 || idmap_write(pid, err) < 0 ||
         write(go[1], "g", 1) != 1) {
         if (err && !err->msg[0])
             ocib_error_set(err, "sandbox: the user namespace could not be set up");
@@ -709,16 +519,102 @@ out:
     return pid;
 }
 
+static void userns_main(const struct sandbox_spec *s, pid_t parent, int out[2], int errp[2])
+    __attribute__((noreturn));
+
+/* A: runs in the new user namespace, its maps written.  Makes the other
+ * namespaces, forks their init (B) and exits with B's status once the
+ * namespace is empty.  out and errp are the output and error pipes. */
+static void userns_main(const struct sandbox_spec *s, pid_t parent, int out[2], int errp[2])
+{
+    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+    int alive[2], status;
+    pid_t inner;
+
+    running_pid = 0;
+    for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
+        set_handler(cancel_signals[i], on_stop);
+    die_with_parent(parent, -1);
+    err_fd = errp[1];
+    close(out[0]);
+    close(errp[0]);
+    signal(SIGPIPE, SIG_DFL);
+    if (!s->network_host)
+        flags |= CLONE_NEWNET;
+    if (unshare(flags) < 0)
+        die("sandbox: cannot create mount/PID/IPC/UTS%s namespaces",
+            s->network_host ? "" : "/network");
+    if (pipe2(alive, O_CLOEXEC) < 0)
+        die("sandbox: pipe");
+    inner = fork();
+    if (inner < 0)
+        die("sandbox: fork");
+    if (inner == 0) {
+        close(alive[1]);
+        init_main(s, out[1], alive[0]);
+    }
+    close(alive[0]);
+    init_pid = inner;
+    if (stop_early)
+        kill(inner, SIGKILL);
+    close(out[1]);
+    close(errp[1]);
+    /* Returns once the namespace is empty (its init exits last). */
+    while (waitpid(inner, &status, 0) < 0)
+        if (errno != EINTR)
+            _exit(255);
+    if (WIFSIGNALED(status))
+        _exit(128 + WTERMSIG(status));
+    _exit(WEXITSTATUS(status));
+}
+
+/* Hands what the command writes to fd to s->output, line by line, until
+ * every writer has closed it. */
+static void pass_output(const struct sandbox_spec *s, int fd)
+{
+    struct strbuf pending = STRBUF_INIT;
+
+    for (;;) {
+        char buf[8192];
+        ssize_t n = read(fd, buf, sizeof(buf));
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        emit_lines(s, &pending, buf, (size_t)n, false);
+    }
+    emit_lines(s, &pending, "", 0, true);
+    strbuf_release(&pending);
+}
+
+/* Reads what the sandbox reported on its error pipe (fd), once it is gone:
+ * 0 when nothing (the command ran), else SANDBOX_NO_OVERLAY or -1 with err
+ * set to the report. */
+static int setup_report(int fd, struct ocib_error *err)
+{
+    char msg[1024];
+    ssize_t n = read(fd, msg, sizeof(msg) - 1);
+
+    if (n <= 0)
+        return 0;
+    msg[n] = '\0';
+    if (!strncmp(msg, OVERLAY_REFUSED, strlen(OVERLAY_REFUSED))) {
+        ocib_error_set(err, "%s", msg + strlen(OVERLAY_REFUSED));
+        return SANDBOX_NO_OVERLAY;
+    }
+    ocib_error_set(err, "%s", msg);
+    return -1;
+}
+
 int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err)
 {
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
-    struct strbuf pending = STRBUF_INIT;
     char msg[1024];
     ssize_t n;
     int status, r = -1;
     pid_t pid, parent;
 
-    decide_maps();
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
         ocib_error_errno(err, errno, "sandbox: pipe");
         goto out;
@@ -734,47 +630,8 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         }
         goto out;
     }
-    if (pid == 0) {
-        int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-        int alive[2];
-        pid_t inner;
-
-        running_pid = 0;
-        for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
-            set_handler(cancel_signals[i], on_stop);
-        die_with_parent(parent, -1);
-        err_fd = errp[1];
-        close(out[0]);
-        close(errp[0]);
-        signal(SIGPIPE, SIG_DFL);
-        if (!s->network_host)
-            flags |= CLONE_NEWNET;
-        if (unshare(flags) < 0)
-            die("sandbox: cannot create mount/PID/IPC/UTS%s namespaces",
-                s->network_host ? "" : "/network");
-        if (pipe2(alive, O_CLOEXEC) < 0)
-            die("sandbox: pipe");
-        inner = fork();
-        if (inner < 0)
-            die("sandbox: fork");
-        if (inner == 0) {
-            close(alive[1]);
-            init_main(s, out[1], alive[0]);
-        }
-        close(alive[0]);
-        init_pid = inner;
-        if (stop_early)
-            kill(inner, SIGKILL);
-        close(out[1]);
-        close(errp[1]);
-        /* Returns once the namespace is empty (its init exits last). */
-        while (waitpid(inner, &status, 0) < 0)
-            if (errno != EINTR)
-                _exit(255);
-        if (WIFSIGNALED(status))
-            _exit(128 + WTERMSIG(status));
-        _exit(WEXITSTATUS(status));
-    }
+    if (pid == 0)
+        userns_main(s, parent, out, errp);
     running_pid = pid;
     if (cancel_signo)
         kill(pid, SIGTERM);
@@ -782,17 +639,7 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     out[1] = -1;
     close(errp[1]);
     errp[1] = -1;
-    for (;;) {
-        char buf[8192];
-
-        n = read(out[0], buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        emit_lines(s, &pending, buf, (size_t)n, false);
-    }
-    emit_lines(s, &pending, "", 0, true);
+    pass_output(s, out[0]);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             ocib_error_errno(err, errno, "sandbox: wait");
@@ -804,134 +651,13 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         ocib_error_set(err, "stopped: ocib received SIG%s", sigabbrev_np(cancel_signo));
         goto out;
     }
-    n = read(errp[0], msg, sizeof(msg) - 1);
-    if (n > 0) {
-        msg[n] = '\0';
-        if (!strncmp(msg, OVERLAY_REFUSED, strlen(OVERLAY_REFUSED))) {
-            ocib_error_set(err, "%s", msg + strlen(OVERLAY_REFUSED));
-            r = SANDBOX_NO_OVERLAY;
-            goto out;
-        }
-        ocib_error_set(err, "%s", msg);
-        goto out;
-    }
-    *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r = 0;
+    r = setup_report(errp[0], err);
+    if (r == 0)
+        *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 out:
-    strbuf_release(&pending);
     close_pair(out);
     close_pair(errp);
     return r;
-}
-
-/* Finds name in a passwd or group style file of root ("name:x:id:gid:..."
- * or "name:x:id:..."): 1 with its ids (and home), 0 when no line names it,
- * -1 with err when the line's ids are none (a uid of 4294967296 is no 0). */
-static int lookup_id(const char *root, const char *file, const char *name, unsigned *ret_id,
-                     unsigned *ret_gid, char **ret_home, struct ocib_error *err)
-{
-    _cleanup_close_ int root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_fclose_ FILE *f = NULL;
-    char line[1024];
-    int fd;
-
-    if (root_fd < 0)
-        return 0;
-    fd = fs_open_beneath(root_fd, file, O_RDONLY);
-    if (fd < 0)
-        return 0;
-    f = fdopen(fd, "re");
-    if (!f) {
-        close(fd);
-        return 0;
-    }
-    while (fgets(line, sizeof(line), f)) {
-        char *field[7] = {NULL};
-        size_t n = 0;
-        unsigned id, gid;
-
-        line[strcspn(line, "\n")] = '\0';
-        for (char *p = line; n < 7; p++) {
-            field[n++] = p;
-            p = strchr(p, ':');
-            if (!p)
-                break;
-            *p = '\0';
-        }
-        if (n < 3 || strcmp(field[0], name))
-            continue;
-        if (ocib_id_parse(field[2], strlen(field[2]), &id) != OCIB_ID_NUMBER)
-            return ocib_error_set(err,
-                                  "the stage's /%s gives '%s' the id \"%s\", which is "
-                                  "no id (%s)",
-                                  file, name, field[2],
-                                  ocib_id_problem(field[2], strlen(field[2])));
-        gid = id;
-        if (n >= 4 && ret_gid &&
-            ocib_id_parse(field[3], strlen(field[3]), &gid) != OCIB_ID_NUMBER)
-            return ocib_error_set(err,
-                                  "the stage's /%s gives '%s' the group \"%s\", which "
-                                  "is no id (%s)",
-                                  file, name, field[3],
-                                  ocib_id_problem(field[3], strlen(field[3])));
-        *ret_id = id;
-        if (ret_gid)
-            *ret_gid = gid;
-        if (ret_home && n >= 6 && field[5][0] == '/')
-            *ret_home = xstrdup(field[5]);
-        return 1;
-    }
-    return 0;
-}
-
-int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
-                         char **ret_home, struct ocib_error *err)
-{
-    _cleanup_free_ char *u = xstrdup(user);
-    char *g = strchr(u, ':');
-    unsigned uid = 0, gid = 0, named_uid;
-    int found;
-
-    if (g)
-        *g++ = '\0';
-    switch (ocib_id_parse(u, strlen(u), &uid)) {
-    case OCIB_ID_INVALID:
-        return ocib_error_set(err, "user \"%s\" is no id (%s)", u,
-                              ocib_id_problem(u, strlen(u)));
-    case OCIB_ID_NUMBER:
-        /* A numeric user need not exist; its group defaults to its id
-         * unless the passwd file says otherwise. */
-        gid = uid;
-        found = lookup_id(root, "etc/passwd", u, &named_uid, &gid, ret_home, err);
-        if (found < 0)
-            return -1;
-        break;
-    default:
-        found = lookup_id(root, "etc/passwd", u, &uid, &gid, ret_home, err);
-        if (found < 0)
-            return -1;
-        if (!found)
-            return ocib_error_set(err, "user '%s' is not in the stage's /etc/passwd", u);
-    }
-    if (g) {
-        switch (ocib_id_parse(g, strlen(g), &gid)) {
-        case OCIB_ID_INVALID:
-            return ocib_error_set(err, "group \"%s\" is no id (%s)", g,
-                                  ocib_id_problem(g, strlen(g)));
-        case OCIB_ID_NUMBER:
-            break;
-        default:
-            found = lookup_id(root, "etc/group", g, &gid, NULL, NULL, err);
-            if (found < 0)
-                return -1;
-            if (!found)
-                return ocib_error_set(err, "group '%s' is not in the stage's /etc/group",
-                                      g);
-        }
-    }
-    *ret_uid = uid;
-    *ret_gid = gid;
-    return 0;
 }
 
 /* In the outer process of a re-exec: the inner one, and a signal that came
@@ -951,8 +677,7 @@ int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *er
     int status, ep[2];
     pid_t pid, parent = getpid();
 
-    decide_maps();
-    if (uid_map.identity || getenv("OCIB_IN_USERNS"))
+    if (idmap_identity() || getenv("OCIB_IN_USERNS"))
         return 0;
     if (pipe2(ep, O_CLOEXEC) < 0)
         return ocib_error_errno(err, errno, "sandbox: pipe");

@@ -103,25 +103,14 @@ static int write_entry(struct archive *a, struct archive_entry *ae,
     return 0;
 }
 
-int docker_archive_write(const char *path, const struct oci_image *img,
-                         const struct oci_blob *config, const struct oci_blob *manifest,
-                         char *const *layer_paths, const bool *verify,
-                         char *const *repo_tags, size_t n_tags, int64_t mtime,
-                         struct ocib_error *err)
+/* Docker's manifest.json for the image, canonical; caller frees. */
+static char *docker_manifest_json(const struct oci_image *img,
+                                  const struct oci_blob *config, char *const *repo_tags,
+                                  size_t n_tags, size_t *ret_len)
 {
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp-XXXXXX", path);
-    _cleanup_free_ char *buf = xmalloc(COPY_CHUNK);
-    _cleanup_free_ struct out_entry *entries = NULL;
-    _cleanup_free_ char *manifest_json = NULL;
-    _cleanup_free_ char *index_json = NULL;
-    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-    struct archive *a = NULL;
-    struct archive_entry *ae = NULL;
-    json_t *mj, *layers, *tags, *index, *desc;
-    size_t n = 0, mj_len, ij_len;
-    int fd, r = -1;
+    json_t *mj, *layers, *tags;
+    char *out;
 
-    /* manifest.json, Docker's index of the archive. */
     layers = json_array();
     for (size_t i = 0; i < img->n_layers; i++)
         json_array_append_new(
@@ -133,8 +122,20 @@ int docker_archive_write(const char *path, const struct oci_image *img,
     mj = json_pack("[{s:o, s:o, s:o}]", "Config",
                    json_sprintf("blobs/sha256/%s", oci_digest_hex(&config->digest)),
                    "RepoTags", tags, "Layers", layers);
-    manifest_json = oci_json_canonical(mj, &mj_len);
+    out = oci_json_canonical(mj, ret_len);
     json_decref(mj);
+    return out;
+}
+
+/* The OCI layout's index.json beside it, naming the manifest (and, in the
+ * annotations containerd and the image-spec read, the first tag); canonical,
+ * caller frees. */
+static char *layout_index_json(const struct oci_blob *manifest, char *const *repo_tags,
+                               size_t n_tags, size_t *ret_len)
+{
+    json_t *index, *desc;
+    char *out;
+
     desc = json_pack("{s:s, s:s, s:I}", "mediaType", OCI_MT_MANIFEST, "digest",
                      manifest->digest.str, "size", (json_int_t)manifest->len);
     if (n_tags)
@@ -144,9 +145,77 @@ int docker_archive_write(const char *path, const struct oci_image *img,
                                       strrchr(repo_tags[0], ':') + 1));
     index = json_pack("{s:i, s:s, s:[o]}", "schemaVersion", 2, "mediaType", OCI_MT_INDEX,
                       "manifests", desc);
-    index_json = oci_json_canonical(index, &ij_len);
+    out = oci_json_canonical(index, ret_len);
     json_decref(index);
+    return out;
+}
 
+/* Writes the n entries, in that order, as a tar into a new file made from
+ * the mkostemp() template tmp, syncs it and renames it to path.  On failure
+ * the file may be left at tmp, for the caller to remove. */
+static int write_archive(const char *path, char *tmp, const struct out_entry *entries,
+                         size_t n, int64_t mtime, struct ocib_error *err)
+{
+    _cleanup_free_ char *buf = xmalloc(COPY_CHUNK);
+    struct archive *a = NULL;
+    struct archive_entry *ae = NULL;
+    int fd, r = -1;
+
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return ocib_error_errno(err, errno, "cannot create '%s'", tmp);
+    fchmod(fd, 0644);
+    a = archive_write_new();
+    ae = archive_entry_new();
+    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+        archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+        archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+        ocib_error_set(err, "cannot write '%s': %s", path, archive_error_string(a));
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (write_entry(a, ae, &entries[i], mtime, buf, err) < 0)
+            goto out;
+    if (archive_write_close(a) != ARCHIVE_OK) {
+        ocib_error_set(err, "cannot write '%s': %s", path, archive_error_string(a));
+        goto out;
+    }
+    /* On disk before it has its name, and the name on disk after. */
+    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+        fd = -1;
+        ocib_error_errno(err, errno, "cannot write '%s'", path);
+        goto out;
+    }
+    fd = -1;
+    if (fs_sync_parent(path, err) < 0)
+        goto out;
+    r = 0;
+out:
+    if (a)
+        archive_write_free(a);
+    if (ae)
+        archive_entry_free(ae);
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+int docker_archive_write(const char *path, const struct oci_image *img,
+                         const struct oci_blob *config, const struct oci_blob *manifest,
+                         char *const *layer_paths, const bool *verify,
+                         char *const *repo_tags, size_t n_tags, int64_t mtime,
+                         struct ocib_error *err)
+{
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp-XXXXXX", path);
+    _cleanup_free_ struct out_entry *entries = NULL;
+    _cleanup_free_ char *manifest_json = NULL;
+    _cleanup_free_ char *index_json = NULL;
+    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+    size_t n = 0, mj_len, ij_len;
+    int r;
+
+    manifest_json = docker_manifest_json(img, config, repo_tags, n_tags, &mj_len);
+    index_json = layout_index_json(manifest, repo_tags, n_tags, &ij_len);
     entries = xcalloc(img->n_layers + 8, sizeof(*entries));
     entries[n++] = (struct out_entry){.name = xstrdup("blobs/"), .dir = true};
     entries[n++] = (struct out_entry){.name = xstrdup("blobs/sha256/"), .dir = true};
@@ -182,45 +251,7 @@ int docker_archive_write(const char *path, const struct oci_image *img,
             .digest = img->layers[i].desc.digest};
     }
     qsort(entries, n, sizeof(*entries), cmp_out);
-
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        ocib_error_errno(err, errno, "cannot create '%s'", tmp);
-        goto out;
-    }
-    fchmod(fd, 0644);
-    a = archive_write_new();
-    ae = archive_entry_new();
-    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-        archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-        archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-        ocib_error_set(err, "cannot write '%s': %s", path, archive_error_string(a));
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (write_entry(a, ae, &entries[i], mtime, buf, err) < 0)
-            goto out;
-    if (archive_write_close(a) != ARCHIVE_OK) {
-        ocib_error_set(err, "cannot write '%s': %s", path, archive_error_string(a));
-        goto out;
-    }
-    /* On disk before it has its name, and the name on disk after. */
-    if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
-        fd = -1;
-        ocib_error_errno(err, errno, "cannot write '%s'", path);
-        goto out;
-    }
-    fd = -1;
-    if (fs_sync_parent(path, err) < 0)
-        goto out;
-    r = 0;
-out:
-    if (a)
-        archive_write_free(a);
-    if (ae)
-        archive_entry_free(ae);
-    if (fd >= 0)
-        close(fd);
+    r = write_archive(path, tmp, entries, n, mtime, err);
     if (r < 0) {
         unlink(tmp);
         ocib_error_wrap(err, "docker-archive:%s", path);
@@ -276,13 +307,17 @@ static int ingest(const char *path, struct cache *c, struct members *ret,
         ocib_error_set(err, "cannot read: %s", archive_error_string(a));
         goto out;
     }
-    while ((rc = archive_read_next_header(a, &ae)) == ARCHIVE_OK) {
+    for (;;) {
         _cleanup_free_ char *tmp = NULL;
-        const char *name = archive_entry_pathname(ae);
+        const char *name;
         struct sha256 h;
         struct member m;
         int fd;
 
+        rc = archive_read_next_header(a, &ae);
+        if (rc != ARCHIVE_OK)
+            break;
+        name = archive_entry_pathname(ae);
         if (archive_entry_filetype(ae) != AE_IFREG || !name)
             continue;
         if (ret->n >= ARCHIVE_MAX_ENTRIES) {
