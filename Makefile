@@ -50,7 +50,7 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libocib.a
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)
 
-check: check-layering check-unit check-integration
+check: check-layering check-lengths check-unit check-integration
 
 # Every include goes down the floors of tests/check-layering (base < oci < …).
 check-layering:

@@ -328,6 +328,88 @@ static void stage_args(struct spec *spec, const struct spec_inputs *in)
     }
 }
 
+/* The file's bytes, refused before reading when over the limit. */
+static int read_spec(const char *file, char **ret, size_t *ret_len, struct ocib_error *err)
+{
+    struct stat st;
+
+    /* A spec too large is a wrong spec (exit 2), said before reading it. */
+    if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SPEC_MAX_BYTES) {
+        ocib_error_usage(err, "%s: the spec is %lld bytes, larger than the limit of %d",
+                         file, (long long)st.st_size, SPEC_MAX_BYTES);
+        if (err)
+            err->kind = OCIB_ERR_LIMIT;
+        return -1;
+    }
+    return fs_read_file(file, SPEC_MAX_BYTES, ret, ret_len, err);
+}
+
+static int check_version(struct vctx *v, const json_t *root, const struct at *top)
+{
+    json_t *x = json_object_get(root, "version");
+
+    if (!x)
+        return spec_fail(v, top, "missing required key \"version\"");
+    _cleanup_at_ struct at a = spec_at_key(v, root, "", "version");
+    if (!json_is_integer(x) || json_integer_value(x) != 1)
+        return spec_fail(v, &a, "unsupported version (this ocib reads version 1)");
+    return 0;
+}
+
+/* "$schema" and "image". */
+static int parse_header(struct vctx *v, const json_t *root)
+{
+    json_t *x = json_object_get(root, "$schema");
+    if (x) {
+        _cleanup_at_ struct at a = spec_at_key(v, root, "", "$schema");
+
+        if (spec_expect_string(v, &a, x, true) < 0)
+            return -1;
+    }
+    x = json_object_get(root, "image");
+    if (x) {
+        _cleanup_at_ struct at a = spec_at_key(v, root, "", "image");
+        struct reference ref;
+        struct ocib_error rerr = OCIB_ERROR_INIT;
+
+        if (spec_expect_string(v, &a, x, true) < 0)
+            return -1;
+        if (image_name_reference(json_string_value(x), &ref, &rerr) < 0)
+            return spec_fail(v, &a, "%s", rerr.msg);
+        reference_release(&ref);
+        v->spec->image = xstrdup(image_name_registry_text(json_string_value(x)));
+    }
+    return 0;
+}
+
+/* "stages": one to SPEC_MAX_STAGES of them. */
+static int parse_stages(struct vctx *v, const json_t *root, const struct at *top)
+{
+    json_t *stages = json_object_get(root, "stages"), *item;
+    struct spec *spec = v->spec;
+    size_t i;
+
+    if (!stages)
+        return spec_fail(v, top, "missing required key \"stages\"");
+    _cleanup_at_ struct at a = spec_at_key(v, root, "", "stages");
+    if (spec_expect_type(v, &a, stages, JSON_ARRAY, "an array") < 0)
+        return -1;
+    if (!json_array_size(stages))
+        return spec_fail(v, &a, "needs at least one stage");
+    if (json_array_size(stages) > SPEC_MAX_STAGES)
+        return spec_fail(v, &a, "more than %d stages", SPEC_MAX_STAGES);
+    spec->stages = xcalloc(json_array_size(stages), sizeof(*spec->stages));
+    json_array_foreach(stages, i, item)
+    {
+        _cleanup_at_ struct at b = spec_at_index(v, stages, "stages", i);
+
+        spec->n_stages = i + 1;
+        if (parse_stage(v, item, b.path, &b, i, &spec->stages[i]) < 0)
+            return -1;
+    }
+    return check_graph(v, stages);
+}
+
 int spec_load(struct spec *spec, const char *file, const struct spec_inputs *in,
               struct ocib_error *err)
 {
@@ -336,99 +418,25 @@ int spec_load(struct spec *spec, const char *file, const struct spec_inputs *in,
     _cleanup_free_ char *buf = NULL;
     _cleanup_free_ char *dircopy = xstrdup(file);
     struct vctx v = {spec, err};
-    json_t *root, *x, *stages, *item;
-    struct at top = {"", {1, 1}};
-    struct stat st;
-    size_t len, i;
+    struct at top = {"(top level)", {1, 1}};
+    json_t *root;
+    size_t len;
 
     memset(spec, 0, sizeof(*spec));
     spec->file = xstrdup(file);
     spec->dir = xstrdup(dirname(dircopy));
-    /* A spec too large is a wrong spec (exit 2), said before reading it. */
-    if (stat(file, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > SPEC_MAX_BYTES) {
-        ocib_error_usage(err, "%s: the spec is %lld bytes, larger than the limit of %d",
-                         file, (long long)st.st_size, SPEC_MAX_BYTES);
-        if (err)
-            err->kind = OCIB_ERR_LIMIT;
-        goto fail;
-    }
-    if (fs_read_file(file, SPEC_MAX_BYTES, &buf, &len, err) < 0)
-        goto fail;
-    if (json_doc_parse(&spec->doc, file, buf, len, err) < 0)
+    if (read_spec(file, &buf, &len, err) < 0 ||
+        json_doc_parse(&spec->doc, file, buf, len, err) < 0)
         goto fail;
     root = spec->doc.root;
     top.pos = json_doc_value_pos(&spec->doc, root);
-    top.path = "(top level)";
+    /* Arguments are substituted once the top level is known to be sound,
+     * before anything else is read. */
     if (spec_expect_type(&v, &top, root, JSON_OBJECT, "an object") < 0 ||
-        spec_check_keys(&v, root, "", keys) < 0)
-        goto fail;
-    x = json_object_get(root, "version");
-    if (!x) {
-        spec_fail(&v, &top, "missing required key \"version\"");
-        goto fail;
-    }
-    {
-        _cleanup_at_ struct at a = spec_at_key(&v, root, "", "version");
-
-        if (!json_is_integer(x) || json_integer_value(x) != 1) {
-            spec_fail(&v, &a, "unsupported version (this ocib reads version 1)");
-            goto fail;
-        }
-    }
-    if (spec_args_declare(&v, root, in, &spec->args) < 0 ||
-        spec_args_substitute(&v, root, &spec->args, in) < 0)
-        goto fail;
-    x = json_object_get(root, "$schema");
-    if (x) {
-        _cleanup_at_ struct at a = spec_at_key(&v, root, "", "$schema");
-
-        if (spec_expect_string(&v, &a, x, true) < 0)
-            goto fail;
-    }
-    x = json_object_get(root, "image");
-    if (x) {
-        _cleanup_at_ struct at a = spec_at_key(&v, root, "", "image");
-        struct reference ref;
-        struct ocib_error rerr = OCIB_ERROR_INIT;
-
-        if (spec_expect_string(&v, &a, x, true) < 0)
-            goto fail;
-        if (image_name_reference(json_string_value(x), &ref, &rerr) < 0) {
-            spec_fail(&v, &a, "%s", rerr.msg);
-            goto fail;
-        }
-        reference_release(&ref);
-        spec->image = xstrdup(image_name_registry_text(json_string_value(x)));
-    }
-    stages = json_object_get(root, "stages");
-    if (!stages) {
-        spec_fail(&v, &top, "missing required key \"stages\"");
-        goto fail;
-    }
-    {
-        _cleanup_at_ struct at a = spec_at_key(&v, root, "", "stages");
-
-        if (spec_expect_type(&v, &a, stages, JSON_ARRAY, "an array") < 0)
-            goto fail;
-        if (!json_array_size(stages)) {
-            spec_fail(&v, &a, "needs at least one stage");
-            goto fail;
-        }
-        if (json_array_size(stages) > SPEC_MAX_STAGES) {
-            spec_fail(&v, &a, "more than %d stages", SPEC_MAX_STAGES);
-            goto fail;
-        }
-        spec->stages = xcalloc(json_array_size(stages), sizeof(*spec->stages));
-        json_array_foreach(stages, i, item)
-        {
-            _cleanup_at_ struct at b = spec_at_index(&v, stages, "stages", i);
-
-            spec->n_stages = i + 1;
-            if (parse_stage(&v, item, b.path, &b, i, &spec->stages[i]) < 0)
-                goto fail;
-        }
-    }
-    if (check_graph(&v, stages) < 0)
+        spec_check_keys(&v, root, "", keys) < 0 || check_version(&v, root, &top) < 0 ||
+        spec_args_declare(&v, root, in, &spec->args) < 0 ||
+        spec_args_substitute(&v, root, &spec->args, in) < 0 || parse_header(&v, root) < 0 ||
+        parse_stages(&v, root, &top) < 0)
         goto fail;
     add_image_stages(spec);
     stage_args(spec, in);
