@@ -264,8 +264,9 @@ static int write_docker_archive(struct build *b, struct stage_image *si, const c
     for (size_t i = 0; i < n_names; i++)
         if (names[i].repo)
             tags[nt++] = xasprintf("%s:%s", names[i].repo, names[i].tag);
-    r = docker_archive_write(path, &si->img, config, manifest, paths, verify, tags, nt,
-                             b->epoch, err);
+    r = docker_archive_write(path, &si->img, config, manifest,
+                             oci_format_manifest_type(b->o->format), paths, verify, tags,
+                             nt, b->epoch, err);
     for (size_t i = 0; i < nt; i++)
         free(tags[i]);
     return r;

@@ -130,19 +130,25 @@ static char *docker_manifest_json(const struct oci_image *img,
 /* The OCI layout's index.json beside it, naming the manifest (and, in the
  * annotations containerd and the image-spec read, the first tag); canonical,
  * caller frees. */
-static char *layout_index_json(const struct oci_blob *manifest, char *const *repo_tags,
-                               size_t n_tags, size_t *ret_len)
+static char *layout_index_json(const struct oci_blob *manifest, const char *media_type,
+                               char *const *repo_tags, size_t n_tags, size_t *ret_len)
 {
     json_t *index, *desc;
     char *out;
 
-    desc = json_pack("{s:s, s:s, s:I}", "mediaType", OCI_MT_MANIFEST, "digest",
+    desc = json_pack("{s:s, s:s, s:I}", "mediaType", media_type, "digest",
                      manifest->digest.str, "size", (json_int_t)manifest->len);
-    if (n_tags)
+    if (n_tags) {
+        const char *colon = strrchr(repo_tags[0], ':');
+        const char *slash = strrchr(repo_tags[0], '/');
+        /* The tag after the last ':' that is not a registry's port. */
+        const char *tag = colon && (!slash || colon > slash) ? colon + 1 : "latest";
+
         json_object_set_new(desc, "annotations",
                             json_pack("{s:s, s:s}", "io.containerd.image.name",
                                       repo_tags[0], "org.opencontainers.image.ref.name",
-                                      strrchr(repo_tags[0], ':') + 1));
+                                      tag));
+    }
     index = json_pack("{s:i, s:s, s:[o]}", "schemaVersion", 2, "mediaType", OCI_MT_INDEX,
                       "manifests", desc);
     out = oci_json_canonical(index, ret_len);
@@ -202,9 +208,9 @@ out:
 
 int docker_archive_write(const char *path, const struct oci_image *img,
                          const struct oci_blob *config, const struct oci_blob *manifest,
-                         char *const *layer_paths, const bool *verify,
-                         char *const *repo_tags, size_t n_tags, int64_t mtime,
-                         struct ocib_error *err)
+                         const char *manifest_type, char *const *layer_paths,
+                         const bool *verify, char *const *repo_tags, size_t n_tags,
+                         int64_t mtime, struct ocib_error *err)
 {
     _cleanup_free_ char *tmp = xasprintf("%s.tmp-XXXXXX", path);
     _cleanup_free_ struct out_entry *entries = NULL;
@@ -215,7 +221,7 @@ int docker_archive_write(const char *path, const struct oci_image *img,
     int r;
 
     manifest_json = docker_manifest_json(img, config, repo_tags, n_tags, &mj_len);
-    index_json = layout_index_json(manifest, repo_tags, n_tags, &ij_len);
+    index_json = layout_index_json(manifest, manifest_type, repo_tags, n_tags, &ij_len);
     entries = xcalloc(img->n_layers + 8, sizeof(*entries));
     entries[n++] = (struct out_entry){.name = xstrdup("blobs/"), .dir = true};
     entries[n++] = (struct out_entry){.name = xstrdup("blobs/sha256/"), .dir = true};
@@ -284,6 +290,15 @@ static const struct member *members_find(const struct members *m, const char *na
     return NULL;
 }
 
+static const struct member *members_find_digest(const struct members *m,
+                                                const struct oci_digest *d)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (oci_digest_equal(&m->v[i].digest, d))
+            return &m->v[i];
+    return NULL;
+}
+
 static void members_release(struct members *m)
 {
     for (size_t i = 0; i < m->n; i++)
@@ -330,27 +345,39 @@ static int ingest(const char *path, struct cache *c, struct members *ret,
             goto out;
         sha256_init(&h);
         m.size = 0;
+        rc = 0;
         for (;;) {
             la_ssize_t n = archive_read_data(a, buf, COPY_CHUNK);
 
             if (n < 0) {
-                ocib_error_set(err, "%s: %s", name, archive_error_string(a));
+                rc = ocib_error_set(err, "%s: %s", name, archive_error_string(a));
                 break;
             }
             if (n == 0)
                 break;
             sha256_update(&h, buf, (size_t)n);
-            if (fs_write_all(fd, buf, (size_t)n, err) < 0)
+            rc = fs_write_all(fd, buf, (size_t)n, err);
+            if (rc < 0)
                 break;
             m.size += n;
         }
         close(fd);
-        if (err && err->code) {
+        /* The copy's own result, not err's state: a caller's err may hold
+         * an earlier, handled error. */
+        if (rc < 0) {
             sha256_release(&h);
             unlink(tmp);
             goto out;
         }
         oci_digest_from_sha256(&h, &m.digest);
+        /* A name that claims a digest must hold those bytes. */
+        if (!strncmp(name, "blobs/sha256/", 13) && strlen(name + 13) == SHA256_HEX_LEN &&
+            strcmp(name + 13, oci_digest_hex(&m.digest))) {
+            unlink(tmp);
+            ocib_error_set(err, "'%s' does not match its digest sha256:%s (it holds %s)",
+                           name, name + 13, m.digest.str);
+            goto out;
+        }
         if (cache_blob_commit(c, tmp, &m.digest, err) < 0)
             goto out;
         m.name = xstrdup(name);
@@ -447,6 +474,11 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
             ocib_error_set(err, "manifest %s does not match its digest", desc.digest.str);
             goto out;
         }
+        if ((int64_t)mlen != desc.size) {
+            ocib_error_set(err, "index.json: manifest %s is %zu bytes, not %lld",
+                           desc.digest.str, mlen, (long long)desc.size);
+            goto out;
+        }
     }
     {
         enum oci_doc_kind kind;
@@ -465,16 +497,31 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
             ocib_error_set(err, "config %s is not in the archive", cdesc.digest.str);
             goto out;
         }
+        if ((int64_t)clen != cdesc.size) {
+            ocib_error_set(err, "manifest %s: config %s is %zu bytes, not %lld",
+                           desc.digest.str, cdesc.digest.str, clen, (long long)cdesc.size);
+            goto out;
+        }
     }
     if (oci_image_load(mbuf, mlen, cbuf, clen, desc.digest.str, ret, err) < 0)
         goto out;
-    for (size_t i = 0; i < ret->n_layers; i++)
-        if (!cache_blob_exists(c, &ret->layers[i].desc.digest)) {
-            ocib_error_set(err, "layer %s is not in the archive",
-                           ret->layers[i].desc.digest.str);
+    for (size_t i = 0; i < ret->n_layers; i++) {
+        const struct oci_descriptor *ld = &ret->layers[i].desc;
+        const struct member *lm = members_find_digest(m, &ld->digest);
+
+        if (!lm || !cache_blob_exists(c, &ld->digest)) {
+            ocib_error_set(err, "layer %s is not in the archive", ld->digest.str);
             oci_image_release(ret);
             goto out;
         }
+        if (lm->size != ld->size) {
+            ocib_error_set(err, "manifest %s: layer %s is %lld bytes, not %lld",
+                           desc.digest.str, ld->digest.str, (long long)lm->size,
+                           (long long)ld->size);
+            oci_image_release(ret);
+            goto out;
+        }
+    }
     ret_manifest->digest = desc.digest;
     ret_manifest->len = mlen;
     ret_manifest->data = TAKE_PTR(mbuf);

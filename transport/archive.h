@@ -20,13 +20,16 @@
 #include "oci/image.h"
 
 /* Writes the archive at path (via a temporary file and rename).
- * layer_paths[i] is the file holding img->layers[i]; verify[i] asks for its
- * digest to be checked while copying. */
+ * manifest_type is the manifest's media type (OCI's, or Docker's as
+ * `docker save` of a Docker image writes it); layer_paths[i] is the file
+ * holding img->layers[i]; verify[i] asks for its digest to be checked while
+ * copying.  repo_tags are "repository:tag" or a bare repository (tag
+ * "latest"). */
 int docker_archive_write(const char *path, const struct oci_image *img,
                          const struct oci_blob *config, const struct oci_blob *manifest,
-                         char *const *layer_paths, const bool *verify,
-                         char *const *repo_tags, size_t n_tags, int64_t mtime,
-                         struct ocib_error *err);
+                         const char *manifest_type, char *const *layer_paths,
+                         const bool *verify, char *const *repo_tags, size_t n_tags,
+                         int64_t mtime, struct ocib_error *err);
 
 /* Loads the image in the archive at path (tag selects among several images
  * by RepoTag, NULL takes the only one); its blobs end up in cache.

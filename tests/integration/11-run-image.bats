@@ -172,8 +172,8 @@ EOF
 @test "the greet example, as the README runs it: podman loads the docker-archive and its one program prints the greeting" {
     [ "$(host_arch)" = amd64 ] || skip "greet's program is x86-64"
     build_ok --repo localhost:5000/ocib/greet -C "$BATS_TEST_DIRNAME/../../specs/examples/greet" \
-        --output "docker-archive:$T/greet.tar"
+        --tag localhost:5000/ocib/greet:1 --output "docker-archive:$T/greet.tar"
     podman_cmd load -q -i "$T/greet.tar" >/dev/null 2>"$T/load.err" || fail "podman load failed: $(cat "$T/load.err")"
-    got=$(podman_run localhost:5000/ocib/greet:latest 2>"$T/podman.err") || fail "podman run of greet failed: $(cat "$T/podman.err")"
+    got=$(podman_run localhost:5000/ocib/greet:1 2>"$T/podman.err") || fail "podman run of greet failed: $(cat "$T/podman.err")"
     assert_eq "what greet prints" "$got" "Hello from an image that ocib built, without a daemon."
 }

@@ -98,8 +98,9 @@ static void write_archive(const char *path, struct fixture *f, const char *const
 
     while (tags && tags[n])
         n++;
-    if (docker_archive_write(path, &f->img, &f->config, &f->manifest, f->paths, f->verify,
-                             (char *const *)tags, n, 1700000000, &err) < 0)
+    if (docker_archive_write(path, &f->img, &f->config, &f->manifest, OCI_MT_MANIFEST,
+                             f->paths, f->verify, (char *const *)tags, n, 1700000000,
+                             &err) < 0)
         fail_msg("%s", err.msg);
 }
 
@@ -409,7 +410,8 @@ static void test_a_layer_that_does_not_match_its_digest_is_not_written(void **st
     make_image(&f, "app", 2, false);
     write_bytes(f.paths[1], "tampered", 8);
     assert_int_equal(docker_archive_write("img.tar", &f.img, &f.config, &f.manifest,
-                                          f.paths, f.verify, NULL, 0, 0, &err),
+                                          OCI_MT_MANIFEST, f.paths, f.verify, NULL, 0, 0,
+                                          &err),
                      -1);
     assert_non_null(strstr(err.msg, "docker-archive:img.tar"));
     assert_non_null(strstr(err.msg, f.img.layers[1].desc.digest.str));
@@ -718,9 +720,106 @@ static void test_entries_named_outside_are_never_written_there(void **state)
     free(cfg);
 }
 
+/* Docker 25 naming: a member named blobs/sha256/<hex> must hold those bytes
+ * (it used to be taken under its own digest). */
+static void test_classic_config_named_by_another_digest_is_refused(void **state)
+{
+    static const char *const layers[] = {"layer bytes"};
+    char *cfg = classic_config(layers, 1), name[128];
+    struct oci_digest wrong;
+
+    oci_digest_of("something else", 14, &wrong);
+    snprintf(name, sizeof(name), "blobs/sha256/%s", oci_digest_hex(&wrong));
+    write_classic("a.tar", name, cfg, name, LIST("l/layer.tar"), layers,
+                  LIST("l/layer.tar"));
+    load_fails("a.tar", NULL, LIST(wrong.str));
+    free(cfg);
+}
+
+static void test_classic_layer_named_by_another_digest_is_refused(void **state)
+{
+    static const char *const layers[] = {"layer bytes"};
+    char *cfg = classic_config(layers, 1), name[128];
+    struct oci_digest wrong;
+
+    oci_digest_of("something else", 14, &wrong);
+    snprintf(name, sizeof(name), "blobs/sha256/%s", oci_digest_hex(&wrong));
+    write_classic("a.tar", "c.json", cfg, "c.json", LIST(name), layers, LIST(name));
+    load_fails("a.tar", NULL, LIST(wrong.str));
+    free(cfg);
+}
+
+/* The layout inside a docker-archive is held to the descriptors' sizes, as
+ * a layout on disk is. */
+static void test_index_descriptor_with_wrong_size_is_refused(void **state)
+{
+    struct fixture f;
+    struct tarb b = {0};
+    json_t *idx;
+    char *text;
+    size_t len;
+
+    make_image(&f, "app", 1, false);
+    idx = json_pack("{s:i, s:[{s:s, s:s, s:I}]}", "schemaVersion", 2, "manifests",
+                    "mediaType", OCI_MT_MANIFEST, "digest", f.manifest.digest.str, "size",
+                    (json_int_t)f.manifest.len + 7);
+    text = oci_json_canonical(idx, &len);
+    json_decref(idx);
+    tarb_add_str(&b, "index.json", text);
+    free(text);
+    tarb_add_str(&b, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
+    tarb_add_blob(&b, f.config.data, f.config.len);
+    tarb_add_blob(&b, f.manifest.data, f.manifest.len);
+    tarb_add_blob(&b, f.bytes[0], strlen(f.bytes[0]));
+    tarb_write(&b, "a.tar");
+    load_fails("a.tar", NULL, LIST(f.manifest.digest.str));
+    release_image(&f);
+}
+
+/* An err that carries an earlier, handled failure does not fail a good load. */
+static void test_a_good_archive_loads_with_a_used_err(void **state)
+{
+    struct fixture f;
+    struct cache c;
+    struct oci_image img;
+    struct ocib_error err = OCIB_ERROR_INIT;
+
+    make_image(&f, "app", 1, false);
+    write_archive("img.tar", &f, LIST("app:1"));
+    open_cache(&c);
+    ocib_error_set(&err, "an earlier failure the caller handled");
+    if (docker_archive_load("img.tar", NULL, &c, &img, NULL, NULL, &err) < 0)
+        fail_msg("%s", err.msg);
+    oci_image_release(&img);
+    cache_release(&c);
+    release_image(&f);
+}
+
+/* A tag without ":" names the repository at "latest", and writing it does
+ * not crash. */
+static void test_a_bare_repository_tag_is_latest(void **state)
+{
+    struct fixture f;
+    struct cache c;
+    struct oci_image img;
+
+    make_image(&f, "app", 1, false);
+    write_archive("img.tar", &f, LIST("localhost:5000/app"));
+    open_cache(&c);
+    load_ok("img.tar", "latest", &c, &img, NULL, NULL);
+    oci_image_release(&img);
+    cache_release(&c);
+    release_image(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        TEMPDIR_TEST(test_classic_config_named_by_another_digest_is_refused),
+        TEMPDIR_TEST(test_classic_layer_named_by_another_digest_is_refused),
+        TEMPDIR_TEST(test_index_descriptor_with_wrong_size_is_refused),
+        TEMPDIR_TEST(test_a_good_archive_loads_with_a_used_err),
+        TEMPDIR_TEST(test_a_bare_repository_tag_is_latest),
         TEMPDIR_TEST(test_an_archive_loads_back_as_the_image_written),
         TEMPDIR_TEST(test_the_archive_is_docker_25s_format),
         TEMPDIR_TEST(test_a_tag_selects_by_ref_name_or_full_name),
