@@ -99,6 +99,28 @@ static int pick_entry(const json_t *manifests, const char *tag,
         err, "%s: %zu images and none for platform %s; name one with :TAG", what, n, pbuf);
 }
 
+/* The oci-layout file must be there and name a 1.x layout version. */
+static int check_layout_file(const char *dir, struct ocib_error *err)
+{
+    _cleanup_free_ char *path = fs_path_join(dir, "oci-layout");
+    _cleanup_free_ char *buf = NULL;
+    _cleanup_json_ json_t *j = NULL;
+    const char *version;
+    size_t len;
+
+    if (fs_read_file(path, 4096, &buf, &len, err) < 0)
+        return ocib_error_wrap(err, "oci:%s: not an OCI image layout", dir);
+    if (oci_json_parse(buf, len, path, &j, err) < 0)
+        return -1;
+    version = oci_json_str(j, "imageLayoutVersion");
+    if (!version || strncmp(version, "1.", 2))
+        return ocib_error_set(err,
+                              "oci:%s: oci-layout names imageLayoutVersion %s; this ocib "
+                              "reads 1.x",
+                              dir, version ? version : "(none)");
+    return 0;
+}
+
 int oci_layout_load(const char *dir, const char *tag, const struct oci_platform *p,
                     struct oci_image *ret, struct oci_blob *ret_manifest,
                     struct oci_blob *ret_config, struct ocib_error *err)
@@ -115,6 +137,8 @@ int oci_layout_load(const char *dir, const char *tag, const struct oci_platform 
 
     if (fs_read_file(index_path, OCI_JSON_MAX, &buf, &len, err) < 0)
         return ocib_error_wrap(err, "oci:%s: not an OCI image layout", dir);
+    if (check_layout_file(dir, err) < 0)
+        return -1;
     if (oci_check_index(buf, len, index_path, err) < 0 ||
         oci_json_parse(buf, len, index_path, &index, err) < 0)
         return -1;

@@ -7,6 +7,7 @@
 #include "oci/json.h"
 #include "oci/mediatype.h"
 #include "registry/reference.h"
+#include "transport/name.h"
 
 #include <string.h>
 
@@ -40,7 +41,7 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
     size_t len;
     int rc_ = -1;
 
-    if (reference_parse(ref_str, &ref, err) < 0)
+    if (image_name_reference(ref_str, &ref, err) < 0)
         return ocib_error_wrap(err, "--cache-from");
     if (registries_get(rs, ref.registry, &r, err) < 0)
         goto out;
@@ -151,7 +152,7 @@ int remote_cache_push(const struct remote_cache *rc, struct registries *rs, stru
     char *tags[1];
     int r = -1;
 
-    if (reference_parse(ref_str, &ref, err) < 0)
+    if (image_name_reference(ref_str, &ref, err) < 0)
         return ocib_error_wrap(err, "--cache-to");
     /* Only entries of this build (no host/repo: they came from here). */
     json_object_foreach(rc->entries, key, v)

@@ -622,9 +622,26 @@ static void test_commit_replaces_a_layout_or_an_empty_directory_only(void **stat
     release_image(&f[1]);
 }
 
+/* oci-layout must be there and name a 1.x version. */
+static void test_a_wrong_or_missing_oci_layout_is_refused(void **state)
+{
+    struct fixture f;
+
+    make_image(&f, &amd64, "one");
+    write_layout("out", &f, LIST("v1"), 1);
+    put_text("out", "oci-layout", "{\"imageLayoutVersion\":\"2.0.0\"}");
+    load_fails("out", "v1", NULL, LIST("oci:out", "2.0.0"));
+    put_text("out", "oci-layout", "{}");
+    load_fails("out", "v1", NULL, LIST("oci:out", "imageLayoutVersion"));
+    assert_int_equal(unlink("out/oci-layout"), 0);
+    load_fails("out", "v1", NULL, LIST("oci:out", "not an OCI image layout"));
+    release_image(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        TEMPDIR_TEST(test_a_wrong_or_missing_oci_layout_is_refused),
         TEMPDIR_TEST(test_a_written_layout_loads_back_byte_for_byte),
         TEMPDIR_TEST(test_a_layer_blob_reads_back_and_is_checked),
         TEMPDIR_TEST(test_each_tag_loads_its_own_image),
