@@ -325,6 +325,16 @@ static int expand_glob(struct context *ctx, const char *src, const char *prefix,
         _cleanup_free_ char *p = *prefix ? xasprintf("%s/%s", prefix, comp) : xstrdup(comp);
 
         if (!*next) {
+            /* A fixed name below a wildcard is a match only where it
+             * exists: a pattern svc / * / config.json skips the services
+             * without one. */
+            _cleanup_free_ char *resolved = NULL;
+            struct stat st;
+
+            if (resolve_parents(ctx, src, p, &resolved, err) < 0)
+                return -1;
+            if (fstatat(ctx->fd, resolved, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return 0;
             XGROW(out->v, out->alloc, out->n + 1);
             out->v[out->n++] = TAKE_PTR(p);
             return 0;

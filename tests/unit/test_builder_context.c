@@ -716,9 +716,32 @@ static void test_in_a_stage_root_symlinks_resolve_as_in_a_chroot(void **state)
     close(fd);
 }
 
+/* A fixed name after a wildcard matches only the directories that have it,
+ * as Docker does. */
+static void test_a_glob_skips_directories_without_the_named_file(void **state)
+{
+    int fd = make_ctx();
+    struct context ctx;
+    struct layer_tree t;
+
+    mk_dir(fd, "svc", 0755);
+    mk_dir(fd, "svc/api", 0755);
+    mk_file(fd, "svc/api/config.json", "{}");
+    mk_dir(fd, "svc/web", 0755);    /* no config.json */
+    mk_file(fd, "svc/README", "r"); /* a file, not a directory */
+    open_ctx(&ctx);
+    copy_ok(&ctx, &(struct item){.src = LIST("svc/*/config.json"), .dest = "/etc/app/"},
+            &t);
+    expect_paths(&t, LIST("etc/app/config.json"));
+    layer_tree_release(&t);
+    context_release(&ctx);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        TEMPDIR_TEST(test_a_glob_skips_directories_without_the_named_file),
         TEMPDIR_TEST(test_a_file_goes_to_dest_or_into_a_dest_ending_in_a_slash),
         TEMPDIR_TEST(test_a_directory_copies_its_contents_into_dest),
         TEMPDIR_TEST(test_several_sources_need_a_directory_dest),
