@@ -417,6 +417,68 @@ static const char *sniff_layer_type(struct cache *c, const struct oci_digest *d)
     return OCI_MT_LAYER_TAR;
 }
 
+/* The index.json entry tag names (NULL: the only one). */
+static int pick_index_entry(const json_t *index, const char *tag, const json_t **ret,
+                            struct ocib_error *err)
+{
+    const json_t *manifests = json_object_get(index, "manifests");
+
+    *ret = NULL;
+    for (size_t i = 0; i < json_array_size(manifests) && !*ret; i++) {
+        const json_t *e = json_array_get(manifests, i);
+        const json_t *ann = json_object_get(e, "annotations");
+        const char *name = oci_json_str(ann, "io.containerd.image.name");
+        const char *ref = oci_json_str(ann, "org.opencontainers.image.ref.name");
+
+        if (!tag || (ref && !strcmp(ref, tag)) || (name && !strcmp(name, tag)))
+            *ret = e;
+    }
+    if (!*ret || (!tag && json_array_size(manifests) != 1))
+        return ocib_error_set(err, tag ? "no image tagged '%s'" : "%s images: name one",
+                              tag ? tag : "several");
+    return 0;
+}
+
+/* The bytes of the blob desc names, which must be in the archive with that
+ * digest and size; what names the blob in messages. */
+static int read_described(struct cache *c, const struct oci_descriptor *desc,
+                          const char *what, char **ret, size_t *ret_len,
+                          struct ocib_error *err)
+{
+    struct member mm = {NULL, desc->digest, 0};
+    struct oci_digest got;
+
+    if (!cache_blob_exists(c, &desc->digest) || read_member(c, &mm, ret, ret_len, err) < 0)
+        return ocib_error_set(err, "%s %s is not in the archive", what, desc->digest.str);
+    oci_digest_of(*ret, *ret_len, &got);
+    if (!oci_digest_equal(&got, &desc->digest))
+        return ocib_error_set(err, "%s %s does not match its digest", what,
+                              desc->digest.str);
+    if ((int64_t)*ret_len != desc->size)
+        return ocib_error_set(err, "%s %s is %zu bytes, not the %lld its descriptor says",
+                              what, desc->digest.str, *ret_len, (long long)desc->size);
+    return 0;
+}
+
+/* Every layer of img is in the archive, of the size its descriptor says. */
+static int check_layers(struct cache *c, const struct members *m,
+                        const struct oci_image *img, const char *manifest,
+                        struct ocib_error *err)
+{
+    for (size_t i = 0; i < img->n_layers; i++) {
+        const struct oci_descriptor *ld = &img->layers[i].desc;
+        const struct member *lm = members_find_digest(m, &ld->digest);
+
+        if (!lm || !cache_blob_exists(c, &ld->digest))
+            return ocib_error_set(err, "layer %s is not in the archive", ld->digest.str);
+        if (lm->size != ld->size)
+            return ocib_error_set(err, "manifest %s: layer %s is %lld bytes, not %lld",
+                                  manifest, ld->digest.str, (long long)lm->size,
+                                  (long long)ld->size);
+    }
+    return 0;
+}
+
 /* Builds the image from the OCI layout inside the archive. */
 static int load_oci(struct cache *c, const struct members *m, const char *tag,
                     struct oci_image *ret, struct oci_blob *ret_manifest,
@@ -430,97 +492,31 @@ static int load_oci(struct cache *c, const struct members *m, const char *tag,
     _cleanup_free_ char *cbuf = NULL;
     _cleanup_json_ json_t *index = NULL;
     struct oci_descriptor desc = {0}, cdesc = {0};
-    const json_t *entry = NULL, *manifests;
+    const json_t *entry;
+    enum oci_doc_kind kind;
     size_t len, mlen, clen;
     int r = -1;
 
     if (read_member(c, idx, &buf, &len, err) < 0 ||
         oci_check_index(buf, len, "index.json", err) < 0 ||
-        oci_json_parse(buf, len, "index.json", &index, err) < 0)
-        return -1;
-    manifests = json_object_get(index, "manifests");
-    for (size_t i = 0; i < json_array_size(manifests); i++) {
-        const json_t *e = json_array_get(manifests, i);
-        const char *name =
-            oci_json_str(json_object_get(e, "annotations"), "io.containerd.image.name");
-        const char *ref = oci_json_str(json_object_get(e, "annotations"),
-                                       "org.opencontainers.image.ref.name");
-
-        if (!tag || (ref && !strcmp(ref, tag)) || (name && !strcmp(name, tag))) {
-            entry = e;
-            break;
-        }
-    }
-    if (!entry || (!tag && json_array_size(manifests) != 1))
-        return ocib_error_set(err, tag ? "no image tagged '%s'" : "%s images: name one",
-                              tag ? tag : "several");
-    if (oci_descriptor_from_json(entry, "index.json", &desc, err) < 0)
+        oci_json_parse(buf, len, "index.json", &index, err) < 0 ||
+        pick_index_entry(index, tag, &entry, err) < 0 ||
+        oci_descriptor_from_json(entry, "index.json", &desc, err) < 0)
         return -1;
     if (!oci_mt_is_manifest(desc.media_type)) {
         ocib_error_set(err, "index.json: unsupported media type '%s'", desc.media_type);
         goto out;
     }
-    {
-        struct member mm = {NULL, desc.digest, 0};
-        struct oci_digest got;
-
-        if (!cache_blob_exists(c, &desc.digest) ||
-            read_member(c, &mm, &mbuf, &mlen, err) < 0) {
-            ocib_error_set(err, "manifest %s is not in the archive", desc.digest.str);
-            goto out;
-        }
-        oci_digest_of(mbuf, mlen, &got);
-        if (!oci_digest_equal(&got, &desc.digest)) {
-            ocib_error_set(err, "manifest %s does not match its digest", desc.digest.str);
-            goto out;
-        }
-        if ((int64_t)mlen != desc.size) {
-            ocib_error_set(err, "index.json: manifest %s is %zu bytes, not %lld",
-                           desc.digest.str, mlen, (long long)desc.size);
-            goto out;
-        }
-    }
-    {
-        enum oci_doc_kind kind;
-
-        if (oci_doc_classify(mbuf, mlen, desc.media_type, desc.digest.str, &kind, NULL,
-                             err) < 0)
-            goto out;
-    }
-    if (oci_manifest_config_descriptor(mbuf, mlen, desc.digest.str, &cdesc, err) < 0)
+    if (read_described(c, &desc, "manifest", &mbuf, &mlen, err) < 0 ||
+        oci_doc_classify(mbuf, mlen, desc.media_type, desc.digest.str, &kind, NULL, err) <
+            0 ||
+        oci_manifest_config_descriptor(mbuf, mlen, desc.digest.str, &cdesc, err) < 0 ||
+        read_described(c, &cdesc, "config", &cbuf, &clen, err) < 0 ||
+        oci_image_load(mbuf, mlen, cbuf, clen, desc.digest.str, ret, err) < 0)
         goto out;
-    {
-        struct member cm = {NULL, cdesc.digest, 0};
-
-        if (!cache_blob_exists(c, &cdesc.digest) ||
-            read_member(c, &cm, &cbuf, &clen, err) < 0) {
-            ocib_error_set(err, "config %s is not in the archive", cdesc.digest.str);
-            goto out;
-        }
-        if ((int64_t)clen != cdesc.size) {
-            ocib_error_set(err, "manifest %s: config %s is %zu bytes, not %lld",
-                           desc.digest.str, cdesc.digest.str, clen, (long long)cdesc.size);
-            goto out;
-        }
-    }
-    if (oci_image_load(mbuf, mlen, cbuf, clen, desc.digest.str, ret, err) < 0)
+    if (check_layers(c, m, ret, desc.digest.str, err) < 0) {
+        oci_image_release(ret);
         goto out;
-    for (size_t i = 0; i < ret->n_layers; i++) {
-        const struct oci_descriptor *ld = &ret->layers[i].desc;
-        const struct member *lm = members_find_digest(m, &ld->digest);
-
-        if (!lm || !cache_blob_exists(c, &ld->digest)) {
-            ocib_error_set(err, "layer %s is not in the archive", ld->digest.str);
-            oci_image_release(ret);
-            goto out;
-        }
-        if (lm->size != ld->size) {
-            ocib_error_set(err, "manifest %s: layer %s is %lld bytes, not %lld",
-                           desc.digest.str, ld->digest.str, (long long)lm->size,
-                           (long long)ld->size);
-            oci_image_release(ret);
-            goto out;
-        }
     }
     ret_manifest->digest = desc.digest;
     ret_manifest->len = mlen;
