@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "base/version.h"
+#include "oci/platform.h"
 
 /* One option of a verb.  A table ends with an entry whose name is NULL. */
 struct cli_option {
@@ -79,6 +80,26 @@ struct cli_env {
 /* Records an --insecure-registry value. */
 void cli_env_add_insecure(struct cli_env *e, const char *host);
 int cli_env_open(struct cli_env *e, struct ocib_error *err);
+
+/* What the verbs that read images (inspect, diff) take from their command
+ * line: --json, --platform, --insecure-registry (into env) and up to two
+ * images. */
+struct cli_image_args {
+    bool as_json;
+    bool has_platform;
+    struct oci_platform platform;
+    const char *names[2];
+    size_t n;
+};
+
+#define CLI_OPT_JSON_ID 102
+#define CLI_OPT_PLATFORM_ID 103
+
+/* Reads argv against opts (which may hold the three options above); more
+ * than max images is a usage error naming verb. */
+int cli_image_args_parse(const char *verb, const struct cli_option *opts, size_t max,
+                         int argc, char **argv, struct cli_env *env,
+                         struct cli_image_args *ret, struct ocib_error *err);
 
 /* The cache directory to use: given (--cache-dir) or the default, resolved
  * by cache_dir_resolve; says on stderr when it is a symlink.  *ret is the

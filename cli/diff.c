@@ -158,11 +158,9 @@ static void print_json(const struct image_diff *d)
     json_decref(out);
 }
 
-enum { OPT_JSON = 1, OPT_PLATFORM };
-
 const struct cli_option cli_diff_options[] = {
-    {OPT_JSON, "--json", NULL, NULL, "print the differences as one JSON document"},
-    {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
+    {CLI_OPT_JSON_ID, "--json", NULL, NULL, "print the differences as one JSON document"},
+    {CLI_OPT_PLATFORM_ID, "--platform", NULL, "OS/ARCH[/VARIANT]",
      "the image of an index to compare (default: the host's)"},
     CLI_OPT_INSECURE,
     {0, NULL, NULL, NULL, NULL},
@@ -173,45 +171,18 @@ static int run(int argc, char **argv, bool *ret_identical, struct ocib_error *er
     struct image_source a = {0}, b = {0};
     struct image_diff d = {0};
     struct cli_env env = {0};
-    struct oci_platform plat, *p = NULL;
-    const char *names[2] = {NULL, NULL}, *v;
-    bool as_json = false, operands_only = false;
-    size_t n = 0;
+    struct cli_image_args args;
+    const struct oci_platform *p;
+    const char *const *names = args.names;
     int r = -1;
 
-    for (int i = 1; i < argc; i++) {
-        int id =
-            cli_next("diff", cli_diff_options, argc, argv, &i, &operands_only, &v, err);
-
-        switch (id) {
-        case CLI_OPT_INSECURE_ID:
-            cli_env_add_insecure(&env, v);
-            break;
-        case OPT_PLATFORM:
-            if (oci_platform_parse(v, &plat, err) < 0)
-                goto out;
-            p = &plat;
-            break;
-        case OPT_JSON:
-            as_json = true;
-            break;
-        case CLI_SKIP:
-            break;
-        case CLI_OPERAND:
-            if (n == 2) {
-                ocib_error_usage(err, "diff: takes two images");
-                goto out;
-            }
-            names[n++] = v;
-            break;
-        default:
-            goto out;
-        }
-    }
-    if (n != 2) {
+    if (cli_image_args_parse("diff", cli_diff_options, 2, argc, argv, &env, &args, err) < 0)
+        goto out;
+    if (args.n != 2) {
         ocib_error_usage(err, "diff: which two images? see 'ocib help diff'");
         goto out;
     }
+    p = args.has_platform ? &args.platform : NULL;
     if (cli_env_open(&env, err) < 0)
         goto out;
     if (image_source_open(names[0], NULL, env.cache, env.registries, p, &a, err) < 0 ||
@@ -221,7 +192,7 @@ static int run(int argc, char **argv, bool *ret_identical, struct ocib_error *er
         ocib_error_wrap(err, "diff %s %s", names[0], names[1]);
         goto out;
     }
-    if (as_json)
+    if (args.as_json)
         print_json(&d);
     else
         cli_diff_print(&d, &a, &b);

@@ -18,6 +18,44 @@ void cli_env_add_insecure(struct cli_env *e, const char *host)
     e->insecure[e->n_insecure++] = (char *)host;
 }
 
+int cli_image_args_parse(const char *verb, const struct cli_option *opts, size_t max,
+                         int argc, char **argv, struct cli_env *env,
+                         struct cli_image_args *ret, struct ocib_error *err)
+{
+    bool operands_only = false;
+
+    memset(ret, 0, sizeof(*ret));
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int id = cli_next(verb, opts, argc, argv, &i, &operands_only, &v, err);
+
+        switch (id) {
+        case CLI_OPT_INSECURE_ID:
+            cli_env_add_insecure(env, v);
+            break;
+        case CLI_OPT_PLATFORM_ID:
+            if (oci_platform_parse(v, &ret->platform, err) < 0)
+                return -1;
+            ret->has_platform = true;
+            break;
+        case CLI_OPT_JSON_ID:
+            ret->as_json = true;
+            break;
+        case CLI_SKIP:
+            break;
+        case CLI_OPERAND:
+            if (ret->n == max)
+                return ocib_error_usage(err, "%s: takes %s", verb,
+                                        max == 1 ? "one image" : "two images");
+            ret->names[ret->n++] = v;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cli_cache_dir(const char *given, char **ret, struct ocib_error *err)
 {
     _cleanup_free_ char *dir = given ? xstrdup(given) : cache_default_dir();

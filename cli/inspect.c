@@ -175,11 +175,9 @@ static void print_text(const char *ref, const struct image_source *src,
     }
 }
 
-enum { OPT_JSON = 1, OPT_PLATFORM };
-
 const struct cli_option cli_inspect_options[] = {
-    {OPT_JSON, "--json", NULL, NULL, "print one JSON document"},
-    {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
+    {CLI_OPT_JSON_ID, "--json", NULL, NULL, "print one JSON document"},
+    {CLI_OPT_PLATFORM_ID, "--platform", NULL, "OS/ARCH[/VARIANT]",
      "the image of an index to show (default: the host's)"},
     CLI_OPT_INSECURE,
     {0, NULL, NULL, NULL, NULL},
@@ -189,50 +187,25 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err)
 {
     struct image_source src = {0};
     struct cli_env env = {0};
-    struct oci_platform plat, *p = NULL;
-    const char *ref = NULL, *v;
-    bool as_json = false, operands_only = false;
+    struct cli_image_args args;
+    const char *ref;
     int r = -1;
     json_t *layers;
 
-    for (int i = 1; i < argc; i++) {
-        int id = cli_next("inspect", cli_inspect_options, argc, argv, &i, &operands_only,
-                          &v, err);
-
-        switch (id) {
-        case CLI_OPT_INSECURE_ID:
-            cli_env_add_insecure(&env, v);
-            break;
-        case OPT_PLATFORM:
-            if (oci_platform_parse(v, &plat, err) < 0)
-                goto out;
-            p = &plat;
-            break;
-        case OPT_JSON:
-            as_json = true;
-            break;
-        case CLI_SKIP:
-            break;
-        case CLI_OPERAND:
-            if (ref) {
-                ocib_error_usage(err, "inspect: takes one image");
-                goto out;
-            }
-            ref = v;
-            break;
-        default:
-            goto out;
-        }
-    }
-    if (!ref) {
+    if (cli_image_args_parse("inspect", cli_inspect_options, 1, argc, argv, &env, &args,
+                             err) < 0)
+        goto out;
+    if (!args.n) {
         ocib_error_usage(err, "inspect: which image? see 'ocib help inspect'");
         goto out;
     }
+    ref = args.names[0];
     if (cli_env_open(&env, err) < 0 ||
-        image_source_open(ref, NULL, env.cache, env.registries, p, &src, err) < 0)
+        image_source_open(ref, NULL, env.cache, env.registries,
+                          args.has_platform ? &args.platform : NULL, &src, err) < 0)
         goto out;
     layers = layers_json(&src.img);
-    if (as_json)
+    if (args.as_json)
         print_json(ref, &src, layers);
     else
         print_text(ref, &src, layers);
