@@ -34,17 +34,6 @@ static bool is_predefined(const char *name)
     return false;
 }
 
-static void map_add(struct spec_map *m, const char *key, const char *value)
-{
-    m->keys = xrealloc(m->keys, (m->n + 2) * sizeof(*m->keys));
-    m->values = xrealloc(m->values, (m->n + 2) * sizeof(*m->values));
-    m->keys[m->n] = xstrdup(key);
-    m->values[m->n] = xstrdup(value);
-    m->n++;
-    m->keys[m->n] = m->values[m->n] = NULL;
-    m->set = true;
-}
-
 static const char *map_get(const struct spec_map *m, const char *key)
 {
     for (size_t i = 0; m && i < m->n; i++)
@@ -61,14 +50,14 @@ void spec_args_predefined(const struct oci_platform *target, struct spec_map *re
     memset(ret, 0, sizeof(*ret));
     oci_platform_host(&build);
     oci_platform_format(target, buf, sizeof(buf));
-    map_add(ret, "TARGETPLATFORM", buf);
-    map_add(ret, "TARGETOS", target->os);
-    map_add(ret, "TARGETARCH", target->arch);
-    map_add(ret, "TARGETVARIANT", target->variant);
+    spec_map_add(ret, "TARGETPLATFORM", buf);
+    spec_map_add(ret, "TARGETOS", target->os);
+    spec_map_add(ret, "TARGETARCH", target->arch);
+    spec_map_add(ret, "TARGETVARIANT", target->variant);
     oci_platform_format(&build, buf, sizeof(buf));
-    map_add(ret, "BUILDPLATFORM", buf);
-    map_add(ret, "BUILDOS", build.os);
-    map_add(ret, "BUILDARCH", build.arch);
+    spec_map_add(ret, "BUILDPLATFORM", buf);
+    spec_map_add(ret, "BUILDOS", build.os);
+    spec_map_add(ret, "BUILDARCH", build.arch);
 }
 
 int spec_args_declare(struct vctx *v, const json_t *root, const struct spec_inputs *in,

@@ -215,6 +215,17 @@ void spec_map_dup(const json_t *obj, struct spec_map *m)
     }
 }
 
+void spec_map_add(struct spec_map *m, const char *key, const char *value)
+{
+    m->keys = xrealloc(m->keys, (m->n + 2) * sizeof(*m->keys));
+    m->values = xrealloc(m->values, (m->n + 2) * sizeof(*m->values));
+    m->keys[m->n] = xstrdup(key);
+    m->values[m->n] = xstrdup(value);
+    m->n++;
+    m->keys[m->n] = m->values[m->n] = NULL;
+    m->set = true;
+}
+
 void spec_map_release(struct spec_map *m)
 {
     spec_strv_free(m->keys, m->n);

@@ -45,6 +45,8 @@ char **spec_strv_dup(const json_t *j, size_t *ret_n);
 
 /* A string map (already checked) copied into m. */
 void spec_map_dup(const json_t *obj, struct spec_map *m);
+/* Appends key = value (copies) to m, which counts as written. */
+void spec_map_add(struct spec_map *m, const char *key, const char *value);
 void spec_map_release(struct spec_map *m);
 
 /* A command: a string (non-empty if nonempty_string) or a list of strings

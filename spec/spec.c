@@ -318,13 +318,8 @@ static void stage_args(struct spec *spec, const struct spec_inputs *in)
         else
             oci_platform_host(&p);
         spec_args_predefined(&p, &st->args);
-        for (size_t k = 0; k < spec->args.n; k++) {
-            st->args.keys = xrealloc(st->args.keys, (st->args.n + 2) * sizeof(char *));
-            st->args.values = xrealloc(st->args.values, (st->args.n + 2) * sizeof(char *));
-            st->args.keys[st->args.n] = xstrdup(spec->args.keys[k]);
-            st->args.values[st->args.n] = xstrdup(spec->args.values[k]);
-            st->args.n++;
-        }
+        for (size_t k = 0; k < spec->args.n; k++)
+            spec_map_add(&st->args, spec->args.keys[k], spec->args.values[k]);
     }
 }
 
