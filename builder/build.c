@@ -145,6 +145,7 @@ static int build_prepare(struct build *b, struct ocib_error *err)
         return -1;
     if (registries_new(o->insecure, o->n_insecure, &b->registries, err) < 0)
         return -1;
+    progress_watch_registries(b);
     for (size_t i = 0; i < o->n_cache_from; i++)
         if (remote_cache_load(&b->remote, b->registries, o->cache_from[i], err) < 0)
             return -1;
@@ -252,12 +253,20 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
 
         for (size_t k = 0; k < t->n_tags; k++)
             strbuf_addf(&tags, "%s%s:%s", k ? ", " : "", name, t->tags[k]);
-        ev.text = t->n_tags ? strbuf_str(&tags) : name;
+        _cleanup_free_ char *step = NULL;
+        struct build_meter m;
+        int rc;
 
-        if (remote_push_image(b->registries, &b->cache, t->ref.registry, t->ref.repository,
-                              &si->img, si->srcs, &b->config, &b->manifest,
-                              oci_format_manifest_type(b->o->format), t->tags, t->n_tags,
-                              err) < 0)
+        ev.text = t->n_tags ? strbuf_str(&tags) : name;
+        step = xasprintf("pushing to %s", name);
+        registry_meter(b, false, &m); /* no total: blobs the registry has are not sent */
+        step_start(b, NULL, NULL, step, &m);
+        rc = remote_push_image(b->registries, &b->cache, t->ref.registry, t->ref.repository,
+                               &si->img, si->srcs, &b->config, &b->manifest,
+                               oci_format_manifest_type(b->o->format), t->tags, t->n_tags,
+                               err);
+        step_end(b, NULL, NULL, step);
+        if (rc < 0)
             return -1;
         progress(b, &ev);
     }

@@ -35,13 +35,33 @@ struct build_output {
 int build_output_parse(const char *s, struct build_output *ret, struct ocib_error *err);
 
 enum build_event_kind {
-    BUILD_EVENT_STAGE,  /* a stage starts */
-    BUILD_EVENT_BASE,   /* its base image is known */
-    BUILD_EVENT_LAYER,  /* a layer is done */
-    BUILD_EVENT_OUTPUT, /* an output was written */
-    BUILD_EVENT_INFO,   /* inputs that decide the digest, notes */
-    BUILD_EVENT_LOG,    /* a line a run command printed */
+    BUILD_EVENT_STAGE,       /* a stage starts */
+    BUILD_EVENT_BASE,        /* its base image is known */
+    BUILD_EVENT_LAYER,       /* a layer is done */
+    BUILD_EVENT_OUTPUT,      /* an output was written */
+    BUILD_EVENT_INFO,        /* inputs that decide the digest, notes */
+    BUILD_EVENT_LOG,         /* a line a run command printed */
+    BUILD_EVENT_LAYER_START, /* a layer is being looked up or built */
+    BUILD_EVENT_STEP,        /* a long step starts or ends (status "start", "end") */
 };
+
+/* How far a long step has got, for live progress: between the step's start
+ * and end events the callback may call build_meter_bytes() from another
+ * thread. */
+struct build_meter {
+    uint64_t (*read)(const struct build_meter *m); /* a counter, thread-safe */
+    void *arg;
+    uint64_t start;   /* read()'s value when the step started */
+    uint64_t total;   /* bytes expected, 0 when not known */
+    const char *unit; /* what the bytes are: "compressed", "received", "sent" */
+};
+
+static inline uint64_t build_meter_bytes(const struct build_meter *m)
+{
+    uint64_t now = m->read(m);
+
+    return now > m->start ? now - m->start : 0;
+}
 
 struct build_event {
     enum build_event_kind kind;
@@ -52,9 +72,10 @@ struct build_event {
     uint64_t size;      /* compressed layer size */
     uint64_t files;     /* entries in the layer */
     double seconds;
-    const char *text;   /* free text, for people */
-    const char *detail; /* what programs (--progress=json) get besides */
-    void *opaque;       /* the builder's, not for the callback */
+    const char *text;                /* free text, for people */
+    const char *detail;              /* what programs (--progress=json) get besides */
+    const struct build_meter *meter; /* BUILD_EVENT_STEP "start", may be NULL */
+    void *opaque;                    /* the builder's, not for the callback */
 };
 
 typedef void (*build_progress_fn)(void *opaque, const struct build_event *ev);

@@ -110,6 +110,17 @@ static inline void progress(struct build *b, const struct build_event *ev)
         b->o->progress(b->o->progress_opaque, ev);
 }
 
+/* progress.c */
+/* Announces a long step (status "start"), which step_end closes; layer may
+ * be NULL.  meter (may be NULL) must live until step_end. */
+void step_start(struct build *b, const char *stage, const char *layer, const char *text,
+                const struct build_meter *meter);
+void step_end(struct build *b, const char *stage, const char *layer, const char *text);
+/* A meter over the bytes the registries receive (received) or send. */
+void registry_meter(struct build *b, bool received, struct build_meter *ret);
+/* Passes the registries' retries on as notes (status "retry"). */
+void progress_watch_registries(struct build *b);
+
 /* stage.c */
 void stage_keys_push(struct stage_image *si, const struct oci_digest *key);
 void stage_image_add_src(struct stage_image *si, const struct blob_source *src);

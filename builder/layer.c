@@ -99,20 +99,46 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Writes the layer of tree t into the blob store; fills in the content
- * digests of the files it reads. */
-static int write_layer(struct build *b, struct layer_tree *t, int src_dirfd,
+static uint64_t tree_bytes(const struct layer_tree *t)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < t->n; i++)
+        if (S_ISREG(t->entries[i].mode))
+            total += t->entries[i].size;
+    return total;
+}
+
+static uint64_t writer_bytes(const struct build_meter *m)
+{
+    return layer_writer_tar_bytes(m->arg);
+}
+
+/* Writes the layer of tree t (layer ly of stage st) into the blob store;
+ * fills in the content digests of the files it reads. */
+static int write_layer(struct build *b, const struct spec_stage *st,
+                       const struct spec_layer *ly, struct layer_tree *t, int src_dirfd,
                        struct cache_layer *ret, struct ocib_error *err)
 {
     struct layer_writer *w = NULL;
     struct layer_result res;
     _cleanup_free_ char *tmp = NULL;
+    struct build_meter m = {
+        .read = writer_bytes, .total = tree_bytes(t), .unit = "compressed"};
     int fd = -1, r = -1;
 
     if (cache_tmp_create(&b->cache, &tmp, &fd, err) < 0 ||
-        layer_writer_new(fd, b->o->compression, b->epoch, &w, err) < 0 ||
-        layer_tree_write(t, src_dirfd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0)
+        layer_writer_new(fd, b->o->compression, b->epoch, &w, err) < 0)
         goto out;
+    m.arg = w;
+    step_start(b, st->name, ly->name, "writing the layer", &m);
+    r = layer_tree_write(t, src_dirfd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0
+            ? -1
+            : 0;
+    step_end(b, st->name, ly->name, "writing the layer");
+    if (r < 0)
+        goto out;
+    r = -1;
     if (close(fd) < 0) {
         fd = -1;
         ocib_error_errno(err, errno, "cannot write '%s'", tmp);
@@ -199,6 +225,23 @@ static json_t *layer_def_input(struct build *b, const struct spec_stage *st,
     return in;
 }
 
+/* Brings the root of stage name (image si) up to date: a step the live
+ * progress shows, with the bytes the registries receive meanwhile. */
+static int update_root(struct build *b, const char *name, struct stage_image *si,
+                       struct ocib_error *err)
+{
+    _cleanup_free_ char *text = xasprintf("preparing the root of stage %s", name);
+    struct build_meter m;
+    int r;
+
+    registry_meter(b, true, &m);
+    step_start(b, name, NULL, text, &m);
+    r = rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
+                      si->img.n_layers, si->keys, &b->limits, err);
+    step_end(b, name, NULL, text);
+    return r;
+}
+
 static void forward_output(void *opaque, const char *line)
 {
     struct build_event *ev = opaque;
@@ -227,8 +270,7 @@ static int run_step(struct build *b, const struct spec_stage *st,
                              .output_opaque = &ev};
     int r;
 
-    if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
-                      si->img.n_layers, si->keys, &b->limits, err) < 0)
+    if (update_root(b, st->name, si, err) < 0)
         return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
     if (si->root.skipped_devices && !b->noted_devices) {
         struct build_event note = {.kind = BUILD_EVENT_INFO, .stage = st->name};
@@ -273,8 +315,7 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
             continue;
         }
         src = &b->stages[cp->from.stage];
-        if (rootfs_update(&src->root, &b->cache, b->registries, &src->img, src->srcs,
-                          src->img.n_layers, src->keys, &b->limits, err) < 0)
+        if (update_root(b, cp->from.text, src, err) < 0)
             return ocib_error_wrap(err, "%s: preparing the root of stage %s", cp->where,
                                    cp->from.text);
         if (context_open_root(&rc, src->root.path, cp->from.text, err) < 0)
@@ -331,11 +372,8 @@ static int check_layer_bytes(const struct build *b, const struct spec_stage *st,
                              const struct spec_layer *ly, const struct layer_tree *t,
                              struct ocib_error *err)
 {
-    uint64_t total = 0;
+    uint64_t total = tree_bytes(t);
 
-    for (size_t i = 0; i < t->n; i++)
-        if (S_ISREG(t->entries[i].mode))
-            total += t->entries[i].size;
     if (total <= b->limits.max_layer_bytes)
         return 0;
     return ocib_error_kind_set(err, OCIB_ERR_LIMIT,
@@ -433,8 +471,7 @@ static int resolve_owners(struct build *b, const struct spec_stage *st, size_t i
 {
     struct spec_layer *ly = &b->spec.stages[st - b->spec.stages].layers[index];
 
-    if (rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
-                      si->img.n_layers, si->keys, &b->limits, err) < 0)
+    if (update_root(b, st->name, si, err) < 0)
         return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
     for (size_t c = 0; c < ly->n_copies; c++) {
         struct spec_copy *cp = &ly->copies[c];
@@ -600,7 +637,7 @@ static int make_layer(struct layer_job *j, struct ocib_error *err)
     if (ly->kind != SPEC_LAYER_RUN && j->si->img.n_layers > 0 &&
         follow_base_symlinks(j, err) < 0)
         return -1;
-    if (write_layer(b, &j->t, src_dirfd, &j->cl, err) < 0)
+    if (write_layer(b, j->st, ly, &j->t, src_dirfd, &j->cl, err) < 0)
         return -1;
     if (j->missing) {
         /* The one pass that wrote the blob hashed the files. */
@@ -670,6 +707,19 @@ static void add_to_image(struct layer_job *j)
     }
 }
 
+/* The layer's start, with what it does ("run /bin/sh -c make"). */
+static void announce_layer(struct build *b, const struct spec_stage *st,
+                           const struct spec_layer *ly)
+{
+    _cleanup_free_ char *what = describe_layer(ly);
+    struct build_event ev = {.kind = BUILD_EVENT_LAYER_START,
+                             .stage = st->name,
+                             .layer = ly->name,
+                             .text = what + strlen("ocib ")};
+
+    progress(b, &ev);
+}
+
 int build_layer(struct build *b, const struct spec_stage *st, size_t index,
                 struct stage_image *si, struct ocib_error *err)
 {
@@ -684,6 +734,7 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
     double t0 = now();
     int r = -1;
 
+    announce_layer(b, st, ly);
     layer_tree_init(&j.t);
     j.named = has_owner_names(ly);
     /* The inputs that decide the key: context files now; a run layer's

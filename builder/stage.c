@@ -136,9 +136,17 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
 
         if (st->from.kind == SPEC_FROM_REGISTRY && b->lock)
             pinned = lock_pinned(b->lock, st->from.text, b->platform_str);
-        if (image_source_open(pinned ? pinned : st->from.text,
-                              b->o->image_dir ? b->o->image_dir : b->ctx.dir, &b->cache,
-                              b->registries, p, &src, err) < 0)
+        _cleanup_free_ char *step = xasprintf("resolving base %s", st->from.text);
+        struct build_meter m;
+        int rc;
+
+        registry_meter(b, true, &m);
+        step_start(b, st->name, NULL, step, &m);
+        rc = image_source_open(pinned ? pinned : st->from.text,
+                               b->o->image_dir ? b->o->image_dir : b->ctx.dir, &b->cache,
+                               b->registries, p, &src, err);
+        step_end(b, st->name, NULL, step);
+        if (rc < 0)
             return ocib_error_wrap(err, "%s.from", st->where);
         if (pinned && !src.choice) {
             text = xasprintf("%s (locked to %s)", st->from.text, pinned);

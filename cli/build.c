@@ -18,90 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };
-
-static void print_progress(void *opaque, const struct build_event *ev)
-{
-    enum progress_mode mode = *(enum progress_mode *)opaque;
-    char size[32];
-
-    if (mode == PROGRESS_QUIET)
-        return;
-    if (mode == PROGRESS_JSON) {
-        static const char *const kinds[] = {"stage",  "base", "layer",
-                                            "output", "info", "log"};
-        json_t *j = json_pack("{s:s}", "event", kinds[ev->kind]);
-        char *s;
-
-        if (ev->stage)
-            json_object_set_new(j, "stage", json_string(ev->stage));
-        if (ev->layer)
-            json_object_set_new(j, "layer", json_string(ev->layer));
-        if (ev->status)
-            json_object_set_new(j, "status", json_string(ev->status));
-        if (ev->digest)
-            json_object_set_new(j, "digest", json_string(ev->digest));
-        if (ev->text)
-            json_object_set_new(j, "text", json_string(ev->text));
-        if (ev->detail)
-            json_object_set_new(j, "detail", json_string(ev->detail));
-        if (ev->kind == BUILD_EVENT_LAYER) {
-            json_object_set_new(j, "size", json_integer((json_int_t)ev->size));
-            json_object_set_new(j, "entries", json_integer((json_int_t)ev->files));
-            json_object_set_new(j, "seconds", json_real(ev->seconds));
-        }
-        s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-        fprintf(stderr, "%s\n", s);
-        free(s);
-        json_decref(j);
-        return;
-    }
-    switch (ev->kind) {
-    case BUILD_EVENT_STAGE:
-        fprintf(stderr, "[%s] stage for %s\n", ev->stage, ev->text);
-        break;
-    case BUILD_EVENT_BASE:
-        fprintf(stderr, "[%s] base %s %s\n", ev->stage, ev->text, ev->digest);
-        break;
-    case BUILD_EVENT_LAYER:
-        cli_human_size(ev->size, size, sizeof(size));
-        fprintf(stderr, "[%s] layer %s: %s %s (%s, %llu entries, %.2fs)%s%s\n", ev->stage,
-                ev->layer, ev->status, ev->digest, size, (unsigned long long)ev->files,
-                ev->seconds, ev->text ? ": " : "", ev->text ? ev->text : "");
-        break;
-    case BUILD_EVENT_OUTPUT:
-        if (!strcmp(ev->status, "pushed"))
-            fprintf(stderr, "pushed %s\n", ev->text);
-        else
-            fprintf(stderr, "wrote %s:%s\n", ev->status, ev->text);
-        break;
-    case BUILD_EVENT_INFO:
-        fprintf(stderr, "%s\n", ev->text);
-        break;
-    case BUILD_EVENT_LOG:
-        fprintf(stderr, "[%s/%s] %s\n", ev->stage, ev->layer, ev->text);
-        break;
-    }
-}
-
-static int parse_progress(const char *s, enum progress_mode *ret, struct ocib_error *err)
-{
-    if (!strcmp(s, "plain"))
-        *ret = PROGRESS_PLAIN;
-    else if (!strcmp(s, "tty"))
-        *ret = PROGRESS_TTY;
-    else if (!strcmp(s, "json"))
-        *ret = PROGRESS_JSON;
-    else if (!strcmp(s, "quiet"))
-        *ret = PROGRESS_QUIET;
-    else
-        return ocib_error_usage(err,
-                                "--progress: invalid value '%s': expected plain, tty, "
-                                "json or quiet",
-                                s);
-    return 0;
-}
-
 enum {
     OPT_CONTEXT = 1,
     OPT_FILE,
@@ -281,7 +197,7 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
                 err, "--format: invalid value '%s': expected oci or docker", v);
         return 0;
     case OPT_PROGRESS:
-        return parse_progress(v, &a->mode, err);
+        return cli_progress_parse(v, &a->mode, err);
     }
     return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
 }
@@ -353,17 +269,19 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     };
     _cleanup_free_ char *cache_real = NULL;
     struct build_result res = {0};
+    struct cli_progress *p = NULL;
     int r = -1;
 
     if (parse_args(argc, argv, &a, err) < 0)
         goto out;
-    a.o.progress = print_progress;
-    a.o.progress_opaque = &a.mode;
     if (cli_cache_dir(a.o.cache_dir, &cache_real, err) < 0)
         goto out;
     a.o.cache_dir = cache_real;
     if (a.verify && verify_build(&a, err) < 0)
         goto out;
+    p = cli_progress_new(a.mode);
+    a.o.progress = cli_progress_event;
+    a.o.progress_opaque = p;
     if (build_run(&a.o, &res, err) < 0)
         goto out;
     if (a.o.digest_file) {
@@ -374,9 +292,16 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
             goto out;
         }
     }
-    printf("%s\n", res.reference);
     r = 0;
 out:
+    /* In json mode every error is an event, a wrong command line too. */
+    if (!p && r < 0 && a.mode == PROGRESS_JSON)
+        p = cli_progress_new(a.mode);
+    if (p)
+        cli_progress_end(p, r < 0 ? err : NULL);
+    cli_progress_free(p);
+    if (r == 0)
+        printf("%s\n", res.reference);
     build_result_release(&res);
     build_args_release(&a);
     return r;

@@ -47,6 +47,22 @@ char *cli_build_arg(const char *v, struct ocib_error *err);
             "set a build argument the spec declares in \"args\"; repeatable"               \
     }
 
+/* A build's progress on stderr (cli/progress.c).  The modes in the order
+ * --progress names them. */
+enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };
+int cli_progress_parse(const char *s, enum progress_mode *ret, struct ocib_error *err);
+
+struct build_event;
+struct cli_progress;
+struct cli_progress *cli_progress_new(enum progress_mode mode);
+/* A build_progress_fn; opaque is the struct cli_progress. */
+void cli_progress_event(void *opaque, const struct build_event *ev);
+/* The build is over (err NULL: it succeeded): the live area collapses into
+ * a summary; in json mode the error becomes an event, and err's message is
+ * then cleared so that it is not printed again. */
+void cli_progress_end(struct cli_progress *p, struct ocib_error *err);
+void cli_progress_free(struct cli_progress *p);
+
 /* True when argv (after the verb, before "--") asks for --help or -h. */
 bool cli_wants_help(int argc, char **argv);
 

@@ -10,6 +10,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@ struct layer_writer {
     int out_fd;
     int64_t mtime;
     uint64_t size, tar_size;
+    _Atomic uint64_t tar_seen; /* tar_size, for a reader in another thread */
     enum layer_compression kind;
     /* Coalesces libarchive's small writes before hashing and compressing. */
     unsigned char *buf;
@@ -52,6 +54,7 @@ static int flush_buf(struct layer_writer *w, struct ocib_error *err)
         return 0;
     sha256_update(&w->diff_id, w->buf, w->buf_len);
     w->tar_size += w->buf_len;
+    atomic_store_explicit(&w->tar_seen, w->tar_size, memory_order_relaxed);
     if (compressor_write(w->z, w->buf, w->buf_len, err) < 0)
         return -1;
     w->buf_len = 0;
@@ -215,6 +218,11 @@ int layer_writer_finish(struct layer_writer *w, struct layer_result *ret,
     ret->tar_size = w->tar_size;
     ret->media_type = layer_compression_media_type(w->kind);
     return 0;
+}
+
+uint64_t layer_writer_tar_bytes(struct layer_writer *w)
+{
+    return atomic_load_explicit(&w->tar_seen, memory_order_relaxed);
 }
 
 void layer_writer_free(struct layer_writer *w)

@@ -65,5 +65,8 @@ int layer_writer_add_data(struct layer_writer *w, const struct layer_entry *e,
 int layer_writer_finish(struct layer_writer *w, struct layer_result *ret,
                         struct ocib_error *err);
 void layer_writer_free(struct layer_writer *w);
+/* Tar bytes compressed so far; safe to call from another thread while the
+ * writer's thread adds entries (live progress). */
+uint64_t layer_writer_tar_bytes(struct layer_writer *w);
 
 #endif

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +28,9 @@ struct http_client {
     size_t n_pool;
     long timeout;
     int retries, base_ms;
+    _Atomic uint64_t bytes_in, bytes_out; /* bodies, for live progress */
+    http_notify_fn notify;
+    void *notify_opaque;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -102,6 +106,18 @@ void http_client_set_retries(struct http_client *c, int retries, int base_ms)
     c->base_ms = base_ms;
 }
 
+void http_client_set_notify(struct http_client *c, http_notify_fn fn, void *opaque)
+{
+    c->notify = fn;
+    c->notify_opaque = opaque;
+}
+
+void http_client_bytes(struct http_client *c, uint64_t *ret_in, uint64_t *ret_out)
+{
+    *ret_in = atomic_load_explicit(&c->bytes_in, memory_order_relaxed);
+    *ret_out = atomic_load_explicit(&c->bytes_out, memory_order_relaxed);
+}
+
 static CURL *easy_get(struct http_client *c)
 {
     CURL *h = NULL;
@@ -145,6 +161,7 @@ void http_response_release(struct http_response *rs)
 
 /* State of one attempt. */
 struct transfer {
+    struct http_client *c;
     const struct http_request *rq;
     struct http_response *rs;
     CURL *h;
@@ -217,6 +234,7 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *opaque)
     size_t cap = t->rq->capture_cap ? t->rq->capture_cap : CAPTURE_DEFAULT;
 
     curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &status);
+    atomic_fetch_add_explicit(&t->c->bytes_in, len, memory_order_relaxed);
     if (status >= 200 && status < 300 && t->rq->sink) {
         if (t->rq->sink(t->rq->sink_opaque, buf, len, &t->sink_err) < 0) {
             t->sink_failed = true;
@@ -255,6 +273,7 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *opaque)
         if (got < 0)
             return CURL_READFUNC_ABORT;
         t->sent += (uint64_t)got;
+        atomic_fetch_add_explicit(&t->c->bytes_out, (uint64_t)got, memory_order_relaxed);
         return (size_t)got;
     }
     {
@@ -264,6 +283,7 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *opaque)
             want = (size_t)left;
         memcpy(buf, (const char *)rq->body + t->sent, want);
         t->sent += want;
+        atomic_fetch_add_explicit(&t->c->bytes_out, want, memory_order_relaxed);
         return want;
     }
 }
@@ -306,6 +326,7 @@ static CURLcode perform(struct http_client *c, const struct http_request *rq,
     uint64_t body_len = rq->body_fd >= 0 ? rq->body_fd_len : rq->body_len;
 
     memset(t, 0, sizeof(*t));
+    t->c = c;
     t->rq = rq;
     t->rs = rs;
     t->h = h;
@@ -392,7 +413,11 @@ static bool retryable_curl(CURLcode rc)
 
 #define RETRY_AFTER_MAX_MS 60000
 
-static void backoff(const struct http_client *c, int attempt, const char *retry_after)
+/* Waits before attempt + 1, saying why to the notifier: a retried request
+ * is otherwise seconds of silence.  The URL is shown without its query,
+ * which may hold a storage backend's signature. */
+static void backoff(const struct http_client *c, const struct http_request *rq,
+                    const char *url, const char *why, int attempt, const char *retry_after)
 {
     long ms;
 
@@ -402,6 +427,14 @@ static void backoff(const struct http_client *c, int attempt, const char *retry_
         if (ms > 10000)
             ms = 10000;
         ms += rand() % (ms / 2 + 1); /* jitter */
+    }
+    if (c->notify) {
+        _cleanup_free_ char *text =
+            xasprintf("%s %.*s: %s; retrying in %.1fs (attempt %d of %d)", rq->method,
+                      (int)strcspn(url, "?"), url, why, (double)ms / 1000.0, attempt + 2,
+                      c->retries + 1);
+
+        c->notify(c->notify_opaque, text);
     }
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -471,15 +504,19 @@ static int do_request(struct http_client *c, const struct http_request *rq,
             if (can_retry && retryable_curl(rc)) {
                 if (t.received && rq->sink_reset(rq->sink_opaque, err) < 0)
                     return -1;
-                backoff(c, attempt, NULL);
+                backoff(c, rq, url, errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt,
+                        NULL);
                 continue;
             }
             return transfer_error(rq, url, rc, errbuf, err);
         }
         if (retryable_status(rs->status) && can_retry) {
+            char why[32];
+
             if (t.received && rq->sink_reset(rq->sink_opaque, err) < 0)
                 return -1;
-            backoff(c, attempt, rs->status == 429 ? rs->retry_after : NULL);
+            snprintf(why, sizeof(why), "HTTP %ld", rs->status);
+            backoff(c, rq, url, why, attempt, rs->status == 429 ? rs->retry_after : NULL);
             continue;
         }
         return 0;

@@ -70,6 +70,13 @@ void http_client_free(struct http_client *c);
 /* Sets the retry count (default 5) and the base backoff in ms (default 200). */
 void http_client_set_retries(struct http_client *c, int retries, int base_ms);
 
+/* Called (from any thread) before each retry, with a line for people. */
+typedef void (*http_notify_fn)(void *opaque, const char *text);
+void http_client_set_notify(struct http_client *c, http_notify_fn fn, void *opaque);
+/* Body bytes received and sent so far by every transfer (for live progress;
+ * safe to call while transfers run). */
+void http_client_bytes(struct http_client *c, uint64_t *ret_in, uint64_t *ret_out);
+
 /* Performs rq (with retries and redirects) and fills rs, which the caller
  * releases with http_response_release().  Returns 0 whenever a response was
  * received, whatever its status; -1 when none could be had. */

@@ -46,6 +46,16 @@ int registries_new(char *const *insecure, size_t n_insecure, struct registries *
     return 0;
 }
 
+void registries_set_notify(struct registries *rs, http_notify_fn fn, void *opaque)
+{
+    http_client_set_notify(rs->http, fn, opaque);
+}
+
+void registries_bytes(struct registries *rs, uint64_t *ret_in, uint64_t *ret_out)
+{
+    http_client_bytes(rs->http, ret_in, ret_out);
+}
+
 void registries_free(struct registries *rs)
 {
     if (!rs)

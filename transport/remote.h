@@ -27,6 +27,10 @@ struct registries;
 int registries_new(char *const *insecure, size_t n_insecure, struct registries **ret,
                    struct ocib_error *err);
 void registries_free(struct registries *rs);
+/* Where retries are announced (registry/http.h). */
+void registries_set_notify(struct registries *rs, http_notify_fn fn, void *opaque);
+/* Body bytes received and sent so far over every registry (any thread). */
+void registries_bytes(struct registries *rs, uint64_t *ret_in, uint64_t *ret_out);
 /* The client for host (created on first use). */
 int registries_get(struct registries *rs, const char *host, struct registry **ret,
                    struct ocib_error *err);
