@@ -134,6 +134,11 @@ int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_er
  * b->stages[s]. */
 int build_stage(struct build *b, size_t s, struct ocib_error *err);
 
+/* usercheck.c */
+/* Fails when the config.user of stage s names a user or group its image's
+ * /etc/passwd or /etc/group lacks. */
+int check_config_user(struct build *b, size_t s, struct ocib_error *err);
+
 /* layer.c */
 /* Builds (or finds in the cache) layer index of stage st onto si. */
 int build_layer(struct build *b, const struct spec_stage *st, size_t index,

@@ -374,5 +374,7 @@ int build_stage(struct build *b, size_t s, struct ocib_error *err)
         if (build_layer(b, st, l, si, err) < 0)
             return -1;
     apply_config(b, st, &si->img);
+    if (s == b->target && check_config_user(b, s, err) < 0)
+        return -1;
     return 0;
 }

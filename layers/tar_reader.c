@@ -23,6 +23,8 @@ struct tar_reader {
     size_t count;
     bool eof;
     char format[64];
+    const char *const *keep; /* paths whose content the entry keeps */
+    size_t keep_max;
 };
 
 void tar_entry_release(struct tar_entry *e)
@@ -35,6 +37,7 @@ void tar_entry_release(struct tar_entry *e)
     free(e->gname);
     free(e->link);
     free(e->xattrs);
+    free(e->data);
     memset(e, 0, sizeof(*e));
 }
 
@@ -188,11 +191,29 @@ static char *dup_or_null(const char *s)
     return s && *s ? xstrdup(s) : NULL;
 }
 
-/* Hashes the entry's content; the size read must match the header's. */
+static bool kept(const struct tar_reader *r, const char *path)
+{
+    for (const char *const *p = r->keep; p && *p; p++)
+        if (!strcmp(*p, path))
+            return true;
+    return false;
+}
+
+/* Hashes the entry's content (and keeps it when asked); the size read must
+ * match the header's. */
 static int hash_content(struct tar_reader *r, struct tar_entry *e, struct ocib_error *err)
 {
     struct sha256 h;
     int64_t total = 0;
+
+    if (kept(r, e->path)) {
+        if (e->size < 0 || (uint64_t)e->size > r->keep_max)
+            return ocib_error_kind_set(err, OCIB_ERR_LIMIT,
+                                       "'%s': %lld bytes, more than the %zu this reader "
+                                       "keeps",
+                                       e->name, (long long)e->size, r->keep_max);
+        e->data = xmalloc((size_t)e->size + 1);
+    }
 
     sha256_init(&h);
     for (;;) {
@@ -204,6 +225,8 @@ static int hash_content(struct tar_reader *r, struct tar_entry *e, struct ocib_e
         }
         if (n == 0)
             break;
+        if (e->data && total + n <= e->size)
+            memcpy(e->data + total, r->buf, (size_t)n);
         sha256_update(&h, r->buf, (size_t)n);
         total += n;
     }
@@ -213,6 +236,10 @@ static int hash_content(struct tar_reader *r, struct tar_entry *e, struct ocib_e
                               (long long)total, (long long)e->size);
     }
     oci_digest_from_sha256(&h, &e->content);
+    if (e->data) {
+        e->data[total] = '\0';
+        e->data_len = (size_t)total;
+    }
     return 0;
 }
 
@@ -280,6 +307,12 @@ int tar_reader_next(struct tar_reader *r, struct tar_entry *ret, struct ocib_err
 fail:
     tar_entry_release(&e);
     return -1;
+}
+
+void tar_reader_keep(struct tar_reader *r, const char *const *paths, size_t max)
+{
+    r->keep = paths;
+    r->keep_max = max;
 }
 
 const char *tar_reader_format(struct tar_reader *r)

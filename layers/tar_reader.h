@@ -46,6 +46,8 @@ struct tar_entry {
                                 * as hex when not printable), or NULL when none */
     struct oci_digest content; /* regular files: sha256 of the content; else "" */
     size_t seq;                /* position in the stream, from 0 */
+    char *data;                /* the content, for paths tar_reader_keep names; else NULL */
+    size_t data_len;           /* (data is NUL-terminated besides) */
 };
 
 void tar_entry_release(struct tar_entry *e);
@@ -64,6 +66,11 @@ int tar_reader_open_memory(const void *buf, size_t len, struct tar_reader **ret,
  * -1 on a corrupt or truncated stream or an exceeded limit.  After the end
  * it keeps returning 0. */
 int tar_reader_next(struct tar_reader *r, struct tar_entry *ret, struct ocib_error *err);
+
+/* Regular files whose normalised path is one of paths (NULL-terminated,
+ * must outlive the reader) keep their content in the entry's data; one
+ * larger than max bytes fails the read. */
+void tar_reader_keep(struct tar_reader *r, const char *const *paths, size_t max);
 
 /* The tar format of the last header read ("POSIX pax interchange format",
  * "GNU tar format", ...), or "" before the first. */
