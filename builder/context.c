@@ -655,7 +655,7 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
     struct copy_state s = {ctx, c, NULL, t, 0};
     _cleanup_free_ char *dest_abs = NULL;
     _cleanup_free_ char *dest = NULL;
-    bool dest_is_dir = c->dest[strlen(c->dest) - 1] == '/';
+    bool dest_is_dir = spec_dest_is_dir(c->dest);
     bool multi = c->n_src > 1;
     int r = -1;
 
@@ -669,8 +669,9 @@ int context_copy(struct context *ctx, const struct spec_copy *c, const char *wor
         expand_sources(ctx, c, &srcs, &multi, err) < 0)
         goto out;
     if (multi && !dest_is_dir && srcs.n > 1) {
-        ocib_error_usage(
-            err, "%s.dest: several sources need a directory dest ending in '/'", c->where);
+        ocib_error_usage(err,
+                         "%s.dest: several sources need a directory dest (ending in '/')",
+                         c->where);
         goto out;
     }
     for (size_t i = 0; i < srcs.n; i++)

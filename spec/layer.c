@@ -151,6 +151,14 @@ void spec_owner_release(struct spec_owner *o)
     free(o->group);
 }
 
+bool spec_dest_is_dir(const char *dest)
+{
+    size_t n = strlen(dest);
+
+    return n &&
+           (dest[n - 1] == '/' || (dest[n - 1] == '.' && (n == 1 || dest[n - 2] == '/')));
+}
+
 static int parse_copy(struct vctx *v, const json_t *j, const char *path,
                       const struct at *at, struct spec_copy *c)
 {
@@ -189,12 +197,12 @@ static int parse_copy(struct vctx *v, const json_t *j, const char *path,
     }
     c->src = spec_strv_dup(src, &c->n_src);
     c->dest = xstrdup(json_string_value(dest));
-    if (c->n_src > 1 && c->dest[strlen(c->dest) - 1] != '/') {
+    if (c->n_src > 1 && !spec_dest_is_dir(c->dest)) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "dest");
 
-        return spec_fail(v, &a,
-                         "several sources need a directory dest ending in '/' (\"%s/\")",
-                         c->dest);
+        return spec_fail(
+            v, &a, "several sources need a directory dest ending in '/' (\"%s/\") or \".\"",
+            c->dest);
     }
     from = json_object_get(j, "from");
     if (from) {

@@ -78,6 +78,10 @@ struct spec_copy {
     int mode; /* -1 when not forced, SPEC_MODE_PRESERVE, else the mode */
 };
 
+/* A dest names a directory the sources go into when it ends in '/' or its
+ * last component is "." (the workdir itself, as in Docker's `COPY a b .`). */
+bool spec_dest_is_dir(const char *dest);
+
 /* A copy's "mode": "preserve": the source's exact permission bits. */
 #define SPEC_MODE_PRESERVE (-2)
 

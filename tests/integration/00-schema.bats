@@ -228,6 +228,9 @@ reject	src-dotdot-from-stage	{"version": 1, "stages": [{"name": "a", "from": "sc
 reject	src-absolute-from-context	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["/a"], "dest": "/"}]}]}]}
 reject	two-sources-file-dest	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a", "b"], "dest": "/d"}]}]}]}
 accept	two-sources-dir-dest	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a", "b"], "dest": "/d/"}]}]}]}
+accept	two-sources-dot-dest	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a", "b"], "dest": "."}]}]}]}
+accept	two-sources-dir-dot-dest	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a", "b"], "dest": "/d/."}]}]}]}
+reject	two-sources-dotted-file-dest	{"version": 1, "stages": [{"from": "scratch", "layers": [{"copy": [{"src": ["a", "b"], "dest": "/d."}]}]}]}
 reject	files-path-root	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/./", "dir": true}]}]}]}
 reject	base64-unpadded	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content_base64": "aGk"}]}]}]}
 reject	cache-mount-root	{"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "cache_mounts": ["/"]}]}]}

@@ -573,3 +573,27 @@ JSON
     assert_eq "architecture/variant from stage.platform" "$(jq -r '"\(.os)/\(.architecture)/\(.variant)"' "$c")" linux/arm/v7
     oci_validate "$T/armv7"
 }
+
+@test "dest \".\" is the workdir itself: a file and several sources go into it, as Docker's COPY a b ." {
+    mkdir -p "$T/ctx"
+    echo a >"$T/ctx/a.txt"
+    echo b >"$T/ctx/b.txt"
+    cat >"$T/ctx/ocib.json" <<'JSON'
+{"version": 1, "stages": [{"from": "scratch", "workdir": "/srv/app", "layers": [
+  {"name": "one", "copy": [{"src": ["a.txt"], "dest": "."}]},
+  {"name": "two", "copy": [{"src": ["a.txt", "b.txt"], "dest": "sub/."}]}]}]}
+JSON
+    run_ocib build -C "$T/ctx" --output "oci:$T/out"
+    [ "$status" -eq 0 ] || { show_run; fail "the build failed"; }
+    local l0 l1
+    l0=$(layer_listing "$T/out" 0 | norm_listing | cut -f1 | sort | tr '\n' ' ')
+    [ "$l0" = "srv srv/app srv/app/a.txt " ] || fail "dest \".\" did not copy into the workdir: $l0"
+    l1=$(layer_listing "$T/out" 1 | norm_listing | cut -f1 | sort | tr '\n' ' ')
+    [ "$l1" = "srv srv/app srv/app/sub srv/app/sub/a.txt srv/app/sub/b.txt " ] ||
+        fail "dest \"sub/.\" did not copy into sub: $l1"
+    # "a." is a file name, not a directory: two sources cannot go there
+    sed -i 's|"sub/\."|"sub."|' "$T/ctx/ocib.json"
+    run_ocib build -C "$T/ctx" --output "oci:$T/out2"
+    [ "$status" -eq 2 ] || { show_run; fail "expected exit 2"; }
+    grep -q 'several sources need a directory dest' <<<"$err" || { show_run; fail "wrong error"; }
+}
