@@ -92,8 +92,10 @@ struct build_options {
     size_t n_tags;
     struct build_output *outputs;
     size_t n_outputs;
-    bool has_platform;
-    struct oci_platform platform;
+    struct oci_platform *platforms; /* --platform: what stages that name none build
+                                     * for, one image each (several: an index);
+                                     * none: the host's */
+    size_t n_platforms;
     enum layer_compression compression;
     enum oci_format format; /* --format: OCI's media types (default) or Docker's */
     bool has_epoch; /* SOURCE_DATE_EPOCH: the CLI reads the flag, else the environment */

@@ -43,9 +43,24 @@ struct stage_image {
     size_t n_keys, alloc_keys;
 };
 
+/* One platform of a build: its spec (build arguments are substituted per
+ * platform: ${TARGETARCH}), the stages its target needs and their images,
+ * and the result's config and manifest. */
+struct build_platform {
+    struct oci_platform platform; /* what stages that name none build for */
+    struct spec spec;
+    struct stage_image *stages;
+    size_t *order, n_order;           /* the stages the target needs, in build order */
+    size_t target;                    /* the stage whose image is the result */
+    struct oci_blob config, manifest; /* the result's, once serialized */
+};
+
 struct build {
     const struct build_options *o;
-    struct spec spec;
+    struct build_platform *plats; /* one per --platform (the host's by default) */
+    size_t n_plats;
+    struct build_platform *p; /* the one being built */
+    struct oci_blob index;    /* several platforms: the index of their manifests */
     struct context ctx;
     struct cache cache;
     struct registries *registries;
@@ -59,20 +74,16 @@ struct build {
     size_t n_held, alloc_held;
     char *spec_abs;        /* names explain records */
     char platform_str[96]; /* of the stage being built */
-    struct stage_image *stages;
     int64_t epoch;
     char created[32];
     char *git_full, *git_short;
     struct git_dirty *dirty; /* what HEAD does not hold (NULL: not asked) */
     /* What build_run holds from prepare to release: */
     char *spec_path, *cache_dir;
-    size_t *order, n_order; /* the stages the target needs, in build order */
-    size_t target;          /* the stage whose image is the result */
     struct result_name *names;
     size_t n_names;
     struct push_target *targets; /* --push, grouped by repository */
     size_t n_targets;
-    struct oci_blob config, manifest;  /* the result's, once serialized */
     struct build_options with_default; /* o plus the default output */
 };
 
@@ -131,8 +142,18 @@ void stage_image_release(struct stage_image *si);
  * that the options do not give. */
 int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_error *err);
 /* Builds stage s (its base, then each layer, then its config) into
- * b->stages[s]. */
+ * b->p->stages[s]. */
 int build_stage(struct build *b, size_t s, struct ocib_error *err);
+
+/* runstep.c */
+/* Brings the root of stage name (image si) up to date, as a step. */
+int update_root(struct build *b, const char *name, struct stage_image *si,
+                struct ocib_error *err);
+/* Runs a run layer's command on the stage's root; changes into t, and
+ * *ret_in_place says whether a file changed in place. */
+int run_step(struct build *b, const struct spec_stage *st, const struct spec_layer *ly,
+             struct stage_image *si, struct layer_tree *t, bool *ret_in_place,
+             struct ocib_error *err);
 
 /* usercheck.c */
 /* Fails when the config.user of stage s names a user or group its image's
@@ -153,8 +174,8 @@ int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
 void push_targets_free(struct push_target *t, size_t n);
 int untrue_revision(struct build *b, const struct push_target *targets, size_t n_targets,
                     struct result_name **names, size_t *n_names, struct ocib_error *err);
-int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob *config,
-                  const struct oci_blob *manifest, const struct result_name *names,
-                  size_t n_names, struct ocib_error *err);
+/* Writes every output with the result: the target's image, or with several
+ * platforms the index and every platform's image. */
+int write_outputs(struct build *b, struct ocib_error *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include "cache/maint.h"
 #include "layers/tree.h"
 #include "oci/json.h"
+#include "sandbox/sandbox.h"
 #include "oci/mediatype.h"
 
 #include <errno.h>
@@ -219,82 +220,11 @@ static json_t *layer_def_input(struct build *b, const struct spec_stage *st,
                 srcs = json_array();
                 json_object_set_new(in, "stages", srcs);
             }
-            json_array_append_new(srcs, json_string(b->stages[cp->from.stage].top_key.str));
+            json_array_append_new(srcs,
+                                  json_string(b->p->stages[cp->from.stage].top_key.str));
         }
     }
     return in;
-}
-
-/* Brings the root of stage name (image si) up to date: a step the live
- * progress shows, with the bytes the registries receive meanwhile. */
-static int update_root(struct build *b, const char *name, struct stage_image *si,
-                       struct ocib_error *err)
-{
-    _cleanup_free_ char *text = xasprintf("preparing the root of stage %s", name);
-    struct build_meter m;
-    int r;
-
-    registry_meter(b, true, &m);
-    step_start(b, name, NULL, text, &m);
-    r = rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
-                      si->img.n_layers, si->keys, &b->limits, err);
-    step_end(b, name, NULL, text);
-    return r;
-}
-
-static void forward_output(void *opaque, const char *line)
-{
-    struct build_event *ev = opaque;
-    struct build *b = (struct build *)ev->opaque;
-    struct build_event out = *ev;
-
-    out.text = line;
-    progress(b, &out);
-}
-
-/* Runs a run layer's command on the stage's root; changes into t. */
-static int run_step(struct build *b, const struct spec_stage *st,
-                    const struct spec_layer *ly, struct stage_image *si,
-                    struct layer_tree *t, bool *ret_in_place, struct ocib_error *err)
-{
-    struct build_event ev = {
-        .kind = BUILD_EVENT_LOG, .stage = st->name, .layer = ly->name, .opaque = b};
-    struct run_request rq = {.stage = st,
-                             .layer = ly,
-                             .root = &si->root,
-                             .image_config = si->img.config,
-                             .secrets = b->o->secrets,
-                             .n_secrets = b->o->n_secrets,
-                             .cache = &b->cache,
-                             .output = forward_output,
-                             .output_opaque = &ev};
-    int r;
-
-    if (update_root(b, st->name, si, err) < 0)
-        return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
-    if (si->root.skipped_devices && !b->noted_devices) {
-        struct build_event note = {.kind = BUILD_EVENT_INFO, .stage = st->name};
-        _cleanup_free_ char *text =
-            xasprintf("note: %llu device nodes of the base were skipped (a rootless build "
-                      "cannot create them)",
-                      (unsigned long long)si->root.skipped_devices);
-
-        note.text = text;
-        progress(b, &note);
-        b->noted_devices = true;
-    }
-    rootfs_keep_pending(&si->root, &b->cache);
-    r = run_layer(&rq, t, err);
-    if (rq.note && !b->noted_capture) {
-        struct build_event note = {
-            .kind = BUILD_EVENT_INFO, .stage = st->name, .text = rq.note};
-
-        progress(b, &note);
-        b->noted_capture = true;
-    }
-    free(rq.note);
-    *ret_in_place = rq.in_place;
-    return r;
 }
 
 /* Builds a copy layer that takes files from stages (and maybe the
@@ -314,7 +244,7 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
                 return -1;
             continue;
         }
-        src = &b->stages[cp->from.stage];
+        src = &b->p->stages[cp->from.stage];
         if (update_root(b, cp->from.text, src, err) < 0)
             return ocib_error_wrap(err, "%s: preparing the root of stage %s", cp->where,
                                    cp->from.text);
@@ -342,9 +272,9 @@ static int copy_with_stages(struct build *b, const struct spec_stage *st,
 static void taint_roots(struct build *b, struct stage_image *si)
 {
     rootfs_taint(&si->root, &b->cache);
-    for (size_t j = 0; j < b->spec.n_stages; j++)
-        if (&b->stages[j] != si)
-            rootfs_discard(&b->stages[j].root);
+    for (size_t j = 0; j < b->p->spec.n_stages; j++)
+        if (&b->p->stages[j] != si)
+            rootfs_discard(&b->p->stages[j].root);
 }
 
 /* Adds the entries of a copy layer's context copies, or of a files layer,
@@ -469,7 +399,7 @@ static int resolve_owner(const struct rootfs *root, const char *where, struct sp
 static int resolve_owners(struct build *b, const struct spec_stage *st, size_t index,
                           struct stage_image *si, struct ocib_error *err)
 {
-    struct spec_layer *ly = &b->spec.stages[st - b->spec.stages].layers[index];
+    struct spec_layer *ly = &b->p->spec.stages[st - b->p->spec.stages].layers[index];
 
     if (update_root(b, st->name, si, err) < 0)
         return ocib_error_wrap(err, "preparing the root of stage %s", st->name);
@@ -758,7 +688,7 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
         if (key_and_lock(&j, err) < 0 || lookup(&j, err) < 0)
             goto out;
     }
-    slot = xasprintf("%s\n%s\n%zu", b->spec_abs, st->name, index);
+    slot = xasprintf("%s\n%s\n%zu\n%s", b->spec_abs, st->name, index, b->platform_str);
     if (!j.hit) {
         last = cache_record_get(&b->cache, slot);
         if (make_layer(&j, err) < 0)

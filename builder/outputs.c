@@ -9,6 +9,7 @@
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 #include "builder/git.h"
+#include "oci/index.h"
 #include "oci/json.h"
 #include "oci/layout.h"
 #include "oci/mediatype.h"
@@ -46,12 +47,12 @@ int result_names(struct build *b, struct result_name **ret, size_t *ret_n,
     if (n == 0) {
         const char *fallback = b->git_short ?: "latest";
 
-        if (b->spec.image) {
+        if (b->p->spec.image) {
             struct reference ref;
-            const char *slash = strrchr(b->spec.image, '/');
-            bool explicit_tag = strchr(slash ? slash : b->spec.image, ':') != NULL;
+            const char *slash = strrchr(b->p->spec.image, '/');
+            bool explicit_tag = strchr(slash ? slash : b->p->spec.image, ':') != NULL;
 
-            if (reference_parse(b->spec.image, &ref, err) < 0) {
+            if (reference_parse(b->p->spec.image, &ref, err) < 0) {
                 free(names);
                 return -1;
             }
@@ -130,19 +131,19 @@ int push_targets(struct build *b, struct push_target **ret, size_t *ret_n,
         struct reference ref;
         const char *slash;
 
-        if (!b->spec.image)
+        if (!b->p->spec.image)
             return ocib_error_usage(
-                err, "--push: no --tag given and '%s' names no \"image\"", b->spec.file);
+                err, "--push: no --tag given and '%s' names no \"image\"", b->p->spec.file);
         if (!b->git_short)
             return ocib_error_usage(err,
                                     "--push: the context '%s' is not in a git checkout, so "
                                     "there is no commit to tag the image with; give --tag",
                                     b->ctx.dir);
-        if (reference_parse(b->spec.image, &ref, err) < 0)
+        if (reference_parse(b->p->spec.image, &ref, err) < 0)
             return -1;
         push_target_add(&list, &n, &alloc, &ref, b->git_short);
-        slash = strrchr(b->spec.image, '/');
-        if (strchr(slash ? slash : b->spec.image, ':') && ref.tag)
+        slash = strrchr(b->p->spec.image, '/');
+        if (strchr(slash ? slash : b->p->spec.image, ':') && ref.tag)
             push_target_add(&list, &n, &alloc, &ref, ref.tag);
         reference_release(&ref);
     }
@@ -212,23 +213,33 @@ int untrue_revision(struct build *b, const struct push_target *targets, size_t n
     return 0;
 }
 
-/* An OCI layout at path with the image under each distinct tag. */
-static int write_oci(struct stage_image *si, const char *path,
-                     const struct oci_blob *config, const struct oci_blob *manifest,
-                     const char *media_type, const struct result_name *names,
+/* An OCI layout at path with the result (the image, or the index of every
+ * platform's image) under each distinct tag. */
+static int write_oci(struct build *b, const char *path, const struct result_name *names,
                      size_t n_names, struct ocib_error *err)
 {
+    const struct oci_blob *result = b->n_plats == 1 ? &b->plats[0].manifest : &b->index;
+    const char *media_type = b->n_plats == 1 ? oci_format_manifest_type(b->o->format)
+                                             : oci_format_index_type(b->o->format);
     struct oci_layout_writer w;
     int r = -1;
 
     if (oci_layout_writer_begin(&w, path, err) < 0)
         return -1;
-    for (size_t i = 0; i < si->img.n_layers; i++)
-        if (oci_layout_writer_put_file(&w, si->srcs[i].path, &si->img.layers[i].desc.digest,
-                                       si->srcs[i].verify, err) < 0)
+    for (size_t p = 0; p < b->n_plats; p++) {
+        const struct build_platform *bp = &b->plats[p];
+        const struct stage_image *si = &bp->stages[bp->target];
+
+        for (size_t i = 0; i < si->img.n_layers; i++)
+            if (oci_layout_writer_put_file(&w, si->srcs[i].path,
+                                           &si->img.layers[i].desc.digest,
+                                           si->srcs[i].verify, err) < 0)
+                goto out;
+        if (oci_layout_writer_put_bytes(&w, &bp->config, err) < 0 ||
+            oci_layout_writer_put_bytes(&w, &bp->manifest, err) < 0)
             goto out;
-    if (oci_layout_writer_put_bytes(&w, config, err) < 0 ||
-        oci_layout_writer_put_bytes(&w, manifest, err) < 0)
+    }
+    if (b->n_plats > 1 && oci_layout_writer_put_bytes(&w, &b->index, err) < 0)
         goto out;
     for (size_t i = 0; i < n_names; i++) {
         bool dup = false;
@@ -236,7 +247,7 @@ static int write_oci(struct stage_image *si, const char *path,
         for (size_t j = 0; j < i; j++)
             dup |= !strcmp(names[j].tag, names[i].tag);
         if (!dup)
-            oci_layout_writer_add_manifest(&w, manifest, media_type, names[i].tag);
+            oci_layout_writer_add_manifest(&w, result, media_type, names[i].tag);
     }
     r = oci_layout_writer_commit(&w, err);
 out:
@@ -244,13 +255,14 @@ out:
     return r < 0 ? ocib_error_wrap(err, "output oci:%s", path) : 0;
 }
 
-/* A docker-archive at path, tagged repo:tag for each name with a repo. */
-static int write_docker_archive(struct build *b, struct stage_image *si, const char *path,
-                                const struct oci_blob *config,
-                                const struct oci_blob *manifest,
+/* A docker-archive at path (one platform: build_prepare refuses more),
+ * tagged repo:tag for each name with a repo. */
+static int write_docker_archive(struct build *b, const char *path,
                                 const struct result_name *names, size_t n_names,
                                 struct ocib_error *err)
 {
+    const struct build_platform *bp = &b->plats[0];
+    const struct stage_image *si = &bp->stages[bp->target];
     _cleanup_free_ char **tags = xcalloc(n_names + 1, sizeof(char *));
     _cleanup_free_ char **paths = xcalloc(si->n_srcs + 1, sizeof(char *));
     _cleanup_free_ bool *verify = xcalloc(si->n_srcs + 1, sizeof(bool));
@@ -264,7 +276,7 @@ static int write_docker_archive(struct build *b, struct stage_image *si, const c
     for (size_t i = 0; i < n_names; i++)
         if (names[i].repo)
             tags[nt++] = xasprintf("%s:%s", names[i].repo, names[i].tag);
-    r = docker_archive_write(path, &si->img, config, manifest,
+    r = docker_archive_write(path, &si->img, &bp->config, &bp->manifest,
                              oci_format_manifest_type(b->o->format), paths, verify, tags,
                              nt, b->epoch, err);
     for (size_t i = 0; i < nt; i++)
@@ -272,18 +284,19 @@ static int write_docker_archive(struct build *b, struct stage_image *si, const c
     return r;
 }
 
-int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob *config,
-                  const struct oci_blob *manifest, const struct result_name *names,
-                  size_t n_names, struct ocib_error *err)
+int write_outputs(struct build *b, struct ocib_error *err)
 {
     /* Layers that are still only in a registry are fetched once, into the
      * cache, verified. */
-    for (size_t i = 0; b->o->n_outputs && i < si->n_srcs; i++)
-        if (blob_source_ensure_local(&si->srcs[i], &b->cache, b->registries, err) < 0)
-            return -1;
+    for (size_t p = 0; b->o->n_outputs && p < b->n_plats; p++) {
+        struct stage_image *si = &b->plats[p].stages[b->plats[p].target];
+
+        for (size_t i = 0; i < si->n_srcs; i++)
+            if (blob_source_ensure_local(&si->srcs[i], &b->cache, b->registries, err) < 0)
+                return -1;
+    }
     for (size_t k = 0; k < b->o->n_outputs; k++) {
         const struct build_output *out = &b->o->outputs[k];
-        const char *media_type = oci_format_manifest_type(b->o->format);
         struct build_event ev = {.kind = BUILD_EVENT_OUTPUT, .text = out->path};
         _cleanup_free_ char *pcopy = xstrdup(out->path);
         char *slash = strrchr(pcopy, '/');
@@ -297,12 +310,11 @@ int write_outputs(struct build *b, struct stage_image *si, const struct oci_blob
                 return -1;
         }
         if (oci && out->tag)
-            r = write_oci(si, out->path, config, manifest, media_type, &own, 1, err);
+            r = write_oci(b, out->path, &own, 1, err);
         else if (oci)
-            r = write_oci(si, out->path, config, manifest, media_type, names, n_names, err);
+            r = write_oci(b, out->path, b->names, b->n_names, err);
         else
-            r = write_docker_archive(b, si, out->path, config, manifest, names, n_names,
-                                     err);
+            r = write_docker_archive(b, out->path, b->names, b->n_names, err);
         if (r < 0)
             return -1;
         ev.status = oci ? "oci" : "docker-archive";

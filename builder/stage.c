@@ -74,7 +74,7 @@ void stage_image_release(struct stage_image *si)
 int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_error *err)
 {
     for (size_t k = 0; k < n; k++) {
-        const struct spec_stage *st = &b->spec.stages[order[k]];
+        const struct spec_stage *st = &b->p->spec.stages[order[k]];
 
         for (size_t l = 0; l < st->n_layers; l++) {
             const struct spec_layer *ly = &st->layers[l];
@@ -89,7 +89,7 @@ int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_er
                     return ocib_error_usage(err,
                                             "%s: %s.secrets[%zu]: secret '%s' was not "
                                             "given; pass --secret id=%s,src=PATH",
-                                            b->spec.file, ly->where, i, id, id);
+                                            b->p->spec.file, ly->where, i, id, id);
             }
         }
     }
@@ -99,7 +99,7 @@ int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_er
 static int load_base(struct build *b, size_t s, const struct oci_platform *p,
                      struct stage_image *si, struct ocib_error *err)
 {
-    const struct spec_stage *st = &b->spec.stages[s];
+    const struct spec_stage *st = &b->p->spec.stages[s];
     struct build_event ev = {.kind = BUILD_EVENT_BASE, .stage = st->name};
     struct oci_digest base_digest = {""};
     _cleanup_free_ char *text = NULL;
@@ -114,7 +114,7 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
         return 0;
     }
     case SPEC_FROM_STAGE: {
-        struct stage_image *from = &b->stages[st->from.stage];
+        struct stage_image *from = &b->p->stages[st->from.stage];
 
         /* Its root's state, if still to be kept, is where this stage's root
          * can start: kept now. */
@@ -350,18 +350,16 @@ static void apply_config(struct build *b, const struct spec_stage *st,
 
 int build_stage(struct build *b, size_t s, struct ocib_error *err)
 {
-    const struct spec_stage *st = &b->spec.stages[s];
-    struct stage_image *si = &b->stages[s];
+    const struct spec_stage *st = &b->p->spec.stages[s];
+    struct stage_image *si = &b->p->stages[s];
     struct oci_platform p;
     struct build_event ev = {.kind = BUILD_EVENT_STAGE, .stage = st->name};
     char pbuf[96];
 
     if (st->has_platform)
         p = st->platform;
-    else if (b->o->has_platform)
-        p = b->o->platform;
     else
-        oci_platform_host(&p);
+        p = b->p->platform;
     oci_platform_format(&p, pbuf, sizeof(pbuf));
     snprintf(b->platform_str, sizeof(b->platform_str), "%s", pbuf);
     ev.text = pbuf;
@@ -374,7 +372,7 @@ int build_stage(struct build *b, size_t s, struct ocib_error *err)
         if (build_layer(b, st, l, si, err) < 0)
             return -1;
     apply_config(b, st, &si->img);
-    if (s == b->target && check_config_user(b, s, err) < 0)
+    if (s == b->p->target && check_config_user(b, s, err) < 0)
         return -1;
     return 0;
 }

@@ -142,8 +142,8 @@ out:
 
 int check_config_user(struct build *b, size_t s, struct ocib_error *err)
 {
-    const struct spec_stage *st = &b->spec.stages[s];
-    struct stage_image *si = &b->stages[s];
+    const struct spec_stage *st = &b->p->spec.stages[s];
+    struct stage_image *si = &b->p->stages[s];
     const char *user = st->config.user;
     _cleanup_free_ char *slot = NULL;
     json_t *rec;

@@ -52,7 +52,8 @@ const struct cli_option cli_build_options[] = {
     {OPT_PUSH, "--push", NULL, NULL,
      "push to the registry of each tag (or the spec's image)"},
     {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
-     "the platform of stages that name none (default: the host's)"},
+     "the platforms of stages that name none, comma-separated: several make an index "
+     "(default: the host's)"},
     {OPT_COMPRESSION, "--compression", NULL, "gzip|zstd",
      "layer compression (default: gzip)"},
     {OPT_FORMAT, "--format", NULL, "oci|docker",
@@ -97,6 +98,7 @@ static void build_args_release(struct build_args *a)
         free(a->o.build_args[i]);
     free(a->o.build_args);
     free(a->o.tags);
+    free(a->o.platforms);
     free(a->o.insecure);
     free(a->o.cache_from);
     for (size_t i = 0; i < a->o.n_secrets; i++) {
@@ -144,8 +146,9 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
         o->push = true;
         return 0;
     case OPT_PLATFORM:
-        o->has_platform = true;
-        return oci_platform_parse(v, &o->platform, err);
+        free(o->platforms);
+        o->platforms = NULL;
+        return oci_platform_list_parse(v, &o->platforms, &o->n_platforms, err);
     case OPT_COMPRESSION:
         if (layer_compression_parse(v, &o->compression, err) < 0)
             return ocib_error_wrap(err, "--compression");

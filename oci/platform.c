@@ -23,6 +23,85 @@ static const char *arch_alias(const char *a)
     return a;
 }
 
+/* The operating systems and architectures images are built for (Go's
+ * GOOS/GOARCH pairs, which the OCI image spec refers to). */
+static const struct {
+    const char *os;
+    const char *arches;
+} known[] = {
+    {"linux", " 386 amd64 arm arm64 loong64 mips mips64 mips64le mipsle ppc64 ppc64le "
+              "riscv64 s390x "},
+    {"windows", " 386 amd64 arm arm64 "},
+    {"darwin", " amd64 arm64 "},
+    {"freebsd", " 386 amd64 arm arm64 riscv64 "},
+    {"netbsd", " 386 amd64 arm arm64 "},
+    {"openbsd", " 386 amd64 arm arm64 ppc64 riscv64 "},
+    {"dragonfly", " amd64 "},
+    {"illumos", " amd64 "},
+    {"solaris", " amd64 "},
+    {"aix", " ppc64 "},
+    {"plan9", " 386 amd64 arm "},
+    {"wasip1", " wasm "},
+};
+
+static bool listed(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+
+    for (const char *p = strstr(list, word); p; p = strstr(p + 1, word))
+        if (p[-1] == ' ' && p[n] == ' ')
+            return true;
+    return false;
+}
+
+/* arm v5-v8, arm64 v8[.N] and v9[.N], amd64's micro-architecture levels. */
+static bool variant_ok(const char *arch, const char *v)
+{
+    if (!*v)
+        return true;
+    if (!strcmp(arch, "arm"))
+        return listed(" v5 v6 v7 v8 ", v);
+    if (!strcmp(arch, "arm64"))
+        return (v[0] == 'v' && (v[1] == '8' || v[1] == '9') &&
+                (!v[2] || (v[2] == '.' && v[3] >= '0' && v[3] <= '9' && !v[4])));
+    if (!strcmp(arch, "amd64"))
+        return listed(" v1 v2 v3 v4 ", v);
+    return false;
+}
+
+/* Refuses a platform no image is built for, naming what is known. */
+static int check_known(const char *s, const struct oci_platform *p, struct ocib_error *err)
+{
+    _cleanup_strbuf_ struct strbuf oses = STRBUF_INIT;
+
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(known[i].os, p->os)) {
+            strbuf_addf(&oses, "%s%s", i ? ", " : "", known[i].os);
+            continue;
+        }
+        if (!listed(known[i].arches, p->arch)) {
+            _cleanup_strbuf_ struct strbuf arches = STRBUF_INIT;
+            _cleanup_free_ char *words = xstrdup(known[i].arches);
+            char *save = NULL;
+
+            for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
+                strbuf_addf(&arches, "%s%s", arches.len ? ", " : "", w);
+            return ocib_error_usage(err,
+                                    "invalid platform '%s': %s has no architecture %s "
+                                    "(known: %s)",
+                                    s, p->os, p->arch, strbuf_str(&arches));
+        }
+        if (!variant_ok(p->arch, p->variant))
+            return ocib_error_usage(err, "invalid platform '%s': %s has no variant %s", s,
+                                    p->arch, p->variant);
+        return 0;
+    }
+    return ocib_error_usage(err,
+                            "invalid platform '%s': unknown operating system %s "
+                            "(known: %s)",
+                            s, p->os, strbuf_str(&oses));
+}
+
 static void normalise(struct oci_platform *p)
 {
     if (!strcmp(p->arch, "arm64") && !strcmp(p->variant, "v8"))
@@ -47,7 +126,48 @@ int oci_platform_parse(const char *s, struct oci_platform *ret, struct ocib_erro
     if (variant)
         snprintf(p.variant, sizeof(p.variant), "%s", variant);
     normalise(&p);
+    if (check_known(s, &p, err) < 0)
+        return -1;
     *ret = p;
+    return 0;
+}
+
+int oci_platform_list_parse(const char *s, struct oci_platform **ret, size_t *ret_n,
+                            struct ocib_error *err)
+{
+    _cleanup_free_ char *copy = xstrdup(s);
+    struct oci_platform *list = NULL;
+    size_t n = 0, alloc = 0;
+    char *save = NULL;
+
+    for (char *one = strtok_r(copy, ",", &save); one; one = strtok_r(NULL, ",", &save)) {
+        struct oci_platform p;
+        char a[96], b[96];
+
+        while (*one == ' ')
+            one++;
+        if (oci_platform_parse(one, &p, err) < 0) {
+            free(list);
+            return -1;
+        }
+        oci_platform_format(&p, a, sizeof(a));
+        for (size_t i = 0; i < n; i++) {
+            oci_platform_format(&list[i], b, sizeof(b));
+            if (!strcmp(a, b)) {
+                free(list);
+                return ocib_error_usage(err, "platform '%s' is listed twice in '%s'", a, s);
+            }
+        }
+        XGROW(list, alloc, n + 1);
+        list[n++] = p;
+    }
+    if (!n)
+        return ocib_error_usage(err,
+                                "invalid platform list '%s': expected "
+                                "os/arch[/variant][,os/arch[/variant]...]",
+                                s);
+    *ret = list;
+    *ret_n = n;
     return 0;
 }
 

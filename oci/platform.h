@@ -15,9 +15,14 @@ struct oci_platform {
     char variant[16]; /* "" when none */
 };
 
-/* Parses "os/arch[/variant]", normalising aliases (x86_64 -> amd64,
+/* Parses "os/arch[/variant]" (an os, arch and variant images are built
+ * for: windows/sparc is refused), normalising aliases (x86_64 -> amd64,
  * aarch64 -> arm64, arm64 implies variant v8). */
 int oci_platform_parse(const char *s, struct oci_platform *ret, struct ocib_error *err);
+/* Parses a comma-separated list of platforms (none twice) into *ret
+ * (caller frees), *ret_n of them. */
+int oci_platform_list_parse(const char *s, struct oci_platform **ret, size_t *ret_n,
+                            struct ocib_error *err);
 /* The host's platform ("linux/<uname arch>"). */
 void oci_platform_host(struct oci_platform *ret);
 /* "os/arch[/variant]" into buf. */

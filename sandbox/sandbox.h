@@ -95,4 +95,9 @@ unsigned sandbox_gid_to_inside(unsigned host_gid);
 int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid_t *ret_gid,
                          char **ret_home, struct ocib_error *err);
 
+/* Succeeds when programs of architecture arch (an OCI name: arm64, arm,
+ * s390x...) can run here, through a binfmt_misc handler with the F flag;
+ * else fails saying what to install or register. */
+int sandbox_check_foreign(const char *arch, const char *host_arch, struct ocib_error *err);
+
 #endif

@@ -24,6 +24,26 @@
 
 #define SPEC_MAX_STAGES 64
 
+/* A stage's "platform": os/arch[/variant], or "build" (the machine's own;
+ * the TARGET* arguments still name each target). */
+static int parse_platform(struct vctx *v, const json_t *j, const char *path,
+                          const json_t *x, struct spec_stage *s)
+{
+    _cleanup_at_ struct at a = spec_at_key(v, j, path, "platform");
+    struct ocib_error perr = OCIB_ERROR_INIT;
+
+    if (spec_expect_string(v, &a, x, true) < 0)
+        return -1;
+    if (!strcmp(json_string_value(x), "build")) {
+        oci_platform_host(&s->platform);
+        s->build_platform = true;
+    } else if (oci_platform_parse(json_string_value(x), &s->platform, &perr) < 0) {
+        return spec_fail(v, &a, "%s", perr.msg);
+    }
+    s->has_platform = true;
+    return 0;
+}
+
 static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct at *at,
                        size_t index, struct spec_stage *s)
 {
@@ -89,16 +109,8 @@ static int parse_stage(struct vctx *v, json_t *j, const char *path, const struct
         spec_map_dup(x, &s->env);
     }
     x = json_object_get(j, "platform");
-    if (x) {
-        _cleanup_at_ struct at a = spec_at_key(v, j, path, "platform");
-        struct ocib_error perr = OCIB_ERROR_INIT;
-
-        if (spec_expect_string(v, &a, x, true) < 0)
-            return -1;
-        if (oci_platform_parse(json_string_value(x), &s->platform, &perr) < 0)
-            return spec_fail(v, &a, "%s", perr.msg);
-        s->has_platform = true;
-    }
+    if (x && parse_platform(v, j, path, x, s) < 0)
+        return -1;
     x = json_object_get(j, "config");
     if (x) {
         _cleanup_at_ struct at a = spec_at_key(v, j, path, "config");

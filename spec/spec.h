@@ -156,7 +156,8 @@ struct spec_stage {
     char *name;           /* the spec's name or its index as a string */
     struct spec_from from;
     bool has_platform;
-    struct oci_platform platform;
+    struct oci_platform platform; /* "build": the host's */
+    bool build_platform;          /* "platform": "build" */
     struct spec_map env;
     struct spec_config config;
     char *workdir, *user; /* NULL when not given */

@@ -351,6 +351,21 @@ static void *push_worker(void *opaque)
     }
 }
 
+/* Puts a manifest or index under each tag, or its digest when none. */
+static int put_manifest(struct registry *r, const char *repo, const struct oci_blob *doc,
+                        const char *media_type, char *const *tags, size_t n_tags,
+                        struct ocib_error *err)
+{
+    if (n_tags == 0)
+        return registry_manifest_put(r, repo, doc->digest.str, media_type, doc->data,
+                                     doc->len, err);
+    for (size_t i = 0; i < n_tags; i++)
+        if (registry_manifest_put(r, repo, tags[i], media_type, doc->data, doc->len, err) <
+            0)
+            return -1;
+    return 0;
+}
+
 int remote_push_image(struct registries *rs, struct cache *c, const char *host,
                       const char *repo, const struct oci_image *img,
                       const struct blob_source *srcs, const struct oci_blob *config,
@@ -391,12 +406,16 @@ int remote_push_image(struct registries *rs, struct cache *c, const char *host,
     if (!manifest)
         return 0; /* blobs only */
     /* The manifest goes last, once every blob it names is there. */
-    if (n_tags == 0)
-        return registry_manifest_put(ps.r, repo, manifest->digest.str, manifest_media_type,
-                                     manifest->data, manifest->len, err);
-    for (size_t i = 0; i < n_tags; i++)
-        if (registry_manifest_put(ps.r, repo, tags[i], manifest_media_type, manifest->data,
-                                  manifest->len, err) < 0)
-            return -1;
-    return 0;
+    return put_manifest(ps.r, repo, manifest, manifest_media_type, tags, n_tags, err);
+}
+
+int remote_push_manifest(struct registries *rs, const char *host, const char *repo,
+                         const struct oci_blob *doc, const char *media_type,
+                         char *const *tags, size_t n_tags, struct ocib_error *err)
+{
+    struct registry *r;
+
+    if (registries_get(rs, host, &r, err) < 0)
+        return -1;
+    return put_manifest(r, repo, doc, media_type, tags, n_tags, err);
 }

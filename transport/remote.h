@@ -76,4 +76,10 @@ int remote_push_image(struct registries *rs, struct cache *c, const char *host,
                       const struct oci_blob *manifest, const char *manifest_media_type,
                       char *const *tags, size_t n_tags, struct ocib_error *err);
 
+/* Puts a manifest or an index whose every manifest and blob is already
+ * there (several platforms' images) under each tag, or its digest. */
+int remote_push_manifest(struct registries *rs, const char *host, const char *repo,
+                         const struct oci_blob *doc, const char *media_type,
+                         char *const *tags, size_t n_tags, struct ocib_error *err);
+
 #endif

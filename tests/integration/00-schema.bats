@@ -220,6 +220,9 @@ accept	port-leading-zero	{"version": 1, "stages": [{"from": "scratch", "config":
 reject	port-zero	{"version": 1, "stages": [{"from": "scratch", "config": {"expose": ["0"]}}]}
 reject	port-too-large	{"version": 1, "stages": [{"from": "scratch", "config": {"expose": ["65536/tcp"]}}]}
 accept	platform-dash	{"version": 1, "stages": [{"from": "scratch", "platform": "linux/x86-64"}]}
+reject	platform-unknown-pair	{"version": 1, "stages": [{"from": "scratch", "platform": "windows/sparc"}]}
+accept	platform-build	{"version": 1, "stages": [{"from": "scratch", "platform": "build"}]}
+accept	platform-arm64-v8	{"version": 1, "stages": [{"from": "scratch", "platform": "linux/arm64/v8"}]}
 reject	platform-four-parts	{"version": 1, "stages": [{"from": "scratch", "platform": "linux/arm/v7/x"}]}
 reject	stage-named-scratch	{"version": 1, "stages": [{"name": "scratch", "from": "scratch"}]}
 reject	env-name-dash	{"version": 1, "stages": [{"from": "scratch", "env": {"A-B": "1"}}]}

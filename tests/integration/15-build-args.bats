@@ -37,7 +37,7 @@ state_of() {
     mkdir -p ctx/src-v2
     echo payload >ctx/src-v2/app.txt
     cat >ctx/ocib.json <<'EOF'
-{"version": 1, "image": "localhost:5000/ocib/args", "args": {"VERSION": "v1", "DIR": "/srv/app", "WHO": "nobody"},
+{"version": 1, "image": "localhost:5000/ocib/args", "args": {"VERSION": "v1", "DIR": "/srv/app", "WHO": "65534"},
  "stages": [{"from": "scratch", "workdir": "${DIR}", "env": {"V": "${VERSION}"}, "layers": [
    {"name": "f", "files": [{"path": "${DIR}/version", "content": "${VERSION} $${NOT_AN_ARG}"}]},
    {"name": "c", "copy": [{"src": ["src-${VERSION}/app.txt"], "dest": "${DIR}/${VERSION}.txt"}]}],
