@@ -26,10 +26,11 @@ struct registries {
     size_t n, alloc;
     char **insecure;
     size_t n_insecure;
+    char *cert_dir; /* --cert-dir, or NULL */
 };
 
-int registries_new(char *const *insecure, size_t n_insecure, struct registries **ret,
-                   struct ocib_error *err)
+int registries_new(char *const *insecure, size_t n_insecure, const char *cert_dir,
+                   struct registries **ret, struct ocib_error *err)
 {
     struct registries *rs = xcalloc(1, sizeof(*rs));
 
@@ -42,6 +43,7 @@ int registries_new(char *const *insecure, size_t n_insecure, struct registries *
     for (size_t i = 0; i < n_insecure; i++)
         rs->insecure[i] = xstrdup(insecure[i]);
     rs->n_insecure = n_insecure;
+    rs->cert_dir = cert_dir ? xstrdup(cert_dir) : NULL;
     *ret = rs;
     return 0;
 }
@@ -56,6 +58,7 @@ void registries_free(struct registries *rs)
     for (size_t i = 0; i < rs->n_insecure; i++)
         free(rs->insecure[i]);
     free(rs->insecure);
+    free(rs->cert_dir);
     http_client_free(rs->http);
     pthread_mutex_destroy(&rs->lock);
     free(rs);
@@ -77,7 +80,7 @@ int registries_get(struct registries *rs, const char *host, struct registry **re
     for (size_t i = 0; i < rs->n_insecure; i++)
         insecure |= !strcmp(rs->insecure[i], host);
     XGROW(rs->list, rs->alloc, rs->n + 1);
-    rc = registry_open(host, insecure, rs->http, &rs->list[rs->n], err);
+    rc = registry_open(host, insecure, rs->cert_dir, rs->http, &rs->list[rs->n], err);
     if (rc == 0)
         *ret = rs->list[rs->n++];
 out:

@@ -24,8 +24,11 @@
 
 struct registries;
 
-int registries_new(char *const *insecure, size_t n_insecure, struct registries **ret,
-                   struct ocib_error *err);
+/* A pool for the hosts insecure names (plain HTTP) and the others; every
+ * host takes its TLS settings from cert_dir when not NULL (--cert-dir),
+ * else from its certs.d directory (registry/tlsconf.h). */
+int registries_new(char *const *insecure, size_t n_insecure, const char *cert_dir,
+                   struct registries **ret, struct ocib_error *err);
 void registries_free(struct registries *rs);
 /* The client for host (created on first use). */
 int registries_get(struct registries *rs, const char *host, struct registry **ret,
