@@ -156,6 +156,13 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
                              src.choice);
             ev.text = text;
         }
+        if (src.mirror) {
+            char *via =
+                xasprintf("%s (through mirror %s)", ev.text ?: st->from.text, src.mirror);
+
+            free(text);
+            ev.text = text = via;
+        }
         image_source_release(&src);
         break;
     }
