@@ -194,7 +194,8 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
         _cleanup_free_ char *b = xasprintf("oci:%s/out-b", root);
         _cleanup_free_ char *cdir = xasprintf("%s/cache-a", root);
 
-        if (cache_open(&c, cdir, err) < 0 || registries_new(NULL, 0, &rs, err) < 0 ||
+        if (cache_open(&c, cdir, err) < 0 ||
+            registries_new(o->insecure, o->n_insecure, o->cert_dir, &rs, err) < 0 ||
             image_source_open(a, NULL, &c, rs, NULL, &ret->a_src, err) < 0 ||
             image_source_open(b, NULL, &c, rs, NULL, &ret->b_src, err) < 0 ||
             image_diff_compare(&ret->a_src, &ret->b_src, &c, rs, 50, &ret->diff, err) < 0)

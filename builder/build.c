@@ -174,7 +174,7 @@ static int build_prepare(struct build *b, struct ocib_error *err)
         return -1;
     if (o->push && push_targets(b, &b->targets, &b->n_targets, err) < 0)
         return -1;
-    if (registries_new(o->insecure, o->n_insecure, &b->registries, err) < 0)
+    if (registries_new(o->insecure, o->n_insecure, o->cert_dir, &b->registries, err) < 0)
         return -1;
     progress_watch_registries(b);
     for (size_t i = 0; i < o->n_cache_from; i++)

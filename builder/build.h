@@ -112,6 +112,7 @@ struct build_options {
     const char *revision_short;
     char **insecure; /* --insecure-registry HOST[:PORT] */
     size_t n_insecure;
+    const char *cert_dir;    /* --cert-dir: every registry's TLS files */
     const char *cache_dir;   /* NULL: the default */
     const char *digest_file; /* --digest-file (written by the caller): never context */
     build_progress_fn progress;

@@ -96,6 +96,28 @@ int check_secrets(struct build *b, const size_t *order, size_t n, struct ocib_er
     return 0;
 }
 
+/* A base image must be of the platform the stage builds. */
+static int check_base_platform(const struct spec_stage *st, const struct stage_image *si,
+                               const struct oci_platform *p, struct ocib_error *err)
+{
+    const char *os = oci_json_str(si->img.config, "os");
+    const char *arch = oci_json_str(si->img.config, "architecture");
+    json_t *pj = json_pack("{s:s, s:s}", "os", os ?: "", "architecture", arch ?: "");
+    bool ok;
+    char want[96];
+
+    if (oci_json_str(si->img.config, "variant"))
+        json_object_set_new(pj, "variant",
+                            json_string(oci_json_str(si->img.config, "variant")));
+    ok = oci_platform_match_json(p, pj);
+    json_decref(pj);
+    oci_platform_format(p, want, sizeof(want));
+    if (!ok)
+        return ocib_error_set(err, "%s.from: \"%s\" is %s/%s, but the stage builds %s",
+                              st->where, st->from.text, os ?: "?", arch ?: "?", want);
+    return 0;
+}
+
 static int load_base(struct build *b, size_t s, const struct oci_platform *p,
                      struct stage_image *si, struct ocib_error *err)
 {
@@ -164,29 +186,21 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
                              src.choice);
             ev.text = text;
         }
+        if (src.mirror) {
+            char *via =
+                xasprintf("%s (through mirror %s)", ev.text ?: st->from.text, src.mirror);
+
+            free(text);
+            ev.text = text = via;
+        }
         image_source_release(&src);
         break;
     }
     default:
         return ocib_error_set(err, "%s.from: unsupported base", st->where);
     }
-    {
-        const char *os = oci_json_str(si->img.config, "os");
-        const char *arch = oci_json_str(si->img.config, "architecture");
-        json_t *pj = json_pack("{s:s, s:s}", "os", os ?: "", "architecture", arch ?: "");
-        bool ok;
-        char want[96];
-
-        if (oci_json_str(si->img.config, "variant"))
-            json_object_set_new(pj, "variant",
-                                json_string(oci_json_str(si->img.config, "variant")));
-        ok = oci_platform_match_json(p, pj);
-        json_decref(pj);
-        oci_platform_format(p, want, sizeof(want));
-        if (!ok)
-            return ocib_error_set(err, "%s.from: \"%s\" is %s/%s, but the stage builds %s",
-                                  st->where, st->from.text, os ?: "?", arch ?: "?", want);
-    }
+    if (check_base_platform(st, si, p, err) < 0)
+        return -1;
     json_object_clear(si->img.annotations);
     json_object_set_new(si->img.annotations, ANNOTATION_PREFIX "base.name",
                         json_string(st->from.text));

@@ -64,7 +64,7 @@ const struct cli_option cli_build_options[] = {
     {OPT_CACHE_DIR, "--cache-dir", NULL, "DIR",
      "the cache (default: $OCIB_CACHE_DIR, else ~/.cache/ocib)"},
     {OPT_DIGEST_FILE, "--digest-file", NULL, "FILE", "also write REPO@DIGEST into FILE"},
-    CLI_OPT_INSECURE,
+    CLI_OPT_REGISTRY,
     {OPT_CACHE_FROM, "--cache-from", NULL, "REF",
      "take cached layers from REF; repeatable"},
     {OPT_CACHE_TO, "--cache-to", NULL, "REF", "store the build's layer cache in REF"},
@@ -170,6 +170,9 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
     case CLI_OPT_INSECURE_ID:
         XGROW(o->insecure, a->alloc_insecure, o->n_insecure + 1);
         o->insecure[o->n_insecure++] = (char *)v;
+        return 0;
+    case CLI_OPT_CERT_DIR_ID:
+        o->cert_dir = v;
         return 0;
     case OPT_CACHE_FROM:
         XGROW(o->cache_from, a->alloc_cache_from, o->n_cache_from + 1);

@@ -74,13 +74,20 @@ struct cli_verb {
     const struct cli_option *options;
 };
 
-/* The option every registry-facing verb takes. */
+/* The options every registry-facing verb takes (CLI_OPT_REGISTRY: both). */
 #define CLI_OPT_INSECURE_ID 100
 #define CLI_OPT_INSECURE                                                                   \
     {                                                                                      \
         CLI_OPT_INSECURE_ID, "--insecure-registry", NULL, "HOST[:PORT]",                   \
             "use plain HTTP with HOST; repeatable"                                         \
     }
+#define CLI_OPT_CERT_DIR_ID 104
+#define CLI_OPT_CERT_DIR                                                                   \
+    {                                                                                      \
+        CLI_OPT_CERT_DIR_ID, "--cert-dir", NULL, "DIR",                                    \
+            "every registry's TLS files: *.crt CAs, NAME.cert+NAME.key (default: certs.d)" \
+    }
+#define CLI_OPT_REGISTRY CLI_OPT_INSECURE, CLI_OPT_CERT_DIR
 
 struct cache;
 struct registries;
@@ -91,14 +98,15 @@ struct cli_env {
     struct registries *registries;
     char **insecure;
     size_t n_insecure, alloc_insecure;
+    const char *cert_dir;
 };
 
-/* Records an --insecure-registry value. */
-void cli_env_add_insecure(struct cli_env *e, const char *host);
+/* Records the value of an option of CLI_OPT_REGISTRY (id: which). */
+void cli_env_take(struct cli_env *e, int id, const char *v);
 int cli_env_open(struct cli_env *e, struct ocib_error *err);
 
 /* What the verbs that read images (inspect, diff) take from their command
- * line: --json, --platform, --insecure-registry (into env) and up to two
+ * line: --json, --platform, CLI_OPT_REGISTRY's (into env) and up to two
  * images. */
 struct cli_image_args {
     bool as_json;

@@ -162,7 +162,7 @@ const struct cli_option cli_diff_options[] = {
     {CLI_OPT_JSON_ID, "--json", NULL, NULL, "print the differences as one JSON document"},
     {CLI_OPT_PLATFORM_ID, "--platform", NULL, "OS/ARCH[/VARIANT]",
      "the image of an index to compare (default: the host's)"},
-    CLI_OPT_INSECURE,
+    CLI_OPT_REGISTRY,
     {0, NULL, NULL, NULL, NULL},
 };
 

@@ -1,5 +1,6 @@
 /*
- * The cache and registry clients that push, inspect and login share.
+ * The cache and registry clients that push, inspect, diff, lock and login
+ * share, and the registry options they all take.
  */
 #include "cli/cli.h"
 #include "base/cleanup.h"
@@ -12,10 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cli_env_add_insecure(struct cli_env *e, const char *host)
+void cli_env_take(struct cli_env *e, int id, const char *v)
 {
+    if (id == CLI_OPT_CERT_DIR_ID) {
+        e->cert_dir = v;
+        return;
+    }
     XGROW(e->insecure, e->alloc_insecure, e->n_insecure + 1);
-    e->insecure[e->n_insecure++] = (char *)host;
+    e->insecure[e->n_insecure++] = (char *)v;
 }
 
 int cli_image_args_parse(const char *verb, const struct cli_option *opts, size_t max,
@@ -31,7 +36,8 @@ int cli_image_args_parse(const char *verb, const struct cli_option *opts, size_t
 
         switch (id) {
         case CLI_OPT_INSECURE_ID:
-            cli_env_add_insecure(env, v);
+        case CLI_OPT_CERT_DIR_ID:
+            cli_env_take(env, id, v);
             break;
         case CLI_OPT_PLATFORM_ID:
             if (oci_platform_parse(v, &ret->platform, err) < 0)
@@ -77,7 +83,7 @@ int cli_env_open(struct cli_env *e, struct ocib_error *err)
     e->cache = xcalloc(1, sizeof(*e->cache));
     if (cache_open(e->cache, dir, err) < 0)
         return -1;
-    return registries_new(e->insecure, e->n_insecure, &e->registries, err);
+    return registries_new(e->insecure, e->n_insecure, e->cert_dir, &e->registries, err);
 }
 
 void cli_env_release(struct cli_env *e)

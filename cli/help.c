@@ -68,8 +68,24 @@ static void print_man(void)
         ".SH ENVIRONMENT\n.TP\n.B OCIB_CACHE_DIR\nthe cache directory (default: "
         "$XDG_CACHE_HOME/ocib, else ~/.cache/ocib).\n.TP\n.B SOURCE_DATE_EPOCH\nthe time "
         "every timestamp gets when --source-date-epoch is not given.\n.TP\n.B "
-        "DOCKER_CONFIG\nwhere login keeps credentials (default: ~/.docker).\n");
-    printf(".SH SEE ALSO\n.BR podman (1),\n.BR skopeo (1)\n");
+        "DOCKER_CONFIG\nwhere login keeps credentials (default: ~/.docker).\n.TP\n.B "
+        "CONTAINERS_REGISTRIES_CONF\nthe registries.conf to read instead of the "
+        "default ones.\n.TP\n.B SSL_CERT_FILE\nthe system's CA roots, to which a "
+        "certs.d directory's *.crt are added.\n");
+    printf(".SH FILES\n.TP\n.B ~/.config/containers/certs.d/HOST[:PORT]/\nthen "
+           "/etc/containers/certs.d/, /usr/share/containers/certs.d/ and "
+           "/etc/docker/certs.d/: the first that exists holds the registry's TLS files, "
+           "as containers-certs.d(5) describes: *.crt CA roots added to the system's, "
+           "NAME.cert and NAME.key a client certificate.  A loopback registry with such "
+           "a directory is spoken to over TLS.  --cert-dir DIR replaces it for every "
+           "registry.\n.TP\n.B ~/.config/containers/registries.conf\nelse "
+           "/etc/containers/registries.conf: [[registry]] tables (prefix, location, "
+           "insecure, blocked) and their [[registry.mirror]] tables (location, insecure, "
+           "pull-from-mirror), as containers-registries.conf(5) describes.  Mirrors are "
+           "tried in order for pulls only, and whatever a mirror serves is verified "
+           "against the digest asked for.\n");
+    printf(".SH SEE ALSO\n.BR podman (1),\n.BR skopeo (1),\n.BR containers-certs.d (5),\n"
+           ".BR containers-registries.conf (5)\n");
 }
 
 /* A bash completion script: verbs, then each verb's options. */

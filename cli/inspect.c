@@ -179,7 +179,7 @@ const struct cli_option cli_inspect_options[] = {
     {CLI_OPT_JSON_ID, "--json", NULL, NULL, "print one JSON document"},
     {CLI_OPT_PLATFORM_ID, "--platform", NULL, "OS/ARCH[/VARIANT]",
      "the image of an index to show (default: the host's)"},
-    CLI_OPT_INSECURE,
+    CLI_OPT_REGISTRY,
     {0, NULL, NULL, NULL, NULL},
 };
 

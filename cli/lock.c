@@ -21,7 +21,7 @@ const struct cli_option cli_lock_options[] = {
     {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
      "the platform of stages that name none (default: the host's)"},
     CLI_OPT_BUILD_ARG,
-    CLI_OPT_INSECURE,
+    CLI_OPT_REGISTRY,
     {0, NULL, NULL, NULL, NULL},
 };
 
@@ -46,7 +46,8 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
 
         switch (id) {
         case CLI_OPT_INSECURE_ID:
-            cli_env_add_insecure(&env, v);
+        case CLI_OPT_CERT_DIR_ID:
+            cli_env_take(&env, id, v);
             break;
         case OPT_CONTEXT:
             ctx = v;

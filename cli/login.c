@@ -66,7 +66,7 @@ const struct cli_option cli_login_options[] = {
      "read the password (or token) from standard input"},
     {OPT_PASSWORD, "--password", "-p", NULL,
      "refused: a password on the command line shows in ps and shell history"},
-    CLI_OPT_INSECURE,
+    CLI_OPT_REGISTRY,
     {0, NULL, NULL, NULL, NULL},
 };
 
@@ -90,7 +90,8 @@ int cli_login(int argc, char **argv, struct ocib_error *err)
 
         switch (id) {
         case CLI_OPT_INSECURE_ID:
-            cli_env_add_insecure(&env, v);
+        case CLI_OPT_CERT_DIR_ID:
+            cli_env_take(&env, id, v);
             break;
         case OPT_USER:
             user = v;

@@ -19,7 +19,7 @@ enum { OPT_DIGEST_FILE = 1 };
 
 const struct cli_option cli_push_options[] = {
     {OPT_DIGEST_FILE, "--digest-file", NULL, "FILE", "also write REPO@DIGEST into FILE"},
-    CLI_OPT_INSECURE,
+    CLI_OPT_REGISTRY,
     {0, NULL, NULL, NULL, NULL},
 };
 
@@ -42,7 +42,8 @@ int cli_push(int argc, char **argv, struct ocib_error *err)
 
         switch (id) {
         case CLI_OPT_INSECURE_ID:
-            cli_env_add_insecure(&env, v);
+        case CLI_OPT_CERT_DIR_ID:
+            cli_env_take(&env, id, v);
             break;
         case OPT_DIGEST_FILE:
             digest_file = v;

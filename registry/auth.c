@@ -160,6 +160,10 @@ static int fetch_token(struct registry *r, const char *scopes, struct ocib_error
         rq.authorization = basic;
     }
     rq.url = strbuf_str(&url);
+    /* The token service is asked with the registry's TLS settings, as
+     * containers/image does. */
+    if (r->tls)
+        rq.tls = &r->http_tls;
     if (http_do(r->http, &rq, &rs, err) < 0) {
         ocib_error_wrap(err, "%s: token request", r->host);
         goto out;
@@ -255,6 +259,8 @@ int registry_request(struct registry *r, const char *scopes, struct http_request
     bool own = own_origin(r, rq->url);
     int rejected = 0;
 
+    if (r->tls && own && !rq->tls)
+        rq->tls = &r->http_tls;
     for (int attempt = 0; attempt < 3; attempt++) {
         _cleanup_free_ char *auth = NULL;
 

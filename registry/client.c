@@ -29,12 +29,21 @@
     "Accept: " OCI_MT_MANIFEST ", " OCI_MT_INDEX ", " DOCKER_MT_MANIFEST ","               \
     " " DOCKER_MT_LIST
 
-int registry_open(const char *host, bool insecure, struct http_client *http,
-                  struct registry **ret, struct ocib_error *err)
+int registry_open(const char *host, bool insecure, const char *cert_dir,
+                  struct http_client *http, struct registry **ret, struct ocib_error *err)
 {
-    struct registry *r = xcalloc(1, sizeof(*r));
-    bool plain = insecure || reference_registry_is_loopback(host);
+    struct registry_tls *tls = NULL;
+    struct registry *r;
+    bool plain;
 
+    if (registry_tls_load(host, cert_dir, &tls, err) < 0)
+        return -1;
+    /* A loopback host with TLS settings is one set up to speak TLS. */
+    plain = insecure || (!tls && reference_registry_is_loopback(host));
+    r = xcalloc(1, sizeof(*r));
+    r->tls = tls;
+    if (tls)
+        registry_tls_http(tls, &r->http_tls);
     r->host = xstrdup(host);
     r->base =
         xasprintf("%s://%s", plain ? "http" : "https", reference_registry_endpoint(host));
@@ -57,6 +66,7 @@ void registry_free(struct registry *r)
     free(r->tokens);
     free(r->realm);
     free(r->service);
+    registry_tls_free(r->tls);
     free(r->host);
     free(r->base);
     pthread_mutex_destroy(&r->lock);

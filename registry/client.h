@@ -2,7 +2,8 @@
  * The OCI distribution API client for one registry host.
  *
  * struct registry holds the host's endpoint (https, or plain http for
- * loopback hosts and --insecure-registry ones), its credentials (looked up
+ * --insecure-registry hosts and loopback ones without TLS settings), its
+ * TLS settings (registry/tlsconf.h), its credentials (looked up
  * lazily in Docker's config.json) and its auth state: anonymous, Basic, or
  * Bearer tokens obtained from the WWW-Authenticate challenge's realm for the
  * scopes each request needs (a mount asks for pull on the source repository
@@ -32,10 +33,12 @@ struct registry_stats {
 };
 
 /* Opens a client for host (as in a reference: "docker.io", "localhost:5000").
- * insecure allows plain HTTP for a non-loopback host.  http is shared and
- * must outlive the registry. */
-int registry_open(const char *host, bool insecure, struct http_client *http,
-                  struct registry **ret, struct ocib_error *err);
+ * insecure makes it plain HTTP.  The host's TLS settings are cert_dir's
+ * when not NULL, else its certs.d directory's (registry/tlsconf.h); a
+ * loopback host is plain HTTP unless it has such settings.  Fails on broken
+ * TLS settings.  http is shared and must outlive the registry. */
+int registry_open(const char *host, bool insecure, const char *cert_dir,
+                  struct http_client *http, struct registry **ret, struct ocib_error *err);
 void registry_free(struct registry *r);
 const char *registry_host(const struct registry *r);
 void registry_get_stats(struct registry *r, struct registry_stats *ret);

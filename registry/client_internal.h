@@ -19,6 +19,7 @@
 #include "registry/client.h"
 #include "registry/credentials.h"
 #include "registry/http.h"
+#include "registry/tlsconf.h"
 
 enum auth_scheme { AUTH_UNKNOWN, AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
@@ -33,6 +34,8 @@ struct registry {
     char *host;
     char *base; /* scheme://endpoint */
     struct http_client *http;
+    struct registry_tls *tls; /* NULL: libcurl's defaults */
+    struct http_tls http_tls; /* tls as requests carry it */
     pthread_mutex_t lock;
     bool cred_loaded;
     int has_cred;

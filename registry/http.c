@@ -312,6 +312,25 @@ static bool same_origin(const char *a, const char *b)
     return !strcmp(oa, ob);
 }
 
+/* The host's roots and client certificate.  libcurl keeps connections and
+ * TLS sessions apart by these settings, so hosts sharing the pool do not
+ * share them. */
+static void set_tls(CURL *h, const struct http_tls *tls)
+{
+    if (tls->ca_pem) {
+        struct curl_blob blob = {
+            .data = (void *)tls->ca_pem, .len = tls->ca_len, .flags = CURL_BLOB_NOCOPY};
+
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (tls->cert && tls->key) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, tls->cert);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(h, CURLOPT_SSLKEY, tls->key);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+}
+
 /* One request/response exchange, no retries, no redirects. */
 static CURLcode perform(struct http_client *c, const struct http_request *rq,
                         const char *url, bool send_auth, struct http_response *rs,
@@ -340,6 +359,8 @@ static CURLcode perform(struct http_client *c, const struct http_request *rq,
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (rq->tls && same_origin(url, rq->url))
+        set_tls(h, rq->tls);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->timeout);
@@ -411,6 +432,15 @@ static bool retryable_curl(CURLcode rc)
     }
 }
 
+/* A server that refused the handshake for good (it wants a client
+ * certificate, or does not trust the one given) is not asked again. */
+static bool tls_refused(const char *errbuf)
+{
+    return strstr(errbuf, "alert certificate required") ||
+           strstr(errbuf, "alert bad certificate") || strstr(errbuf, "alert unknown ca") ||
+           strstr(errbuf, "alert handshake failure");
+}
+
 #define RETRY_AFTER_MAX_MS 60000
 
 /* Waits before attempt + 1, saying why to the notifier: a retried request
@@ -441,6 +471,50 @@ static void backoff(const struct http_client *c, const struct http_request *rq,
         ;
 }
 
+static bool tls_failure(CURLcode rc, const char *errbuf)
+{
+    switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+        return true;
+    default:
+        /* A server that wants a client certificate says so in an alert,
+         * which arrives as a failed read or write. */
+        return (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) &&
+               (strstr(errbuf, "SSL") || strstr(errbuf, "alert"));
+    }
+}
+
+/* A TLS failure names the registry and the files it was given. */
+static int tls_error(const struct http_request *rq, const char *url, const char *why,
+                     struct ocib_error *err)
+{
+    _cleanup_free_ char *origin = http_url_origin(url);
+    const char *host = strstr(origin, "://") ? strstr(origin, "://") + 3 : origin;
+    const struct http_tls *t = rq->tls && same_origin(url, rq->url) ? rq->tls : NULL;
+    struct strbuf files = STRBUF_INIT;
+    int rc;
+
+    if (t && t->ca_files && *t->ca_files)
+        strbuf_addf(&files, "CA files read: %s", t->ca_files);
+    else if (t)
+        strbuf_addf(&files, "no *.crt in %s: system roots only", t->dir);
+    else
+        strbuf_addstr(&files, "no certs.d directory for this host: system roots only");
+    if (t && t->cert)
+        strbuf_addf(&files, "; client certificate %s", t->cert);
+    else if (t)
+        strbuf_addf(&files, "; no client certificate in %s", t->dir);
+    rc = ocib_error_set(err, "registry %s: TLS: %s (%s)", t ? t->host : host, why,
+                        files.buf);
+    strbuf_release(&files);
+    return rc;
+}
+
 /* The message for a transfer libcurl gave up on. */
 static int transfer_error(const struct http_request *rq, const char *url, CURLcode rc,
                           const char *errbuf, struct ocib_error *err)
@@ -454,6 +528,8 @@ static int transfer_error(const struct http_request *rq, const char *url, CURLco
                                    "%s %s: the server's response header is too large "
                                    "(over libcurl's 100 KiB limit)",
                                    rq->method, url);
+    if (tls_failure(rc, errbuf))
+        return tls_error(rq, url, why, err);
     /* A replay refused by seek_cb (CURLE_SEND_FAIL_REWIND) is a connection
      * that died under a request that must not be repeated blindly. */
     bool network = retryable_curl(rc) || rc == CURLE_SEND_FAIL_REWIND ||
@@ -501,7 +577,7 @@ static int do_request(struct http_client *c, const struct http_request *rq,
             continue;
         }
         if (rc != CURLE_OK) {
-            if (can_retry && retryable_curl(rc)) {
+            if (can_retry && retryable_curl(rc) && !tls_refused(errbuf)) {
                 if (t.received && rq->sink_reset(rq->sink_opaque, err) < 0)
                     return -1;
                 backoff(c, rq, url, errbuf[0] ? errbuf : curl_easy_strerror(rc), attempt,

@@ -7,7 +7,9 @@
  * http_do() retries with exponential backoff and jitter on 5xx, on 429
  * (honouring Retry-After) and on dropped connections, when the request can
  * be replayed; never on other 4xx.  Redirects are followed by hand so that
- * Authorization is never sent to another host.  TLS is always verified;
+ * Authorization is never sent to another host.  TLS is always verified,
+ * against the roots and with the client certificate the request's host
+ * has (struct http_tls);
  * whether a host is spoken to over plain HTTP is the caller's decision
  * (registry/client.h).  Nothing here prints, and no header value is ever
  * put into an error message.
@@ -30,6 +32,17 @@ typedef int (*http_sink_fn)(void *opaque, const void *buf, size_t len,
 /* Called before a retry so that the sink can start over; returns 0 or -1. */
 typedef int (*http_sink_reset_fn)(void *opaque, struct ocib_error *err);
 
+/* A host's TLS settings (registry/tlsconf.h), for requests to that host. */
+struct http_tls {
+    const char *host;     /* the registry, for messages */
+    const char *dir;      /* where the files came from, for messages */
+    const char *ca_pem;   /* every root to trust (PEM); NULL: libcurl's default */
+    size_t ca_len;        /* bytes in ca_pem */
+    const char *ca_files; /* the CA files ca_pem adds, for messages */
+    const char *cert;     /* client certificate file (PEM), or NULL */
+    const char *key;      /* its key file (PEM), or NULL */
+};
+
 struct http_request {
     const char *method; /* "GET", "HEAD", "POST", "PUT", "PATCH" */
     const char *url;
@@ -47,6 +60,9 @@ struct http_request {
     size_t capture_cap; /* default 64 KiB */
     bool follow_redirects;
     bool no_retry;
+    /* The TLS settings of the host rq->url names (may be NULL); a redirect
+     * to another origin goes with libcurl's defaults. */
+    const struct http_tls *tls;
 };
 
 struct http_response {

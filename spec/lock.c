@@ -79,15 +79,14 @@ char *lock_pinned(const json_t *lock, const char *from, const char *platform)
 static int resolve(struct registries *rs, const struct reference *ref, const char *platform,
                    json_t *entry, struct ocib_error *err)
 {
-    struct registry *r;
     struct registry_manifest m = {0};
     struct oci_platform p;
     json_t *manifests = json_object_get(entry, "manifests");
     int rc = -1;
 
     if (oci_platform_parse(platform, &p, err) < 0 ||
-        registries_get(rs, ref->registry, &r, err) < 0 ||
-        registry_manifest_get(r, ref->repository, ref->digest ?: ref->tag, &m, err) < 0)
+        remote_manifest_get(rs, ref->registry, ref->repository, ref->digest ?: ref->tag, &m,
+                            NULL, err) < 0)
         return -1;
     if (oci_mt_is_index(m.media_type)) {
         _cleanup_json_ json_t *j = NULL;

@@ -8,6 +8,7 @@
 #include "base/xalloc.h"
 #include "oci/json.h"
 #include "oci/mediatype.h"
+#include "registry/regconf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,10 +27,14 @@ struct registries {
     size_t n, alloc;
     char **insecure;
     size_t n_insecure;
+    char *cert_dir; /* --cert-dir, or NULL */
+    pthread_mutex_t conf_lock;
+    bool conf_loaded;
+    struct regconf conf; /* registries.conf, read on first use */
 };
 
-int registries_new(char *const *insecure, size_t n_insecure, struct registries **ret,
-                   struct ocib_error *err)
+int registries_new(char *const *insecure, size_t n_insecure, const char *cert_dir,
+                   struct registries **ret, struct ocib_error *err)
 {
     struct registries *rs = xcalloc(1, sizeof(*rs));
 
@@ -38,10 +43,12 @@ int registries_new(char *const *insecure, size_t n_insecure, struct registries *
         return -1;
     }
     pthread_mutex_init(&rs->lock, NULL);
+    pthread_mutex_init(&rs->conf_lock, NULL);
     rs->insecure = xcalloc(n_insecure + 1, sizeof(char *));
     for (size_t i = 0; i < n_insecure; i++)
         rs->insecure[i] = xstrdup(insecure[i]);
     rs->n_insecure = n_insecure;
+    rs->cert_dir = cert_dir ? xstrdup(cert_dir) : NULL;
     *ret = rs;
     return 0;
 }
@@ -66,17 +73,40 @@ void registries_free(struct registries *rs)
     for (size_t i = 0; i < rs->n_insecure; i++)
         free(rs->insecure[i]);
     free(rs->insecure);
+    free(rs->cert_dir);
+    regconf_release(&rs->conf);
     http_client_free(rs->http);
     pthread_mutex_destroy(&rs->lock);
+    pthread_mutex_destroy(&rs->conf_lock);
     free(rs);
+}
+
+/* registries.conf, read once (a broken one fails every registry use). */
+static int conf_get(struct registries *rs, const struct regconf **ret,
+                    struct ocib_error *err)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&rs->conf_lock);
+    if (!rs->conf_loaded) {
+        rc = regconf_load(&rs->conf, err);
+        rs->conf_loaded = rc == 0;
+    }
+    pthread_mutex_unlock(&rs->conf_lock);
+    *ret = &rs->conf;
+    return rc;
 }
 
 int registries_get(struct registries *rs, const char *host, struct registry **ret,
                    struct ocib_error *err)
 {
-    bool insecure = false;
+    const struct regconf *conf;
+    bool insecure;
     int rc = 0;
 
+    if (conf_get(rs, &conf, err) < 0)
+        return -1;
+    insecure = regconf_host_insecure(conf, host);
     pthread_mutex_lock(&rs->lock);
     for (size_t i = 0; i < rs->n; i++) {
         if (!strcmp(registry_host(rs->list[i]), host)) {
@@ -87,12 +117,245 @@ int registries_get(struct registries *rs, const char *host, struct registry **re
     for (size_t i = 0; i < rs->n_insecure; i++)
         insecure |= !strcmp(rs->insecure[i], host);
     XGROW(rs->list, rs->alloc, rs->n + 1);
-    rc = registry_open(host, insecure, rs->http, &rs->list[rs->n], err);
+    rc = registry_open(host, insecure, rs->cert_dir, rs->http, &rs->list[rs->n], err);
     if (rc == 0)
         *ret = rs->list[rs->n++];
 out:
     pthread_mutex_unlock(&rs->lock);
     return rc;
+}
+
+/* --- mirrors: where a pull goes --- */
+
+/* One place to pull a name from: a mirror or the name's own location. */
+struct endpoint {
+    char *host, *repo;
+    bool mirror;
+};
+
+struct route {
+    struct endpoint v[REGCONF_MIRRORS_MAX + 1];
+    size_t n;
+};
+
+enum pull_kind { PULL_BY_TAG, PULL_BY_DIGEST, PULL_BLOB };
+
+static void route_release(struct route *rt)
+{
+    for (size_t i = 0; i < rt->n; i++) {
+        free(rt->v[i].host);
+        free(rt->v[i].repo);
+    }
+    rt->n = 0;
+}
+
+/* Appends the endpoint name ("host/repo") to rt. */
+static int route_add(struct route *rt, const char *name, bool mirror,
+                     struct ocib_error *err)
+{
+    struct reference ref;
+
+    if (reference_parse(name, &ref, err) < 0)
+        return ocib_error_wrap(err, "registries.conf rewrites to '%s'", name);
+    rt->v[rt->n].host = TAKE_PTR(ref.registry);
+    rt->v[rt->n].repo = TAKE_PTR(ref.repository);
+    rt->v[rt->n].mirror = mirror;
+    rt->n++;
+    reference_release(&ref);
+    return 0;
+}
+
+/* The table of host/repo, failing when it is blocked; *ret NULL when none. */
+static int conf_find(struct registries *rs, const char *host, const char *repo,
+                     const struct regconf_registry **ret, const char **ret_path,
+                     struct ocib_error *err)
+{
+    _cleanup_free_ char *name = xasprintf("%s/%s", host, repo);
+    const struct regconf *conf;
+
+    *ret = NULL;
+    if (conf_get(rs, &conf, err) < 0)
+        return -1;
+    *ret = regconf_find(conf, name);
+    *ret_path = conf->path;
+    if (*ret && (*ret)->blocked)
+        return ocib_error_set(err, "registry %s: blocked by %s:%d (prefix '%s')", name,
+                              conf->path, (*ret)->line, (*ret)->prefix);
+    return 0;
+}
+
+/* Where to pull host/repo from, in order: the mirrors that serve this kind
+ * of pull (blobs, verified by digest, from every mirror), then the name's
+ * own location.  Fails when registries.conf blocks the name. */
+static int route_make(struct registries *rs, const char *host, const char *repo,
+                      enum pull_kind kind, struct route *ret, struct ocib_error *err)
+{
+    _cleanup_free_ char *name = xasprintf("%s/%s", host, repo);
+    const struct regconf_registry *r;
+    const char *path;
+
+    ret->n = 0;
+    if (conf_find(rs, host, repo, &r, &path, err) < 0)
+        return -1;
+    if (!r)
+        return route_add(ret, name, false, err);
+    for (size_t i = 0; i < r->n_mirrors; i++) {
+        const struct regconf_mirror *m = &r->mirrors[i];
+        _cleanup_free_ char *to = NULL;
+
+        if ((kind == PULL_BY_TAG && m->pull == REGCONF_PULL_DIGEST_ONLY) ||
+            (kind == PULL_BY_DIGEST && m->pull == REGCONF_PULL_TAG_ONLY))
+            continue;
+        to = regconf_rewrite(r, m->location, name);
+        if (route_add(ret, to, true, err) < 0) {
+            route_release(ret);
+            return -1;
+        }
+    }
+    {
+        _cleanup_free_ char *to = regconf_rewrite(r, r->location, name);
+
+        if (route_add(ret, to, false, err) < 0) {
+            route_release(ret);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int registries_check_push(struct registries *rs, const char *host, const char *repo,
+                          struct ocib_error *err)
+{
+    const struct regconf_registry *r;
+    const char *path;
+
+    return conf_find(rs, host, repo, &r, &path, err);
+}
+
+typedef int (*pull_fn)(struct registry *r, const char *repo, void *opaque,
+                       struct ocib_error *err);
+
+/* Runs fn on each endpoint of rt until one succeeds; *ret_which is its
+ * index.  When all fail, the error is the last endpoint's (the name's own
+ * location), followed by what each mirror said. */
+static int route_try(struct registries *rs, const struct route *rt, pull_fn fn,
+                     void *opaque, size_t *ret_which, struct ocib_error *err)
+{
+    struct strbuf notes = STRBUF_INIT;
+    int rc = -1;
+
+    for (size_t i = 0; i < rt->n; i++) {
+        struct ocib_error e = OCIB_ERROR_INIT;
+        struct registry *r;
+
+        if (registries_get(rs, rt->v[i].host, &r, &e) == 0 &&
+            fn(r, rt->v[i].repo, opaque, &e) == 0) {
+            *ret_which = i;
+            rc = 0;
+            break;
+        }
+        if (i + 1 < rt->n) {
+            strbuf_addf(&notes, "%smirror %s/%s: %s", notes.len ? "; " : "", rt->v[i].host,
+                        rt->v[i].repo, e.msg);
+            continue;
+        }
+        if (notes.len)
+            ocib_error_kind_set(err, ocib_error_kind(&e), "%s (after %s)", e.msg,
+                                notes.buf);
+        else if (err)
+            *err = e;
+    }
+    strbuf_release(&notes);
+    return rc;
+}
+
+struct manifest_pull {
+    const char *ref;
+    struct registry_manifest *ret;
+};
+
+static int pull_manifest(struct registry *r, const char *repo, void *opaque,
+                         struct ocib_error *err)
+{
+    struct manifest_pull *mp = opaque;
+
+    return registry_manifest_get(r, repo, mp->ref, mp->ret, err);
+}
+
+int remote_manifest_get(struct registries *rs, const char *host, const char *repo,
+                        const char *ref, struct registry_manifest *ret, char **ret_mirror,
+                        struct ocib_error *err)
+{
+    struct manifest_pull mp = {.ref = ref, .ret = ret};
+    struct route rt;
+    size_t which;
+    int rc;
+
+    if (route_make(rs, host, repo, oci_digest_valid(ref) ? PULL_BY_DIGEST : PULL_BY_TAG,
+                   &rt, err) < 0)
+        return -1;
+    rc = route_try(rs, &rt, pull_manifest, &mp, &which, err);
+    if (rc == 0 && ret_mirror)
+        *ret_mirror = rt.v[which].mirror
+                          ? xasprintf("%s/%s", rt.v[which].host, rt.v[which].repo)
+                          : NULL;
+    route_release(&rt);
+    return rc;
+}
+
+struct blob_pull {
+    const struct oci_digest *d;
+    int64_t size;
+    int fd;
+    size_t cap;
+    char **ret;
+    size_t *ret_len;
+};
+
+static int pull_blob(struct registry *r, const char *repo, void *opaque,
+                     struct ocib_error *err)
+{
+    struct blob_pull *bp = opaque;
+
+    if (bp->fd < 0)
+        return registry_blob_get_mem(r, repo, bp->d, bp->cap, bp->ret, bp->ret_len, err);
+    /* What an endpoint before this one left is thrown away. */
+    if (ftruncate(bp->fd, 0) < 0 || lseek(bp->fd, 0, SEEK_SET) < 0)
+        return ocib_error_errno(err, errno, "blob %s: cannot restart a download",
+                                bp->d->str);
+    return registry_blob_get(r, repo, bp->d, bp->size, bp->fd, err);
+}
+
+static int blob_route_get(struct registries *rs, const char *host, const char *repo,
+                          struct blob_pull *bp, struct ocib_error *err)
+{
+    struct route rt;
+    size_t which;
+    int rc;
+
+    if (route_make(rs, host, repo, PULL_BLOB, &rt, err) < 0)
+        return -1;
+    rc = route_try(rs, &rt, pull_blob, bp, &which, err);
+    route_release(&rt);
+    return rc;
+}
+
+int remote_blob_get(struct registries *rs, const char *host, const char *repo,
+                    const struct oci_digest *d, int64_t size, int fd,
+                    struct ocib_error *err)
+{
+    struct blob_pull bp = {.d = d, .size = size, .fd = fd};
+
+    return blob_route_get(rs, host, repo, &bp, err);
+}
+
+int remote_blob_get_mem(struct registries *rs, const char *host, const char *repo,
+                        const struct oci_digest *d, size_t cap, char **ret, size_t *ret_len,
+                        struct ocib_error *err)
+{
+    struct blob_pull bp = {.d = d, .fd = -1, .cap = cap, .ret = ret, .ret_len = ret_len};
+
+    return blob_route_get(rs, host, repo, &bp, err);
 }
 
 void blob_source_init_local(struct blob_source *b, const struct oci_digest *d, int64_t size,
@@ -125,17 +388,16 @@ int blob_source_ensure_local(struct blob_source *b, struct cache *c, struct regi
                              struct ocib_error *err)
 {
     _cleanup_free_ char *tmp = NULL;
-    struct registry *r;
     int fd;
 
     if (fs_exists(b->path))
         return 0;
     if (!b->remote_host)
         return ocib_error_set(err, "blob %s: '%s' is missing", b->digest.str, b->path);
-    if (registries_get(rs, b->remote_host, &r, err) < 0 ||
-        cache_tmp_create(c, &tmp, &fd, err) < 0)
+    if (cache_tmp_create(c, &tmp, &fd, err) < 0)
         return -1;
-    if (registry_blob_get(r, b->remote_repo, &b->digest, b->size, fd, err) < 0) {
+    if (remote_blob_get(rs, b->remote_host, b->remote_repo, &b->digest, b->size, fd, err) <
+        0) {
         close(fd);
         unlink(tmp);
         return -1;
@@ -175,7 +437,7 @@ static int pick_platform(const struct registry_manifest *index,
 
 /* A base's config: from the cache when an earlier build fetched it, else
  * from the registry (verified) and then kept in the cache. */
-static int fetch_config(struct registry *r, struct cache *c, const char *repo,
+static int fetch_config(struct registries *rs, struct cache *c, const struct reference *ref,
                         const struct oci_digest *d, char **ret, size_t *ret_len,
                         struct ocib_error *err)
 {
@@ -191,7 +453,8 @@ static int fetch_config(struct registry *r, struct cache *c, const char *repo,
         free(*ret);
         unlink(path); /* corrupt: fetch it again */
     }
-    if (registry_blob_get_mem(r, repo, d, OCI_JSON_MAX, ret, ret_len, err) < 0)
+    if (remote_blob_get_mem(rs, ref->registry, ref->repository, d, OCI_JSON_MAX, ret,
+                            ret_len, err) < 0)
         return -1;
     if (cache_tmp_create(c, &tmp, &fd, NULL) == 0) {
         if (fs_write_all(fd, *ret, *ret_len, NULL) == 0 && close(fd) == 0)
@@ -206,21 +469,21 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
                       const struct oci_platform *p, struct oci_image *ret,
                       struct blob_source **ret_srcs, struct oci_blob *ret_manifest,
                       struct oci_blob *ret_config, struct oci_blob *ret_index,
-                      char **ret_choice, struct ocib_error *err)
+                      char **ret_choice, char **ret_mirror, struct ocib_error *err)
 {
     _cleanup_free_ char *what = reference_string(ref);
     _cleanup_free_ char *config = NULL;
+    _cleanup_free_ char *mirror = NULL;
     struct registry_manifest m = {0};
     struct oci_descriptor cdesc = {0};
     struct blob_source *srcs;
-    struct registry *r;
     size_t config_len;
     int rc = -1;
 
     if (ret_index)
         memset(ret_index, 0, sizeof(*ret_index));
-    if (registries_get(rs, ref->registry, &r, err) < 0 ||
-        registry_manifest_get(r, ref->repository, ref->digest ?: ref->tag, &m, err) < 0)
+    if (remote_manifest_get(rs, ref->registry, ref->repository, ref->digest ?: ref->tag, &m,
+                            &mirror, err) < 0)
         return -1;
     if (oci_mt_is_index(m.media_type)) {
         struct oci_digest chosen;
@@ -233,7 +496,8 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
         if (pick_platform(&m, p, what, &chosen, ret_choice, err) < 0)
             goto out;
         registry_manifest_release(&m);
-        if (registry_manifest_get(r, ref->repository, chosen.str, &m, err) < 0)
+        if (remote_manifest_get(rs, ref->registry, ref->repository, chosen.str, &m, NULL,
+                                err) < 0)
             goto out;
     }
     if (!oci_mt_is_manifest(m.media_type)) {
@@ -241,7 +505,7 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
         goto out;
     }
     if (oci_manifest_config_descriptor(m.data, m.len, what, &cdesc, err) < 0 ||
-        fetch_config(r, c, ref->repository, &cdesc.digest, &config, &config_len, err) < 0 ||
+        fetch_config(rs, c, ref, &cdesc.digest, &config, &config_len, err) < 0 ||
         oci_image_load(m.data, m.len, config, config_len, what, ret, err) < 0)
         goto out;
     srcs = xcalloc(ret->n_layers + 1, sizeof(*srcs));
@@ -260,6 +524,8 @@ int remote_load_image(struct registries *rs, struct cache *c, const struct refer
     ret_config->digest = cdesc.digest;
     ret_config->len = config_len;
     ret_config->data = TAKE_PTR(config);
+    if (ret_mirror)
+        *ret_mirror = TAKE_PTR(mirror);
     rc = 0;
 out:
     if (rc < 0 && ret_index)
@@ -376,7 +642,9 @@ int remote_push_image(struct registries *rs, struct cache *c, const char *host,
     pthread_t threads[PUSH_THREADS];
     size_t n_threads = 0;
 
-    if (registries_get(rs, host, &ps.r, err) < 0)
+    /* Pushes go to the name's own registry, never to a mirror. */
+    if (registries_check_push(rs, host, repo, err) < 0 ||
+        registries_get(rs, host, &ps.r, err) < 0)
         return -1;
     ps.jobs = xcalloc(img->n_layers + 1, sizeof(*ps.jobs));
     ps.jobs[ps.n_jobs++].mem = config;

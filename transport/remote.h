@@ -24,8 +24,11 @@
 
 struct registries;
 
-int registries_new(char *const *insecure, size_t n_insecure, struct registries **ret,
-                   struct ocib_error *err);
+/* A pool for the hosts insecure names (plain HTTP) and the others; every
+ * host takes its TLS settings from cert_dir when not NULL (--cert-dir),
+ * else from its certs.d directory (registry/tlsconf.h). */
+int registries_new(char *const *insecure, size_t n_insecure, const char *cert_dir,
+                   struct registries **ret, struct ocib_error *err);
 void registries_free(struct registries *rs);
 /* Where retries are announced (registry/http.h). */
 void registries_set_notify(struct registries *rs, http_notify_fn fn, void *opaque);
@@ -34,6 +37,36 @@ void registries_bytes(struct registries *rs, uint64_t *ret_in, uint64_t *ret_out
 /* The client for host (created on first use). */
 int registries_get(struct registries *rs, const char *host, struct registry **ret,
                    struct ocib_error *err);
+
+/* Fails when registries.conf blocks host/repo (pushes check this; pulls
+ * below do it themselves). */
+int registries_check_push(struct registries *rs, const char *host, const char *repo,
+                          struct ocib_error *err);
+
+/*
+ * Pulls through registries.conf (registry/regconf.h): host/repo is looked up
+ * there, and its mirrors that serve this kind of pull (pull-from-mirror;
+ * blobs from every mirror) are tried in order before the name's own
+ * location, on any failure of the one before.  What a mirror serves is
+ * verified as the registry's own is: a manifest asked for by digest and
+ * every blob against that digest.  A blocked name fails.  When every place
+ * fails, the error is the own location's, followed by each mirror's.
+ */
+
+/* The manifest of host/repo for ref (a tag or a digest); *ret_mirror (may
+ * be NULL) gets "host/repo" of the mirror that served it, NULL when the
+ * name's own location did (caller frees). */
+int remote_manifest_get(struct registries *rs, const char *host, const char *repo,
+                        const char *ref, struct registry_manifest *ret, char **ret_mirror,
+                        struct ocib_error *err);
+/* Blob d of host/repo into fd (truncated first), as registry_blob_get. */
+int remote_blob_get(struct registries *rs, const char *host, const char *repo,
+                    const struct oci_digest *d, int64_t size, int fd,
+                    struct ocib_error *err);
+/* Blob d into memory, as registry_blob_get_mem. */
+int remote_blob_get_mem(struct registries *rs, const char *host, const char *repo,
+                        const struct oci_digest *d, size_t cap, char **ret, size_t *ret_len,
+                        struct ocib_error *err);
 
 struct blob_source {
     struct oci_digest digest;
@@ -59,17 +92,18 @@ int blob_source_ensure_local(struct blob_source *b, struct cache *c, struct regi
  * into the cache).  ret_manifest and ret_config get their exact bytes,
  * ret_index (may be NULL) the index's bytes and digest (data NULL when the
  * reference named a manifest);
- * ret_choice (may be NULL) says which platform entry was picked. */
+ * ret_choice (may be NULL) says which platform entry was picked, ret_mirror
+ * (may be NULL) which mirror served the manifest (NULL: none). */
 int remote_load_image(struct registries *rs, struct cache *c, const struct reference *ref,
                       const struct oci_platform *p, struct oci_image *ret,
                       struct blob_source **ret_srcs, struct oci_blob *ret_manifest,
                       struct oci_blob *ret_config, struct oci_blob *ret_index,
-                      char **ret_choice, struct ocib_error *err);
+                      char **ret_choice, char **ret_mirror, struct ocib_error *err);
 
-/* Pushes an image: every blob (in parallel), then the manifest bytes under
- * each tag (or its digest when there is no tag).  config is the config
- * blob; srcs[i] the source of layer i.  With manifest NULL only the blobs
- * are pushed. */
+/* Pushes an image (to host itself, never a mirror; failing when
+ * registries.conf blocks host/repo): every blob (in parallel), then the manifest bytes
+ * under each tag (or its digest when there is no tag).  config is the config blob; srcs[i]
+ * the source of layer i.  With manifest NULL only the blobs are pushed. */
 int remote_push_image(struct registries *rs, struct cache *c, const char *host,
                       const char *repo, const struct oci_image *img,
                       const struct blob_source *srcs, const struct oci_blob *config,

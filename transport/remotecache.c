@@ -30,7 +30,6 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
                       struct ocib_error *err)
 {
     struct reference ref;
-    struct registry *r;
     struct registry_manifest m = {0};
     _cleanup_json_ json_t *mj = NULL;
     _cleanup_json_ json_t *map = NULL;
@@ -43,14 +42,12 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
 
     if (image_name_reference(ref_str, &ref, err) < 0)
         return ocib_error_wrap(err, "--cache-from");
-    if (registries_get(rs, ref.registry, &r, err) < 0)
-        goto out;
     {
         /* No artifact yet is the normal first run. */
         struct ocib_error probe = OCIB_ERROR_INIT;
 
-        if (registry_manifest_get(r, ref.repository, ref.digest ?: ref.tag, &m, &probe) <
-            0) {
+        if (remote_manifest_get(rs, ref.registry, ref.repository, ref.digest ?: ref.tag, &m,
+                                NULL, &probe) < 0) {
             if (ocib_error_kind(&probe) != OCIB_ERR_NOT_FOUND) {
                 if (err)
                     *err = probe;
@@ -69,8 +66,8 @@ int remote_cache_load(struct remote_cache *rc, struct registries *rs, const char
         ocib_error_set(err, "--cache-from %s: not an ocib cache artifact", ref_str);
         goto out;
     }
-    if (registry_blob_get_mem(r, ref.repository, &d.digest, OCI_JSON_MAX * 4, &buf, &len,
-                              err) < 0 ||
+    if (remote_blob_get_mem(rs, ref.registry, ref.repository, &d.digest, OCI_JSON_MAX * 4,
+                            &buf, &len, err) < 0 ||
         oci_json_parse(buf, len, ref_str, &map, err) < 0)
         goto out;
     json_object_foreach(json_object_get(map, "entries"), key, v)

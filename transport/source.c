@@ -62,7 +62,7 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
             p = &host;
         }
         if (remote_load_image(rs, c, &n.ref, p, &s.img, &s.srcs, &s.manifest, &s.config,
-                              &s.index_blob, &s.choice, err) < 0)
+                              &s.index_blob, &s.choice, &s.mirror, err) < 0)
             goto out;
         if (s.index_blob.data)
             s.index = s.index_blob.digest;
@@ -85,5 +85,6 @@ void image_source_release(struct image_source *s)
     oci_blob_release(&s->config);
     oci_blob_release(&s->index_blob);
     free(s->choice);
+    free(s->mirror);
     memset(s, 0, sizeof(*s));
 }

@@ -22,6 +22,7 @@ struct image_source {
     struct oci_digest index;    /* "" unless picked from an index */
     struct oci_blob index_blob; /* that index's bytes (registry sources), or empty */
     char *choice;               /* platform picked from an index, or NULL */
+    char *mirror;               /* the registries.conf mirror that served it, or NULL */
 };
 
 /* Opens name for platform p (NULL: the host's or the only one).  Relative

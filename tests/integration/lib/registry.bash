@@ -10,9 +10,11 @@
 #   setup_file()    { registry_start REG; proxy_start PX "$REG_ADDR" --token-auth u:p; }
 #   teardown_file() { proxy_stop PX; registry_stop REG; }
 #
-# registry_start NAME [--htpasswd USER:PASS]
+# registry_start NAME [--htpasswd USER:PASS] [--tls CERT KEY] [--client-ca CA]
 #     exports NAME_PORT NAME_ADDR (127.0.0.1:PORT) NAME_LOG NAME_PID NAME_DIR
-#     (and NAME_USER / NAME_PASS with --htpasswd). The log is distribution's
+#     (and NAME_USER / NAME_PASS with --htpasswd). --tls serves HTTPS with
+#     that certificate and key (PEM files); --client-ca also requires a
+#     client certificate signed by CA. The log is distribution's
 #     JSON log: one "response completed" line per request.
 # registry_stop NAME
 # registry_count NAME METHOD_REGEX URI_REGEX
@@ -95,10 +97,12 @@ registry_start() {
     local name=$1
     shift || true
     [ -n "$name" ] || _reg_fail "usage: registry_start NAME [--htpasswd USER:PASS]" || return 1
-    local creds=""
+    local creds="" tls_cert="" tls_key="" client_ca=""
     while [ $# -gt 0 ]; do
         case $1 in
         --htpasswd) creds=$2; shift 2 ;;
+        --tls) tls_cert=$2; tls_key=$3; shift 3 ;;
+        --client-ca) client_ca=$2; shift 2 ;;
         *) _reg_fail "registry_start: unknown option $1"; return 1 ;;
         esac
     done
@@ -116,6 +120,15 @@ registry_start() {
     realm: ocib-test-$name
     path: $dir/htpasswd"
         export "${name}_USER=${creds%%:*}" "${name}_PASS=${creds#*:}"
+    fi
+    local tls=""
+    if [ -n "$tls_cert" ]; then
+        tls="  tls:
+    certificate: $tls_cert
+    key: $tls_key"
+        [ -n "$client_ca" ] && tls="$tls
+    clientcas:
+      - $client_ca"
     fi
     local attempt port pid log=$dir/registry.log
     for attempt in 1 2 3; do
@@ -138,10 +151,12 @@ storage:
 http:
   addr: 127.0.0.1:$port
   secret: ocib-test-secret-$name
+$tls
 $auth
 EOF
         : >"$log"
         # fd 3 closed: bats waits for it; stdin closed; bounded by timeout.
+        # (A TLS port answers plain HTTP with 400, which is an answer.)
         env -u REGISTRY_HTTP_ADDR timeout -k 5 "$REGISTRY_MAX_SECONDS" \
             docker-registry serve "$dir/config.yml" >"$log" 2>&1 </dev/null 3>&- &
         pid=$!
