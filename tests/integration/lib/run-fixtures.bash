@@ -5,6 +5,13 @@
 #     Debian's static /bin/busybox (busybox-static), applet symlinks in /bin,
 #     /etc/passwd (root, app 1000:1000), /etc/group, /tmp 1777, /root,
 #     /home/app; PATH=/bin. Image "localhost:5000/ocib/busybox".
+# busybox_multiarch_ctx DIR
+#     busybox_base_ctx for linux/amd64 and linux/arm64: the copy takes
+#     bin/busybox-${TARGETARCH}, the arm64 one from the busybox-static:arm64
+#     package tests/install-deps downloads to /var/cache/ocib-tests.
+# binfmt_arm64_ready
+#     mounts binfmt_misc when it is not, and registers (or enables)
+#     qemu-user-static's aarch64 handler from /usr/lib/binfmt.d (root only).
 # craft_layout SRC DEST TAG ENTRIES_JSON
 #     copies the one-image layout SRC to DEST and adds a hand-made gzip layer
 #     whose tar entries are written exactly as ENTRIES_JSON says (names with
@@ -57,6 +64,31 @@ busybox_base_ctx() {
   ]
 }
 JSON
+}
+
+busybox_multiarch_ctx() {
+    local d=$1 deb x
+    busybox_base_ctx "$d" || return 1
+    deb=$(ls /var/cache/ocib-tests/busybox-static_*_arm64.deb 2>/dev/null | head -n1)
+    [ -n "$deb" ] || { echo "no arm64 busybox-static package: run tests/install-deps" >&2; return 1; }
+    x=$(mktemp -d "${BATS_FILE_TMPDIR:-${TMPDIR:-/tmp}}/bbarm64.XXXXXX")
+    dpkg-deb -x "$deb" "$x" || return 1
+    mv "$d/bin/busybox" "$d/bin/busybox-amd64"
+    cp "$x/bin/busybox" "$d/bin/busybox-arm64"
+    rm -rf "$x"
+    sed -i 's|"src": \["bin/busybox"\]|"src": ["bin/busybox-${TARGETARCH}"]|' "$d/ocib.json"
+}
+
+binfmt_arm64_ready() {
+    local dir=/proc/sys/fs/binfmt_misc conf=/usr/lib/binfmt.d/qemu-aarch64.conf
+    [ -e "$dir/status" ] || mount -t binfmt_misc binfmt_misc "$dir" ||
+        { echo "cannot mount binfmt_misc at $dir" >&2; return 1; }
+    if [ ! -e "$dir/qemu-aarch64" ]; then
+        [ -r "$conf" ] || { echo "$conf missing: apt-get install qemu-user-static" >&2; return 1; }
+        grep -v '^#' "$conf" >"$dir/register" ||
+            { echo "cannot register $conf" >&2; return 1; }
+    fi
+    echo 1 >"$dir/qemu-aarch64"
 }
 
 craft_layout() {
