@@ -121,6 +121,27 @@ static int check_layout_file(const char *dir, struct ocib_error *err)
     return 0;
 }
 
+int oci_layout_index_of(const char *dir, const char *tag, struct oci_digest *ret,
+                        struct ocib_error *err)
+{
+    _cleanup_free_ char *index_path = fs_path_join(dir, "index.json");
+    _cleanup_free_ char *buf = NULL;
+    _cleanup_json_ json_t *index = NULL;
+    const json_t *entry;
+    size_t len;
+
+    ret->str[0] = '\0';
+    if (fs_read_file(index_path, OCI_JSON_MAX, &buf, &len, err) < 0 ||
+        oci_json_parse(buf, len, index_path, &index, err) < 0 ||
+        pick_entry(json_object_get(index, "manifests"), tag, NULL, index_path, &entry,
+                   err) < 0)
+        return -1;
+    if (oci_mt_is_index(oci_json_str(entry, "mediaType")) &&
+        oci_digest_parse(oci_json_str(entry, "digest") ?: "", ret, err) < 0)
+        return ocib_error_wrap(err, "%s", index_path);
+    return 0;
+}
+
 int oci_layout_load(const char *dir, const char *tag, const struct oci_platform *p,
                     struct oci_image *ret, struct oci_blob *ret_manifest,
                     struct oci_blob *ret_config, struct ocib_error *err)

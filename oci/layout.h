@@ -25,6 +25,11 @@ char *oci_layout_blob_path(const char *dir, const struct oci_digest *d);
 int oci_layout_read_blob(const char *dir, const struct oci_digest *d, size_t cap,
                          char **ret_buf, size_t *ret_len, struct ocib_error *err);
 
+/* The digest of the index index.json names for tag (NULL: the only entry)
+ * when that entry is an index (several platforms), else "". */
+int oci_layout_index_of(const char *dir, const char *tag, struct oci_digest *ret,
+                        struct ocib_error *err);
+
 /* Finds the manifest for tag (NULL: the only image in the layout) and
  * platform p (NULL: the only manifest, or the host's) and loads the image.
  * ret_manifest and ret_config (may be NULL) receive the exact bytes and

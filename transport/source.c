@@ -32,7 +32,8 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
     if (n.kind == IMAGE_NAME_OCI) {
         _cleanup_free_ char *path = local_path(base_dir, n.path);
 
-        if (oci_layout_load(path, n.tag, p, &s.img, &s.manifest, &s.config, err) < 0)
+        if (oci_layout_load(path, n.tag, p, &s.img, &s.manifest, &s.config, err) < 0 ||
+            oci_layout_index_of(path, n.tag, &s.index, err) < 0)
             goto out;
         s.srcs = xcalloc(s.img.n_layers + 1, sizeof(*s.srcs));
         for (size_t i = 0; i < s.img.n_layers; i++) {
