@@ -231,11 +231,12 @@ static int compare_manifests(const struct image_source *a, const struct image_so
         parse_doc(&b->manifest, "manifest of B", &mb, err) < 0)
         return -1;
     group_start(&g, d, IMAGE_DIFF_MANIFEST, 0, cap);
-    if (strcmp(a->index.str, b->index.str) != 0)
-        group_add(&g, NULL, "index", a->index.str[0] ? a->index.str : NULL,
-                  b->index.str[0] ? b->index.str : NULL, NULL);
-    if ((a->choice || b->choice) &&
-        (!a->choice || !b->choice || strcmp(a->choice, b->choice)))
+    /* Where each image was picked from matters when both were picked from
+     * an index; one platform of an index against that image alone is the
+     * same image. */
+    if (a->index.str[0] && b->index.str[0] && strcmp(a->index.str, b->index.str) != 0)
+        group_add(&g, NULL, "index", a->index.str, b->index.str, NULL);
+    if (a->choice && b->choice && strcmp(a->choice, b->choice))
         group_add(&g, NULL, "platform", a->choice, b->choice, NULL);
     strip_descriptor(json_object_get(ma, "config"), false);
     strip_descriptor(json_object_get(mb, "config"), false);

@@ -5,10 +5,12 @@
  * 1 different, 2 trouble (an input that cannot be read, a bad command line).
  */
 #include "cli/cli.h"
+#include "base/cleanup.h"
 #include "base/strbuf.h"
 #include "audit/diff.h"
 #include "transport/source.h"
 #include "oci/json.h"
+#include "oci/platform.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,10 +121,9 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-static void print_json(const struct image_diff *d)
+static json_t *diff_json(const struct image_diff *d)
 {
     json_t *out = json_object(), *list = json_array(), *om = json_array();
-    char *s;
 
     for (size_t i = 0; i < d->n; i++) {
         const struct image_difference *x = &d->items[i];
@@ -152,10 +153,123 @@ static void print_json(const struct image_diff *d)
     json_object_set_new(out, "identical", json_boolean(image_diff_identical(d)));
     json_object_set_new(out, "differences", list);
     json_object_set_new(out, "omitted", om);
-    s = json_dumps(out, JSON_INDENT(2));
+    return out;
+}
+
+static void print_json_doc(json_t *out)
+{
+    char *s = json_dumps(out, JSON_INDENT(2));
+
     printf("%s\n", s);
     free(s);
     json_decref(out);
+}
+
+/* The platforms of an index, as "os/arch[/variant]" strings. */
+static json_t *platforms_of(const struct oci_blob *index)
+{
+    json_t *j = json_loadb(index->data, index->len, 0, NULL), *e, *out = json_array();
+    size_t i;
+
+    json_array_foreach(json_object_get(j, "manifests"), i, e)
+    {
+        if (json_object_get(e, "platform")) {
+            _cleanup_free_ char *d = oci_platform_describe(json_object_get(e, "platform"));
+
+            json_array_append_new(out, json_string(d));
+        }
+    }
+    json_decref(j);
+    return out;
+}
+
+static bool listed(const json_t *list, const char *s)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(list, i, e)
+    {
+        if (!strcmp(json_string_value(e), s))
+            return true;
+    }
+    return false;
+}
+
+/* Two indexes: their images paired by platform, each pair compared; a
+ * platform only one has is a difference. */
+static int diff_indexes(struct cli_env *env, const char *const *names,
+                        const struct image_source *a, const struct image_source *b,
+                        bool as_json, bool *ret_identical, struct ocib_error *err)
+{
+    json_t *pa = platforms_of(&a->index_blob), *pb = platforms_of(&b->index_blob);
+    json_t *all = json_copy(pa), *out = json_array(), *e;
+    bool identical = true;
+    size_t i;
+    int r = -1;
+
+    json_array_foreach(pb, i, e)
+    {
+        if (!listed(all, json_string_value(e)))
+            json_array_append(all, e);
+    }
+    json_array_foreach(all, i, e)
+    {
+        const char *plat = json_string_value(e);
+        struct image_source x = {0}, y = {0};
+        struct image_diff d = {0};
+        struct oci_platform p;
+        int rc = 0;
+
+        if (!listed(pa, plat) || !listed(pb, plat)) {
+            identical = false;
+            if (as_json)
+                json_array_append_new(out,
+                                      json_pack("{s:s, s:s}", "platform", plat, "only_in",
+                                                listed(pa, plat) ? "A" : "B"));
+            else
+                printf("== %s: only in %s\n", plat, listed(pa, plat) ? "A" : "B");
+            continue;
+        }
+        rc = oci_platform_parse(plat, &p, err);
+        if (rc == 0)
+            rc =
+                image_source_open(names[0], NULL, env->cache, env->registries, &p, &x, err);
+        if (rc == 0)
+            rc =
+                image_source_open(names[1], NULL, env->cache, env->registries, &p, &y, err);
+        if (rc == 0)
+            rc = image_diff_compare(&x, &y, env->cache, env->registries, DIFF_CAP, &d, err);
+        if (rc == 0) {
+            identical &= image_diff_identical(&d);
+            if (as_json) {
+                json_t *j = diff_json(&d);
+
+                json_object_set_new(j, "platform", json_string(plat));
+                json_array_append_new(out, j);
+            } else {
+                printf("== %s\n", plat);
+                cli_diff_print(&d, &x, &y);
+            }
+        }
+        image_diff_release(&d);
+        image_source_release(&x);
+        image_source_release(&y);
+        if (rc < 0) {
+            ocib_error_wrap(err, "diff %s %s, platform %s", names[0], names[1], plat);
+            goto out;
+        }
+    }
+    if (as_json)
+        print_json_doc(json_pack("{s:b, s:O}", "identical", identical, "platforms", out));
+    *ret_identical = identical;
+    r = 0;
+out:
+    json_decref(pa);
+    json_decref(pb);
+    json_decref(all);
+    json_decref(out);
+    return r;
 }
 
 const struct cli_option cli_diff_options[] = {
@@ -188,12 +302,16 @@ static int run(int argc, char **argv, bool *ret_identical, struct ocib_error *er
     if (image_source_open(names[0], NULL, env.cache, env.registries, p, &a, err) < 0 ||
         image_source_open(names[1], NULL, env.cache, env.registries, p, &b, err) < 0)
         goto out;
+    if (!p && a.index.str[0] && b.index.str[0] && a.index_blob.data && b.index_blob.data) {
+        r = diff_indexes(&env, names, &a, &b, args.as_json, ret_identical, err);
+        goto out;
+    }
     if (image_diff_compare(&a, &b, env.cache, env.registries, DIFF_CAP, &d, err) < 0) {
         ocib_error_wrap(err, "diff %s %s", names[0], names[1]);
         goto out;
     }
     if (args.as_json)
-        print_json(&d);
+        print_json_doc(diff_json(&d));
     else
         cli_diff_print(&d, &a, &b);
     *ret_identical = image_diff_identical(&d);

@@ -19,7 +19,8 @@ const struct cli_option cli_lock_options[] = {
     {OPT_FILE, "-f", NULL, "FILE", "the spec (default: DIR/ocib.json)"},
     {OPT_UPDATE, "--update", NULL, NULL, "resolve every image again, not only new ones"},
     {OPT_PLATFORM, "--platform", NULL, "OS/ARCH[/VARIANT]",
-     "the platform of stages that name none (default: the host's)"},
+     "the platforms of stages that name none to pin, comma-separated (default: the "
+     "host's)"},
     CLI_OPT_BUILD_ARG,
     CLI_OPT_REGISTRY,
     {0, NULL, NULL, NULL, NULL},
@@ -29,11 +30,12 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
 {
     struct cli_env env = {0};
     struct spec spec;
-    struct oci_platform plat;
+    _cleanup_free_ struct oci_platform *plats = NULL;
+    size_t n_plats = 0;
     const char *ctx = ".", *file = NULL, *v;
     _cleanup_free_ char *spec_path = NULL;
     _cleanup_free_ char *out = NULL;
-    bool update = false, has_platform = false, operands_only = false;
+    bool update = false, operands_only = false;
     char **build_args = NULL;
     size_t n_build_args = 0, alloc_build_args = 0;
     struct spec_inputs in;
@@ -56,9 +58,10 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
             file = v;
             break;
         case OPT_PLATFORM:
-            if (oci_platform_parse(v, &plat, err) < 0)
+            free(plats);
+            plats = NULL;
+            if (oci_platform_list_parse(v, &plats, &n_plats, err) < 0)
                 goto out;
-            has_platform = true;
             break;
         case OPT_UPDATE:
             update = true;
@@ -80,11 +83,20 @@ int cli_lock(int argc, char **argv, struct ocib_error *err)
         }
     }
     spec_path = file ? xstrdup(file) : fs_path_join(ctx, "ocib.json");
-    in = (struct spec_inputs){build_args, n_build_args, has_platform ? &plat : NULL};
-    if (spec_load(&spec, spec_path, &in, err) < 0 || cli_env_open(&env, err) < 0 ||
-        lock_write(&spec, env.registries, env.cache, has_platform ? &plat : NULL, update,
-                   err) < 0)
+    if (cli_env_open(&env, err) < 0)
         goto out;
+    /* Each platform in turn, its spec read with its own arguments; after
+     * the first, the lock written so far is kept and extended. */
+    for (size_t k = 0; k < (n_plats ? n_plats : 1); k++) {
+        const struct oci_platform *p = n_plats ? &plats[k] : NULL;
+
+        spec_release(&spec);
+        memset(&spec, 0, sizeof(spec));
+        in = (struct spec_inputs){build_args, n_build_args, p};
+        if (spec_load(&spec, spec_path, &in, err) < 0 ||
+            lock_write(&spec, env.registries, env.cache, p, update && k == 0, err) < 0)
+            goto out;
+    }
     out = lock_path(&spec);
     printf("%s\n", out);
     r = 0;

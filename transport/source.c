@@ -6,7 +6,9 @@
 #include "base/fs.h"
 #include "base/xalloc.h"
 #include "transport/archive.h"
+#include "oci/json.h"
 #include "oci/layout.h"
+#include "oci/platform.h"
 #include "transport/name.h"
 
 #include <string.h>
@@ -16,6 +18,30 @@ static char *local_path(const char *base_dir, const char *path)
     if (path[0] == '/' || !base_dir)
         return xstrdup(path);
     return fs_path_join(base_dir, path);
+}
+
+/* The index a layout's image was picked from: its bytes, and which
+ * platform's image was taken. */
+static int layout_index(const char *path, struct image_source *s, struct ocib_error *err)
+{
+    json_t *j = NULL, *e;
+    size_t i;
+
+    if (oci_layout_read_blob(path, &s->index, OCI_JSON_MAX, &s->index_blob.data,
+                             &s->index_blob.len, err) < 0)
+        return ocib_error_wrap(err, "oci:%s", path);
+    s->index_blob.digest = s->index;
+    j = json_loadb(s->index_blob.data, s->index_blob.len, 0, NULL);
+    json_array_foreach(json_object_get(j, "manifests"), i, e)
+    {
+        if (!strcmp(oci_json_str(e, "digest") ?: "", s->manifest.digest.str) &&
+            json_object_get(e, "platform")) {
+            s->choice = oci_platform_describe(json_object_get(e, "platform"));
+            break;
+        }
+    }
+    json_decref(j);
+    return 0;
 }
 
 int image_source_open(const char *name, const char *base_dir, struct cache *c,
@@ -34,6 +60,8 @@ int image_source_open(const char *name, const char *base_dir, struct cache *c,
 
         if (oci_layout_load(path, n.tag, p, &s.img, &s.manifest, &s.config, err) < 0 ||
             oci_layout_index_of(path, n.tag, &s.index, err) < 0)
+            goto out;
+        if (s.index.str[0] && layout_index(path, &s, err) < 0)
             goto out;
         s.srcs = xcalloc(s.img.n_layers + 1, sizeof(*s.srcs));
         for (size_t i = 0; i < s.img.n_layers; i++) {

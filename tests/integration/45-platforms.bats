@@ -192,3 +192,46 @@ $want" ] || fail "the $arch image printed: $got"
         <<<"$err" || { show_run; fail "the error does not name the fix"; }
     [ ! -e "$T/out" ] || fail "a failed build wrote its output"
 }
+
+@test "lock pins every platform, --locked builds both; inspect shows the index; diff pairs images by platform" {
+    app_ctx "$T/ctx" "$BASE_REG"
+    run_ocib lock -C "$T/ctx" --platform linux/amd64,linux/arm64
+    [ "$status" -eq 0 ] || { show_run; fail "lock failed"; }
+    local lock=$T/ctx/ocib.lock.json
+    jq -e --arg r "$BASE_REG" '.images[$r].manifests | keys == ["linux/amd64", "linux/arm64"]' \
+        "$lock" >/dev/null || fail "the lock does not pin both platforms: $(cat "$lock")"
+    [ "$(jq -r --arg r "$BASE_REG" '.images[$r].manifests["linux/arm64"]' "$lock")" = \
+        "$(manifest_for "$BATS_FILE_TMPDIR/base" arm64)" ] || fail "arm64's pin is not the base's arm64 manifest"
+    run_ocib build -C "$T/ctx" --platform linux/amd64,linux/arm64 --locked --output "oci:$T/a:1"
+    [ "$status" -eq 0 ] || { show_run; fail "the --locked build failed"; }
+    # a platform the lock lacks fails --locked
+    run_ocib build -C "$T/ctx" --platform linux/amd64,linux/arm/v7 --locked --output "oci:$T/x"
+    [ "$status" -ne 0 ] || { show_run; fail "--locked passed with a platform the lock lacks"; }
+    grep -q 'linux/arm/v7' <<<"$err" || { show_run; fail "the error does not name the platform"; }
+    # inspect: the index, its platforms, the one picked
+    run_ocib inspect --platform linux/arm64 "oci:$T/a:1"
+    [ "$status" -eq 0 ] || { show_run; fail "inspect failed"; }
+    grep -q '^Platforms:  linux/amd64 linux/arm64$' <<<"$out" || fail "inspect lists no platforms: $out"
+    grep -q '^Picked:     linux/arm64$' <<<"$out" || fail "inspect did not pick arm64: $out"
+    # diff: the same build twice is identical platform by platform; a change
+    # in one file differs in both platforms, each named
+    run_ocib build -C "$T/ctx" --platform linux/amd64,linux/arm64 --locked --output "oci:$T/b:1"
+    run_ocib diff "oci:$T/a:1" "oci:$T/b:1"
+    [ "$status" -eq 0 ] || { show_run; fail "two identical builds differ"; }
+    [ "$out" = "== linux/amd64
+identical
+== linux/arm64
+identical" ] || fail "diff of identical indexes printed: $out"
+    echo changed >"$T/ctx/msg.txt"
+    run_ocib build -C "$T/ctx" --platform linux/amd64,linux/arm64 --locked --output "oci:$T/c:1"
+    run_ocib diff --json "oci:$T/a:1" "oci:$T/c:1"
+    [ "$status" -eq 1 ] || { show_run; fail "expected exit 1 for different images"; }
+    jq -e '.identical == false and ([.platforms[] | select(.identical == false) | .platform] ==
+           ["linux/amd64", "linux/arm64"])' <<<"$out" >/dev/null || fail "diff --json: $out"
+    jq -e '[.platforms[0].differences[] | select(.path == "srv/msg.txt")] | length >= 1' \
+        <<<"$out" >/dev/null || fail "the changed file is not named: $out"
+    # an index against a one-platform image of it: only the platforms both have
+    run_ocib build -C "$T/ctx" --platform linux/amd64 --locked --output "oci:$T/d:1"
+    run_ocib diff --platform linux/amd64 "oci:$T/c:1" "oci:$T/d:1"
+    [ "$status" -eq 0 ] || { show_run; fail "amd64 of the index differs from the amd64 build"; }
+}
