@@ -21,6 +21,7 @@ struct verify_result {
     struct oci_digest a, b;
     struct image_diff diff;           /* filled when not identical */
     struct image_source a_src, b_src; /* the two images, when not identical */
+    char platform[96]; /* several platforms: the one a_src and b_src are of */
 };
 
 int build_verify(const struct build_options *o, struct verify_result *ret,

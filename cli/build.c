@@ -252,7 +252,8 @@ static int verify_build(struct build_args *a, struct ocib_error *err)
         int saved = dup(1);
 
         dup2(2, 1);
-        printf("verify: not reproducible: %s vs %s\n", vr.a.str, vr.b.str);
+        printf("verify: not reproducible: %s vs %s%s%s%s\n", vr.a.str, vr.b.str,
+               vr.platform[0] ? " (" : "", vr.platform, vr.platform[0] ? " differs)" : "");
         cli_diff_print(&vr.diff, &vr.a_src, &vr.b_src);
         fflush(stdout);
         dup2(saved, 1);

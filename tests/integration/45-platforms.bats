@@ -235,3 +235,21 @@ identical" ] || fail "diff of identical indexes printed: $out"
     run_ocib diff --platform linux/amd64 "oci:$T/c:1" "oci:$T/d:1"
     [ "$status" -eq 0 ] || { show_run; fail "amd64 of the index differs from the amd64 build"; }
 }
+
+@test "--verify on two platforms: reproducible ones pass; one platform that is not is named with its diff" {
+    app_ctx "$T/ctx" "$BASE"
+    run_ocib build -C "$T/ctx" --platform linux/amd64,linux/arm64 --verify --output "oci:$T/out:1"
+    [ "$status" -eq 0 ] || { show_run; fail "--verify of a reproducible two-platform build failed"; }
+    grep -q '^verify: reproducible, both builds gave sha256:' <<<"$err" || { show_run; fail "no verdict"; }
+    [[ $err == *"both builds gave $(jq -r '.manifests[0].digest' "$T/out/index.json")"* ]] ||
+        { show_run; fail "the verdict does not name the index's digest"; }
+    cat >"$T/ctx/ocib.json" <<JSON
+{"version": 1, "stages": [{"name": "app", "from": "$BASE", "layers": [
+  {"name": "clock", "run": "if [ \${TARGETARCH} = arm64 ]; then head -c 16 /dev/urandom >/clock; else echo fixed >/clock; fi"}]}]}
+JSON
+    run_ocib build -C "$T/ctx" --platform linux/amd64,linux/arm64 --verify --output "oci:$T/out2"
+    [ "$status" -eq 1 ] || { show_run; fail "expected exit 1"; }
+    grep -q '^verify: not reproducible: sha256:[0-9a-f]* vs sha256:[0-9a-f]* (linux/arm64 differs)$' <<<"$err" ||
+        { show_run; fail "the platform that differs is not named"; }
+    grep -q 'clock' <<<"$err" || { show_run; fail "the diff does not name /clock"; }
+}
