@@ -474,7 +474,7 @@ static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
     int ready[2] = {-1, -1}, go[2] = {-1, -1};
     int status;
     pid_t pid;
-    char c;
+    char c = 0;
 
     if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
         ocib_error_errno(err, errno, "sandbox: pipe");
@@ -490,8 +490,15 @@ static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
     if (pid == 0) {
         close(ready[0]);
         close(go[1]);
-        if (unshare(CLONE_NEWUSER) < 0 || write(ready[1], "u", 1) != 1 ||
-            read(go[0], &c, 1) != 1 || c != 'g') {
+        if (unshare(CLONE_NEWUSER) < 0) {
+            /* Said on the ready pipe: "e" and the errno. */
+            unsigned char why[2] = {'e', (unsigned char)errno};
+
+            if (write(ready[1], why, 2) < 0) {
+            }
+            _exit(255);
+        }
+        if (write(ready[1], "u", 1) != 1 || read(go[0], &c, 1) != 1 || c != 'g') {
             char msg[256];
 
             snprintf(msg, sizeof(msg), "sandbox: cannot enter a user namespace: %s\n",
@@ -504,8 +511,22 @@ static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
         close(go[0]);
         return 0;
     }
-    if (read(ready[0], &c, 1) != 1 || idmap_write(pid, err) < 0 ||
+    /* Only the child may hold these ends: a child that dies then reads as
+     * end of file, never as a wait. */
+    close(ready[1]);
+    ready[1] = -1;
+    close(go[0]);
+    go[0] = -1;
+    if (read(ready[0], &c, 1) != 1 || c != 'u' || idmap_write(pid, err) < 0 ||
         write(go[1], "g", 1) != 1) {
+        unsigned char e;
+
+        if (c == 'e' && read(ready[0], &e, 1) == 1) {
+            _cleanup_free_ char *why = sandbox_userns_blocker(e);
+
+            ocib_error_set(err, "sandbox: cannot make a user namespace for run layers: %s",
+                           why);
+        }
         if (err && !err->msg[0])
             ocib_error_set(err, "sandbox: the user namespace could not be set up");
         close(go[1]); /* the child reads end of file: it gives up */
@@ -622,6 +643,9 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     parent = getpid();
     pid = fork_into_userns(errp[1], err);
     if (pid < 0) {
+        /* The child is gone: what it said is all there is to read. */
+        close(errp[1]);
+        errp[1] = -1;
         n = read(errp[0], msg, sizeof(msg) - 1);
         if (n > 0) {
             msg[n] = '\0';

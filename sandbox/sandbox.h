@@ -100,4 +100,8 @@ int sandbox_resolve_user(const char *root, const char *user, uid_t *ret_uid, gid
  * else fails saying what to install or register. */
 int sandbox_check_foreign(const char *arch, const char *host_arch, struct ocib_error *err);
 
+/* Why a user namespace could not be made (errnum from unshare) and the
+ * setting that would allow it, for an error message; caller frees. */
+char *sandbox_userns_blocker(int errnum);
+
 #endif
