@@ -202,7 +202,24 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
     return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
 }
 
-/* The command line into a; SOURCE_DATE_EPOCH when no flag gave the time. */
+/* SOURCE_DATE_EPOCH when no flag gave the time. */
+static int epoch_from_env(struct build_args *a, struct ocib_error *err)
+{
+    if (!a->o.has_epoch) {
+        const char *env = getenv("SOURCE_DATE_EPOCH");
+
+        if (env && *env) {
+            if (!oci_epoch_parse(env, &a->o.epoch))
+                return ocib_error_usage(
+                    err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
+                    env);
+            a->o.has_epoch = true;
+        }
+    }
+    return 0;
+}
+
+/* The command line into a. */
 static int parse_args(int argc, char **argv, struct build_args *a, struct ocib_error *err)
 {
     bool operands_only = false;
@@ -217,18 +234,7 @@ static int parse_args(int argc, char **argv, struct build_args *a, struct ocib_e
         if (id < 0 || take_option(a, id, v, err) < 0)
             return -1;
     }
-    if (!a->o.has_epoch) {
-        const char *env = getenv("SOURCE_DATE_EPOCH");
-
-        if (env && *env) {
-            if (!oci_epoch_parse(env, &a->o.epoch))
-                return ocib_error_usage(
-                    err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
-                    env);
-            a->o.has_epoch = true;
-        }
-    }
-    return 0;
+    return epoch_from_env(a, err);
 }
 
 /* --verify: two isolated builds, their difference reported on stderr. */
@@ -305,4 +311,41 @@ out:
     build_result_release(&res);
     build_args_release(&a);
     return r;
+}
+
+struct build_args *cli_build_args_new(void)
+{
+    struct build_args *a = xcalloc(1, sizeof(*a));
+
+    a->o.compression = LAYER_COMPRESSION_GZIP;
+    a->mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
+    return a;
+}
+
+int cli_build_args_take(struct build_args *a, int id, const char *v, struct ocib_error *err)
+{
+    return take_option(a, id, v, err);
+}
+
+int cli_build_args_finish(struct build_args *a, struct ocib_error *err)
+{
+    return epoch_from_env(a, err);
+}
+
+struct build_options *cli_build_args_options(struct build_args *a)
+{
+    return &a->o;
+}
+
+enum progress_mode cli_build_args_progress(const struct build_args *a)
+{
+    return a->mode;
+}
+
+void cli_build_args_free(struct build_args *a)
+{
+    if (!a)
+        return;
+    build_args_release(a);
+    free(a);
 }
