@@ -148,7 +148,7 @@ void cli_diff_print(const struct image_diff *d, const struct image_source *a,
 
 extern const struct cli_option cli_build_options[], cli_inspect_options[],
     cli_push_options[], cli_diff_options[], cli_login_options[], cli_lock_options[],
-    cli_cache_options[];
+    cli_cache_options[], cli_lint_options[];
 extern struct cli_option cli_resolve_options[];
 
 int cli_build(int argc, char **argv, struct ocib_error *err);
@@ -158,6 +158,7 @@ int cli_cache(int argc, char **argv, struct ocib_error *err);
 int cli_lock(int argc, char **argv, struct ocib_error *err);
 int cli_push(int argc, char **argv, struct ocib_error *err);
 int cli_resolve(int argc, char **argv, struct ocib_error *err);
+int cli_lint(int argc, char **argv, struct ocib_error *err);
 int cli_login(int argc, char **argv, struct ocib_error *err);
 int cli_logout(int argc, char **argv, struct ocib_error *err);
 int cli_version(int argc, char **argv, struct ocib_error *err);

@@ -33,6 +33,11 @@ const struct cli_verb cli_verbs[] = {
      "      every 'image: ocib://PATH' built, pushed and replaced by repo@sha256:...",
      "build the ocib:// images of Kubernetes YAML and print it with their digests",
      cli_resolve_options},
+    {"lint", cli_lint,
+     "lint [options] [K8S_YAML]...\n"
+     "      exit status: 0 no error finding, 1 some, 2 bad input",
+     "check a spec, an image and Kubernetes YAML for the mistakes that bite in production",
+     cli_lint_options},
     {"login", cli_login, "login [options] REGISTRY -u USER --password-stdin",
      "check and store registry credentials", cli_login_options},
     {"logout", cli_logout, "logout REGISTRY", "forget registry credentials", NULL},

@@ -88,48 +88,10 @@ static void resolve_release(struct resolve *r)
     free(r->files);
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool yaml_name(const char *n)
-{
-    size_t l = strlen(n);
-
-    return n[0] != '.' && ((l > 5 && !strcmp(n + l - 5, ".yaml")) ||
-                           (l > 4 && !strcmp(n + l - 4, ".yml")));
-}
-
-/* path into r->files: itself, or a directory's *.yaml and *.yml in name
- * order (not recursive, as kubectl -f DIR). */
+/* path into r->files (k8s_inputs_add). */
 static int add_input(struct resolve *r, const char *path, struct ocib_error *err)
 {
-    struct stat st;
-    DIR *d;
-    struct dirent *de;
-    size_t first = r->n_files;
-
-    if (!strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))) {
-        XGROW(r->files, r->alloc_files, r->n_files + 1);
-        r->files[r->n_files++] = xstrdup(path);
-        return 0;
-    }
-    d = opendir(path);
-    if (!d)
-        return ocib_error_usage(err, "'%s': %s", path, strerror(errno));
-    while ((de = readdir(d))) {
-        if (!yaml_name(de->d_name))
-            continue;
-        XGROW(r->files, r->alloc_files, r->n_files + 1);
-        r->files[r->n_files++] = xasprintf("%s/%s", path, de->d_name);
-    }
-    closedir(d);
-    if (r->n_files == first)
-        return ocib_error_usage(err, "'%s': no *.yaml or *.yml file in the directory",
-                                path);
-    qsort(r->files + first, r->n_files - first, sizeof(char *), name_cmp);
-    return 0;
+    return k8s_inputs_add(path, &r->files, &r->n_files, &r->alloc_files, err);
 }
 
 struct collect {

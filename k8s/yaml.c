@@ -13,10 +13,12 @@
 #include "base/strbuf.h"
 #include "base/xalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -523,5 +525,48 @@ int k8s_splice_write(FILE *f, const char *data, size_t len, const struct k8s_spl
     }
     if (fwrite(data + at, 1, len - at, f) != len - at)
         return -1;
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool yaml_name(const char *n)
+{
+    size_t l = strlen(n);
+
+    return n[0] != '.' && ((l > 5 && !strcmp(n + l - 5, ".yaml")) ||
+                           (l > 4 && !strcmp(n + l - 4, ".yml")));
+}
+
+int k8s_inputs_add(const char *path, char ***files, size_t *n, size_t *alloc,
+                   struct ocib_error *err)
+{
+    struct stat st;
+    DIR *d;
+    struct dirent *de;
+    size_t first = *n;
+
+    if (!strcmp(path, "-") || (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))) {
+        XGROW(*files, *alloc, *n + 1);
+        (*files)[(*n)++] = xstrdup(path);
+        return 0;
+    }
+    d = opendir(path);
+    if (!d)
+        return ocib_error_usage(err, "'%s': %s", path, strerror(errno));
+    while ((de = readdir(d))) {
+        if (!yaml_name(de->d_name))
+            continue;
+        XGROW(*files, *alloc, *n + 1);
+        (*files)[(*n)++] = xasprintf("%s/%s", path, de->d_name);
+    }
+    closedir(d);
+    if (*n == first)
+        return ocib_error_usage(err, "'%s': no *.yaml or *.yml file in the directory",
+                                path);
+    qsort(*files + first, *n - first, sizeof(char *), name_cmp);
     return 0;
 }

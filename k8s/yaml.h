@@ -72,6 +72,13 @@ void k8s_stream_release(struct k8s_stream *s);
 /* Reads path ("-": standard input) and parses it. */
 int k8s_stream_load(struct k8s_stream *s, const char *path, struct ocib_error *err);
 
+/* Appends path to *files (growing it, *alloc its capacity): a file or "-"
+ * itself, a directory its *.yaml and *.yml in name order (not recursive,
+ * as kubectl -f DIR).  A directory with none, or a path that is neither, is
+ * a usage error. */
+int k8s_inputs_add(const char *path, char ***files, size_t *n, size_t *alloc,
+                   struct ocib_error *err);
+
 /* n with aliases followed (NULL stays NULL). */
 const struct k8s_node *k8s_deref(const struct k8s_node *n);
 /* The value of key in map n (after k8s_deref), looking into "<<" merges
