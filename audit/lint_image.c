@@ -326,8 +326,10 @@ static void config_rules(const struct oci_image *img, long long max_size,
     const char *t0 = json_string_value(json_array_get(json_object_get(hc, "Test"), 0));
     uint64_t total = 0;
 
-    lint_user(oci_json_str(c, "User") ? oci_json_str(c, "User") : "",
-              xstrdup("config: User"), r);
+    /* A spec's finding already said it, at the spec's line. */
+    if (!lint_has(r, "root-user") && !lint_has(r, "named-user"))
+        lint_user(oci_json_str(c, "User") ? oci_json_str(c, "User") : "",
+                  xstrdup("config: User"), r);
     if ((!hc || (t0 && !strcmp(t0, "NONE"))) && !r->saw_probes)
         lint_add(r, "no-healthcheck", xstrdup("config: Healthcheck"),
                  "give config.healthcheck, or probes in the workload's YAML",

@@ -38,6 +38,7 @@ enum {
     OPT_SECRET,
     OPT_PROGRESS,
     OPT_FORMAT,
+    OPT_LINT,
 };
 
 const struct cli_option cli_build_options[] = {
@@ -74,6 +75,8 @@ const struct cli_option cli_build_options[] = {
      "a file run layers mount at their secret's target; repeatable"},
     {OPT_PROGRESS, "--progress", NULL, "plain|tty|json|quiet",
      "how progress is shown on stderr (default: tty on a terminal, else plain)"},
+    {OPT_LINT, "--lint", NULL, "note|error|off",
+     "after the build, lint findings as notes (default), failing on errors, or none"},
     {0, NULL, NULL, NULL, NULL},
 };
 
@@ -82,6 +85,7 @@ struct build_args {
     struct build_options o;
     enum progress_mode mode;
     bool verify;
+    const char *lint; /* --lint: "note", "error", "off" */
     size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets,
         alloc_build_args;
 };
@@ -104,6 +108,16 @@ static void build_args_release(struct build_args *a)
         free(a->o.secrets[i].src);
     }
     free(a->o.secrets);
+}
+
+/* --lint MODE. */
+static int take_lint(struct build_args *a, const char *v, struct ocib_error *err)
+{
+    if (strcmp(v, "note") && strcmp(v, "error") && strcmp(v, "off"))
+        return ocib_error_usage(
+            err, "--lint: invalid value '%s': expected note, error or off", v);
+    a->lint = v;
+    return 0;
 }
 
 /* One option and its value into a. */
@@ -198,6 +212,8 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
         return 0;
     case OPT_PROGRESS:
         return cli_progress_parse(v, &a->mode, err);
+    case OPT_LINT:
+        return take_lint(a, v, err);
     }
     return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
 }
@@ -290,6 +306,16 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     a.o.progress_opaque = p;
     if (build_run(&a.o, &res, err) < 0)
         goto out;
+    if (a.lint ? strcmp(a.lint, "off") : a.mode != PROGRESS_QUIET) {
+        bool fail = a.lint && !strcmp(a.lint, "error");
+
+        /* Notes never fail a build; only --lint=error does. */
+        if (cli_lint_notes(&a.o, res.reference, fail, err) < 0) {
+            if (fail)
+                goto out;
+            ocib_error_clear(err);
+        }
+    }
     if (a.o.digest_file) {
         _cleanup_free_ char *line = xasprintf("%s\n", res.reference);
 

@@ -60,6 +60,12 @@ int cli_build_args_finish(struct build_args *a, struct ocib_error *err);
 struct build_options *cli_build_args_options(struct build_args *a);
 void cli_build_args_free(struct build_args *a);
 
+/* After a build (cli/lint.c): the spec's and the built image's lint
+ * findings (reference: what build printed) as BUILD_EVENT_INFO notes
+ * through o's progress; with fail_on_error an error finding fails. */
+int cli_lint_notes(const struct build_options *o, const char *reference, bool fail_on_error,
+                   struct ocib_error *err);
+
 /* A build's progress on stderr (cli/progress.c).  The modes in the order
  * --progress names them. */
 enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };

@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "audit/lint.h"
 #include "base/cleanup.h"
+#include "base/fs.h"
 #include "base/xalloc.h"
 #include "builder/build.h"
 #include "cache/blobs.h"
@@ -235,4 +236,76 @@ out:
     free(a.yaml);
     cli_env_release(&env);
     return rc;
+}
+
+/* The built image, read back from its first output (or the registry it
+ * was pushed to), into the report. */
+static int lint_built(const struct build_options *o, const char *reference,
+                      long long max_size, struct lint_report *r, struct ocib_error *err)
+{
+    struct lint_args a = {0};
+    struct cli_env env = {0};
+    _cleanup_free_ char *name = NULL;
+    int rc;
+
+    if (o->n_outputs && o->outputs[0].kind == BUILD_OUTPUT_ARCHIVE)
+        name = xasprintf("docker-archive:%s", o->outputs[0].path);
+    else if (o->n_outputs)
+        name = o->outputs[0].tag
+                   ? xasprintf("oci:%s:%s", o->outputs[0].path, o->outputs[0].tag)
+                   : xasprintf("oci:%s", o->outputs[0].path);
+    else if (o->push)
+        name = xstrdup(reference);
+    else
+        name = xstrdup("oci:ocib-out");
+    a.image = name;
+    a.has_platform = o->has_platform;
+    if (o->has_platform)
+        a.platform = o->platform;
+    for (size_t i = 0; i < o->n_insecure; i++)
+        cli_env_add_insecure(&env, o->insecure[i]);
+    rc = lint_named_image(&a, &env, max_size, r, err);
+    cli_env_release(&env);
+    return rc;
+}
+
+int cli_lint_notes(const struct build_options *o, const char *reference, bool fail_on_error,
+                   struct ocib_error *err)
+{
+    _cleanup_free_ char *file =
+        o->spec_file ? xstrdup(o->spec_file)
+                     : xasprintf("%s/ocib.json", o->context_dir ? o->context_dir : ".");
+    struct spec_inputs in = {o->build_args, o->n_build_args,
+                             o->has_platform ? &o->platform : NULL};
+    struct spec spec = {0};
+    struct lint_report r = {0};
+    size_t errors;
+
+    if (spec_load(&spec, file, &in, err) < 0)
+        return -1;
+    lint_spec(&spec, &r);
+    if (lint_built(o, reference, spec.lint.max_size, &r, err) < 0) {
+        spec_release(&spec);
+        lint_report_release(&r);
+        return ocib_error_wrap(err, "lint");
+    }
+    for (size_t i = 0; i < r.n && o->progress; i++) {
+        _cleanup_free_ char *text = xasprintf("lint: %s: %s %s: %s; %s", r.v[i].where,
+                                              severity_name(r.v[i].rule->severity),
+                                              r.v[i].rule->id, r.v[i].what, r.v[i].fix);
+        struct build_event ev = {.kind = BUILD_EVENT_INFO,
+                                 .status = "lint",
+                                 .text = text,
+                                 .detail = r.v[i].rule->id};
+
+        o->progress(o->progress_opaque, &ev);
+    }
+    errors = lint_count(&r, LINT_ERROR);
+    spec_release(&spec);
+    lint_report_release(&r);
+    if (fail_on_error && errors)
+        return ocib_error_set(err,
+                              "build --lint=error: %zu error finding%s (see the notes)",
+                              errors, errors == 1 ? "" : "s");
+    return 0;
 }

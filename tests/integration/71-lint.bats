@@ -139,3 +139,20 @@ EOF
     run_ocib lint --rules
     assert_contains "rules" "$out" "credential"
 }
+
+@test "build: spec and image findings are notes on stderr after the build; --lint=error fails; quiet prints none" {
+    mkdir "$T/ctx"
+    printf '{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/usr/bin/gcc", "content": "x"}]}]}]}\n' >"$T/ctx/ocib.json"
+    build_ok -C "$T/ctx" --tag localhost:5000/lint/n:1 --output "oci:$T/o" --progress=plain
+    assert_contains "spec note" "$err" "lint: $T/ctx/ocib.json:1:28: error root-user:"
+    assert_contains "image note" "$err" "lint: layer 1 (sha256:"
+    assert_contains "toolchain" "$err" "warning toolchain:"
+    [ "$(grep -c 'root-user' <<<"$err")" -eq 1 ] || fail "root-user reported twice: $err"
+    run_ocib build -C "$T/ctx" --tag localhost:5000/lint/n:1 --output "oci:$T/o" --progress=plain --lint=error
+    assert_eq "--lint=error exit" "$status" 1
+    [ -z "$out" ] || fail "--lint=error printed a digest: $out"
+    assert_contains "says why" "$err" "build --lint=error: 1 error finding"
+    run_ocib build -C "$T/ctx" --tag localhost:5000/lint/n:1 --output "oci:$T/o" --progress=quiet
+    assert_eq "quiet exit" "$status" 0
+    [ -z "$err" ] || fail "quiet printed: $err"
+}
