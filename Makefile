@@ -3,7 +3,7 @@
 # Sources are found by wildcard: every .c under the library folders goes into
 # build/libocib.a, which both ./ocib (with cli/) and the unit tests link.
 
-PKGS := libarchive libcrypto libzstd jansson libcurl zlib
+PKGS := libarchive libcrypto libzstd jansson libcurl zlib yaml-0.1
 
 CC ?= cc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -18,7 +18,7 @@ endif
 LDLIBS += $(PKG_LIBS) -lpthread
 
 BUILD ?= build
-LIB_DIRS := base oci layers cache registry sandbox transport spec builder audit
+LIB_DIRS := base oci layers cache registry sandbox k8s transport spec builder audit
 LIB_SRCS := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)

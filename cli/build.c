@@ -38,6 +38,7 @@ enum {
     OPT_SECRET,
     OPT_PROGRESS,
     OPT_FORMAT,
+    OPT_LINT,
 };
 
 const struct cli_option cli_build_options[] = {
@@ -75,6 +76,8 @@ const struct cli_option cli_build_options[] = {
      "a file run layers mount at their secret's target; repeatable"},
     {OPT_PROGRESS, "--progress", NULL, "plain|tty|json|quiet",
      "how progress is shown on stderr (default: tty on a terminal, else plain)"},
+    {OPT_LINT, "--lint", NULL, "note|error|off",
+     "after the build, lint findings as notes (default), failing on errors, or none"},
     {0, NULL, NULL, NULL, NULL},
 };
 
@@ -83,6 +86,7 @@ struct build_args {
     struct build_options o;
     enum progress_mode mode;
     bool verify;
+    const char *lint; /* --lint: "note", "error", "off" */
     size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets,
         alloc_build_args;
 };
@@ -106,6 +110,16 @@ static void build_args_release(struct build_args *a)
         free(a->o.secrets[i].src);
     }
     free(a->o.secrets);
+}
+
+/* --lint MODE. */
+static int take_lint(struct build_args *a, const char *v, struct ocib_error *err)
+{
+    if (strcmp(v, "note") && strcmp(v, "error") && strcmp(v, "off"))
+        return ocib_error_usage(
+            err, "--lint: invalid value '%s': expected note, error or off", v);
+    a->lint = v;
+    return 0;
 }
 
 /* One option and its value into a. */
@@ -204,11 +218,30 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
         return 0;
     case OPT_PROGRESS:
         return cli_progress_parse(v, &a->mode, err);
+    case OPT_LINT:
+        return take_lint(a, v, err);
     }
     return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
 }
 
-/* The command line into a; SOURCE_DATE_EPOCH when no flag gave the time. */
+/* SOURCE_DATE_EPOCH when no flag gave the time. */
+static int epoch_from_env(struct build_args *a, struct ocib_error *err)
+{
+    if (!a->o.has_epoch) {
+        const char *env = getenv("SOURCE_DATE_EPOCH");
+
+        if (env && *env) {
+            if (!oci_epoch_parse(env, &a->o.epoch))
+                return ocib_error_usage(
+                    err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
+                    env);
+            a->o.has_epoch = true;
+        }
+    }
+    return 0;
+}
+
+/* The command line into a. */
 static int parse_args(int argc, char **argv, struct build_args *a, struct ocib_error *err)
 {
     bool operands_only = false;
@@ -223,18 +256,7 @@ static int parse_args(int argc, char **argv, struct build_args *a, struct ocib_e
         if (id < 0 || take_option(a, id, v, err) < 0)
             return -1;
     }
-    if (!a->o.has_epoch) {
-        const char *env = getenv("SOURCE_DATE_EPOCH");
-
-        if (env && *env) {
-            if (!oci_epoch_parse(env, &a->o.epoch))
-                return ocib_error_usage(
-                    err, "invalid SOURCE_DATE_EPOCH '%s': expected seconds since 1970",
-                    env);
-            a->o.has_epoch = true;
-        }
-    }
-    return 0;
+    return epoch_from_env(a, err);
 }
 
 /* --verify: two isolated builds, their difference reported on stderr. */
@@ -291,6 +313,16 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     a.o.progress_opaque = p;
     if (build_run(&a.o, &res, err) < 0)
         goto out;
+    if (a.lint ? strcmp(a.lint, "off") : a.mode != PROGRESS_QUIET) {
+        bool fail = a.lint && !strcmp(a.lint, "error");
+
+        /* Notes never fail a build; only --lint=error does. */
+        if (cli_lint_notes(&a.o, res.reference, fail, err) < 0) {
+            if (fail)
+                goto out;
+            ocib_error_clear(err);
+        }
+    }
     if (a.o.digest_file) {
         _cleanup_free_ char *line = xasprintf("%s\n", res.reference);
 
@@ -312,4 +344,41 @@ out:
     build_result_release(&res);
     build_args_release(&a);
     return r;
+}
+
+struct build_args *cli_build_args_new(void)
+{
+    struct build_args *a = xcalloc(1, sizeof(*a));
+
+    a->o.compression = LAYER_COMPRESSION_GZIP;
+    a->mode = isatty(2) ? PROGRESS_TTY : PROGRESS_PLAIN;
+    return a;
+}
+
+int cli_build_args_take(struct build_args *a, int id, const char *v, struct ocib_error *err)
+{
+    return take_option(a, id, v, err);
+}
+
+int cli_build_args_finish(struct build_args *a, struct ocib_error *err)
+{
+    return epoch_from_env(a, err);
+}
+
+struct build_options *cli_build_args_options(struct build_args *a)
+{
+    return &a->o;
+}
+
+enum progress_mode cli_build_args_progress(const struct build_args *a)
+{
+    return a->mode;
+}
+
+void cli_build_args_free(struct build_args *a)
+{
+    if (!a)
+        return;
+    build_args_release(a);
+    free(a);
 }

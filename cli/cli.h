@@ -47,6 +47,25 @@ char *cli_build_arg(const char *v, struct ocib_error *err);
             "set a build argument the spec declares in \"args\"; repeatable"               \
     }
 
+/* build's command line, which resolve shares (cli/build.c): a new set of
+ * defaults, one option of cli_build_options (its id and value, which must
+ * outlive a) into it, SOURCE_DATE_EPOCH once all are in, and the
+ * build_options they make (owned by a). */
+struct build_args;
+struct build_options;
+struct build_args *cli_build_args_new(void);
+int cli_build_args_take(struct build_args *a, int id, const char *v,
+                        struct ocib_error *err);
+int cli_build_args_finish(struct build_args *a, struct ocib_error *err);
+struct build_options *cli_build_args_options(struct build_args *a);
+void cli_build_args_free(struct build_args *a);
+
+/* After a build (cli/lint.c): the spec's and the built image's lint
+ * findings (reference: what build printed) as BUILD_EVENT_INFO notes
+ * through o's progress; with fail_on_error an error finding fails. */
+int cli_lint_notes(const struct build_options *o, const char *reference, bool fail_on_error,
+                   struct ocib_error *err);
+
 /* A build's progress on stderr (cli/progress.c).  The modes in the order
  * --progress names them. */
 enum progress_mode { PROGRESS_PLAIN, PROGRESS_TTY, PROGRESS_JSON, PROGRESS_QUIET };
@@ -54,6 +73,7 @@ int cli_progress_parse(const char *s, enum progress_mode *ret, struct ocib_error
 
 struct build_event;
 struct cli_progress;
+enum progress_mode cli_build_args_progress(const struct build_args *a);
 struct cli_progress *cli_progress_new(enum progress_mode mode);
 /* A build_progress_fn; opaque is the struct cli_progress. */
 void cli_progress_event(void *opaque, const struct build_event *ev);
@@ -142,7 +162,8 @@ void cli_diff_print(const struct image_diff *d, const struct image_source *a,
 
 extern const struct cli_option cli_build_options[], cli_inspect_options[],
     cli_push_options[], cli_diff_options[], cli_login_options[], cli_lock_options[],
-    cli_cache_options[];
+    cli_cache_options[], cli_lint_options[];
+extern struct cli_option cli_resolve_options[];
 
 int cli_build(int argc, char **argv, struct ocib_error *err);
 int cli_inspect(int argc, char **argv, struct ocib_error *err);
@@ -150,6 +171,8 @@ int cli_diff(int argc, char **argv, struct ocib_error *err);
 int cli_cache(int argc, char **argv, struct ocib_error *err);
 int cli_lock(int argc, char **argv, struct ocib_error *err);
 int cli_push(int argc, char **argv, struct ocib_error *err);
+int cli_resolve(int argc, char **argv, struct ocib_error *err);
+int cli_lint(int argc, char **argv, struct ocib_error *err);
 int cli_login(int argc, char **argv, struct ocib_error *err);
 int cli_logout(int argc, char **argv, struct ocib_error *err);
 int cli_version(int argc, char **argv, struct ocib_error *err);

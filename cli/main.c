@@ -28,6 +28,16 @@ const struct cli_verb cli_verbs[] = {
      "      A, B: oci:DIR[:tag] | docker-archive:FILE | [docker://]REFERENCE\n"
      "      exit status: 0 identical, 1 different, 2 trouble",
      "compare two images (reproducibility audit)", cli_diff_options},
+    {"resolve", cli_resolve,
+     "resolve -f FILE|DIR|- [-f ...] [build options]\n"
+     "      every 'image: ocib://PATH' built, pushed and replaced by repo@sha256:...",
+     "build the ocib:// images of Kubernetes YAML and print it with their digests",
+     cli_resolve_options},
+    {"lint", cli_lint,
+     "lint [options] [K8S_YAML]...\n"
+     "      exit status: 0 no error finding, 1 some, 2 bad input",
+     "check a spec, an image and Kubernetes YAML for the mistakes that bite in production",
+     cli_lint_options},
     {"login", cli_login, "login [options] REGISTRY -u USER --password-stdin",
      "check and store registry credentials", cli_login_options},
     {"logout", cli_logout, "logout REGISTRY", "forget registry credentials", NULL},
@@ -92,7 +102,8 @@ int main(int argc, char **argv)
         return cli_help(2, argv, &err) < 0 ? err.code : 0;
     /* Verbs that write stage roots (or remove them) run where their owners
      * are mapped; see sandbox_reexec_in_userns. */
-    if (!strcmp(v->name, "build") || !strcmp(v->name, "cache")) {
+    if (!strcmp(v->name, "build") || !strcmp(v->name, "cache") ||
+        !strcmp(v->name, "resolve")) {
         int status, rc = sandbox_reexec_in_userns(argv, &status, &err);
 
         if (rc < 0) {
@@ -105,7 +116,7 @@ int main(int argc, char **argv)
             return WEXITSTATUS(status);
         }
     }
-    if (!strcmp(v->name, "build"))
+    if (!strcmp(v->name, "build") || !strcmp(v->name, "resolve"))
         sandbox_cancel_install();
     if (v->run(argc - 1, argv + 1, &err) < 0) {
         /* A failure without a message only sets the status (diff: 1 means

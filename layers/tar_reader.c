@@ -25,6 +25,8 @@ struct tar_reader {
     char format[64];
     const char *const *keep; /* paths whose content the entry keeps */
     size_t keep_max;
+    bool (*keep_if)(const char *path, int64_t size, void *opaque); /* or those it names */
+    void *keep_opaque;
 };
 
 void tar_entry_release(struct tar_entry *e)
@@ -191,12 +193,12 @@ static char *dup_or_null(const char *s)
     return s && *s ? xstrdup(s) : NULL;
 }
 
-static bool kept(const struct tar_reader *r, const char *path)
+static bool kept(const struct tar_reader *r, const char *path, int64_t size)
 {
     for (const char *const *p = r->keep; p && *p; p++)
         if (!strcmp(*p, path))
             return true;
-    return false;
+    return r->keep_if && r->keep_if(path, size, r->keep_opaque);
 }
 
 /* Hashes the entry's content (and keeps it when asked); the size read must
@@ -206,7 +208,7 @@ static int hash_content(struct tar_reader *r, struct tar_entry *e, struct ocib_e
     struct sha256 h;
     int64_t total = 0;
 
-    if (kept(r, e->path)) {
+    if (kept(r, e->path, e->size)) {
         if (e->size < 0 || (uint64_t)e->size > r->keep_max)
             return ocib_error_kind_set(err, OCIB_ERR_LIMIT,
                                        "'%s': %lld bytes, more than the %zu this reader "
@@ -312,6 +314,15 @@ fail:
 void tar_reader_keep(struct tar_reader *r, const char *const *paths, size_t max)
 {
     r->keep = paths;
+    r->keep_max = max;
+}
+
+void tar_reader_keep_if(struct tar_reader *r,
+                        bool (*want)(const char *path, int64_t size, void *opaque),
+                        void *opaque, size_t max)
+{
+    r->keep_if = want;
+    r->keep_opaque = opaque;
     r->keep_max = max;
 }
 

@@ -78,6 +78,9 @@ void spec_args_predefined(const struct oci_platform *target, struct spec_map *re
 int spec_args_substitute(struct vctx *v, json_t *root, const struct spec_map *declared,
                          const struct spec_inputs *in);
 
+/* The top level's "lint" (lintcfg.c) into v->spec->lint. */
+int spec_parse_lint(struct vctx *v, const json_t *root);
+
 #define _cleanup_at_ __attribute__((cleanup(spec_at_free)))
 
 #endif

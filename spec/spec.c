@@ -420,8 +420,8 @@ static int parse_stages(struct vctx *v, const json_t *root, const struct at *top
 int spec_load(struct spec *spec, const char *file, const struct spec_inputs *in,
               struct ocib_error *err)
 {
-    static const char *const keys[] = {"$schema", "version", "args",
-                                       "image",   "stages",  NULL};
+    static const char *const keys[] = {"$schema", "version", "args", "image",
+                                       "stages",  "lint",    NULL};
     _cleanup_free_ char *buf = NULL;
     _cleanup_free_ char *dircopy = xstrdup(file);
     struct vctx v = {spec, err};
@@ -443,7 +443,7 @@ int spec_load(struct spec *spec, const char *file, const struct spec_inputs *in,
         spec_check_keys(&v, root, "", keys) < 0 || check_version(&v, root, &top) < 0 ||
         spec_args_declare(&v, root, in, &spec->args) < 0 ||
         spec_args_substitute(&v, root, &spec->args, in) < 0 || parse_header(&v, root) < 0 ||
-        parse_stages(&v, root, &top) < 0)
+        spec_parse_lint(&v, root) < 0 || parse_stages(&v, root, &top) < 0)
         goto fail;
     add_image_stages(spec);
     stage_args(spec, in);
@@ -490,6 +490,7 @@ void spec_release(struct spec *spec)
     free(spec->file);
     free(spec->dir);
     free(spec->image);
+    spec_strv_free(spec->lint.ignore, spec->lint.n_ignore);
     json_doc_release(&spec->doc);
     memset(spec, 0, sizeof(*spec));
 }

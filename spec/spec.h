@@ -167,6 +167,16 @@ struct spec_stage {
                       * layers; never a target, not found by name */
 };
 
+/* "lint": what `ocib lint` and build's notes leave out, and the budget. */
+struct spec_lint {
+    char **ignore; /* rule ids */
+    size_t n_ignore;
+    long long max_size; /* bytes; -1 when not given */
+};
+
+/* "500MB", "1.5GB", "300MiB" or a count of bytes; -1 when malformed. */
+long long spec_size_parse(const char *s);
+
 struct spec {
     char *file;                /* path as given, for messages */
     struct spec_map args;      /* declared, with --build-arg applied */
@@ -175,6 +185,7 @@ struct spec {
     struct spec_stage *stages; /* as written, then the image_only ones */
     size_t n_stages;
     size_t n_declared; /* stages as written */
+    struct spec_lint lint;
     struct json_doc doc;
 };
 

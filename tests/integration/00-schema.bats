@@ -237,6 +237,11 @@ reject	two-sources-dotted-file-dest	{"version": 1, "stages": [{"from": "scratch"
 reject	files-path-root	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/./", "dir": true}]}]}]}
 reject	base64-unpadded	{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content_base64": "aGk"}]}]}]}
 reject	cache-mount-root	{"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "cache_mounts": ["/"]}]}]}
+accept	lint-size-bytes	{"version": 1, "lint": {"max_size": 1000000}, "stages": [{"from": "scratch"}]}
+accept	lint-size-mib	{"version": 1, "lint": {"max_size": "300MiB", "ignore": []}, "stages": [{"from": "scratch"}]}
+reject	lint-size-unit	{"version": 1, "lint": {"max_size": "5 parsecs"}, "stages": [{"from": "scratch"}]}
+reject	lint-size-negative	{"version": 1, "lint": {"max_size": -1}, "stages": [{"from": "scratch"}]}
+reject	lint-ignore-not-id	{"version": 1, "lint": {"ignore": ["Named User"]}, "stages": [{"from": "scratch"}]}
 reject	secret-target-dir	{"version": 1, "stages": [{"from": "scratch", "layers": [{"run": "true", "secrets": [{"id": "x", "target": "/run/"}]}]}]}
 EOF_CASES
 }

@@ -491,6 +491,7 @@ unknown-stage-key {"version": 1, "stages": [{"from": "scratch", "workdri": "/"}]
 unknown-config-key {"version": 1, "stages": [{"from": "scratch", "config": {"cmd": [], "comand": []}}]}
 unknown-health-key {"version": 1, "stages": [{"from": "scratch", "config": {"healthcheck": {"test": ["NONE"], "every": "1s"}}}]}
 missing-stages {"version": 1}
+unknown-lint-key {"version": 1, "stages": [{"from": "scratch"}], "lint": {"ignroe": ["x"]}}
 missing-version {"stages": [{"from": "scratch"}]}
 version-2 {"version": 2, "stages": [{"from": "scratch"}]}
 version-string {"version": "1", "stages": [{"from": "scratch"}]}
