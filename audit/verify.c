@@ -117,6 +117,30 @@ static int copy_context(const char *src, const char *dst, bool reverse, mode_t u
     return r;
 }
 
+/* Opens the two results into ret: with several platforms, the images of
+ * the first platform whose images differ. */
+static int open_differing(const struct build_options *o, const char *a, const char *b,
+                          struct cache *c, struct registries *rs, struct verify_result *ret,
+                          struct ocib_error *err)
+{
+    for (size_t k = 0; k < (o->n_platforms ? o->n_platforms : 1); k++) {
+        const struct oci_platform *p = o->n_platforms ? &o->platforms[k] : NULL;
+
+        image_source_release(&ret->a_src);
+        image_source_release(&ret->b_src);
+        memset(&ret->a_src, 0, sizeof(ret->a_src));
+        memset(&ret->b_src, 0, sizeof(ret->b_src));
+        if (image_source_open(a, NULL, c, rs, p, &ret->a_src, err) < 0 ||
+            image_source_open(b, NULL, c, rs, p, &ret->b_src, err) < 0)
+            return -1;
+        if (p)
+            oci_platform_format(p, ret->platform, sizeof(ret->platform));
+        if (!oci_digest_equal(&ret->a_src.manifest.digest, &ret->b_src.manifest.digest))
+            break;
+    }
+    return 0;
+}
+
 int build_verify(const struct build_options *o, struct verify_result *ret,
                  struct ocib_error *err)
 {
@@ -197,22 +221,8 @@ int build_verify(const struct build_options *o, struct verify_result *ret,
         if (cache_open(&c, cdir, err) < 0 ||
             registries_new(o->insecure, o->n_insecure, o->cert_dir, &rs, err) < 0)
             goto out;
-        /* With several platforms, the first whose images differ. */
-        for (size_t k = 0; k < (o->n_platforms ? o->n_platforms : 1); k++) {
-            const struct oci_platform *p = o->n_platforms ? &o->platforms[k] : NULL;
-
-            image_source_release(&ret->a_src);
-            image_source_release(&ret->b_src);
-            memset(&ret->a_src, 0, sizeof(ret->a_src));
-            memset(&ret->b_src, 0, sizeof(ret->b_src));
-            if (image_source_open(a, NULL, &c, rs, p, &ret->a_src, err) < 0 ||
-                image_source_open(b, NULL, &c, rs, p, &ret->b_src, err) < 0)
-                goto out;
-            if (p)
-                oci_platform_format(p, ret->platform, sizeof(ret->platform));
-            if (!oci_digest_equal(&ret->a_src.manifest.digest, &ret->b_src.manifest.digest))
-                break;
-        }
+        if (open_differing(o, a, b, &c, rs, ret, err) < 0)
+            goto out;
         if (image_diff_compare(&ret->a_src, &ret->b_src, &c, rs, 50, &ret->diff, err) < 0)
             goto out;
     }

@@ -137,7 +137,8 @@ static int parse(int argc, char **argv, struct lint_args *a, struct cli_env *env
                 return -1;
             break;
         case CLI_OPT_INSECURE_ID:
-            cli_env_add_insecure(env, v);
+        case CLI_OPT_CERT_DIR_ID:
+            cli_env_take(env, id, v);
             break;
         default:
             return -1;
@@ -259,11 +260,14 @@ static int lint_built(const struct build_options *o, const char *reference,
     else
         name = xstrdup("oci:ocib-out");
     a.image = name;
-    a.has_platform = o->has_platform;
-    if (o->has_platform)
-        a.platform = o->platform;
+    /* Several platforms: the first one's image is linted. */
+    a.has_platform = o->n_platforms > 0;
+    if (o->n_platforms)
+        a.platform = o->platforms[0];
     for (size_t i = 0; i < o->n_insecure; i++)
-        cli_env_add_insecure(&env, o->insecure[i]);
+        cli_env_take(&env, CLI_OPT_INSECURE_ID, o->insecure[i]);
+    if (o->cert_dir)
+        cli_env_take(&env, CLI_OPT_CERT_DIR_ID, o->cert_dir);
     rc = lint_named_image(&a, &env, max_size, r, err);
     cli_env_release(&env);
     return rc;
@@ -276,7 +280,7 @@ int cli_lint_notes(const struct build_options *o, const char *reference, bool fa
         o->spec_file ? xstrdup(o->spec_file)
                      : xasprintf("%s/ocib.json", o->context_dir ? o->context_dir : ".");
     struct spec_inputs in = {o->build_args, o->n_build_args,
-                             o->has_platform ? &o->platform : NULL};
+                             o->n_platforms ? &o->platforms[0] : NULL};
     struct spec spec = {0};
     struct lint_report r = {0};
     size_t errors;
