@@ -316,14 +316,15 @@ static void add_image_stages(struct spec *spec)
 }
 
 /* Each stage's arguments: the predefined ones of its platform, then the
- * declared ones. */
+ * declared ones. A "platform": "build" stage runs on the machine's platform
+ * but its TARGET* arguments name the target (BUILD* are the host's). */
 static void stage_args(struct spec *spec, const struct spec_inputs *in)
 {
     for (size_t i = 0; i < spec->n_stages; i++) {
         struct spec_stage *st = &spec->stages[i];
         struct oci_platform p;
 
-        if (st->has_platform)
+        if (st->has_platform && !st->build_platform)
             p = st->platform;
         else if (in && in->platform)
             p = *in->platform;
