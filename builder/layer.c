@@ -676,7 +676,10 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
     layer_tree_finalise(&j.t);
     digests_known(&j);
     def_input = layer_def_input(b, st, ly, si);
-    cachekey_def(&si->top_key, def_input, b->platform_str,
+    /* Only what a command makes depends on the platform: a copy or files
+     * layer is the same bytes for every platform over the same parent, so
+     * a second platform finds the first's in the cache. */
+    cachekey_def(&si->top_key, def_input, ly->kind == SPEC_LAYER_RUN ? b->platform_str : "",
                  layer_compression_settings(b->o->compression), b->epoch, st->workdir,
                  &j.def);
     /* Hash first only when a hit is possible: some key was stored under

@@ -128,11 +128,11 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
 
     switch (st->from.kind) {
     case SPEC_FROM_SCRATCH: {
-        _cleanup_free_ char *base = xasprintf("scratch/%s", b->platform_str);
-
+        /* No layers: nothing of scratch depends on the platform (the
+         * config, which does, is not cached). */
         oci_image_init(&si->img, p);
         si->built = true;
-        cachekey_base(base, &si->top_key);
+        cachekey_base("scratch", &si->top_key);
         return 0;
     }
     case SPEC_FROM_STAGE: {

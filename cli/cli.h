@@ -119,6 +119,7 @@ struct cli_env {
     char **insecure;
     size_t n_insecure, alloc_insecure;
     const char *cert_dir;
+    const char *cache_dir; /* NULL: OCIB_CACHE_DIR, else the default */
 };
 
 /* Records the value of an option of CLI_OPT_REGISTRY (id: which). */

@@ -78,7 +78,7 @@ int cli_env_open(struct cli_env *e, struct ocib_error *err)
 {
     _cleanup_free_ char *dir = NULL;
 
-    if (cli_cache_dir(NULL, &dir, err) < 0)
+    if (cli_cache_dir(e->cache_dir, &dir, err) < 0)
         return -1;
     e->cache = xcalloc(1, sizeof(*e->cache));
     if (cache_open(e->cache, dir, err) < 0)

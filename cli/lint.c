@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum {
     OPT_CONTEXT = 1,
@@ -46,6 +47,7 @@ const struct cli_option cli_lint_options[] = {
 struct lint_args {
     const char *context, *file, *image;
     bool json, rules, has_platform;
+    bool local_only; /* layers not already here are not read (a build's notes) */
     struct oci_platform platform;
     char **yaml;
     size_t n_yaml, alloc_yaml;
@@ -162,6 +164,10 @@ static int lint_named_image(const struct lint_args *a, struct cli_env *env,
         goto out;
     layers = xcalloc(src.img.n_layers + 1, sizeof(*layers));
     for (size_t i = 0; i < src.n_srcs && i < src.img.n_layers; i++) {
+        /* A build's notes download nothing: a layer only in the registry
+         * (a base, a --cache-from hit) was linted where it was built. */
+        if (a->local_only && (!src.srcs[i].path || access(src.srcs[i].path, R_OK) < 0))
+            continue;
         if (blob_source_ensure_local(&src.srcs[i], env->cache, env->registries, err) < 0)
             goto out;
         layers[i].path = src.srcs[i].path;
@@ -260,6 +266,8 @@ static int lint_built(const struct build_options *o, const char *reference,
     else
         name = xstrdup("oci:ocib-out");
     a.image = name;
+    a.local_only = true;
+    env.cache_dir = o->cache_dir; /* the build's: its layers are there */
     /* Several platforms: the first one's image is linted. */
     a.has_platform = o->n_platforms > 0;
     if (o->n_platforms)
