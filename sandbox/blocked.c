@@ -34,8 +34,7 @@ static long proc_number(const char *path, const char *key)
 
 char *sandbox_userns_blocker(int errnum)
 {
-    const char *fallback = "; copy-only builds need no sandbox, and a container that is "
-                           "itself the sandbox can use --isolation chroot";
+    const char *fallback = "; copy-only builds need no sandbox";
 
     if (proc_number("/proc/sys/user/max_user_namespaces", NULL) == 0)
         return xasprintf("user.max_user_namespaces is 0 here (sysctl -w "
@@ -43,7 +42,8 @@ char *sandbox_userns_blocker(int errnum)
                          fallback);
     if (errnum == ENOSPC)
         return xasprintf("the user.max_user_namespaces limit is reached%s", fallback);
-    if (geteuid() != 0 && proc_number("/proc/sys/kernel/unprivileged_userns_clone", NULL) == 0)
+    if (geteuid() != 0 &&
+        proc_number("/proc/sys/kernel/unprivileged_userns_clone", NULL) == 0)
         return xasprintf("kernel.unprivileged_userns_clone is 0 (sysctl -w "
                          "kernel.unprivileged_userns_clone=1 allows them)%s",
                          fallback);
@@ -54,11 +54,12 @@ char *sandbox_userns_blocker(int errnum)
                          fallback);
     if ((errnum == EPERM || errnum == ENOSYS) &&
         proc_number("/proc/self/status", "Seccomp:") == 2)
-        return xasprintf("a seccomp filter refuses it: the default profile of Docker, "
-                         "containerd and Kubernetes' RuntimeDefault allows unshare only with "
-                         "CAP_SYS_ADMIN (podman's default allows it; else run with a "
-                         "profile that allows unshare and clone with namespace flags, or "
-                         "seccomp=unconfined)%s",
-                         fallback);
+        return xasprintf(
+            "a seccomp filter refuses it: the default profile of Docker, "
+            "containerd and Kubernetes' RuntimeDefault allows unshare only with "
+            "CAP_SYS_ADMIN (podman's default allows it; else run with a "
+            "profile that allows unshare and clone with namespace flags, or "
+            "seccomp=unconfined)%s",
+            fallback);
     return xasprintf("%s%s", strerror(errnum), fallback);
 }
