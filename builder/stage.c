@@ -368,6 +368,7 @@ int build_stage(struct build *b, size_t s, struct ocib_error *err)
     struct stage_image *si = &b->p->stages[s];
     struct oci_platform p;
     struct build_event ev = {.kind = BUILD_EVENT_STAGE, .stage = st->name};
+    _cleanup_free_ char *text = NULL;
     char pbuf[96];
 
     if (st->has_platform)
@@ -377,6 +378,14 @@ int build_stage(struct build *b, size_t s, struct ocib_error *err)
     oci_platform_format(&p, pbuf, sizeof(pbuf));
     snprintf(b->platform_str, sizeof(b->platform_str), "%s", pbuf);
     ev.text = pbuf;
+    if (st->build_platform && b->n_plats > 1) {
+        char target[96];
+
+        /* Built on this machine once per target: say which target. */
+        oci_platform_format(&b->p->platform, target, sizeof(target));
+        text = xasprintf("%s, for %s", pbuf, target);
+        ev.text = text;
+    }
     progress(b, &ev);
     if (load_base(b, s, &p, si, err) < 0)
         return -1;
