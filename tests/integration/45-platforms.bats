@@ -19,15 +19,9 @@ setup_file() {
     registry_start REG || return 1
     local d=$BATS_FILE_TMPDIR
     busybox_multiarch_ctx "$d/bbctx" || return 1
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" build -C "$d/bbctx" --platform linux/amd64,linux/arm64 \
-        --output "oci:$d/base:1" --progress=quiet >/dev/null 2>"$d/base.err" </dev/null ||
-        { cat "$d/base.err" >&2; fail "building the two-platform busybox base failed"; return 1; }
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" build -C "$d/bbctx" --platform linux/amd64 \
-        --output "oci:$d/base-amd64:1" --progress=quiet >/dev/null 2>"$d/base.err" </dev/null ||
-        { cat "$d/base.err" >&2; fail "building the amd64 busybox base failed"; return 1; }
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" push "oci:$d/base:1" "$REG_ADDR/ocib/busybox-multi:1" \
-        >/dev/null 2>"$d/push.err" </dev/null ||
-        { cat "$d/push.err" >&2; fail "pushing the two-platform base failed"; return 1; }
+    base_build "$d/bbctx" "$d/base" --platform linux/amd64,linux/arm64 || return 1
+    base_build "$d/bbctx" "$d/base-amd64" --platform linux/amd64 || return 1
+    base_push "$d/base" "$REG_ADDR/ocib/busybox-multi:1" || return 1
     export BASE="oci:$d/base:1" BASE_AMD64="oci:$d/base-amd64:1"
     export BASE_REG="$REG_ADDR/ocib/busybox-multi:1"
 }

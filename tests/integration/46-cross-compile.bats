@@ -36,9 +36,7 @@ setup_file() {
 
     # The two-platform busybox base.
     busybox_multiarch_ctx "$F/bbctx" || return 1
-    OCIB_CACHE_DIR=$F/base-cache "$OCIB" build -C "$F/bbctx" --platform linux/amd64,linux/arm64 \
-        --output "oci:$F/bb:1" --progress=quiet >/dev/null 2>"$F/bb.err" </dev/null ||
-        { cat "$F/bb.err" >&2; fail "building the two-platform busybox base failed"; return 1; }
+    base_build "$F/bbctx" "$F/bb" --platform linux/amd64,linux/arm64 || return 1
 
     write_cross_ctx "$F/app"
     export OCIB_FILE_CACHE=$F/cache

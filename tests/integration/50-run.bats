@@ -21,12 +21,8 @@ setup_file() {
     # image in the registry.
     local d=$BATS_FILE_TMPDIR
     busybox_base_ctx "$d/bbctx" || return 1
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" build -C "$d/bbctx" --tag localhost:5000/ocib/busybox:1 \
-        --output "oci:$d/base" --progress=quiet >"$d/base.ref" 2>"$d/base.err" </dev/null ||
-        { cat "$d/base.err" >&2; fail "building the busybox base failed"; return 1; }
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" push "oci:$d/base:1" "$REG_ADDR/ocib/busybox:1" \
-        >/dev/null 2>"$d/push.err" </dev/null ||
-        { cat "$d/push.err" >&2; fail "pushing the busybox base failed"; return 1; }
+    base_build "$d/bbctx" "$d/base" || return 1
+    base_push "$d/base" "$REG_ADDR/ocib/busybox:1" || return 1
     export BASE_LAYOUT=$d/base
     export BASE="oci:$d/base:1"
     export BASE_REG="$REG_ADDR/ocib/busybox:1"

@@ -15,12 +15,8 @@ setup_file() {
     registry_start REG || return 1
     local d=$BATS_FILE_TMPDIR
     busybox_base_ctx "$d/bbctx" || return 1
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" build -C "$d/bbctx" --output "oci:$d/base:1" \
-        --progress=quiet >/dev/null 2>"$d/base.err" </dev/null ||
-        { cat "$d/base.err" >&2; fail "building the busybox base failed"; return 1; }
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" push "oci:$d/base:1" "$REG_ADDR/ocib/busybox:1" \
-        >/dev/null 2>"$d/push.err" </dev/null ||
-        { cat "$d/push.err" >&2; fail "pushing the busybox base failed"; return 1; }
+    base_build "$d/bbctx" "$d/base" || return 1
+    base_push "$d/base" "$REG_ADDR/ocib/busybox:1" || return 1
     export BASE="oci:$d/base:1" BASE_REG="$REG_ADDR/ocib/busybox:1"
 }
 

@@ -33,9 +33,7 @@ setup_file() {
     # the base and the contexts, with the base named relative to them so
     # that the host's build reads the same spec text
     busybox_base_ctx "$d/bbctx" || return 1
-    OCIB_CACHE_DIR=$d/cache-base "$OCIB" build -C "$d/bbctx" --output "oci:$r/work/base:1" \
-        --progress=quiet >/dev/null 2>"$d/base.err" </dev/null ||
-        { cat "$d/base.err" >&2; fail "building the busybox base failed"; return 1; }
+    base_build "$d/bbctx" "$r/work/base" || return 1
     mkdir -p "$r/work/app" "$r/work/copy"
     echo 'hello' >"$r/work/app/msg.txt"
     cat >"$r/work/app/ocib.json" <<'JSON'

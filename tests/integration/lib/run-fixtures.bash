@@ -9,6 +9,11 @@
 #     busybox_base_ctx for linux/amd64 and linux/arm64: the copy takes
 #     bin/busybox-${TARGETARCH}, the arm64 one from the busybox-static:arm64
 #     package tests/install-deps downloads to /var/cache/ocib-tests.
+# base_build CTX LAYOUT [BUILD_OPTIONS...]
+#     builds the base context CTX into oci:LAYOUT:1 with a cache of its own
+#     beside CTX, quietly; on failure prints ocib's stderr and fails.
+# base_push LAYOUT REF
+#     pushes oci:LAYOUT:1 (every platform of an index) to REF; the same.
 # binfmt_arm64_ready
 #     mounts binfmt_misc when it is not, and registers (or enables)
 #     qemu-user-static's aarch64 handler from /usr/lib/binfmt.d (root only).
@@ -64,6 +69,19 @@ busybox_base_ctx() {
   ]
 }
 JSON
+}
+
+base_build() {
+    local ctx=$1 layout=$2
+    shift 2
+    OCIB_CACHE_DIR=$ctx.cache "$OCIB" build -C "$ctx" --output "oci:$layout:1" "$@" \
+        --progress=quiet >/dev/null 2>"$ctx.err" </dev/null ||
+        { cat "$ctx.err" >&2; fail "building the base $ctx into $layout failed"; return 1; }
+}
+
+base_push() {
+    OCIB_CACHE_DIR=$1.push-cache "$OCIB" push "oci:$1:1" "$2" >/dev/null 2>"$1.push-err" </dev/null ||
+        { cat "$1.push-err" >&2; fail "pushing the base $1 to $2 failed"; return 1; }
 }
 
 busybox_multiarch_ctx() {
