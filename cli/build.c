@@ -290,6 +290,54 @@ static int verify_build(struct build_args *a, struct ocib_error *err)
     return 0;
 }
 
+/* Only the outputs' lines, for the second pass of --lint=error (the first
+ * said everything else). */
+static void outputs_only(void *opaque, const struct build_event *ev)
+{
+    if (ev->kind == BUILD_EVENT_OUTPUT)
+        cli_progress_event(opaque, ev);
+}
+
+/* All but the outputs' lines, for the first pass (its scratch layout is no
+ * output of the user's). */
+static void all_but_outputs(void *opaque, const struct build_event *ev)
+{
+    if (ev->kind != BUILD_EVENT_OUTPUT)
+        cli_progress_event(opaque, ev);
+}
+
+/* --lint=error: the image is built into a scratch layout first and linted
+ * there, so that an error finding fails the build before any output is
+ * written or anything pushed; the real build that follows is all cache
+ * hits, and prints only what it writes. */
+static int lint_gate(struct build_args *a, struct ocib_error *err)
+{
+    _cleanup_free_ char *anchor = xasprintf("%s/lint-gate", a->o.cache_dir);
+    _cleanup_free_ char *dir = NULL;
+    struct build_options first = a->o;
+    struct build_output out = {.kind = BUILD_OUTPUT_OCI};
+    struct build_result res = {0};
+    int r = -1;
+
+    if (fs_mkdtemp_beside(anchor, &dir, err) < 0)
+        return -1;
+    out.path = xasprintf("%s/image", dir);
+    first.outputs = &out;
+    first.n_outputs = 1;
+    first.push = false;
+    first.cache_to = NULL;
+    first.digest_file = NULL;
+    first.progress = all_but_outputs;
+    if (build_run(&first, &res, err) == 0 &&
+        cli_lint_notes(&first, res.reference, true, err) == 0)
+        r = 0;
+    build_result_release(&res);
+    free(out.path);
+    fs_rm_rf(dir, NULL);
+    a->o.progress = outputs_only;
+    return r;
+}
+
 int cli_build(int argc, char **argv, struct ocib_error *err)
 {
     struct build_args a = {
@@ -311,9 +359,13 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     p = cli_progress_new(a.mode);
     a.o.progress = cli_progress_event;
     a.o.progress_opaque = p;
+    if (a.lint && !strcmp(a.lint, "error") && lint_gate(&a, err) < 0)
+        goto out;
     if (build_run(&a.o, &res, err) < 0)
         goto out;
-    if (a.lint ? strcmp(a.lint, "off") : a.mode != PROGRESS_QUIET) {
+    if (a.lint && !strcmp(a.lint, "error")) {
+        /* Linted before anything was written: done. */
+    } else if (a.lint ? strcmp(a.lint, "off") : a.mode != PROGRESS_QUIET) {
         bool fail = a.lint && !strcmp(a.lint, "error");
 
         /* Notes never fail a build; only --lint=error does. */

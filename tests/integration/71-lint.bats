@@ -148,10 +148,17 @@ EOF
     assert_contains "image note" "$err" "lint: layer 1 (sha256:"
     assert_contains "toolchain" "$err" "warning toolchain:"
     [ "$(grep -c 'root-user' <<<"$err")" -eq 1 ] || fail "root-user reported twice: $err"
-    run_ocib build -C "$T/ctx" --tag localhost:5000/lint/n:1 --output "oci:$T/o" --progress=plain --lint=error
+    run_ocib build -C "$T/ctx" --tag localhost:5000/lint/n:1 --output "oci:$T/gated" --progress=plain --lint=error
     assert_eq "--lint=error exit" "$status" 1
     [ -z "$out" ] || fail "--lint=error printed a digest: $out"
     assert_contains "says why" "$err" "build --lint=error: 1 error finding"
+    [ ! -e "$T/gated" ] || fail "--lint=error wrote the output of a build it failed"
+    # passing the lint, --lint=error writes the output, once linted
+    printf '{"version": 1, "stages": [{"from": "scratch", "layers": [{"files": [{"path": "/a", "content": "x"}]}], "config": {"user": "1000", "healthcheck": {"test": ["NONE"]}}}]}\n' >"$T/ctx2.json"
+    run_ocib build -C "$T/ctx" -f "$T/ctx2.json" --tag localhost:5000/lint/n:2 --output "oci:$T/passed" --progress=plain --lint=error
+    [ "$status" -eq 0 ] || { show_run; fail "a build without error findings failed under --lint=error"; }
+    [ -e "$T/passed/index.json" ] || fail "--lint=error did not write the output of a passing build"
+    [ "$(grep -c '^wrote oci:' <<<"$err")" -eq 1 ] || fail "the output was written more than once: $err"
     run_ocib build -C "$T/ctx" --tag localhost:5000/lint/n:1 --output "oci:$T/o" --progress=quiet
     assert_eq "quiet exit" "$status" 0
     [ -z "$err" ] || fail "quiet printed: $err"
