@@ -18,7 +18,7 @@ endif
 LDLIBS += $(PKG_LIBS) -lpthread
 
 BUILD ?= build
-LIB_DIRS := base oci layers cache registry sandbox transport spec builder audit
+LIB_DIRS := base oci layers cache registry sandbox transport spec sbom builder audit
 LIB_SRCS := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -10,6 +10,7 @@
 #include "builder/run.h"
 #include "oci/image.h"
 #include "audit/verify.h"
+#include "sbom/sbom.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -38,6 +39,10 @@ enum {
     OPT_SECRET,
     OPT_PROGRESS,
     OPT_FORMAT,
+    OPT_SBOM,
+    OPT_PROVENANCE,
+    OPT_SIGN_KEY,
+    OPT_VERIFY_AGAINST,
 };
 
 const struct cli_option cli_build_options[] = {
@@ -73,6 +78,14 @@ const struct cli_option cli_build_options[] = {
     {OPT_VERIFY, "--verify", NULL, NULL, "build twice in isolation; fail unless identical"},
     {OPT_SECRET, "--secret", NULL, "id=ID,src=PATH",
      "a file run layers mount at their secret's target; repeatable"},
+    {OPT_SBOM, "--sbom", NULL, "[=spdx|cyclonedx]",
+     "attach an SBOM of the image (default SPDX 2.3; CycloneDX 1.5)"},
+    {OPT_PROVENANCE, "--provenance", NULL, NULL,
+     "attach an in-toto SLSA v1 provenance of the build"},
+    {OPT_SIGN_KEY, "--sign-key", NULL, "FILE",
+     "sign what is pushed (cosign-style) with this PEM ECDSA P-256 key"},
+    {OPT_VERIFY_AGAINST, "--verify-against", NULL, "IMAGE",
+     "after building, compare with IMAGE as diff does; exit 1 when they differ"},
     {OPT_PROGRESS, "--progress", NULL, "plain|tty|json|quiet",
      "how progress is shown on stderr (default: tty on a terminal, else plain)"},
     {0, NULL, NULL, NULL, NULL},
@@ -83,6 +96,7 @@ struct build_args {
     struct build_options o;
     enum progress_mode mode;
     bool verify;
+    const char *verify_against; /* --verify-against IMAGE */
     size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets,
         alloc_build_args;
 };
@@ -106,6 +120,35 @@ static void build_args_release(struct build_args *a)
         free(a->o.secrets[i].src);
     }
     free(a->o.secrets);
+}
+
+/* The options of attestations and of the audit after the build. */
+static int take_attest_option(struct build_args *a, int id, const char *v,
+                              struct ocib_error *err)
+{
+    struct build_options *o = &a->o;
+
+    switch (id) {
+    case OPT_SBOM: {
+        enum sbom_format f = SBOM_SPDX;
+
+        if (v && sbom_format_parse(v, &f) < 0)
+            return ocib_error_usage(
+                err, "--sbom: invalid value '%s': expected spdx or cyclonedx", v);
+        o->sbom = (int)f;
+        return 0;
+    }
+    case OPT_PROVENANCE:
+        o->provenance = true;
+        return 0;
+    case OPT_SIGN_KEY:
+        o->sign_key = v;
+        return 0;
+    case OPT_VERIFY_AGAINST:
+        a->verify_against = v;
+        return 0;
+    }
+    return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
 }
 
 /* One option and its value into a. */
@@ -205,7 +248,7 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
     case OPT_PROGRESS:
         return cli_progress_parse(v, &a->mode, err);
     }
-    return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
+    return take_attest_option(a, id, v, err);
 }
 
 /* The command line into a; SOURCE_DATE_EPOCH when no flag gave the time. */

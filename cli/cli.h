@@ -19,7 +19,8 @@ struct cli_option {
     int id;            /* > 0: what cli_next returns for it */
     const char *name;  /* "--tag" */
     const char *alias; /* "-t", or NULL */
-    const char *arg;   /* what its value is ("REF"), or NULL for a flag */
+    const char *arg;   /* what its value is ("REF"), or NULL for a flag;
+                        * "[=VALUE]": optional, only as --name=VALUE */
     const char *help;  /* one line for `ocib help VERB` */
 };
 

@@ -24,6 +24,8 @@ struct tar_reader {
     bool eof;
     char format[64];
     const char *const *keep; /* paths whose content the entry keeps */
+    bool (*keep_fn)(const char *path, void *opaque); /* or those it says */
+    void *keep_opaque;
     size_t keep_max;
 };
 
@@ -196,7 +198,7 @@ static bool kept(const struct tar_reader *r, const char *path)
     for (const char *const *p = r->keep; p && *p; p++)
         if (!strcmp(*p, path))
             return true;
-    return false;
+    return r->keep_fn && r->keep_fn(path, r->keep_opaque);
 }
 
 /* Hashes the entry's content (and keeps it when asked); the size read must
@@ -312,6 +314,14 @@ fail:
 void tar_reader_keep(struct tar_reader *r, const char *const *paths, size_t max)
 {
     r->keep = paths;
+    r->keep_max = max;
+}
+
+void tar_reader_keep_fn(struct tar_reader *r, bool (*fn)(const char *path, void *opaque),
+                        void *opaque, size_t max)
+{
+    r->keep_fn = fn;
+    r->keep_opaque = opaque;
     r->keep_max = max;
 }
 

@@ -19,6 +19,7 @@
 #ifndef OCIB_LAYERS_TAR_READER_H
 #define OCIB_LAYERS_TAR_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,10 @@ int tar_reader_next(struct tar_reader *r, struct tar_entry *ret, struct ocib_err
  * must outlive the reader) keep their content in the entry's data; one
  * larger than max bytes fails the read. */
 void tar_reader_keep(struct tar_reader *r, const char *const *paths, size_t max);
+/* The same for the regular files fn(path, opaque) says yes to (called once
+ * per entry, before its content is read); max is shared with the above. */
+void tar_reader_keep_fn(struct tar_reader *r, bool (*fn)(const char *path, void *opaque),
+                        void *opaque, size_t max);
 
 /* The tar format of the last header read ("POSIX pax interchange format",
  * "GNU tar format", ...), or "" before the first. */
