@@ -334,6 +334,9 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
     a.o.progress_opaque = p;
     if (build_run(&a.o, &res, err) < 0)
         goto out;
+    if (a.verify_against &&
+        cli_verify_against(&a.o, &res, a.verify_against, a.mode == PROGRESS_QUIET, err) < 0)
+        goto out;
     if (a.o.digest_file) {
         _cleanup_free_ char *line = xasprintf("%s\n", res.reference);
 

@@ -28,6 +28,14 @@ const struct cli_verb cli_verbs[] = {
      "      A, B: oci:DIR[:tag] | docker-archive:FILE | [docker://]REFERENCE\n"
      "      exit status: 0 identical, 1 different, 2 trouble",
      "compare two images (reproducibility audit)", cli_diff_options},
+    {"referrers", cli_referrers,
+     "referrers [options] IMAGE\n"
+     "      IMAGE: oci:DIR[:tag] | [docker://]REFERENCE",
+     "list the artifacts (SBOM, provenance) attached to an image", cli_referrers_options},
+    {"sbom", cli_sbom,
+     "sbom [options] IMAGE\n"
+     "      IMAGE: oci:DIR[:tag] | docker-archive:FILE | [docker://]REFERENCE",
+     "print the SBOM attached to an image (or --generate one)", cli_sbom_options},
     {"login", cli_login, "login [options] REGISTRY -u USER --password-stdin",
      "check and store registry credentials", cli_login_options},
     {"logout", cli_logout, "logout REGISTRY", "forget registry credentials", NULL},

@@ -77,3 +77,41 @@ referrers_tag() {
     idx=$(curl -sf "http://$PX_ADDR/v2/$repo/referrers/$DIGEST")
     [ "$(jq -r '[.manifests[].artifactType] | sort | join(" ")' <<<"$idx")" = "application/spdx+json application/vnd.in-toto+json" ]
 }
+
+@test "verbs: ocib referrers lists type, digest, size and signature; ocib sbom prints the attached document or --generate computes one" {
+    local repo=att/verbs
+    sbom_ctx "$T/ctx"
+    openssl ecparam -name prime256v1 -genkey -noout -out "$T/key.pem" 2>/dev/null
+    build_ok -C "$T/ctx" --sbom --provenance --sign-key "$T/key.pem" --push --tag "$REG_ADDR/$repo:v1"
+    run_ocib referrers "$REG_ADDR/$repo:v1"
+    [ "$status" -eq 0 ]
+    [ "$(wc -l <<<"$out")" = 2 ]
+    grep -Eq '^application/spdx\+json +sha256:[0-9a-f]{64} +[0-9]+ signed$' <<<"$out" || fail "$out"
+    run_ocib referrers "$REG_ADDR/$repo:v1" --json
+    jq -e '.manifests | length == 2 and all(.signed == true and (.size > 0))' <<<"$out"
+    run_ocib sbom "docker://$REG_ADDR/$repo:v1"
+    [ "$status" -eq 0 ]
+    jq -e --arg d "$DIGEST" '.spdxVersion == "SPDX-2.3" and (.packages[] | select(.SPDXID == "SPDXRef-image") | .versionInfo == $d)' <<<"$out"
+    build_ok -C "$T/ctx" --output "oci:$T/plain"
+    run_ocib sbom "oci:$T/plain"
+    [ "$status" -eq 1 ]
+    [[ "$err" == *"has no SBOM attached"* ]]
+    run_ocib sbom --generate "oci:$T/plain"
+    [ "$status" -eq 0 ]
+    [ "$(jq -r '[.packages[] | select(.primaryPackagePurpose == "LIBRARY") | .name] | join(" ")' <<<"$out")" = "bar libfoo1 @scope/pkg express ms" ]
+}
+
+@test "verify-against: a rebuild passes against the pushed image and fails naming the file after one source byte changes" {
+    local repo=att/audit
+    sbom_ctx "$T/ctx"
+    build_ok -C "$T/ctx" --push --tag "$REG_ADDR/$repo:v1"
+    pushed=$DIGEST
+    OCIB_CACHE_DIR=$T/other-cache build_ok -C "$T/ctx" --output "oci:$T/re" --verify-against "$REG_ADDR/$repo:v1"
+    [ "$DIGEST" = "$pushed" ]
+    sed -i 's/4.19.2/4.19.3/' "$T/ctx/root/app/node_modules/express/package.json"
+    run_ocib build -C "$T/ctx" --output "oci:$T/re2" --verify-against "$REG_ADDR/$repo:v1"
+    [ "$status" -eq 1 ]
+    [[ "$err" == *"app/node_modules/express/package.json"* ]] || fail "the report does not name the file: $err"
+    [[ "$err" == *"differs from $REG_ADDR/$repo:v1"* ]]
+    [ -z "$out" ]
+}
