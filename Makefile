@@ -82,6 +82,7 @@ check-asan:
 
 bench: $(OCIB)
 	@tests/bench/run
+	@OCIB=$(abspath $(OCIB)) tests/bench/attest
 
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard */*.h)
