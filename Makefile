@@ -18,7 +18,7 @@ endif
 LDLIBS += $(PKG_LIBS) -lpthread
 
 BUILD ?= build
-LIB_DIRS := base oci layers cache registry sandbox k8s transport spec builder audit
+LIB_DIRS := base oci layers cache registry sandbox k8s transport spec sbom builder audit
 LIB_SRCS := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -82,6 +82,7 @@ check-asan:
 
 bench: $(OCIB)
 	@tests/bench/run
+	@OCIB=$(abspath $(OCIB)) tests/bench/attest
 
 format:
 	clang-format -i $(LIB_SRCS) $(CLI_SRCS) $(UNIT_SRCS) $(wildcard */*.h)

@@ -345,6 +345,8 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
         registry_meter(b, false, &m); /* no total: blobs the registry has are not sent */
         step_start(b, NULL, NULL, step, &m);
         rc = push_result(b, t, err);
+        if (rc == 0)
+            rc = attest_push(b, t, err);
         step_end(b, NULL, NULL, step);
         if (rc < 0)
             return -1;
@@ -370,6 +372,7 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
  * stage roots stay in the cache). */
 static void build_release(struct build *b, bool ok)
 {
+    attest_release(b);
     result_names_free(b->names, b->n_names);
     push_targets_free(b->targets, b->n_targets);
     registries_free(b->registries);
@@ -414,9 +417,10 @@ int build_run(const struct build_options *o, struct build_result *ret,
 
     context_release(&b.ctx);
     remote_cache_init(&b.remote);
-    if (build_prepare(&b, err) == 0) {
+    if (build_prepare(&b, err) == 0 && attest_load_key(&b, err) == 0) {
         announce_inputs(&b);
-        if (build_stages(&b, err) == 0 && build_seal(&b, err) == 0)
+        if (build_stages(&b, err) == 0 && build_seal(&b, err) == 0 &&
+            attest_make(&b, err) == 0)
             r = build_publish(&b, ret, err);
     }
     build_release(&b, r == 0);

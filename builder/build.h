@@ -115,6 +115,9 @@ struct build_options {
     const char *cert_dir;    /* --cert-dir: every registry's TLS files */
     const char *cache_dir;   /* NULL: the default */
     const char *digest_file; /* --digest-file (written by the caller): never context */
+    int sbom;                /* enum sbom_format (sbom/sbom.h): --sbom; 0 none */
+    bool provenance;         /* --provenance */
+    const char *sign_key;    /* --sign-key: the PEM key's path (read, never copied) */
     build_progress_fn progress;
     void *progress_opaque;
 };

@@ -21,6 +21,7 @@
 #include "cache/statcache.h"
 #include "layers/unpack.h"
 #include "oci/image.h"
+#include "oci/layout.h"
 #include "registry/reference.h"
 #include "spec/spec.h"
 #include "transport/remote.h"
@@ -29,6 +30,7 @@
 #define ANNOTATION_PREFIX "org.opencontainers.image."
 
 struct git_dirty;
+struct sign_key;
 
 /* A stage's image and where each of its layer blobs can be read. */
 struct stage_image {
@@ -43,6 +45,13 @@ struct stage_image {
     size_t n_keys, alloc_keys;
 };
 
+/* An artifact attached to a platform's image: an SBOM or a provenance. */
+struct attest {
+    const char *type;         /* its artifactType */
+    struct oci_blob doc;      /* the document */
+    struct oci_blob manifest; /* the artifact manifest, subject the image */
+};
+
 /* One platform of a build: its spec (build arguments are substituted per
  * platform: ${TARGETARCH}), the stages its target needs and their images,
  * and the result's config and manifest. */
@@ -53,6 +62,8 @@ struct build_platform {
     size_t *order, n_order;           /* the stages the target needs, in build order */
     size_t target;                    /* the stage whose image is the result */
     struct oci_blob config, manifest; /* the result's, once serialized */
+    struct attest att[2];             /* --sbom, --provenance (attest.c) */
+    size_t n_att;
 };
 
 struct build {
@@ -85,6 +96,7 @@ struct build {
     struct push_target *targets; /* --push, grouped by repository */
     size_t n_targets;
     struct build_options with_default; /* o plus the default output */
+    struct sign_key *key;              /* --sign-key, loaded (attest.c) */
 };
 
 /* The names the result gets: repository and tag for each. */
@@ -159,6 +171,26 @@ int run_step(struct build *b, const struct spec_stage *st, const struct spec_lay
 /* Fails when the config.user of stage s names a user or group its image's
  * /etc/passwd or /etc/group lacks. */
 int check_config_user(struct build *b, size_t s, struct ocib_error *err);
+
+/* attest.c */
+/* Loads --sign-key (before anything is built, so that a bad key fails
+ * fast). */
+int attest_load_key(struct build *b, struct ocib_error *err);
+/* Makes each platform's SBOM and provenance artifacts (the scan cached
+ * under the layers' digests). */
+int attest_make(struct build *b, struct ocib_error *err);
+/* Adds every artifact (blobs, and index.json entries naming their subject)
+ * to a layout being written. */
+int attest_layout_add(struct build *b, struct oci_layout_writer *w, struct ocib_error *err);
+/* Pushes the artifacts and, with a key, the signatures to target t, after
+ * the image. */
+int attest_push(struct build *b, const struct push_target *t, struct ocib_error *err);
+void attest_release(struct build *b);
+
+/* provenance.c */
+/* The in-toto statement (SLSA provenance v1) of platform bp's image. */
+void provenance_document(struct build *b, const struct build_platform *bp,
+                         struct oci_blob *ret);
 
 /* layer.c */
 /* Builds (or finds in the cache) layer index of stage st onto si. */

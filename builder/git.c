@@ -205,3 +205,21 @@ void git_dirty_free(struct git_dirty *d)
     free(d->paths);
     free(d);
 }
+
+char *git_remote_url(const char *dir)
+{
+    char *url = git_line(dir, "config", "--get", "remote.origin.url");
+    char *scheme, *at, *slash;
+
+    if (!url)
+        return NULL;
+    /* scheme://user:secret@host/...: the user info goes. */
+    scheme = strstr(url, "://");
+    if (scheme) {
+        slash = strchr(scheme + 3, '/');
+        at = strchr(scheme + 3, '@');
+        if (at && (!slash || at < slash))
+            memmove(scheme + 3, at + 1, strlen(at + 1) + 1);
+    }
+    return url;
+}

@@ -12,6 +12,10 @@
  * free the strings. */
 int git_head(const char *dir, char **ret_full, char **ret_short);
 
+/* The URL of the origin remote of the work tree containing dir, without
+ * any user or password a URL's authority holds, or NULL (caller frees). */
+char *git_remote_url(const char *dir);
+
 /* The paths under a directory that HEAD does not hold as they are: modified,
  * staged, deleted, untracked and ignored ones (git status), relative to that
  * directory; an ignored directory counts as a whole. */

@@ -249,6 +249,8 @@ static int write_oci(struct build *b, const char *path, const struct result_name
         if (!dup)
             oci_layout_writer_add_manifest(&w, result, media_type, names[i].tag);
     }
+    if (attest_layout_add(b, &w, err) < 0)
+        goto out;
     r = oci_layout_writer_commit(&w, err);
 out:
     oci_layout_writer_release(&w);

@@ -10,6 +10,7 @@
 #include "builder/run.h"
 #include "oci/image.h"
 #include "audit/verify.h"
+#include "sbom/sbom.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -39,6 +40,10 @@ enum {
     OPT_PROGRESS,
     OPT_FORMAT,
     OPT_LINT,
+    OPT_SBOM,
+    OPT_PROVENANCE,
+    OPT_SIGN_KEY,
+    OPT_VERIFY_AGAINST,
 };
 
 const struct cli_option cli_build_options[] = {
@@ -74,6 +79,14 @@ const struct cli_option cli_build_options[] = {
     {OPT_VERIFY, "--verify", NULL, NULL, "build twice in isolation; fail unless identical"},
     {OPT_SECRET, "--secret", NULL, "id=ID,src=PATH",
      "a file run layers mount at their secret's target; repeatable"},
+    {OPT_SBOM, "--sbom", NULL, "[=spdx|cyclonedx]",
+     "attach an SBOM of the image (default SPDX 2.3; CycloneDX 1.5)"},
+    {OPT_PROVENANCE, "--provenance", NULL, NULL,
+     "attach an in-toto SLSA v1 provenance of the build"},
+    {OPT_SIGN_KEY, "--sign-key", NULL, "FILE",
+     "sign what is pushed (cosign-style) with this PEM ECDSA P-256 key"},
+    {OPT_VERIFY_AGAINST, "--verify-against", NULL, "IMAGE",
+     "after building, compare with IMAGE as diff does; exit 1 when they differ"},
     {OPT_PROGRESS, "--progress", NULL, "plain|tty|json|quiet",
      "how progress is shown on stderr (default: tty on a terminal, else plain)"},
     {OPT_LINT, "--lint", NULL, "note|error|off",
@@ -86,7 +99,8 @@ struct build_args {
     struct build_options o;
     enum progress_mode mode;
     bool verify;
-    const char *lint; /* --lint: "note", "error", "off" */
+    const char *lint;           /* --lint: "note", "error", "off" */
+    const char *verify_against; /* --verify-against IMAGE */
     size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets,
         alloc_build_args;
 };
@@ -120,6 +134,35 @@ static int take_lint(struct build_args *a, const char *v, struct ocib_error *err
             err, "--lint: invalid value '%s': expected note, error or off", v);
     a->lint = v;
     return 0;
+}
+
+/* The options of attestations and of the audit after the build. */
+static int take_attest_option(struct build_args *a, int id, const char *v,
+                              struct ocib_error *err)
+{
+    struct build_options *o = &a->o;
+
+    switch (id) {
+    case OPT_SBOM: {
+        enum sbom_format f = SBOM_SPDX;
+
+        if (v && sbom_format_parse(v, &f) < 0)
+            return ocib_error_usage(
+                err, "--sbom: invalid value '%s': expected spdx or cyclonedx", v);
+        o->sbom = (int)f;
+        return 0;
+    }
+    case OPT_PROVENANCE:
+        o->provenance = true;
+        return 0;
+    case OPT_SIGN_KEY:
+        o->sign_key = v;
+        return 0;
+    case OPT_VERIFY_AGAINST:
+        a->verify_against = v;
+        return 0;
+    }
+    return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
 }
 
 /* One option and its value into a. */
@@ -221,7 +264,7 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
     case OPT_LINT:
         return take_lint(a, v, err);
     }
-    return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
+    return take_attest_option(a, id, v, err);
 }
 
 /* SOURCE_DATE_EPOCH when no flag gave the time. */
@@ -375,6 +418,9 @@ int cli_build(int argc, char **argv, struct ocib_error *err)
             ocib_error_clear(err);
         }
     }
+    if (a.verify_against &&
+        cli_verify_against(&a.o, &res, a.verify_against, a.mode == PROGRESS_QUIET, err) < 0)
+        goto out;
     if (a.o.digest_file) {
         _cleanup_free_ char *line = xasprintf("%s\n", res.reference);
 

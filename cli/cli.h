@@ -19,7 +19,8 @@ struct cli_option {
     int id;            /* > 0: what cli_next returns for it */
     const char *name;  /* "--tag" */
     const char *alias; /* "-t", or NULL */
-    const char *arg;   /* what its value is ("REF"), or NULL for a flag */
+    const char *arg;   /* what its value is ("REF"), or NULL for a flag;
+                        * "[=VALUE]": optional, only as --name=VALUE */
     const char *help;  /* one line for `ocib help VERB` */
 };
 
@@ -161,9 +162,16 @@ struct image_source;
 void cli_diff_print(const struct image_diff *d, const struct image_source *a,
                     const struct image_source *b);
 
+struct build_options;
+struct build_result;
+/* build --verify-against (cli/audit.c): compares what the build wrote with
+ * against; differences are reported on stderr and fail. */
+int cli_verify_against(const struct build_options *o, const struct build_result *res,
+                       const char *against, bool quiet, struct ocib_error *err);
+
 extern const struct cli_option cli_build_options[], cli_inspect_options[],
     cli_push_options[], cli_diff_options[], cli_login_options[], cli_lock_options[],
-    cli_cache_options[], cli_lint_options[];
+    cli_cache_options[], cli_lint_options[], cli_referrers_options[], cli_sbom_options[];
 extern struct cli_option cli_resolve_options[];
 
 int cli_build(int argc, char **argv, struct ocib_error *err);
@@ -171,6 +179,8 @@ int cli_inspect(int argc, char **argv, struct ocib_error *err);
 int cli_diff(int argc, char **argv, struct ocib_error *err);
 int cli_cache(int argc, char **argv, struct ocib_error *err);
 int cli_lock(int argc, char **argv, struct ocib_error *err);
+int cli_referrers(int argc, char **argv, struct ocib_error *err);
+int cli_sbom(int argc, char **argv, struct ocib_error *err);
 int cli_push(int argc, char **argv, struct ocib_error *err);
 int cli_resolve(int argc, char **argv, struct ocib_error *err);
 int cli_lint(int argc, char **argv, struct ocib_error *err);

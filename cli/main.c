@@ -38,6 +38,14 @@ const struct cli_verb cli_verbs[] = {
      "      exit status: 0 no error finding, 1 some, 2 bad input",
      "check a spec, an image and Kubernetes YAML for the mistakes that bite in production",
      cli_lint_options},
+    {"referrers", cli_referrers,
+     "referrers [options] IMAGE\n"
+     "      IMAGE: oci:DIR[:tag] | [docker://]REFERENCE",
+     "list the artifacts (SBOM, provenance) attached to an image", cli_referrers_options},
+    {"sbom", cli_sbom,
+     "sbom [options] IMAGE\n"
+     "      IMAGE: oci:DIR[:tag] | docker-archive:FILE | [docker://]REFERENCE",
+     "print the SBOM attached to an image (or --generate one)", cli_sbom_options},
     {"login", cli_login, "login [options] REGISTRY -u USER --password-stdin",
      "check and store registry credentials", cli_login_options},
     {"logout", cli_logout, "logout REGISTRY", "forget registry credentials", NULL},

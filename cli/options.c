@@ -56,6 +56,10 @@ int cli_next(const char *verb, const struct cli_option *opts, int argc, char **a
         *ret_value = inline_value;
         return o->id;
     }
+    if (o->arg[0] == '[') { /* "[=VALUE]": a value only after '=' */
+        *ret_value = NULL;
+        return o->id;
+    }
     if (*i + 1 >= argc)
         return ocib_error_usage(err, "%s: %s needs a value (%s)", verb, o->name, o->arg);
     *ret_value = argv[++*i];
@@ -68,7 +72,8 @@ void cli_print_options(FILE *f, const struct cli_option *opts)
         char names[64];
 
         snprintf(names, sizeof(names), "%s%s%s%s%s", o->alias ? o->alias : "",
-                 o->alias ? ", " : "", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+                 o->alias ? ", " : "", o->name, o->arg && o->arg[0] != '[' ? " " : "",
+                 o->arg ? o->arg : "");
         if (strlen(names) > 26)
             fprintf(f, "  %s\n  %-26s  %s\n", names, "", o->help);
         else

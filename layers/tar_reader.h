@@ -72,9 +72,9 @@ int tar_reader_next(struct tar_reader *r, struct tar_entry *ret, struct ocib_err
  * must outlive the reader) keep their content in the entry's data; one
  * larger than max bytes fails the read. */
 void tar_reader_keep(struct tar_reader *r, const char *const *paths, size_t max);
-
 /* The same for the regular files that want(path, size, opaque) accepts
- * (by their normalised path and size). */
+ * (by their normalised path and size; called once per entry, before its
+ * content is read); max is shared with the above. */
 void tar_reader_keep_if(struct tar_reader *r,
                         bool (*want)(const char *path, int64_t size, void *opaque),
                         void *opaque, size_t max);

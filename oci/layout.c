@@ -87,6 +87,20 @@ static int pick_entry(const json_t *manifests, const char *tag,
         *ret = json_array_get(manifests, 0);
         return 0;
     }
+    /* Artifacts attached to an image (entries with a subject) are not
+     * images: one image among them is the only one. */
+    for (i = 0; i < n; i++)
+        if (!json_object_get(json_array_get(manifests, i), "subject")) {
+            if (found) {
+                found = NULL;
+                break;
+            }
+            found = json_array_get(manifests, i);
+        }
+    if (found) {
+        *ret = found;
+        return 0;
+    }
     if (!p) {
         oci_platform_host(&host);
         p = &host;

@@ -213,6 +213,13 @@ int registry_manifest_put(struct registry *r, const char *repo, const char *ref,
                           const char *media_type, const void *data, size_t len,
                           struct ocib_error *err)
 {
+    return registry_manifest_put_subject(r, repo, ref, media_type, data, len, NULL, err);
+}
+
+int registry_manifest_put_subject(struct registry *r, const char *repo, const char *ref,
+                                  const char *media_type, const void *data, size_t len,
+                                  bool *ret_subject, struct ocib_error *err)
+{
     _cleanup_free_ char *url = xasprintf("%s/v2/%s/manifests/%s", r->base, repo, ref);
     _cleanup_free_ char *scopes = registry_scope_push(repo, NULL);
     _cleanup_free_ char *ct = xasprintf("Content-Type: %s", media_type);
@@ -234,6 +241,8 @@ int registry_manifest_put(struct registry *r, const char *repo, const char *ref,
 
         rc = registry_http_error(what, &rs, err);
     }
+    if (ret_subject && rc == 0)
+        *ret_subject = rs.oci_subject != NULL;
     http_response_release(&rs);
     return rc;
 }

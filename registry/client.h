@@ -69,6 +69,29 @@ int registry_manifest_put(struct registry *r, const char *repo, const char *ref,
                           const char *media_type, const void *data, size_t len,
                           struct ocib_error *err);
 
+/* The same; *ret_subject (may be NULL) says whether the registry answered
+ * with OCI-Subject (it keeps the referrers of the manifest's subject). */
+int registry_manifest_put_subject(struct registry *r, const char *repo, const char *ref,
+                                  const char *media_type, const void *data, size_t len,
+                                  bool *ret_subject, struct ocib_error *err);
+
+/* The referrers index of subject in repo: from the referrers API
+ * (GET /v2/<repo>/referrers/<digest>, *ret_api true), else, when the
+ * registry has none (404), from the fallback tag "sha256-<hex>" (an empty
+ * index when that tag does not exist).  *ret is the index's bytes (caller
+ * frees), NUL-terminated. */
+int registry_referrers_get(struct registry *r, const char *repo,
+                           const struct oci_digest *subject, char **ret, size_t *ret_len,
+                           bool *ret_api, struct ocib_error *err);
+
+/* Adds descriptor (a JSON object: an artifact manifest's descriptor) to the
+ * fallback referrers tag of subject: read, add, write, then read again
+ * after a pause to see that no concurrent writer replaced it, and start
+ * over from a fresh read when one did (a bounded number of times). */
+int registry_referrers_tag_add(struct registry *r, const char *repo,
+                               const struct oci_digest *subject, const char *descriptor,
+                               struct ocib_error *err);
+
 /* HEAD: 1 when repo has blob d, 0 when not. */
 int registry_blob_exists(struct registry *r, const char *repo, const struct oci_digest *d,
                          struct ocib_error *err);

@@ -155,6 +155,7 @@ void http_response_release(struct http_response *rs)
     free(rs->range);
     free(rs->retry_after);
     free(rs->chunk_min_length);
+    free(rs->oci_subject);
     free(rs->effective_url);
     memset(rs, 0, sizeof(*rs));
 }
@@ -203,6 +204,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *opaque)
     HDR("range", range)
     HDR("retry-after", retry_after)
     HDR("oci-chunk-min-length", chunk_min_length)
+    HDR("oci-subject", oci_subject)
 #undef HDR
     v = colon + 1;
     vlen = len - name_len - 1;

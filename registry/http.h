@@ -75,6 +75,7 @@ struct http_response {
     char *range;
     char *retry_after;
     char *chunk_min_length; /* OCI-Chunk-Min-Length */
+    char *oci_subject;      /* OCI-Subject (a manifest PUT with a subject) */
     int64_t content_length; /* -1 when unknown */
     char *effective_url;    /* after redirects */
 };

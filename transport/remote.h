@@ -116,4 +116,13 @@ int remote_push_manifest(struct registries *rs, const char *host, const char *re
                          const struct oci_blob *doc, const char *media_type,
                          char *const *tags, size_t n_tags, struct ocib_error *err);
 
+/* Pushes an artifact (attach.c): each of blobs (held in memory), then the
+ * manifest under tag (NULL: its digest).  With referrer, the manifest's
+ * subject lists it: the registry keeps that when it answers with
+ * OCI-Subject, else the fallback referrers tag gets it (client.h). */
+int remote_push_artifact(struct registries *rs, const char *host, const char *repo,
+                         const struct oci_blob *manifest, const struct oci_blob *blobs,
+                         size_t n_blobs, const char *tag, bool referrer,
+                         struct ocib_error *err);
+
 #endif

@@ -13,6 +13,8 @@ Modes
   --mount-fallback         a mount whose token lacks pull on `from` becomes a
                            plain upload (Docker Hub style) instead of a 401.
   --no-state-fix           do not replace a stale upload `_state` (see below).
+  --referrers-api          answer as an OCI 1.1 registry: OCI-Subject on a
+                           manifest PUT with a subject, GET .../referrers/D.
   --fault SPEC             (repeatable) TYPE[=VALUE][,kind=GLOBS][,count=N]
                            [,after=BYTES][,repo=GLOB]
 
@@ -231,6 +233,8 @@ class State:
         self.token_seq = 0
         self.min_valid_seq = 0
         self.uploads = {}       # upload uuid -> latest upstream query string
+        self.referrers_api = args.referrers_api
+        self.referrers = {}     # (repo, subject digest) -> {digest: descriptor}
         self.addr = None
         self.reset_stats()
 
@@ -580,6 +584,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if query is None:
                 return
 
+        if S.referrers_api:
+            r = re.match(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$", self.path_only)
+            if r and self.command == "GET":
+                with S.lock:
+                    descs = sorted(S.referrers.get((r.group(1), r.group(2)), {}).values(),
+                                   key=lambda d: d["digest"])
+                self.kind = "referrers_get"
+                return self.reply(200, {"schemaVersion": 2, "manifests": descs,
+                                        "mediaType": "application/vnd.oci.image.index.v1+json"},
+                                  ctype="application/vnd.oci.image.index.v1+json")
+            if kind == "manifest_put":
+                return self.forward(query, self.note_subject(repo))
+
         f = S.peek_fault("reject_monolithic_over", kind, repo)
         buffered = None
         if f:
@@ -594,6 +611,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(413, {"errors": [{"code": "SIZE_INVALID",
                                                     "message": "regproxy: request entity too large"}]})
         return self.forward(query, buffered)
+
+    def note_subject(self, repo):
+        """--referrers-api: a manifest PUT with a subject is listed under it,
+        and answered with OCI-Subject as a 1.1 registry does."""
+        import hashlib
+        body = b"".join(self.body_pieces(limit=4 << 20))
+        try:
+            m = json.loads(body.decode())
+        except ValueError:
+            return body
+        subj = m.get("subject") if isinstance(m, dict) else None
+        if isinstance(subj, dict) and "digest" in subj:
+            d = {"mediaType": m.get("mediaType", self.headers.get("Content-Type")),
+                 "digest": "sha256:" + hashlib.sha256(body).hexdigest(), "size": len(body),
+                 "artifactType": m.get("artifactType") or m.get("config", {}).get("mediaType")}
+            if m.get("annotations"):
+                d["annotations"] = m["annotations"]
+            with self.S.lock:
+                self.S.referrers.setdefault((repo, subj["digest"]), {})[d["digest"]] = d
+            self.extra_headers = [("OCI-Subject", subj["digest"])]
+        return body
 
     # ---- token server and gate -----------------------------------------
     def basic_user(self):
@@ -949,6 +987,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         u = urllib.parse.urlsplit(v)
                         v = urllib.parse.urlunsplit(("http", f["value"], u.path, u.query, ""))
             hdrs.append((k, v))
+        hdrs.extend(getattr(self, "extra_headers", []))
+        self.extra_headers = []
         f = S.take_fault("replace_body", self.kind, self.repo) if status == 200 else None
         if f:
             self.fired.append("replace_body")
@@ -1088,6 +1128,9 @@ def main():
     ap.add_argument("--mount-fallback", action="store_true")
     ap.add_argument("--no-state-fix", action="store_true")
     ap.add_argument("--fault", action="append", default=[], metavar="SPEC")
+    ap.add_argument("--referrers-api", action="store_true",
+                    help="answer as an OCI 1.1 registry: OCI-Subject on manifest PUTs with a "
+                         "subject, GET /v2/<name>/referrers/<digest>")
     args = ap.parse_args()
     try:
         state = State(args)
