@@ -344,6 +344,11 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
         step = xasprintf("pushing to %s", name);
         registry_meter(b, false, &m); /* no total: blobs the registry has are not sent */
         step_start(b, NULL, NULL, step, &m);
+        /* What reads the image back (a build's lint notes) finds its
+         * configs here, not in the registry. */
+        for (size_t k = 0; k < b->n_plats; k++)
+            cache_blob_put(&b->cache, b->plats[k].config.data, b->plats[k].config.len,
+                           &b->plats[k].config.digest, NULL);
         rc = push_result(b, t, err);
         if (rc == 0)
             rc = attest_push(b, t, err);

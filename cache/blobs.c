@@ -111,3 +111,22 @@ int cache_blob_commit(const struct cache *c, const char *tmp_path,
         return ocib_error_wrap(err, "blob %s", d->str);
     return 0;
 }
+
+int cache_blob_put(const struct cache *c, const void *data, size_t len,
+                   const struct oci_digest *d, struct ocib_error *err)
+{
+    _cleanup_free_ char *tmp = NULL;
+    int fd;
+
+    if (cache_blob_exists(c, d))
+        return 0;
+    if (cache_tmp_create(c, &tmp, &fd, err) < 0)
+        return -1;
+    if (fs_write_all(fd, data, len, err) < 0 || close(fd) < 0) {
+        if (err && !err->msg[0])
+            ocib_error_errno(err, errno, "cannot write '%s'", tmp);
+        unlink(tmp);
+        return -1;
+    }
+    return cache_blob_commit(c, tmp, d, err);
+}

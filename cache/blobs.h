@@ -55,4 +55,9 @@ int cache_tmp_create(const struct cache *c, char **ret_path, int *ret_fd,
 int cache_blob_commit(const struct cache *c, const char *tmp_path,
                       const struct oci_digest *d, struct ocib_error *err);
 
+/* Keeps len bytes at data (whose digest is d) as a blob, unless it is
+ * there already. */
+int cache_blob_put(const struct cache *c, const void *data, size_t len,
+                   const struct oci_digest *d, struct ocib_error *err);
+
 #endif

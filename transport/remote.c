@@ -442,9 +442,7 @@ static int fetch_config(struct registries *rs, struct cache *c, const struct ref
                         struct ocib_error *err)
 {
     _cleanup_free_ char *path = cache_blob_path(c, d);
-    _cleanup_free_ char *tmp = NULL;
     struct oci_digest got;
-    int fd;
 
     if (fs_read_file(path, OCI_JSON_MAX, ret, ret_len, NULL) == 0) {
         oci_digest_of(*ret, *ret_len, &got);
@@ -456,12 +454,7 @@ static int fetch_config(struct registries *rs, struct cache *c, const struct ref
     if (remote_blob_get_mem(rs, ref->registry, ref->repository, d, OCI_JSON_MAX, ret,
                             ret_len, err) < 0)
         return -1;
-    if (cache_tmp_create(c, &tmp, &fd, NULL) == 0) {
-        if (fs_write_all(fd, *ret, *ret_len, NULL) == 0 && close(fd) == 0)
-            cache_blob_commit(c, tmp, d, NULL);
-        else
-            unlink(tmp);
-    }
+    cache_blob_put(c, *ret, *ret_len, d, NULL);
     return 0;
 }
 
