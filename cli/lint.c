@@ -13,7 +13,9 @@
 #include "base/fs.h"
 #include "base/xalloc.h"
 #include "builder/build.h"
+#include "base/strbuf.h"
 #include "cache/blobs.h"
+#include "cache/keys.h"
 #include "transport/source.h"
 
 #include <jansson.h>
@@ -149,6 +151,57 @@ static int parse(int argc, char **argv, struct lint_args *a, struct cli_env *env
     return 0;
 }
 
+/* A build's notes: the image's findings are kept in the cache under the
+ * manifest digest, the budget and which layers could be read, so that a
+ * rebuild of the same image reads no layer again.  They are recorded
+ * before any --ignore and replayed through lint_add, which applies it. */
+static int lint_image_cached(const struct image_source *src,
+                             const struct lint_layer *layers, long long max_size,
+                             struct cache *c, struct lint_report *r, struct ocib_error *err)
+{
+    _cleanup_strbuf_ struct strbuf slot = STRBUF_INIT;
+    struct lint_report fresh = {0};
+    json_t *rec, *list, *f;
+    size_t i;
+
+    strbuf_addf(&slot, "lint-image\n%s\n%lld\n", src->manifest.digest.str, max_size);
+    for (size_t l = 0; l < src->img.n_layers; l++)
+        strbuf_addch(&slot, layers[l].path ? '1' : '0');
+    rec = cache_record_get(c, strbuf_str(&slot));
+    if (!json_is_array(json_object_get(rec, "findings"))) {
+        json_decref(rec);
+        if (lint_image(&src->img, layers, max_size, &fresh, err) < 0) {
+            lint_report_release(&fresh);
+            return -1;
+        }
+        list = json_array();
+        for (i = 0; i < fresh.n; i++)
+            json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "id",
+                                                  fresh.v[i].rule->id, "where",
+                                                  fresh.v[i].where, "what", fresh.v[i].what,
+                                                  "fix", fresh.v[i].fix));
+        rec = json_pack("{s:o}", "findings", list);
+        cache_record_put(c, strbuf_str(&slot), rec, NULL);
+        lint_report_release(&fresh);
+    }
+    /* As lint_image does: the spec's user finding stands for the image's. */
+    bool had_user = lint_has(r, "root-user") || lint_has(r, "named-user");
+
+    json_array_foreach(json_object_get(rec, "findings"), i, f)
+    {
+        const char *id = json_string_value(json_object_get(f, "id"));
+
+        if (had_user && id && (!strcmp(id, "root-user") || !strcmp(id, "named-user")))
+            continue;
+        if (id && lint_rule_find(id))
+            lint_add(r, id, xstrdup(json_string_value(json_object_get(f, "where")) ?: ""),
+                     json_string_value(json_object_get(f, "fix")) ?: "", "%s",
+                     json_string_value(json_object_get(f, "what")) ?: "");
+    }
+    json_decref(rec);
+    return 0;
+}
+
 /* The image's rules, its layers fetched into the cache when remote. */
 static int lint_named_image(const struct lint_args *a, struct cli_env *env,
                             long long max_size, struct lint_report *r,
@@ -172,7 +225,8 @@ static int lint_named_image(const struct lint_args *a, struct cli_env *env,
             goto out;
         layers[i].path = src.srcs[i].path;
     }
-    rc = lint_image(&src.img, layers, max_size, r, err);
+    rc = a->local_only ? lint_image_cached(&src, layers, max_size, env->cache, r, err)
+                       : lint_image(&src.img, layers, max_size, r, err);
 out:
     if (rc < 0)
         ocib_error_wrap(err, "lint: %s", a->image);
