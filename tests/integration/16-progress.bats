@@ -31,6 +31,8 @@ teardown_file() {
 setup() {
     common_setup
     TMUX_SOCK=ocib-test-$$-$BATS_TEST_NUMBER
+    # the server's socket in the test's own directory
+    export TMUX_TMPDIR=$BATS_TEST_TMPDIR
 }
 
 teardown() {
@@ -74,8 +76,15 @@ built_ok() {
 
 # in_tmux COMMAND: runs COMMAND in a 100x30 tmux pane, then "EXIT=<status>".
 in_tmux() {
-    tmux -L "$TMUX_SOCK" new-session -d -s t -x 100 -y 30 \
-        "cd '$T' && OCIB_CACHE_DIR='$OCIB_CACHE_DIR' $1; echo EXIT=\$?; sleep 600"
+    # A server that fails to come up (tmux's "server exited unexpectedly")
+    # is started again.
+    local i
+    for i in 1 2 3; do
+        tmux -L "$TMUX_SOCK" new-session -d -s t -x 100 -y 30 \
+            "cd '$T' && OCIB_CACHE_DIR='$OCIB_CACHE_DIR' $1; echo EXIT=\$?; sleep 600" && return 0
+        sleep 0.5
+    done
+    fail "tmux would not start a session"
 }
 
 # ---------------------------------------------------------------- tty
