@@ -76,6 +76,9 @@ struct build_event;
 struct cli_progress;
 enum progress_mode cli_build_args_progress(const struct build_args *a);
 struct cli_progress *cli_progress_new(enum progress_mode mode);
+/* Names the build in every line (plain: "LABEL: " before each; json: a
+ * "context" member), for builds that run side by side on one stderr. */
+void cli_progress_label(struct cli_progress *p, const char *label);
 /* A build_progress_fn; opaque is the struct cli_progress. */
 void cli_progress_event(void *opaque, const struct build_event *ev);
 /* The build is over (err NULL: it succeeded): the live area collapses into

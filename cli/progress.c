@@ -61,6 +61,7 @@ struct cli_progress {
     size_t drawn; /* lines of the live area on the screen */
     double drawn_at;
     unsigned long built, cached;
+    char *label; /* set by cli_progress_label: prefixes plain lines, json's "context" */
 };
 
 static double now(void)
@@ -76,6 +77,26 @@ static void flush_buf(struct strbuf *sb)
     if (sb->len)
         fwrite(sb->buf, 1, sb->len, stderr);
     fflush(stderr);
+}
+
+/* Plain lines onto stderr, each behind the label when there is one, in one
+ * write so that the lines of builds running side by side never mix. */
+static void flush_lines(const struct cli_progress *p, struct strbuf *sb)
+{
+    _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+    const char *s = strbuf_str(sb), *nl;
+
+    if (!p->label || !sb->len) {
+        flush_buf(sb);
+        return;
+    }
+    for (; *s; s = nl + 1) {
+        nl = strchr(s, '\n');
+        if (!nl)
+            nl = s + strlen(s) - 1;
+        strbuf_addf(&out, "%s: %.*s\n", p->label, (int)(nl - s), s);
+    }
+    flush_buf(&out);
 }
 
 int cli_progress_parse(const char *s, enum progress_mode *ret, struct ocib_error *err)
@@ -290,7 +311,7 @@ static void plain_status(struct cli_progress *p, double t)
         add_what(&sb, r, 40);
     }
     strbuf_addch(&sb, '\n');
-    flush_buf(&sb);
+    flush_lines(p, &sb);
     p->last_status = t;
 }
 
@@ -409,13 +430,15 @@ static void tty_event(struct cli_progress *p, const struct build_event *ev, doub
 
 /* ---------------------------------------------------------------- json */
 
-static void print_json(const struct build_event *ev)
+static void print_json(const struct cli_progress *p, const struct build_event *ev)
 {
     static const char *const kinds[] = {"stage", "base", "layer",       "output",
                                         "info",  "log",  "layer-start", "step"};
     json_t *j = json_pack("{s:s}", "event", kinds[ev->kind]);
     char *s;
 
+    if (p->label)
+        json_object_set_new(j, "context", json_string(p->label));
     if (ev->stage)
         json_object_set_new(j, "stage", json_string(ev->stage));
     if (ev->layer)
@@ -471,14 +494,14 @@ void cli_progress_event(void *opaque, const struct build_event *ev)
         break;
     }
     if (p->mode == PROGRESS_JSON) {
-        print_json(ev);
+        print_json(p, ev);
     } else if (p->mode == PROGRESS_TTY) {
         tty_event(p, ev, t);
     } else if (ev->kind != BUILD_EVENT_LAYER_START && ev->kind != BUILD_EVENT_STEP) {
         _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
 
         plain_text(&sb, ev);
-        flush_buf(&sb);
+        flush_lines(p, &sb);
         p->last_line = t;
     }
     pthread_mutex_unlock(&p->lock);
@@ -531,6 +554,12 @@ struct cli_progress *cli_progress_new(enum progress_mode mode)
     return p;
 }
 
+void cli_progress_label(struct cli_progress *p, const char *label)
+{
+    free(p->label);
+    p->label = label ? xstrdup(label) : NULL;
+}
+
 void cli_progress_end(struct cli_progress *p, struct ocib_error *err)
 {
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
@@ -564,8 +593,11 @@ void cli_progress_end(struct cli_progress *p, struct ocib_error *err)
     if (p->mode == PROGRESS_JSON && err && err->msg[0]) {
         json_t *j = json_pack("{s:s, s:s, s:i}", "event", "error", "text", err->msg, "exit",
                               err->code ? err->code : OCIB_EXIT_FAILURE);
-        char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+        char *s;
 
+        if (p->label)
+            json_object_set_new(j, "context", json_string(p->label));
+        s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
         fprintf(stderr, "%s\n", s);
         free(s);
         json_decref(j);
@@ -585,6 +617,7 @@ void cli_progress_free(struct cli_progress *p)
     for (size_t i = 0; i < p->n_rows; i++)
         row_release(&p->rows[i]);
     free(p->rows);
+    free(p->label);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p);

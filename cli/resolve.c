@@ -6,8 +6,12 @@
  *
  * The positions come from k8s/yaml.h (libyaml's marks), never from matching
  * the text.  Each distinct context (by its real path) is built once, in the
- * order first named; builds run one after another (each already uses the
- * cores it can).
+ * order first named.  Several contexts build side by side, in child
+ * processes (up to --jobs, the cores by default): each child is one whole
+ * build as `build --push` runs it, its progress lines labelled with the
+ * context, its error or digest reference sent back through a pipe.  A
+ * failure starts no further build, lets the running ones finish, and is
+ * reported for the first context named among those that failed.
  */
 #include "cli/cli.h"
 #include "base/cleanup.h"
@@ -15,17 +19,24 @@
 #include "builder/build.h"
 #include "k8s/yaml.h"
 
+#include "base/fs.h"
+#include "base/strbuf.h"
+
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define OCIB_SCHEME "ocib://"
 #define OPT_YAML 1000
+#define OPT_JOBS 1001
 #define RESOLVE_MAX_OPTIONS 64
 
 /* resolve's own -f, then build's options but those that name one build's
@@ -42,6 +53,9 @@ __attribute__((constructor)) static void resolve_options_init(void)
     cli_resolve_options[n++] = (struct cli_option){
         OPT_YAML, "--filename", "-f", "FILE|DIR|-",
         "Kubernetes YAML: a file, a directory of *.yaml/*.yml, or - (stdin); repeatable"};
+    cli_resolve_options[n++] =
+        (struct cli_option){OPT_JOBS, "--jobs", "-j", "N",
+                            "build at most N contexts at once (default: one per core)"};
     for (const struct cli_option *o = cli_build_options; o->name; o++) {
         bool skip = false;
 
@@ -169,9 +183,10 @@ static const struct site *first_site(const struct resolve *r, size_t k)
     return NULL;
 }
 
-/* Builds and pushes context k with the command line's build options. */
+/* Builds and pushes context k with the command line's build options; a
+ * label names it in the progress lines when builds run side by side. */
 static int build_one(struct resolve *r, size_t k, const struct build_options *base,
-                     enum progress_mode mode, struct ocib_error *err)
+                     enum progress_mode mode, bool label, struct ocib_error *err)
 {
     const struct site *s = first_site(r, k);
     const char *file = r->streams[s->stream].file;
@@ -180,6 +195,8 @@ static int build_one(struct resolve *r, size_t k, const struct build_options *ba
     struct cli_progress *p = cli_progress_new(mode);
     int rc;
 
+    if (label)
+        cli_progress_label(p, s->node->value + strlen(OCIB_SCHEME));
     o.context_dir = r->ctx_real[k];
     o.spec_file = NULL;
     o.push = true;
@@ -203,6 +220,129 @@ static int build_one(struct resolve *r, size_t k, const struct build_options *ba
         r->ctx_ref[k] = xstrdup(res.reference);
     build_result_release(&res);
     return rc;
+}
+
+/* A context's build running in a child process. */
+struct job {
+    pid_t pid;
+    int fd; /* what the child says: its struct ocib_error, then the reference */
+    size_t ctx;
+};
+
+/* The child's side: one build, its outcome down fd, and out. */
+_Noreturn static void run_child(struct resolve *r, size_t k, const struct build_options *o,
+                                enum progress_mode mode, int fd)
+{
+    struct ocib_error e = OCIB_ERROR_INIT;
+    int rc = build_one(r, k, o, mode, true, &e);
+
+    if (fs_write_all(fd, &e, sizeof(e), NULL) < 0 ||
+        (rc == 0 && fs_write_all(fd, r->ctx_ref[k], strlen(r->ctx_ref[k]), NULL) < 0))
+        _exit(3);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+static int job_start(struct resolve *r, size_t k, const struct build_options *o,
+                     enum progress_mode mode, struct job *j, struct ocib_error *err)
+{
+    int fds[2];
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return ocib_error_errno(err, errno, "resolve: pipe");
+    fflush(NULL);
+    j->pid = fork();
+    if (j->pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return ocib_error_errno(err, errno, "resolve: fork");
+    }
+    if (j->pid == 0) {
+        close(fds[0]);
+        run_child(r, k, o, mode, fds[1]);
+    }
+    close(fds[1]);
+    j->fd = fds[0];
+    j->ctx = k;
+    return 0;
+}
+
+/* Job j has exited with status st: its reference into r, or its error into
+ * e.  Returns 0 or -1. */
+static int job_finish(struct resolve *r, struct job *j, int st, struct ocib_error *e)
+{
+    const struct site *s = first_site(r, j->ctx);
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    char buf[4096];
+    ssize_t n;
+
+    while ((n = read(j->fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+            strbuf_add(&sb, buf, (size_t)n);
+    close(j->fd);
+    if (sb.len < sizeof(*e) || !WIFEXITED(st) || WEXITSTATUS(st) > 1) {
+        ocib_error_set(e, "%s:%d:%d: %s: the build died (%s %d)",
+                       r->streams[s->stream].file, s->node->line, s->node->col,
+                       s->node->value, WIFSIGNALED(st) ? "signal" : "exit status",
+                       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        return -1;
+    }
+    memcpy(e, sb.buf, sizeof(*e));
+    e->msg[sizeof(e->msg) - 1] = '\0';
+    if (WEXITSTATUS(st) != 0) {
+        if (!e->code)
+            e->code = OCIB_EXIT_FAILURE;
+        return -1;
+    }
+    r->ctx_ref[j->ctx] = xstrndup(sb.buf + sizeof(*e), sb.len - sizeof(*e));
+    return 0;
+}
+
+/* Every context built, up to jobs at once. */
+static int build_all(struct resolve *r, const struct build_options *o,
+                     enum progress_mode mode, long jobs, struct ocib_error *err)
+{
+    _cleanup_free_ struct job *run = NULL;
+    size_t n_run = 0, next = 0;
+    size_t first = SIZE_MAX; /* the first context named among those that failed */
+
+    if (jobs <= 1 || r->n_ctx <= 1) {
+        for (size_t k = 0; k < r->n_ctx; k++)
+            if (build_one(r, k, o, mode, false, err) < 0)
+                return -1;
+        return 0;
+    }
+    if (mode == PROGRESS_TTY)
+        mode = PROGRESS_PLAIN; /* one live area cannot show builds side by side */
+    run = xcalloc((size_t)jobs, sizeof(*run));
+    for (;;) {
+        struct ocib_error e = OCIB_ERROR_INIT;
+        size_t i;
+        pid_t pid;
+        int st;
+
+        while (first == SIZE_MAX && next < r->n_ctx && n_run < (size_t)jobs) {
+            if (job_start(r, next, o, mode, &run[n_run], err) < 0)
+                first = next; /* err says why; the running ones are collected */
+            else
+                n_run++;
+            next++;
+        }
+        if (!n_run)
+            break;
+        pid = waitpid(-1, &st, 0);
+        if (pid < 0 && errno != EINTR)
+            return ocib_error_errno(err, errno, "resolve: waitpid");
+        for (i = 0; i < n_run && run[i].pid != pid; i++)
+            ;
+        if (pid < 0 || i == n_run)
+            continue; /* interrupted, or not one of ours */
+        if (job_finish(r, &run[i], st, &e) < 0 && run[i].ctx < first) {
+            *err = e;
+            first = run[i].ctx;
+        }
+        run[i] = run[--n_run];
+    }
+    return first == SIZE_MAX ? 0 : -1;
 }
 
 static int splice_cmp(const void *a, const void *b)
@@ -264,7 +404,7 @@ static int write_all(const struct resolve *r, struct ocib_error *err)
     return 0;
 }
 
-static int parse(int argc, char **argv, struct resolve *r, struct build_args *a,
+static int parse(int argc, char **argv, struct resolve *r, struct build_args *a, long *jobs,
                  struct ocib_error *err)
 {
     bool operands_only = false;
@@ -285,6 +425,14 @@ static int parse(int argc, char **argv, struct resolve *r, struct build_args *a,
             if (add_input(r, v, err) < 0)
                 return -1;
             n_inputs++;
+        } else if (id == OPT_JOBS) {
+            char *end;
+
+            errno = 0;
+            *jobs = strtol(v, &end, 10);
+            if (errno || end == v || *end || *jobs < 1 || *jobs > 256)
+                return ocib_error_usage(err, "--jobs: '%s' is not a number from 1 to 256",
+                                        v);
         } else if (cli_build_args_take(a, id, v, err) < 0) {
             return -1;
         }
@@ -300,15 +448,15 @@ int cli_resolve(int argc, char **argv, struct ocib_error *err)
     struct build_args *a = cli_build_args_new();
     struct build_options *o = cli_build_args_options(a);
     _cleanup_free_ char *cache_real = NULL;
+    long jobs = sysconf(_SC_NPROCESSORS_ONLN);
     int rc = -1;
 
-    if (parse(argc, argv, &r, a, err) < 0 || load_all(&r, err) < 0 ||
+    if (parse(argc, argv, &r, a, &jobs, err) < 0 || load_all(&r, err) < 0 ||
         cli_cache_dir(o->cache_dir, &cache_real, err) < 0)
         goto out;
     o->cache_dir = cache_real;
-    for (size_t k = 0; k < r.n_ctx; k++)
-        if (build_one(&r, k, o, cli_build_args_progress(a), err) < 0)
-            goto out;
+    if (build_all(&r, o, cli_build_args_progress(a), jobs, err) < 0)
+        goto out;
     rc = write_all(&r, err);
 out:
     resolve_release(&r);

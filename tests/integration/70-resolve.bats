@@ -7,6 +7,7 @@
 
 load helpers
 load lib/registry
+load lib/run-fixtures
 
 setup_file() {
     registry_start REG
@@ -106,8 +107,11 @@ EOF
     sed -e "s|ocib://./ctx-a|$a|" -e "s|ocib://ctx-b|$b|" "$T/in.yaml" >"$T/want.yaml"
     diff "$T/want.yaml" "$T/out.yaml" || fail "the output differs beyond the image values"
     assert_eq "lines changed" "$(diff "$T/in.yaml" "$T/out.yaml" | grep -c '^<')" 3
-    # Each context was built and pushed once.
-    assert_eq "pushes" "$(grep -c '^pushed ' <<<"$err")" 2
+    # Each context was built and pushed once, side by side: every progress
+    # line names its context as the YAML wrote it.
+    assert_eq "pushes" "$(grep -c ': pushed ' <<<"$err")" 2
+    assert_eq "a's pushes" "$(grep -c '^\./ctx-a: pushed ' <<<"$err")" 1
+    assert_eq "b's pushes" "$(grep -c '^ctx-b: pushed ' <<<"$err")" 1
     # The alias still names the anchor, which now holds the digest.
     grep -q '^          image: \*a-image$' "$T/out.yaml" || fail "the alias changed"
 }
@@ -140,6 +144,47 @@ EOF
     [ "$status" -ne 0 ] || { show_run; fail "resolve succeeded"; }
     [ -z "$out" ] || fail "printed YAML on failure: $out"
     assert_contains "the error names the YAML line" "$err" "in.yaml:6:10: ocib://bad"
+}
+
+# slow_ctx DIR REPO: a context on the busybox base whose run layer sleeps 2 s.
+slow_ctx() {
+    mkdir -p "$1"
+    cat >"$1/ocib.json" <<JSON
+{"version": 1, "image": "$2", "stages": [{"from": "$BASE",
+  "layers": [{"run": ["/bin/sh", "-c", "sleep 2; echo $2 >/msg"]}]}]}
+JSON
+    git -C "$1" init -q && git -C "$1" add -A &&
+        git -C "$1" -c user.name=t -c user.email=t@example.com commit -qm ctx
+}
+
+@test "resolve: contexts build side by side (--jobs), one after another with --jobs 1" {
+    local d=$BATS_FILE_TMPDIR/resolve-base
+    if [ ! -d "$d/base" ]; then
+        busybox_base_ctx "$d/bbctx"
+        base_build "$d/bbctx" "$d/base" || return 1
+    fi
+    export BASE="oci:$d/base:1"
+    slow_ctx "$T/s1" "$REG_ADDR/resolve/s1:v1"
+    slow_ctx "$T/s2" "$REG_ADDR/resolve/s2:v1"
+    printf 'a:\n  image: ocib://s1\n---\nb:\n  image: ocib://s2\n' >"$T/in.yaml"
+    run_ocib resolve -f "$T/in.yaml" --progress=json --jobs 2
+    [ "$status" -eq 0 ] || { show_run; fail "resolve exited $status"; }
+    # Every event names its context; s2 started before s1's run layer ended.
+    jq -e -s 'all(.context == "s1" or .context == "s2")' <<<"$err" >/dev/null ||
+        fail "an event without its context: $err"
+    jq -e -s '(map(.context) | index("s2")) <
+        (to_entries | map(select(.value.context == "s1" and .value.event == "layer")) | .[0].key)' \
+        <<<"$err" >/dev/null || fail "s2 waited for s1: $err"
+    printf '%s\n' "$out" >"$T/par.yaml"
+    # The same digests one at a time; all of s1's lines come before s2's.
+    rm -rf "$OCIB_CACHE_DIR"
+    run_ocib resolve -f "$T/in.yaml" --progress=json --jobs 1
+    [ "$status" -eq 0 ] || { show_run; fail "resolve --jobs 1 exited $status"; }
+    [ "$out" = "$(cat "$T/par.yaml")" ] || fail "different YAML: $out vs $(cat "$T/par.yaml")"
+    jq -e -s 'all(has("context") | not)' <<<"$err" >/dev/null || fail "labelled alone: $err"
+    run_ocib resolve -f "$T/in.yaml" --jobs 0
+    assert_eq "--jobs 0: exit" "$status" 2
+    assert_contains "--jobs 0: the message" "$err" "--jobs: '0' is not a number from 1 to 256"
 }
 
 @test "resolve: an ocib:// path without a spec names file:line:col, exit 2, before any build" {
