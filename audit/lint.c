@@ -31,6 +31,8 @@ const struct lint_rule lint_rules[] = {
     {"writable-root-fs", LINT_WARNING, "a container without readOnlyRootFilesystem"},
     {"caps-not-dropped", LINT_WARNING, "a container that keeps its capabilities"},
     {"runs-as-root", LINT_ERROR, "a workload that may run as root"},
+    {"nonroot-image-user", LINT_ERROR,
+     "runAsNonRoot, and an ocib:// image that runs as root or as a name"},
     {NULL, 0, NULL},
 };
 

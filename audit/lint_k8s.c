@@ -4,9 +4,11 @@
  * the items of a List) and each of its containers, against the seed's
  * mistakes: images by :latest or without a digest, missing or identical
  * probes, no requests and limits, rollouts that drop capacity, no time to
- * drain, writable root filesystems, kept capabilities, root.
+ * drain, writable root filesystems, kept capabilities, root, and
+ * runAsNonRoot against the user an ocib:// image's spec gives it.
  */
 #include "audit/lint.h"
+#include "base/cleanup.h"
 #include "base/xalloc.h"
 
 #include <stdlib.h>
@@ -147,6 +149,55 @@ static const struct k8s_node *sec(const struct workload *w, const struct k8s_nod
     return v ? v : k8s_get(k8s_get(w->pod, "securityContext"), key);
 }
 
+/* The user the image of an `image: ocib://PATH` value runs as, from
+ * PATH's spec (its last stage's config.user; "" for scratch without one),
+ * or NULL when the spec cannot say (the base's config decides, or no
+ * readable spec: resolve reports that). */
+static char *spec_user(const char *image)
+{
+    _cleanup_free_ char *file = xasprintf("%s/ocib.json", image + strlen("ocib://"));
+    struct spec spec = {0};
+    const struct spec_stage *last;
+    char *user = NULL;
+
+    if (spec_load(&spec, file, NULL, NULL) < 0)
+        return NULL;
+    last = &spec.stages[spec.n_declared - 1];
+    if (last->config.user)
+        user = xstrdup(last->config.user);
+    else if (last->from.kind == SPEC_FROM_SCRATCH)
+        user = xstrdup("");
+    spec_release(&spec);
+    return user;
+}
+
+/* runAsNonRoot with no runAsUser leaves the check to the kubelet, which
+ * refuses to start a container whose image runs as root or as a name. */
+static void check_nonroot_image(const struct workload *w, const struct k8s_node *c,
+                                const char *cn)
+{
+    const struct k8s_node *in = k8s_get(c, "image");
+    const char *image = k8s_str(in);
+    _cleanup_free_ char *user = NULL;
+    size_t n;
+    bool numeric;
+
+    if (!image || strncmp(image, "ocib://", 7) || !(user = spec_user(image)))
+        return;
+    n = strcspn(user, ":");
+    numeric = n > 0 && strspn(user, "0123456789") >= n;
+    if (numeric && strtoull(user, NULL, 10) != 0)
+        return;
+    lint_add(w->r, "nonroot-image-user", where(w, in),
+             "give the spec's config.user a numeric non-root uid:gid (or set runAsUser)",
+             "container '%s' of %s '%s' sets runAsNonRoot, but its image %s: the kubelet "
+             "will refuse to start it",
+             cn, w->kind, w->name,
+             numeric || !n || !strncmp(user, "root", n) ? "runs as root"
+                                                        : "runs as a user name it cannot "
+                                                          "verify");
+}
+
 static void check_security(const struct workload *w, const struct k8s_node *c,
                            const char *cn)
 {
@@ -163,6 +214,8 @@ static void check_security(const struct workload *w, const struct k8s_node *c,
                  "container '%s' of %s '%s' %s", cn, w->kind, w->name,
                  uid == 0 ? "runs as root (runAsUser: 0)"
                           : "may run as root: nothing asks for a non-root user");
+    if (uid < 0 && nonroot && !strcmp(nonroot, "true"))
+        check_nonroot_image(w, c, cn);
     {
         const char *ro = k8s_get_str(sc, "readOnlyRootFilesystem");
 

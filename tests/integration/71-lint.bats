@@ -32,8 +32,11 @@ image() {
     run_ocib lint "$K8S"
     [ "$status" -eq 0 ] || { show_run; fail "the good example has findings"; }
     assert_eq "summary" "$out" "0 errors, 0 warnings"
-    assert_eq "bad ids" "$(ids "$K8S/bad")" \
-        "caps-not-dropped latest-tag no-digest no-grace-headroom no-liveness-probe no-readiness-probe no-resources rollout-downtime runs-as-root same-probes writable-root-fs"
+    # From bad/, as its ocib://../.. image is written (relative to the
+    # current directory, as resolve reads it).
+    cd "$K8S/bad"
+    assert_eq "bad ids" "$(ids deployment.yaml)" \
+        "caps-not-dropped latest-tag no-digest no-grace-headroom no-liveness-probe no-readiness-probe no-resources nonroot-image-user rollout-downtime runs-as-root same-probes writable-root-fs"
     run_ocib lint --json "$K8S/bad"
     assert_eq "exit status with error findings" "$status" 1
     jq -e '.errors > 0 and (.findings | all(.location | test("deployment.yaml:[0-9]+:[0-9]+$")))' <<<"$out" >/dev/null ||
@@ -126,6 +129,43 @@ EOF
 EOF
     build_ok -C "$T/ctx" --tag localhost:5000/lint/t:1 --output "oci:$T/img" --progress=quiet
     assert_eq "make, over 10 bytes" "$(ids -C "$T/ctx" --image "oci:$T/img")" "image-size toolchain"
+}
+
+@test "lint: runAsNonRoot without runAsUser is checked against the user an ocib:// image's spec gives" {
+    cd "$T"
+    local u
+    for u in app 0:0 1000:1000 none; do
+        mkdir -p "ctx-$u"
+        if [ "$u" = none ]; then
+            printf '{"version": 1, "stages": [{"from": "scratch", "layers": []}]}\n' >"ctx-$u/ocib.json"
+        else
+            printf '{"version": 1, "stages": [{"from": "scratch", "layers": [], "config": {"user": "%s"}}]}\n' \
+                "$u" >"ctx-$u/ocib.json"
+        fi
+        cat >"pod-$u.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  securityContext: {runAsNonRoot: true}
+  containers:
+    - name: c
+      image: ocib://ctx-$u
+EOF
+    done
+    run_ocib lint --json pod-app.yaml
+    jq -e '.findings | map(select(.id == "nonroot-image-user")) | length == 1 and
+        (.[0].location | endswith("pod-app.yaml:8:14")) and (.[0].message | test("a user name it cannot verify"))' \
+        <<<"$out" >/dev/null || fail "a named user: $out"
+    for u in 0:0 none; do
+        run_ocib lint --json "pod-$u.yaml"
+        jq -e '.findings | map(select(.id == "nonroot-image-user")) | length == 1 and (.[0].message | test("runs as root"))' \
+            <<<"$out" >/dev/null || fail "user $u: $out"
+    done
+    assert_eq "a numeric non-root user" "$(ids pod-1000:1000.yaml | grep -c nonroot-image-user)" 0
+    # runAsUser decides when it is given; the spec's user is then not read.
+    sed -i 's/runAsNonRoot: true}/runAsNonRoot: true, runAsUser: 1000}/' pod-app.yaml
+    assert_eq "with runAsUser" "$(ids pod-app.yaml | grep -c nonroot-image-user)" 0
 }
 
 @test "lint: the Kubernetes docs' Deployment, Job and CronJob lint with the expected findings" {
