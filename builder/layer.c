@@ -439,6 +439,7 @@ struct layer_job {
     struct blob_source remote_src; /* when the hit is from --cache-from */
     char *inputs;                  /* the inputs record, see cachekey.h */
     char *corrupt;                 /* why a cached blob was not used */
+    json_t *stages;                /* {stage name: key} of the stages it copies from */
 };
 
 /* Content digests of unchanged context files come from the stat cache and
@@ -594,6 +595,8 @@ static void record_inputs(struct layer_job *j, const char *slot)
         return;
     record = json_pack("{s:s, s:s, s:s, s:s}", "parent", j->si->top_key.str, "def",
                        j->def.str, "key", j->key.str, "inputs", j->inputs);
+    if (j->stages)
+        json_object_set(record, "stages", j->stages);
     cache_record_put(c, slot, record, NULL);
     json_decref(record);
 }
@@ -637,6 +640,45 @@ static void add_to_image(struct layer_job *j)
     }
 }
 
+/* {stage name: key} of the stages layer ly copies from, or NULL. */
+static json_t *source_stages(const struct build *b, const struct spec_layer *ly)
+{
+    json_t *o = NULL;
+
+    for (size_t c = 0; c < ly->n_copies; c++) {
+        const struct spec_copy *cp = &ly->copies[c];
+
+        if (!cp->has_from || cp->from.kind != SPEC_FROM_STAGE)
+            continue;
+        if (!o)
+            o = json_object();
+        json_object_set_new(o, b->p->spec.stages[cp->from.stage].name,
+                            json_string(b->p->stages[cp->from.stage].top_key.str));
+    }
+    return o;
+}
+
+/* Why a layer missed: a stage it copies from that changed since the last
+ * build of its slot comes before "definition changed in the spec", which
+ * its key (holding the stage's) would otherwise say. */
+static char *explain_miss(const struct layer_job *j, const json_t *last, size_t index)
+{
+    const json_t *was = json_object_get(last, "stages");
+    const char *name;
+    json_t *key;
+
+    if (last && j->stages && json_is_object(was) &&
+        !strcmp(json_string_value(json_object_get(last, "parent")) ?: "",
+                j->si->top_key.str)) {
+        json_object_foreach(j->stages, name, key)
+        {
+            if (!json_equal(key, json_object_get(was, name)))
+                return xasprintf("stage %s, which it copies from, changed", name);
+        }
+    }
+    return cachekey_explain_miss(last, &j->si->top_key, &j->def, j->inputs, index == 0);
+}
+
 /* The layer's start, with what it does ("run /bin/sh -c make"). */
 static void announce_layer(struct build *b, const struct spec_stage *st,
                            const struct spec_layer *ly)
@@ -676,6 +718,7 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
     layer_tree_finalise(&j.t);
     digests_known(&j);
     def_input = layer_def_input(b, st, ly, si);
+    j.stages = source_stages(b, ly);
     /* Only what a command makes depends on the platform: a copy or files
      * layer is the same bytes for every platform over the same parent, so
      * a second platform finds the first's in the cache. */
@@ -702,8 +745,7 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
     if (!j.hit) {
         reason = b->o->no_cache ? xstrdup("--no-cache")
                  : j.corrupt    ? TAKE_PTR(j.corrupt)
-                             : cachekey_explain_miss(last, &si->top_key, &j.def, j.inputs,
-                                                     index == 0);
+                                : explain_miss(&j, last, index);
         ev.text = reason;
     } else {
         ev.status = "cached";
@@ -723,6 +765,7 @@ out:
     blob_source_release(&j.remote_src);
     cache_unlock(j.lock);
     json_decref(last);
+    json_decref(j.stages);
     layer_tree_release(&j.t);
     free(j.inputs);
     free(j.corrupt);

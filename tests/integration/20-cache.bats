@@ -349,6 +349,30 @@ cache_blobs() {
     assert_built source "--no-cache"
 }
 
+@test "miss explanations: a copy from a stage that changed names that stage, not the spec" {
+    local ctx=$T/two
+    mkdir -p "$ctx"
+    printf 'v1\n' >"$ctx/src.txt"
+    printf 'static\n' >"$ctx/static.txt"
+    cat >"$ctx/ocib.json" <<'JSON'
+{"version": 1, "image": "registry.example.com/team/two", "stages": [
+  {"name": "make", "from": "scratch",
+   "layers": [{"name": "src", "copy": [{"src": ["src.txt"], "dest": "/out/"}]}]},
+  {"name": "app", "from": "scratch",
+   "layers": [{"name": "static", "copy": [{"src": ["static.txt"], "dest": "/srv/"}]},
+              {"name": "artifact", "copy": [{"from": "make", "src": ["/out/src.txt"], "dest": "/srv/"}]}]}]}
+JSON
+    build_ok -C "$ctx" --output "oci:$T/o" --progress=plain
+    printf 'v2\n' >"$ctx/src.txt"
+    build_ok -C "$ctx" --output "oci:$T/o" --progress=plain
+    assert_cached static
+    assert_built artifact "stage make, which it copies from, changed"
+    # a change of the copy itself is still the spec's
+    sed -i 's|"dest": "/srv/"}]}]}]}|"dest": "/srv/bin/"}]}]}]}|' "$ctx/ocib.json"
+    build_ok -C "$ctx" --output "oci:$T/o" --progress=plain
+    assert_built artifact "definition changed in the spec"
+}
+
 @test "miss explanations: a changed oci:DIR base is named on the first layer" {
     make_oci_layout "$T/base" v1 2000 3000 >/dev/null
     local ctx=$T/ctx
