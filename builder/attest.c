@@ -64,13 +64,13 @@ static int scan_image(struct build *b, struct stage_image *si, struct sbom_scan 
     step_start(b, NULL, NULL, "scanning layers for the SBOM", NULL);
     for (size_t i = 0; i < si->n_srcs; i++) {
         if (blob_source_ensure_local(&si->srcs[i], &b->cache, b->registries, err) < 0) {
-            step_end(b, NULL, NULL, "scanning layers for the SBOM");
+            step_end(b, NULL, NULL, "scanning layers for the SBOM", PHASE_SBOM);
             return -1;
         }
         paths[i] = si->srcs[i].path;
     }
     rc = sbom_scan_layers(paths, si->n_srcs, ret, err);
-    step_end(b, NULL, NULL, "scanning layers for the SBOM");
+    step_end(b, NULL, NULL, "scanning layers for the SBOM", PHASE_SBOM);
     if (rc < 0)
         return -1;
     rec = sbom_scan_to_json(ret);

@@ -352,7 +352,7 @@ static int build_publish(struct build *b, struct build_result *ret, struct ocib_
         rc = push_result(b, t, err);
         if (rc == 0)
             rc = attest_push(b, t, err);
-        step_end(b, NULL, NULL, step);
+        step_end(b, NULL, NULL, step, PHASE_PUSH);
         if (rc < 0)
             return -1;
         progress(b, &ev);
@@ -417,7 +417,7 @@ static void build_release(struct build *b, bool ok)
 int build_run(const struct build_options *o, struct build_result *ret,
               struct ocib_error *err)
 {
-    struct build b = {.o = o};
+    struct build b = {.o = o, .started = build_now()};
     int r = -1;
 
     context_release(&b.ctx);
@@ -427,6 +427,8 @@ int build_run(const struct build_options *o, struct build_result *ret,
         if (build_stages(&b, err) == 0 && build_seal(&b, err) == 0 &&
             attest_make(&b, err) == 0)
             r = build_publish(&b, ret, err);
+        if (r == 0)
+            progress_summary(&b);
     }
     build_release(&b, r == 0);
     return r;

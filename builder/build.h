@@ -43,7 +43,25 @@ enum build_event_kind {
     BUILD_EVENT_LOG,         /* a line a run command printed */
     BUILD_EVENT_LAYER_START, /* a layer is being looked up or built */
     BUILD_EVENT_STEP,        /* a long step starts or ends (status "start", "end") */
+    BUILD_EVENT_SUMMARY,     /* the build is done: seconds, and phases */
 };
+
+/* Where a build's time goes (BUILD_EVENT_LAYER: that layer's; SUMMARY: the
+ * whole build's).  The commands' own time is PHASE_COMMAND; the rest is
+ * ocib's: resolving bases, unpacking (and downloading) stage roots,
+ * capturing what a command changed, writing layers (tar, compress, hash),
+ * pushing, the SBOM scan. */
+enum build_phase {
+    PHASE_RESOLVE,
+    PHASE_UNPACK,
+    PHASE_COMMAND,
+    PHASE_CAPTURE,
+    PHASE_LAYER,
+    PHASE_PUSH,
+    PHASE_SBOM,
+    PHASE_N
+};
+extern const char *const build_phase_names[PHASE_N];
 
 /* How far a long step has got, for live progress: between the step's start
  * and end events the callback may call build_meter_bytes() from another
@@ -75,6 +93,7 @@ struct build_event {
     const char *text;                /* free text, for people */
     const char *detail;              /* what programs (--progress=json) get besides */
     const struct build_meter *meter; /* BUILD_EVENT_STEP "start", may be NULL */
+    const double *phases;            /* LAYER, SUMMARY: PHASE_N seconds */
     void *opaque;                    /* the builder's, not for the callback */
 };
 

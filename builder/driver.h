@@ -97,6 +97,10 @@ struct build {
     size_t n_targets;
     struct build_options with_default; /* o plus the default output */
     struct sign_key *key;              /* --sign-key, loaded (attest.c) */
+    double started;                    /* when build_run began (monotonic) */
+    double phase[PHASE_N];             /* seconds so far, see build_phase */
+    double step_t0[4];                 /* open steps' starts, innermost last */
+    int n_steps;
 };
 
 /* The names the result gets: repository and tag for each. */
@@ -134,11 +138,17 @@ static inline void progress(struct build *b, const struct build_event *ev)
 }
 
 /* progress.c */
-/* Announces a long step (status "start"), which step_end closes; layer may
- * be NULL.  meter (may be NULL) must live until step_end. */
+/* Announces a long step (status "start"), which step_end closes, adding
+ * its time to phase; layer may be NULL.  meter (may be NULL) must live
+ * until step_end. */
 void step_start(struct build *b, const char *stage, const char *layer, const char *text,
                 const struct build_meter *meter);
-void step_end(struct build *b, const char *stage, const char *layer, const char *text);
+void step_end(struct build *b, const char *stage, const char *layer, const char *text,
+              enum build_phase phase);
+/* The build is done: its time and where it went (BUILD_EVENT_SUMMARY). */
+void progress_summary(struct build *b);
+/* Seconds on the monotonic clock. */
+double build_now(void);
 /* A meter over the bytes the registries receive (received) or send. */
 void registry_meter(struct build *b, bool received, struct build_meter *ret);
 /* Passes the registries' retries on as notes (status "retry"). */

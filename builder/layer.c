@@ -92,14 +92,6 @@ static char *describe_layer(const struct spec_layer *ly)
     return strbuf_detach(&sb);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static uint64_t tree_bytes(const struct layer_tree *t)
 {
     uint64_t total = 0;
@@ -136,7 +128,7 @@ static int write_layer(struct build *b, const struct spec_stage *st,
     r = layer_tree_write(t, src_dirfd, w, err) < 0 || layer_writer_finish(w, &res, err) < 0
             ? -1
             : 0;
-    step_end(b, st->name, ly->name, "writing the layer");
+    step_end(b, st->name, ly->name, "writing the layer", PHASE_LAYER);
     if (r < 0)
         goto out;
     r = -1;
@@ -703,9 +695,10 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
     _cleanup_free_ char *slot = NULL;
     _cleanup_free_ char *reason = NULL;
     json_t *last = NULL, *def_input = NULL;
-    double t0 = now();
+    double t0 = build_now(), before[PHASE_N], phases[PHASE_N];
     int r = -1;
 
+    memcpy(before, b->phase, sizeof(before));
     announce_layer(b, st, ly);
     layer_tree_init(&j.t);
     j.named = has_owner_names(ly);
@@ -757,7 +750,10 @@ int build_layer(struct build *b, const struct spec_stage *st, size_t index,
     ev.digest = j.cl.digest.str;
     ev.size = (uint64_t)j.cl.size;
     ev.files = j.hit && j.cl.entries >= 0 ? (uint64_t)j.cl.entries : j.t.n;
-    ev.seconds = now() - t0;
+    ev.seconds = build_now() - t0;
+    for (size_t k = 0; k < PHASE_N; k++)
+        phases[k] = b->phase[k] - before[k];
+    ev.phases = phases;
     progress(b, &ev);
     r = 0;
 out:

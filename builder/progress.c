@@ -6,6 +6,19 @@
 #include "builder/driver.h"
 
 #include <string.h>
+#include <time.h>
+
+const char *const build_phase_names[PHASE_N] = {
+    "resolve", "unpack", "command", "capture", "layer", "push", "sbom",
+};
+
+double build_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 void step_start(struct build *b, const char *stage, const char *layer, const char *text,
                 const struct build_meter *meter)
@@ -17,16 +30,32 @@ void step_start(struct build *b, const char *stage, const char *layer, const cha
                              .text = text,
                              .meter = meter};
 
+    if (b->n_steps < (int)(sizeof(b->step_t0) / sizeof(b->step_t0[0])))
+        b->step_t0[b->n_steps] = build_now();
+    b->n_steps++;
     progress(b, &ev);
 }
 
-void step_end(struct build *b, const char *stage, const char *layer, const char *text)
+void step_end(struct build *b, const char *stage, const char *layer, const char *text,
+              enum build_phase phase)
 {
     struct build_event ev = {.kind = BUILD_EVENT_STEP,
                              .stage = stage,
                              .layer = layer,
                              .status = "end",
                              .text = text};
+
+    /* A step inside another (none today) counts for the outer one only. */
+    if (b->n_steps > 0 && --b->n_steps == 0)
+        b->phase[phase] += build_now() - b->step_t0[0];
+    progress(b, &ev);
+}
+
+void progress_summary(struct build *b)
+{
+    struct build_event ev = {.kind = BUILD_EVENT_SUMMARY,
+                             .seconds = build_now() - b->started,
+                             .phases = b->phase};
 
     progress(b, &ev);
 }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -563,10 +564,18 @@ int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *e
 {
     struct run_state rs = {.tail = {.forward = rq->output, .opaque = rq->output_opaque}};
     int status = 0, r = -1;
+    struct timespec t0, t1;
 
-    if (prepare_process(rq, &rs, err) < 0 || prepare_mounts(rq, &rs, err) < 0 ||
-        execute(rq, &rs, &status, err) < 0)
+    if (prepare_process(rq, &rs, err) < 0 || prepare_mounts(rq, &rs, err) < 0)
         goto out;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    r = execute(rq, &rs, &status, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    rq->command_seconds =
+        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (r < 0)
+        goto out;
+    r = -1;
     if (status != 0) {
         command_failed(rq, &rs, status, err);
         goto out;

@@ -38,8 +38,9 @@ struct run_request {
     struct cache *cache;
     sandbox_output_fn output;
     void *output_opaque;
-    bool in_place; /* out: a file of the root changed in place */
-    char *note;    /* out: what the user should know (caller frees), or NULL */
+    bool in_place;          /* out: a file of the root changed in place */
+    char *note;             /* out: what the user should know (caller frees), or NULL */
+    double command_seconds; /* out: how long the command itself ran */
 };
 
 /* Runs the layer's command.  On success the changes are in t (file

@@ -26,7 +26,7 @@ int update_root(struct build *b, const char *name, struct stage_image *si,
     step_start(b, name, NULL, text, &m);
     r = rootfs_update(&si->root, &b->cache, b->registries, &si->img, si->srcs,
                       si->img.n_layers, si->keys, &b->limits, err);
-    step_end(b, name, NULL, text);
+    step_end(b, name, NULL, text, PHASE_UNPACK);
     return r;
 }
 
@@ -71,6 +71,7 @@ int run_step(struct build *b, const struct spec_stage *st, const struct spec_lay
                              .cache = &b->cache,
                              .output = forward_output,
                              .output_opaque = &ev};
+    double t0;
     int r;
 
     if (check_arch(si, err) < 0)
@@ -89,7 +90,10 @@ int run_step(struct build *b, const struct spec_stage *st, const struct spec_lay
         b->noted_devices = true;
     }
     rootfs_keep_pending(&si->root, &b->cache);
+    t0 = build_now();
     r = run_layer(&rq, t, err);
+    b->phase[PHASE_COMMAND] += rq.command_seconds;
+    b->phase[PHASE_CAPTURE] += build_now() - t0 - rq.command_seconds;
     if (rq.note && !b->noted_capture) {
         struct build_event note = {
             .kind = BUILD_EVENT_INFO, .stage = st->name, .text = rq.note};

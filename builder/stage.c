@@ -167,7 +167,7 @@ static int load_base(struct build *b, size_t s, const struct oci_platform *p,
         rc = image_source_open(pinned ? pinned : st->from.text,
                                b->o->image_dir ? b->o->image_dir : b->ctx.dir, &b->cache,
                                b->registries, p, &src, err);
-        step_end(b, st->name, NULL, step);
+        step_end(b, st->name, NULL, step, PHASE_RESOLVE);
         if (rc < 0)
             return ocib_error_wrap(err, "%s.from", st->where);
         if (pinned && !src.choice) {

@@ -257,6 +257,29 @@ static void add_what(struct strbuf *sb, const struct row *r, size_t max)
 /* ---------------------------------------------------------------- plain */
 
 /* The line ev prints (plain, and above the live area on a tty). */
+/* "built in 15.5s: commands 9.6s, ocib 5.9s (unpack 1.1, layer 2.1, ...)":
+ * ocib's phases that took a tenth of a second or more, then the rest. */
+static void summary_text(struct strbuf *sb, const struct build_event *ev)
+{
+    double ocib = ev->seconds - ev->phases[PHASE_COMMAND], rest = ocib;
+    const char *sep = " (";
+
+    strbuf_addf(sb, "built in %.1fs: commands %.1fs, ocib %.1fs", ev->seconds,
+                ev->phases[PHASE_COMMAND], ocib);
+    for (size_t k = 0; k < PHASE_N; k++) {
+        if (k == PHASE_COMMAND)
+            continue;
+        rest -= ev->phases[k];
+        if (ev->phases[k] >= 0.05) {
+            strbuf_addf(sb, "%s%s %.1f", sep, build_phase_names[k], ev->phases[k]);
+            sep = ", ";
+        }
+    }
+    if (rest >= 0.05)
+        strbuf_addf(sb, "%sother %.1f", sep, rest);
+    strbuf_addstr(sb, *sep == ',' ? ")\n" : "\n");
+}
+
 static void plain_text(struct strbuf *sb, const struct build_event *ev)
 {
     char size[32];
@@ -285,6 +308,9 @@ static void plain_text(struct strbuf *sb, const struct build_event *ev)
         break;
     case BUILD_EVENT_LOG:
         strbuf_addf(sb, "[%s/%s] %s\n", ev->stage, ev->layer, ev->text);
+        break;
+    case BUILD_EVENT_SUMMARY:
+        summary_text(sb, ev);
         break;
     case BUILD_EVENT_LAYER_START:
     case BUILD_EVENT_STEP:
@@ -432,8 +458,8 @@ static void tty_event(struct cli_progress *p, const struct build_event *ev, doub
 
 static void print_json(const struct cli_progress *p, const struct build_event *ev)
 {
-    static const char *const kinds[] = {"stage", "base", "layer",       "output",
-                                        "info",  "log",  "layer-start", "step"};
+    static const char *const kinds[] = {"stage", "base",        "layer", "output", "info",
+                                        "log",   "layer-start", "step",  "summary"};
     json_t *j = json_pack("{s:s}", "event", kinds[ev->kind]);
     char *s;
 
@@ -454,7 +480,15 @@ static void print_json(const struct cli_progress *p, const struct build_event *e
     if (ev->kind == BUILD_EVENT_LAYER) {
         json_object_set_new(j, "size", json_integer((json_int_t)ev->size));
         json_object_set_new(j, "entries", json_integer((json_int_t)ev->files));
+    }
+    if (ev->kind == BUILD_EVENT_LAYER || ev->kind == BUILD_EVENT_SUMMARY)
         json_object_set_new(j, "seconds", json_real(ev->seconds));
+    if (ev->phases) {
+        json_t *ph = json_object();
+
+        for (size_t k = 0; k < PHASE_N; k++)
+            json_object_set_new(ph, build_phase_names[k], json_real(ev->phases[k]));
+        json_object_set_new(j, "phases", ph);
     }
     s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     fprintf(stderr, "%s\n", s);

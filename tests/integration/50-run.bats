@@ -191,6 +191,27 @@ EOF
     assert_eq "container output" "$got" "$(printf 'result\ndata\nargv-form\n1000\n1000')"
 }
 
+@test "where the time goes: each layer's phases and the build's summary (json), the summary line (plain)" {
+    mkdir -p "$T/ph"
+    cat >"$T/ph/ocib.json" <<JSON
+{"version": 1, "image": "localhost:5000/t/phases", "stages": [{"from": "$BASE",
+  "layers": [{"name": "slow", "run": ["/bin/sh", "-c", "sleep 1; echo x >/x"]}],
+  "config": {"user": "1000:1000"}}]}
+JSON
+    build_ok -C "$T/ph" --output "oci:$T/ph-out" --progress=json
+    # The command's second is the command's, the root's unpacking ocib's.
+    jq -e -s 'map(select(.event == "layer" and .layer == "slow"))[0] as $l |
+        $l.phases.command >= 1 and $l.phases.command < $l.seconds and $l.phases.unpack > 0
+        and $l.phases.layer > 0' <<<"$err" >/dev/null || fail "layer phases: $err"
+    jq -e -s 'map(select(.event == "summary")) | length == 1 and (.[0] as $s |
+        $s.phases.command >= 1 and ([$s.phases[]] | add) <= $s.seconds and $s.phases.resolve >= 0)' \
+        <<<"$err" >/dev/null || fail "summary: $err"
+    build_ok -C "$T/ph" --output "oci:$T/ph-out" --progress=plain --no-cache
+    # The kept root is not unpacked again: only the phases that took time.
+    [[ $err =~ built\ in\ [0-9.]+s:\ commands\ (1\.[0-9]|[2-9]\.[0-9])s,\ ocib\ [0-9.]+s ]] ||
+        fail "no summary line: $err"
+}
+
 @test "a failing command: exit 1 naming the stage, the layer, its status and its last 20 lines; nothing cached, a rebuild runs it again" {
     mkdir ctx
     cat >ctx/ocib.json <<EOF
