@@ -210,3 +210,110 @@ cache_keys() {
         [ -z "$ups" ] || fail "the empty runner for context $i uploaded blobs: $ups"
     done
 }
+
+# ci_checkout DIR: a git checkout of an application (app_ctx), committed,
+# writable by the runner's user as a CI workspace is. Sets $SHA.
+ci_checkout() {
+    app_ctx "$1" "ci"
+    git -C "$1" init -q -b main &&
+        git -C "$1" -c user.name=ci -c user.email=ci@example.com add -A &&
+        git -C "$1" -c user.name=ci -c user.email=ci@example.com commit -qm app || return 1
+    SHA=$(git -C "$1" rev-parse HEAD)
+    chmod -R a+rwX "$1"
+}
+
+# gh_job FILE JOB CONTEXT_JSON WORKDIR WORKSPACE: runs JOB's `run:` steps one
+# after the other, each on a new runner sharing WORKDIR (GitHub's /__w: the
+# workspace and RUNNER_TEMP) with the variables GitHub sets and the workflow's
+# env (REGISTRY pointed at the harness's registry); each step's
+# GITHUB_OUTPUT is read into the context as steps.ID.outputs.NAME. Sets
+# $CTX (the context after the job) and $STEPS_ERR (every step's stderr).
+gh_job() {
+    local file=$1 job=$2 w=$4 ws=$5 steps n i run id o envs
+    CTX=$3 STEPS_ERR=
+    steps=$("$PY" "$BATS_TEST_DIRNAME/lib/ci-steps.py" github "$file" "$job" "$CTX") || return 1
+    n=$(jq length <<<"$steps")
+    for ((i = 0; i < n; i++)); do
+        if jq -e ".[$i] | has(\"uses\")" <<<"$steps" >/dev/null; then
+            [ "$(jq -r ".[$i].uses" <<<"$steps")" = actions/checkout@v4 ] ||
+                fail "$job: step $i uses $(jq -r ".[$i].uses" <<<"$steps"), which the test does not do" || return 1
+            continue # done by ci_checkout
+        fi
+        run=$(jq -r ".[$i].run" <<<"$steps")
+        id=$(jq -r ".[$i].id" <<<"$steps")
+        o=$w/_temp/_runner_file_commands/set_output_$i
+        mkdir -p "${o%/*}" && : >"$o" && chmod -R a+rwX "$w/_temp"
+        mapfile -t envs < <(jq -r ".[$i].env | to_entries[] | \"\(.key)=\(.value)\"" <<<"$steps" |
+            sed "s|^REGISTRY=.*|REGISTRY=$REG_ADDR|")
+        runner_sh "gh-$job-$i" "$w" "cd $(printf %q "$ws")
+$run" CI=true GITHUB_ACTIONS=true GITHUB_SHA="$SHA" GITHUB_REF_NAME=main GITHUB_REPOSITORY=Acme/API \
+            GITHUB_ACTOR=ci-bot GITHUB_WORKSPACE="$ws" GITHUB_OUTPUT="$o" RUNNER_TEMP="$w/_temp" \
+            "${envs[@]}"
+        STEPS_ERR+=$err$'\n'
+        [ "$status" -eq 0 ] || { show_run; fail "$job: step $i ($(jq -r ".[$i].name" <<<"$steps")) failed"; return 1; }
+        if [ -n "$id" ]; then
+            CTX=$(jq --arg id "$id" --rawfile o "$o" '. + ($o | split("\n") | map(select(contains("=")))
+                | map({key: ("steps." + $id + ".outputs." + (.[:index("=")])), value: .[index("=") + 1:]})
+                | from_entries)' <<<"$CTX")
+        fi
+    done
+}
+
+@test "examples/ci/github-actions.yml: the build job pushes the SHA tag with the remote cache and hands the digest to the deploy job" {
+    local file=$REPO_ROOT/examples/ci/github-actions.yml w=$T/gh ws=$T/gh/api/api outputs digest
+    mkdir -p "$w/_temp"
+    ci_checkout "$ws"
+    chmod a+rwx "$w" "$w/api"
+    RUNNER_MOUNTS=()
+    gh_job "$file" build "$(jq -n --arg t "$w/_temp" '{"secrets.GITHUB_TOKEN": "gh-token", "runner.temp": $t}')" \
+        "$w" "$ws" || return 1
+    outputs=$("$PY" "$BATS_TEST_DIRNAME/lib/ci-steps.py" github-outputs "$file" build "$CTX")
+    digest=$(registry_check_image REG acme/api "$SHA") || fail "no image under the SHA tag acme/api:$SHA"
+    assert_eq "digest output" "$(jq -r .digest <<<"$outputs")" "$digest"
+    assert_eq "image output" "$(jq -r .image <<<"$outputs")" "$REG_ADDR/acme/api@$digest"
+    local rev
+    rev=$(curl -fsS -H "Accept: $MT_MANIFEST" "http://$REG_ADDR/v2/acme/api/manifests/$SHA" |
+        jq -r '.annotations["org.opencontainers.image.revision"]')
+    assert_eq "the image's revision" "$rev" "$SHA"
+    [ -n "$(cache_keys acme/api/ocib-cache main)" ] || fail "the build job left no remote cache"
+    ! grep -q gh-token <<<"$STEPS_ERR" || fail "the token was printed"
+
+    # the deploy job gets the digest through the job's outputs
+    gh_job "$file" deploy "$(jq -n --argjson o "$outputs" '$o | with_entries(.key = "needs.build.outputs." + .key)')" \
+        "$w" "$ws" || return 1
+    grep -q "^deploying $REG_ADDR/acme/api@$digest ($digest)\$" <<<"$out" || { show_run; fail "deploy did not get the digest"; }
+
+    # the workflow again on another empty runner: the same commit is all hits
+    gh_job "$file" build "$(jq -n --arg t "$w/_temp" '{"secrets.GITHUB_TOKEN": "gh-token", "runner.temp": $t}')" \
+        "$w" "$ws" || return 1
+    err=$STEPS_ERR
+    assert_layers remote $ALL_LAYERS
+    assert_eq "second run's digest" "$(jq -r '."steps.build.outputs.digest"' <<<"$CTX")" "$digest"
+}
+
+@test "examples/ci/gitlab-ci.yml: build-image pushes the SHA tag with the remote cache and hands the digest to deploy through its dotenv report" {
+    local file=$REPO_ROOT/examples/ci/gitlab-ci.yml ws=$T/builds/acme/gl-api job vars script envs digest
+    ci_checkout "$ws"
+    RUNNER_MOUNTS=()
+    local pre
+    pre=$(jq -n --arg reg "$REG_ADDR" --arg sha "$SHA" --arg dir "$ws" '{CI: "true", GITLAB_CI: "true",
+        CI_COMMIT_SHA: $sha, CI_COMMIT_SHORT_SHA: $sha[:8], CI_DEFAULT_BRANCH: "main",
+        CI_PROJECT_DIR: $dir, CI_REGISTRY: $reg, CI_REGISTRY_IMAGE: ($reg + "/acme/gl-api"),
+        CI_REGISTRY_USER: "gitlab-ci-token", CI_REGISTRY_PASSWORD: "job-token"}')
+    for job in build-image deploy; do
+        job=$("$PY" "$BATS_TEST_DIRNAME/lib/ci-steps.py" gitlab "$file" "$job" "$pre") || return 1
+        mapfile -t envs < <(jq -r --argjson pre "$pre" '$pre + .variables | to_entries[] | "\(.key)=\(.value)"' <<<"$job")
+        if [ -f "$ws/build.env" ]; then
+            mapfile -t -O "${#envs[@]}" envs <"$ws/build.env"
+        fi
+        runner_sh "gl-$RANDOM" "$ws" "$(jq -r .script <<<"$job")" "${envs[@]}"
+        [ "$status" -eq 0 ] || { show_run; fail "a job of $file failed"; }
+        if [ ! -f "$ws/build.env" ]; then fail "build-image wrote no build.env"; fi
+    done
+    digest=$(registry_check_image REG acme/gl-api "$SHA") || fail "no image under the SHA tag acme/gl-api:$SHA"
+    grep -qx "IMAGE_DIGEST=$digest" "$ws/build.env" || fail "build.env: $(cat "$ws/build.env"), pushed $digest"
+    grep -qx "IMAGE_REF=$REG_ADDR/acme/gl-api@$digest" "$ws/build.env" || fail "build.env: $(cat "$ws/build.env")"
+    grep -q "^deploying $REG_ADDR/acme/gl-api@$digest ($digest)\$" <<<"$out" || { show_run; fail "deploy did not get the digest"; }
+    [ -n "$(cache_keys acme/gl-api/ocib-cache main)" ] || fail "build-image left no remote cache"
+    ! grep -q job-token <<<"$err$out" || fail "the job token was printed"
+}
