@@ -20,13 +20,15 @@ void remote_cache_init(struct remote_cache *rc)
 {
     rc->entries = json_object();
     rc->defs = json_object();
+    rc->mine = json_object();
 }
 
 void remote_cache_release(struct remote_cache *rc)
 {
     json_decref(rc->entries);
     json_decref(rc->defs);
-    rc->entries = rc->defs = NULL;
+    json_decref(rc->mine);
+    rc->entries = rc->defs = rc->mine = NULL;
 }
 
 /* The map stored at ref, or *ret NULL when there is none (404: the first CI
@@ -146,7 +148,9 @@ bool remote_cache_lookup(const struct remote_cache *rc, struct cache *c,
 void remote_cache_add(struct remote_cache *rc, const struct oci_digest *key,
                       const struct oci_digest *def, const struct cache_layer *l)
 {
-    json_object_set_new(rc->entries, key->str,
+    /* Apart from the loaded entries: a later layer with the same key (two
+     * stages with the same first layer) still finds the remote blob. */
+    json_object_set_new(rc->mine, key->str,
                         json_pack("{s:s, s:s, s:I, s:s}", "digest", l->digest.str,
                                   "diff_id", l->diff_id.str, "size", (json_int_t)l->size,
                                   "mediaType", l->media_type));
@@ -328,21 +332,12 @@ int remote_cache_push(const struct remote_cache *rc, struct registries *rs, stru
     struct oci_image img;
     struct oci_blob config = {NULL, 0, {""}};
     struct blob_source *all = NULL;
-    _cleanup_json_ json_t *entries = json_object();
-    const char *key;
-    json_t *v;
     size_t n = 0;
     char *tags[1] = {NULL};
     int r = -1;
 
     if (image_name_reference(ref_str, &ref, err) < 0)
         return ocib_error_wrap(err, "--cache-to");
-    /* Only entries of this build (no host/repo: they came from here). */
-    json_object_foreach(rc->entries, key, v)
-    {
-        if (!json_object_get(v, "host"))
-            json_object_set(entries, key, v);
-    }
     config.data = xstrdup("{}");
     config.len = 2;
     oci_digest_of(config.data, config.len, &config.digest);
@@ -373,7 +368,7 @@ int remote_cache_push(const struct remote_cache *rc, struct registries *rs, stru
     }
     if (remote_push_image(rs, c, ref.registry, ref.repository, &img, all, &config, NULL,
                           NULL, tags, 0, err) < 0 ||
-        update_map(rs, &ref, ref_str, entries, rc->defs, &config, err) < 0) {
+        update_map(rs, &ref, ref_str, rc->mine, rc->defs, &config, err) < 0) {
         ocib_error_wrap(err, "--cache-to %s", ref_str);
         goto out;
     }

@@ -26,8 +26,9 @@
 #define REMOTE_CACHE_TRIES 8
 
 struct remote_cache {
-    json_t *entries; /* key -> {digest, diff_id, size, mediaType, host, repo} */
+    json_t *entries; /* loaded: key -> {digest, diff_id, size, mediaType, host, repo} */
     json_t *defs;    /* def key -> true */
+    json_t *mine;    /* recorded by this build: key -> {digest, diff_id, size, mediaType} */
 };
 
 void remote_cache_init(struct remote_cache *rc);

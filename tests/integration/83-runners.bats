@@ -211,6 +211,31 @@ cache_keys() {
     done
 }
 
+@test "two stages that start with the same layer: an empty runner finds both in the remote cache (one key, used twice)" {
+    local ctx=$T/twin cache=$REG_ADDR/ocib-test/twin-cache:main
+    mkdir -p "$ctx"
+    echo "lock 1" >"$ctx/lock.txt"
+    cat >"$ctx/ocib.json" <<JSON
+{"version": 1, "stages": [
+  {"name": "prod", "from": "$BASE", "layers": [
+    {"name": "lockfile", "copy": [{"src": ["lock.txt"], "dest": "/app/"}]},
+    {"name": "install", "run": "cp /app/lock.txt /app/prod && echo ran-prod"}]},
+  {"name": "dev", "from": "$BASE", "layers": [
+    {"name": "lockfile", "copy": [{"src": ["lock.txt"], "dest": "/app/"}]},
+    {"name": "install", "run": "cp /app/lock.txt /app/dev && echo ran-dev"}]},
+  {"name": "runtime", "from": "scratch", "layers": [
+    {"name": "both", "copy": [{"from": "prod", "src": ["/app/prod"], "dest": "/"}, {"from": "dev", "src": ["/app/dev"], "dest": "/"}]}]}]}
+JSON
+    RUNNER_MOUNTS=("$T")
+    runner_build twin1 -C "$ctx" --progress=plain --cache-to "$cache" --push --tag "$REG_ADDR/ocib-test/twin:1"
+    [ "$status" -eq 0 ] || { show_run; fail "the first runner failed"; }
+    local d=$out
+    runner_build twin2 -C "$ctx" --progress=plain --cache-from "$cache" --cache-to "$cache" --push --tag "$REG_ADDR/ocib-test/twin:2"
+    [ "$status" -eq 0 ] || { show_run; fail "the second runner failed"; }
+    assert_eq "digest" "$out" "$d"
+    assert_layers remote prod/lockfile prod/install dev/lockfile dev/install runtime/both
+}
+
 # ci_checkout DIR: a git checkout of an application (app_ctx), committed,
 # writable by the runner's user as a CI workspace is. Sets $SHA.
 ci_checkout() {
