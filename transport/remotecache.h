@@ -19,10 +19,16 @@
 
 #define REMOTE_CACHE_ARTIFACT_TYPE "application/vnd.ocib.cache.v1+json"
 #define REMOTE_CACHE_MEDIA_TYPE "application/vnd.ocib.cache.keys.v1+json"
+/* Entries (and definition keys) one artifact keeps: the oldest generation
+ * goes first; 8000 entries are about 2.5 MB of map, under OCI_JSON_MAX. */
+#define REMOTE_CACHE_MAX_ENTRIES 8000
+/* Read-merge-write rounds before concurrent writers are an error. */
+#define REMOTE_CACHE_TRIES 8
 
 struct remote_cache {
-    json_t *entries; /* key -> {digest, diff_id, size, mediaType, host, repo} */
+    json_t *entries; /* loaded: key -> {digest, diff_id, size, mediaType, host, repo} */
     json_t *defs;    /* def key -> true */
+    json_t *mine;    /* recorded by this build: key -> {digest, diff_id, size, mediaType} */
 };
 
 void remote_cache_init(struct remote_cache *rc);
@@ -44,7 +50,14 @@ bool remote_cache_lookup(const struct remote_cache *rc, struct cache *c,
 void remote_cache_add(struct remote_cache *rc, const struct oci_digest *key,
                       const struct oci_digest *def, const struct cache_layer *l);
 
-/* Pushes every recorded layer's blob (srcs find them) and the map to ref. */
+/* Pushes every recorded layer's blob (srcs find them), then merges the
+ * recorded entries into the map at ref: the map there is re-read, this
+ * build's entries are added to it (each merge is a new generation; past
+ * REMOTE_CACHE_MAX_ENTRIES the oldest generations of other builds' entries
+ * are dropped) and written, then read again after a pause; when another
+ * writer replaced it meanwhile, the merge starts over.  Concurrent builds on
+ * one ref thus end with the union of their entries.  Nothing is written when
+ * the map already holds them all (a runner that built nothing new). */
 int remote_cache_push(const struct remote_cache *rc, struct registries *rs, struct cache *c,
                       const char *ref, const struct blob_source *srcs, size_t n_srcs,
                       struct ocib_error *err);
