@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 OCIB := ocib
 
 .PHONY: all install check check-layering check-lengths check-unit check-integration check-asan bench format format-check \
-        clean deps example
+        clean deps example image
 
 all: $(OCIB)
 
@@ -102,6 +102,13 @@ install: $(OCIB)
 
 deps:
 	tests/install-deps
+
+# ocib's own image into the OCI layout ./ocib-image, built by ocib from
+# ocib.image.json; its build stage's base is made from this machine's Debian
+# packages (tests/bases/make-ocib-build-base, build/bases/ocib-build).
+image: $(OCIB)
+	OCIB=$(abspath $(OCIB)) tests/bases/make-ocib-build-base
+	./$(OCIB) build -C . -f ocib.image.json --output oci:ocib-image
 
 # Builds the bundled example into ./ocib-out (the README's first command).
 example: $(OCIB)
