@@ -78,7 +78,7 @@ check-asan:
 	$(MAKE) BUILD=build-asan OCIB=build-asan/ocib \
 	    CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" \
-	    INTEGRATION_SKIP="45-platforms.bats 46-cross-compile.bats 60-node-api.bats" check
+	    INTEGRATION_SKIP="45-platforms.bats 46-cross-compile.bats 60-node-api.bats 82-ocib-image.bats" check
 
 bench: $(OCIB)
 	@tests/bench/run

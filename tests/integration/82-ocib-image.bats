@@ -54,6 +54,16 @@ teardown() {
     registry_stop KREG 2>/dev/null || true
 }
 
+# podman_timeout SECONDS ARGS...: podman_cmd ARGS, killed after SECONDS,
+# with the nproc limit runc gives containers from the caller's.
+podman_timeout() {
+    local b=$PODMAN_BASE secs=$1
+    shift
+    ulimit -u 4096
+    timeout -k 5 "$secs" podman --root "$b/root" --runroot "$b/runroot" --tmpdir "$b/tmp" \
+        --storage-driver vfs --cgroup-manager cgroupfs --runtime runc --events-backend file "$@"
+}
+
 # in_image [PODMAN_OPTIONS...] -- ARGS...: runs ocib's image with podman's
 # defaults, a read-only root and $WORK read-only at /work; sets $status,
 # $out, $err.
@@ -64,12 +74,8 @@ in_image() {
         shift
     done
     shift
-    local b=$PODMAN_BASE
     status=0
-    # runc sets the container's nproc limit from the caller's.
-    (ulimit -u 4096 && timeout -k 5 300 podman --root "$b/root" --runroot "$b/runroot" \
-        --tmpdir "$b/tmp" --storage-driver vfs --cgroup-manager cgroupfs --runtime runc \
-        --events-backend file run --rm --pull never --network none \
+    (podman_timeout 300 run --rm --pull never --network none \
         --read-only --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \
         -v "$WORK:/work:ro" "${opts[@]}" "$IMAGE" "$@") >"$T/c.out" 2>"$T/c.err" </dev/null ||
         status=$?
@@ -127,17 +133,27 @@ in_image() {
 
 # kube_play NAME YAML... [--pod NAME]: plays the examples' YAML rewritten for
 # podman 4.3 (lib/kube-for-podman.py) on the "podman" bridge, waits for the
-# pod's ocib container and sets $status (its exit code), $out, $err (logs).
+# pod's ocib container and sets $status (its exit code), $out, $err (logs)
+# and $USERNS (podman's user namespace mode for the pod: "private" for hostUsers: false).
 kube_play() {
     local name=$1 dir=$T/kube-$1
     shift
     mkdir -p "$dir"
+    # podman 4.3 makes an emptyDir a named volume ("workspace", "cache"),
+    # which the next pod would share: a fresh start, as a Job's pod has
+    podman_cmd pod rm -a -f >/dev/null 2>&1
+    podman_cmd volume prune -f >/dev/null 2>&1
     python3 "$BATS_TEST_DIRNAME/lib/kube-for-podman.py" "$dir" "$KREG_ADDR" "$IMAGE" "$@" \
         --set "ocib-registry-auth/.dockerconfigjson=$T/docker/config.json" \
         --set "ocib-registry-ca/ca.crt=$T/pki/ca.crt" || fail "kube-for-podman.py failed" || return 1
-    (ulimit -u 4096 && podman_cmd kube play --network podman "$dir/play.yaml") >"$dir/play.log" 2>&1 ||
+    (podman_timeout 120 kube play --network podman "$dir/play.yaml") >"$dir/play.log" 2>&1 ||
         { cat "$dir/play.log" >&2; fail "podman kube play failed"; return 1; }
-    status=$(timeout 300 podman_cmd wait "$name-ocib") || { fail "the pod did not finish"; return 1; }
+    status=$(podman_timeout 300 wait "$name-ocib") || { fail "the pod did not finish"; return 1; }
+    USERNS=$(podman_cmd inspect --format "{{.HostConfig.UsernsMode}}" "$name-ocib")
+    # a pod's containers join the infra container's namespace
+    if [[ $USERNS == container:* ]]; then
+        USERNS=$(podman_cmd inspect --format "{{.HostConfig.UsernsMode}}" "${USERNS#container:}")
+    fi
     podman_cmd logs "$name-ocib" >"$dir/stdout" 2>"$dir/stderr"
     out=$(cat "$dir/stdout")
     err=$(cat "$dir/stderr")
@@ -157,10 +173,13 @@ kube_play() {
     cp "$T/pki/ca.crt" "$T/certs/"
     printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$KREG_ADDR" "$(printf ci:ci-password | base64)" \
         >"$T/docker/config.json"
-    SSL_CERT_FILE=$T/pki/ca.crt DOCKER_CONFIG=$T/docker base_push "$WORK/base" "$KREG_ADDR/base/busybox:1"
+    DOCKER_CONFIG=$T/docker run_ocib push --cert-dir "$T/certs" "oci:$WORK/base:1" \
+        "$KREG_ADDR/base/busybox:1"
+    [ "$status" -eq 0 ] || { show_run; fail "pushing the busybox base failed"; }
 
     kube_play ocib-build "$ex/ocib-job.yaml"
     [ "$status" -eq 0 ] || { show_run; fail "the Job's pod (hostUsers: false) failed"; }
+    [ "$USERNS" = private ] || [ "$USERNS" = auto ] || fail "hostUsers: false gave the pod user namespace mode '$USERNS'"
     assert_digest_stdout "$KREG_ADDR/acme/hello"
     digest1=$DIGEST
     skopeo inspect --cert-dir "$T/certs" --creds ci:ci-password --raw \
@@ -172,6 +191,7 @@ kube_play() {
     kube_play ocib-build-no-userns "$ex/ocib-job.yaml" "$ex/ocib-job-no-userns.yaml" \
         --pod ocib-build-no-userns
     [ "$status" -eq 0 ] || { show_run; fail "the no-userns Job's pod failed"; }
+    [ "$USERNS" = "" ] || [ "$USERNS" = host ] || fail "the no-userns pod has user namespace mode '$USERNS'"
     assert_digest_stdout "$KREG_ADDR/acme/hello"
     [ "$DIGEST" = "$digest1" ] || fail "without a user namespace the Job built $DIGEST, with one $digest1"
 
@@ -184,7 +204,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
         for k, v in d["data"].items():
             open(sys.argv[2] + "/" + k, "w").write(v.replace("registry.example.com", sys.argv[3]))
 ' "$ex/ocib-job.yaml" "$ctx" "$KREG_ADDR"
-    SSL_CERT_FILE=$T/pki/ca.crt DOCKER_CONFIG=$T/docker run_ocib build -C "$ctx" \
+    DOCKER_CONFIG=$T/docker run_ocib build -C "$ctx" --cert-dir "$T/certs" \
         --tag "$KREG_ADDR/acme/hello:1.0.0" --output "oci:$T/hostout"
     [ "$status" -eq 0 ] || { show_run; fail "the host build of the Job's context failed"; }
     [ "$out" = "$KREG_ADDR/acme/hello@$digest1" ] || fail "the host built $out, the Job $digest1"
