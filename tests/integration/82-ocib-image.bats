@@ -84,7 +84,7 @@ in_image() {
 }
 
 @test "ocib.image.json is reproducible: build --verify builds ocib's image twice to one digest" {
-    run_ocib build -C "$REPO_ROOT" -f ocib.image.json --verify --progress=plain --lint=off
+    run_ocib build -C "$REPO_ROOT" -f "$REPO_ROOT/ocib.image.json" --verify --progress=plain --lint=off
     [ "$status" -eq 0 ] || { show_run; fail "build --verify of ocib.image.json failed"; }
     assert_digest_stdout localhost/ocib/ocib
 }
