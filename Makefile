@@ -29,7 +29,7 @@ UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 OCIB := ocib
 
 .PHONY: all install check check-layering check-lengths check-unit check-integration check-asan bench format format-check \
-        clean deps example
+        clean deps example image
 
 all: $(OCIB)
 
@@ -78,7 +78,7 @@ check-asan:
 	$(MAKE) BUILD=build-asan OCIB=build-asan/ocib \
 	    CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" \
-	    INTEGRATION_SKIP="45-platforms.bats 46-cross-compile.bats 60-node-api.bats 83-runners.bats" check
+	    INTEGRATION_SKIP="45-platforms.bats 46-cross-compile.bats 60-node-api.bats 82-ocib-image.bats 83-runners.bats" check
 
 bench: $(OCIB)
 	@tests/bench/run
@@ -102,6 +102,13 @@ install: $(OCIB)
 
 deps:
 	tests/install-deps
+
+# ocib's own image into the OCI layout ./ocib-image, built by ocib from
+# ocib.image.json; its build stage's base is made from this machine's Debian
+# packages (tests/bases/make-ocib-build-base, build/bases/ocib-build).
+image: $(OCIB)
+	OCIB=$(abspath $(OCIB)) tests/bases/make-ocib-build-base
+	./$(OCIB) build -C . -f ocib.image.json --output oci:ocib-image
 
 # Builds the bundled example into ./ocib-out (the README's first command).
 example: $(OCIB)

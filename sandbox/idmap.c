@@ -7,6 +7,12 @@
  * range through the setuid helpers newuidmap and newgidmap, which check
  * /etc/subuid and /etc/subgid; for the caller alone into the files, after
  * "deny" in /proc/PID/setgroups, as an unprivileged process must.
+ *
+ * In a container the helpers often hold no privilege: under no_new_privs
+ * (Kubernetes' allowPrivilegeEscalation: false) their setuid bit does
+ * nothing, so they are not tried; without CAP_SYS_ADMIN in the bounding set
+ * (podman's and Docker's defaults) they fail, and the caller alone is
+ * mapped, as if they were not installed.
  */
 #include "sandbox/idmap.h"
 #include "base/cleanup.h"
@@ -18,6 +24,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,7 +93,8 @@ static void decide_maps(void)
         fclose(f);
     }
     if (access("/usr/bin/newuidmap", X_OK) == 0 &&
-        access("/usr/bin/newgidmap", X_OK) == 0) {
+        access("/usr/bin/newgidmap", X_OK) == 0 &&
+        prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1) {
         read_subids("/etc/subuid", *name ? name : NULL, getuid(), &uid_map);
         read_subids("/etc/subgid", *name ? name : NULL, getuid(), &gid_map);
         if (!uid_map.sub_count || !gid_map.sub_count)
@@ -153,6 +161,11 @@ static int run_map_helper(const char *helper, pid_t pid, const struct idmap *m)
     if (h < 0)
         return -1;
     if (h == 0) {
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+        /* Its complaint is not ours: a failure falls back to one id. */
+        if (null >= 0)
+            dup2(null, 2);
         execv(helper, argv);
         _exit(127);
     }
@@ -179,6 +192,7 @@ static char *identity_map(const char *self_map)
 static int write_maps(pid_t pid, struct ocib_error *err)
 {
     char path[64], buf[64];
+    bool uid_done = false;
 
     if (uid_map.identity) {
         /* Every id this namespace has, mapped to itself (the whole range
@@ -195,16 +209,21 @@ static int write_maps(pid_t pid, struct ocib_error *err)
         return 0;
     }
     if (uid_map.sub_count) {
-        if (run_map_helper("/usr/bin/newuidmap", pid, &uid_map) < 0 ||
-            run_map_helper("/usr/bin/newgidmap", pid, &gid_map) < 0)
-            return ocib_error_set(err, "sandbox: newuidmap/newgidmap failed for the "
-                                       "subordinate ids in /etc/subuid and /etc/subgid");
-        return 0;
+        uid_done = run_map_helper("/usr/bin/newuidmap", pid, &uid_map) == 0;
+        if (uid_done && run_map_helper("/usr/bin/newgidmap", pid, &gid_map) == 0)
+            return 0;
+        /* No privilege for the helpers: the caller alone, from now on
+         * (newgidmap failing after newuidmap leaves the uid range mapped). */
+        if (!uid_done)
+            uid_map.sub_count = 0;
+        gid_map.sub_count = 0;
     }
-    snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
-    snprintf(buf, sizeof(buf), "0 %u 1\n", uid_map.host);
-    if (write_file(path, buf) < 0)
-        return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
+    if (!uid_done) {
+        snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+        snprintf(buf, sizeof(buf), "0 %u 1\n", uid_map.host);
+        if (write_file(path, buf) < 0)
+            return ocib_error_errno(err, errno, "sandbox: cannot write %s", path);
+    }
     snprintf(path, sizeof(path), "/proc/%d/setgroups", pid);
     write_file(path, "deny\n");
     snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);

@@ -5,7 +5,8 @@
  * How ids map is decided once per process, on first use: as root, every id
  * to itself; as another user, the caller to root and, when /etc/subuid and
  * /etc/subgid grant it a range and newuidmap/newgidmap are installed, that
- * range to the ids from 1; else the caller alone, to root.
+ * range to the ids from 1 (unless no_new_privs is set, and only while the
+ * helpers succeed); else the caller alone, to root.
  * sandbox_uid_to_inside() and sandbox_gid_to_inside() (sandbox.h) answer
  * under the same maps.
  */
@@ -21,8 +22,9 @@
 bool idmap_identity(void);
 
 /* Writes the uid and gid maps of pid, a child that has just entered a new
- * user namespace (through newuidmap/newgidmap for a subordinate range).
- * Fails naming the file or the helper that failed. */
+ * user namespace (through newuidmap/newgidmap for a subordinate range,
+ * falling back to the caller alone when they fail). Fails naming the file
+ * that could not be written. */
 int idmap_write(pid_t pid, struct ocib_error *err);
 
 #endif

@@ -10,11 +10,13 @@
 #   setup_file()    { registry_start REG; proxy_start PX "$REG_ADDR" --token-auth u:p; }
 #   teardown_file() { proxy_stop PX; registry_stop REG; }
 #
-# registry_start NAME [--htpasswd USER:PASS] [--tls CERT KEY] [--client-ca CA]
+# registry_start NAME [--htpasswd USER:PASS] [--tls CERT KEY] [--client-ca CA] [--listen ADDR]
 #     exports NAME_PORT NAME_ADDR (127.0.0.1:PORT) NAME_LOG NAME_PID NAME_DIR
 #     (and NAME_USER / NAME_PASS with --htpasswd). --tls serves HTTPS with
 #     that certificate and key (PEM files); --client-ca also requires a
-#     client certificate signed by CA. The log is distribution's
+#     client certificate signed by CA. --listen ADDR listens on that
+#     address instead of 127.0.0.1 (a bridge's gateway, which containers
+#     reach; NAME_ADDR follows). The log is distribution's
 #     JSON log: one "response completed" line per request.
 # registry_stop NAME
 # registry_count NAME METHOD_REGEX URI_REGEX
@@ -97,9 +99,10 @@ registry_start() {
     local name=$1
     shift || true
     [ -n "$name" ] || _reg_fail "usage: registry_start NAME [--htpasswd USER:PASS]" || return 1
-    local creds="" tls_cert="" tls_key="" client_ca=""
+    local creds="" tls_cert="" tls_key="" client_ca="" listen=127.0.0.1
     while [ $# -gt 0 ]; do
         case $1 in
+        --listen) listen=$2; shift 2 ;;
         --htpasswd) creds=$2; shift 2 ;;
         --tls) tls_cert=$2; tls_key=$3; shift 3 ;;
         --client-ca) client_ca=$2; shift 2 ;;
@@ -149,7 +152,7 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:$port
+  addr: $listen:$port
   secret: ocib-test-secret-$name
 $tls
 $auth
@@ -160,8 +163,8 @@ EOF
         env -u REGISTRY_HTTP_ADDR timeout -k 5 "$REGISTRY_MAX_SECONDS" \
             docker-registry serve "$dir/config.yml" >"$log" 2>&1 </dev/null 3>&- &
         pid=$!
-        if _reg_wait_http "http://127.0.0.1:$port/v2/" 10 && kill -0 "$pid" 2>/dev/null; then
-            export "${name}_PORT=$port" "${name}_ADDR=127.0.0.1:$port" "${name}_LOG=$log" \
+        if _reg_wait_http "http://$listen:$port/v2/" 10 && kill -0 "$pid" 2>/dev/null; then
+            export "${name}_PORT=$port" "${name}_ADDR=$listen:$port" "${name}_LOG=$log" \
                 "${name}_PID=$pid" "${name}_DIR=$dir"
             return 0
         fi
