@@ -93,8 +93,10 @@ runner_init() {
         if [ -z "$RUNNER_IMAGE" ] && [ -f "$RUNNER_LIB_DIR/ocib-image.bash" ]; then
             # shellcheck source=/dev/null
             . "$RUNNER_LIB_DIR/ocib-image.bash"
-            if declare -F ocib_image_load >/dev/null; then
-                RUNNER_IMAGE=$(ocib_image_load _runner_podman) || RUNNER_IMAGE=
+            if declare -F ocib_image_load >/dev/null && declare -F podman_cmd >/dev/null; then
+                # Into the runners' own storage (_runner_podman's).
+                RUNNER_IMAGE=$(ulimit -u 4096 && PODMAN_BASE=$RUNNER_DIR/podman \
+                    ocib_image_load localhost/ocib/ocib:runner) || RUNNER_IMAGE=
             fi
         fi
         if [ -n "$RUNNER_IMAGE" ]; then
