@@ -52,4 +52,9 @@ void child_mkdir_p(const char *path);
  * writer has closed it. */
 void child_pass_output(const struct sandbox_spec *s, int fd);
 
+/* --isolation chroot (chroot.c): the child sandbox_run forks, with the
+ * output and error pipes; never returns. */
+void sandbox_chroot_main(const struct sandbox_spec *s, pid_t parent, int out[2],
+                         int errp[2]) __attribute__((noreturn));
+
 #endif

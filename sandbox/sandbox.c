@@ -497,19 +497,39 @@ static void userns_main(const struct sandbox_spec *s, pid_t parent, int out[2], 
 /* Reads what the sandbox reported on its error pipe (fd), once it is gone:
  * 0 when nothing (the command ran), else SANDBOX_NO_OVERLAY or -1 with err
  * set to the report. */
-static int setup_report(int fd, struct ocib_error *err)
+static int setup_report(const struct sandbox_spec *s, int fd, struct ocib_error *err)
 {
-    char msg[1024];
-    ssize_t n = read(fd, msg, sizeof(msg) - 1);
+    char msg[2048];
+    size_t len = 0;
+    ssize_t n;
+    char *at = msg;
 
-    if (n <= 0)
+    while (len < sizeof(msg) - 1 && (n = read(fd, msg + len, sizeof(msg) - 1 - len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    msg[len] = '\0';
+    /* Notes first (the command ran after them), then a failure, if any. */
+    while (!strncmp(at, CHILD_NOTE, strlen(CHILD_NOTE))) {
+        char *end = strchr(at, '\n');
+
+        if (!end)
+            end = at + strlen(at);
+        if (s->ret_note && !*s->ret_note)
+            *s->ret_note =
+                xstrndup(at + strlen(CHILD_NOTE), (size_t)(end - at) - strlen(CHILD_NOTE));
+        at = *end ? end + 1 : end;
+    }
+    if (!*at)
         return 0;
-    msg[n] = '\0';
-    if (!strncmp(msg, OVERLAY_REFUSED, strlen(OVERLAY_REFUSED))) {
-        ocib_error_set(err, "%s", msg + strlen(OVERLAY_REFUSED));
+    if (!strncmp(at, OVERLAY_REFUSED, strlen(OVERLAY_REFUSED))) {
+        ocib_error_set(err, "%s", at + strlen(OVERLAY_REFUSED));
         return SANDBOX_NO_OVERLAY;
     }
-    ocib_error_set(err, "%s", msg);
+    ocib_error_set(err, "%s", at);
     return -1;
 }
 
@@ -526,7 +546,18 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         goto out;
     }
     parent = getpid();
-    pid = fork_into_userns(errp[1], err);
+    if (s->chroot) {
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+            ocib_error_errno(err, errno, "sandbox: fork");
+            goto out;
+        }
+        if (pid == 0)
+            sandbox_chroot_main(s, parent, out, errp);
+    } else {
+        pid = fork_into_userns(errp[1], err);
+    }
     if (pid < 0) {
         /* The child is gone: what it said is all there is to read. */
         close(errp[1]);
@@ -560,7 +591,7 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         ocib_error_set(err, "stopped: ocib received SIG%s", sigabbrev_np(cancel_signo));
         goto out;
     }
-    r = setup_report(errp[0], err);
+    r = setup_report(s, errp[0], err);
     if (r == 0)
         *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 out:
