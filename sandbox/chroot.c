@@ -38,6 +38,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -126,6 +127,10 @@ static int bind_node(struct made *m, size_t i)
  * mount namespace) a bind mount of the container's own. */
 static void make_nodes(int root_fd, bool mntns, int mntns_errno, struct made *m)
 {
+    struct statvfs vfs;
+    /* Nodes made on a file system mounted nodev cannot be opened. */
+    bool nodev = fstatvfs(root_fd, &vfs) == 0 && (vfs.f_flag & ST_NODEV);
+
     if (mkdirat(root_fd, "dev", 0755) == 0)
         m->dev_dir = true;
     m->dev_fd = fs_open_within(root_fd, "dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -137,21 +142,26 @@ static void make_nodes(int root_fd, bool mntns, int mntns_errno, struct made *m)
 
         if (fstatat(m->dev_fd, nodes[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0)
             continue; /* the image's own */
-        if (mknodat(m->dev_fd, nodes[i].name, S_IFCHR | 0666,
-                    makedev(nodes[i].major, nodes[i].minor)) == 0) {
+        if (!nodev && mknodat(m->dev_fd, nodes[i].name, S_IFCHR | 0666,
+                              makedev(nodes[i].major, nodes[i].minor)) == 0) {
             m->node[i] = true;
             if (fchmodat(m->dev_fd, nodes[i].name, 0666, 0) < 0)
                 child_die("--isolation chroot: cannot set the mode of /dev/%s",
                           nodes[i].name);
             continue;
         }
-        mknod_errno = errno;
+        mknod_errno = nodev ? 0 : errno;
         if (mntns && bind_node(m, i) == 0)
             continue;
         bind_errno = mntns ? errno : mntns_errno;
         if (!nodes[i].required)
             continue;
         errno = 0;
+        if (nodev)
+            child_die("--isolation chroot: cannot make /dev/%s in the stage root: its file "
+                      "system is mounted nodev (put the cache, --cache-dir, on one without "
+                      "nodev), and no bind mount either: %s",
+                      nodes[i].name, strerror(bind_errno));
         child_die("--isolation chroot: cannot make /dev/%s in the stage root: mknod: %s "
                   "(it needs CAP_MKNOD, which Docker grants by default; podman: --cap-add "
                   "MKNOD), and no bind mount either: %s",

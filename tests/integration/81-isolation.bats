@@ -36,6 +36,9 @@ setup_file() {
   {"name": "cache", "cache_mounts": ["/var/cache/c"],
    "run": "n=$(cat /var/cache/c/n 2>/dev/null || echo 0); echo $((n+1)) >/var/cache/c/n; echo cached-$n; echo host=$(busybox hostname); echo done >/data/cache"}]}]}
 JSON
+    # the same context and secrets inside the container's root
+    cp -a "$d/host/rich" "$ROOT/work/rich"
+    cp "$d/tok" "$d/grp" "$ROOT/work/"
     python3 "$BATS_TEST_DIRNAME/lib/seccomp-nouserns.py" /usr/share/containers/seccomp.json \
         "$d/nouserns.json" || return 1
     export NOUSERNS=$d/nouserns.json HOSTCTX=$d/host SECRETS="--secret id=tok,src=$d/tok --secret id=grp,src=$d/grp"
@@ -146,16 +149,31 @@ JSON
     run_ocib build -C "$ROOT/work/app" --output "oci:$T/host-build" --target build
     [ "$status" -eq 0 ] || { show_run; fail "the host build of the build stage failed"; }
     local host_build=$out
-    in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS -- \
+    # Docker's /tmp is the container's own file system: device nodes work
+    # there, unlike on podman's nodev tmpfs (the next test)
+    CONTAINER_TMP=rw,mode=1777,dev in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS -- \
         /usr/bin/ocib build -C /work/app --output oci:/tmp/out --progress=plain \
         --isolation chroot --allow-network
     [ "$status" -eq 0 ] || { show_container; fail "the chroot build in the container failed"; }
     [ "$out" = "$host" ] || fail "chroot in the container built $out, the host's sandbox $host"
     grep -q 'no /proc' <<<"$err" || { show_container; fail "no note says that run layers have no /proc"; }
-    in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS -e OCIB_ISOLATION=chroot -- \
+    CONTAINER_TMP=rw,mode=1777,dev in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS \
+        -e OCIB_ISOLATION=chroot -- \
         /usr/bin/ocib build -C /work/app --output oci:/tmp/out --target build --allow-network
     [ "$status" -eq 0 ] || { show_container; fail "the chroot build of the build stage failed"; }
     [ "$out" = "$host_build" ] || fail "the run layer built under chroot ($out) differs from the sandbox's ($host_build)"
+}
+
+@test "in a container denying user namespaces, chroot builds secrets, a cache mount, a non-root user and deletions to the host sandbox's digest" {
+    # shellcheck disable=SC2086
+    run_ocib build -C "$ROOT/work/rich" --output "oci:$T/host" $SECRETS
+    [ "$status" -eq 0 ] || { show_run; fail "the host build failed"; }
+    local host=$out
+    CONTAINER_TMP=rw,mode=1777,dev in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS -- \
+        /usr/bin/ocib build -C /work/rich --output oci:/tmp/out --progress=plain \
+        --isolation chroot --allow-network --secret id=tok,src=/work/tok --secret id=grp,src=/work/grp
+    [ "$status" -eq 0 ] || { show_container; fail "the chroot build in the container failed"; }
+    [ "$out" = "$host" ] || { show_container; fail "chroot in the container built $out, the host's sandbox $host"; }
 }
 
 @test "in a container denying user namespaces: the sandbox's error offers --isolation chroot to root; network none is refused; without CAP_MKNOD chroot says so" {
@@ -170,8 +188,14 @@ JSON
     grep -q '^ocib: .*stage build, layer compile: "network": "none"' <<<"$err" ||
         { show_container; fail "the error does not name the stage and layer"; }
     ! grep -q 'layer-start\|compile.*built' <<<"$err" || { show_container; fail "something ran"; }
+    # a cache on a nodev file system (podman's tmpfs)
+    in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS -- \
+        /usr/bin/ocib build -C /work/app --output oci:/tmp/out --isolation chroot --allow-network
+    [ "$status" -eq 1 ] || { show_container; fail "on nodev: expected exit 1"; }
+    grep -q '^ocib: stage build, layer compile: --isolation chroot: cannot make /dev/null in the stage root: its file system is mounted nodev (put the cache, --cache-dir, on one without nodev)' <<<"$err" ||
+        { show_container; fail "the error does not name nodev"; }
     # podman's own defaults lack CAP_MKNOD (Docker's have it)
-    in_container --security-opt "seccomp=$NOUSERNS" -- \
+    CONTAINER_TMP=rw,mode=1777,dev in_container --security-opt "seccomp=$NOUSERNS" -- \
         /usr/bin/ocib build -C /work/app --output oci:/tmp/out --isolation chroot --allow-network
     [ "$status" -eq 1 ] || { show_container; fail "without CAP_MKNOD: expected exit 1"; }
     grep -q '^ocib: stage build, layer compile: --isolation chroot: cannot make /dev/null in the stage root: mknod: Operation not permitted (it needs CAP_MKNOD' <<<"$err" ||

@@ -8,8 +8,9 @@
 #     layer (work/app) and a copy-only one (work/copy). Exports ROOT and
 #     PODMAN_BASE (podman's storage for this file's tests).
 # in_container [PODMAN_OPTIONS...] -- COMMAND...
-#     runs COMMAND in a container of $ROOT (read-only, tmpfs /tmp, no
-#     network); sets $status, $out (stdout) and $err (stderr).
+#     runs COMMAND in a container of $ROOT (read-only, tmpfs /tmp mounted
+#     with $CONTAINER_TMP, default podman's nodev; no network); sets
+#     $status, $out (stdout) and $err (stderr).
 # show_container
 #     what the last in_container printed, for failure messages.
 # container_root_teardown
@@ -73,7 +74,7 @@ in_container() {
     # runc sets the container's nproc limit from the caller's.
     (ulimit -u 4096 && timeout -k 5 120 podman --root "$base/root" --runroot "$base/runroot" \
         --tmpdir "$base/tmp" --storage-driver vfs --cgroup-manager cgroupfs --runtime runc \
-        --events-backend file run --rm --read-only --tmpfs /tmp:rw,mode=1777 \
+        --events-backend file run --rm --read-only --tmpfs "/tmp:${CONTAINER_TMP:-rw,mode=1777}" \
         --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network none -e HOME=/tmp \
         "${opts[@]}" --rootfs "$ROOT" "$@") >"$T/c.out" 2>"$T/c.err" </dev/null || status=$?
     out=$(cat "$T/c.out")
