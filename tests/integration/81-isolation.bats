@@ -125,6 +125,57 @@ JSON
     ! pgrep -f 'sleep 777[123]' >/dev/null || { pgrep -af 'sleep 777'; pkill -f 'sleep 777[123]'; fail "a background process of the command outlived it"; }
 }
 
+# chroot_cancel SIGNAL STATUS: SIGNAL to ocib while a chrooted command with
+# a cache mount and a secret runs: ocib exits STATUS, the command and what
+# it started are gone, a SIGTERM puts the cache directory back and leaves
+# no secret or aside directory, and a rebuild runs.
+chroot_cancel() {
+    local sig=$1 want=$2 mark=c$RANDOM$$ st=0 i
+    mkdir -p "$T/ctx"
+    cp -a "$HOSTCTX/base" "$T/base"
+    cat >"$T/ctx/ocib.json" <<JSON
+{"version": 1, "stages": [{"from": "oci:../base:1", "layers": [
+  {"name": "long", "cache_mounts": ["/var/cache/m"], "secrets": [{"id": "tok", "target": "/run/tok"}],
+   "run": "echo started-$mark; sleep 7774 & while :; do echo x >>/var/cache/m/ticks-$mark; sleep 0.1; done"}]}]}
+JSON
+    env --default-signal=INT,TERM,HUP "$OCIB" build -C "$T/ctx" --output "oci:$T/out" \
+        --isolation chroot --allow-network --secret "id=tok,src=$BATS_FILE_TMPDIR/tok" \
+        >"$T/c.out" 2>"$T/c.err" </dev/null &
+    local pid=$!
+    for ((i = 0; i < 600; i++)); do
+        grep -q "started-$mark" "$T/c.err" 2>/dev/null && break
+        sleep 0.1
+    done
+    sleep 0.3
+    kill -s "$sig" "$pid"
+    wait "$pid" || st=$?
+    [ "$st" -eq "$want" ] || { cat "$T/c.err" >&2; fail "ocib killed by SIG$sig exited $st, expected $want"; return 1; }
+    for ((i = 0; i < 50; i++)); do
+        pgrep -f "ticks-$mark|sleep 7774" >/dev/null || break
+        sleep 0.1
+    done
+    ! pgrep -af "ticks-$mark|sleep 7774" >&2 || { pkill -f "ticks-$mark|sleep 7774"; fail "the command outlived ocib"; return 1; }
+    if [ "$sig" != KILL ]; then
+        [ -n "$(find "$OCIB_CACHE_DIR/mounts" -maxdepth 2 -name "ticks-$mark")" ] ||
+            { fail "the cache directory did not go back to the cache"; return 1; }
+        [ -z "$(find "$OCIB_CACHE_DIR" -name '*.aside-*' -o -path '*/run/tok')" ] ||
+            { fail "a secret or an aside directory was left"; return 1; }
+    fi
+    sed -i 's/; sleep 7774 .*done"/; echo rebuilt"/' "$T/ctx/ocib.json"
+    OCIB_TEST_TIMEOUT=60 run_ocib build -C "$T/ctx" --output "oci:$T/out" --isolation chroot \
+        --allow-network --secret "id=tok,src=$BATS_FILE_TMPDIR/tok"
+    [ "$status" -eq 0 ] || { show_run; fail "the rebuild after SIG$sig failed"; return 1; }
+    assert_contains "the command ran" "$err" "rebuilt"
+}
+
+@test "under chroot, SIGTERM to ocib ends the command and all it started, puts the cache directory back and exits 143" {
+    chroot_cancel TERM 143
+}
+
+@test "under chroot, SIGKILL to ocib ends the command and all it started; a rebuild runs" {
+    chroot_cancel KILL 137
+}
+
 @test "chroot refuses a layer without network unless --allow-network (exit 2, naming stage and layer); --allow-network without chroot is an error" {
     run_ocib build -C "$HOSTCTX/rich" --output "oci:$T/out" --isolation chroot \
         --secret "id=tok,src=$BATS_FILE_TMPDIR/tok" --secret "id=grp,src=$BATS_FILE_TMPDIR/grp"
