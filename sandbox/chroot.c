@@ -84,6 +84,17 @@ int sandbox_chroot_check(struct ocib_error *err)
                           uid);
 }
 
+/* Whether this process's user namespace is not the initial one (a
+ * rootless container), where the kernel lets no one make device nodes. */
+static bool in_user_namespace(void)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/uid_map", "re");
+    unsigned long inside, outside, count;
+
+    return f && fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3 &&
+           !(inside == 0 && outside == 0 && count == 4294967295UL);
+}
+
 struct devnode {
     const char *name;
     unsigned major, minor;
@@ -161,6 +172,12 @@ static void make_nodes(int root_fd, bool mntns, int mntns_errno, struct made *m)
             child_die("--isolation chroot: cannot make /dev/%s in the stage root: its file "
                       "system is mounted nodev (put the cache, --cache-dir, on one without "
                       "nodev), and no bind mount either: %s",
+                      nodes[i].name, strerror(bind_errno));
+        if (in_user_namespace())
+            child_die("--isolation chroot: cannot make /dev/%s in the stage root: this "
+                      "container has a user namespace of its own (rootless), where no one "
+                      "may make device nodes, and a bind mount, which needs CAP_SYS_ADMIN "
+                      "there, was refused: %s",
                       nodes[i].name, strerror(bind_errno));
         child_die("--isolation chroot: cannot make /dev/%s in the stage root: mknod: %s "
                   "(it needs CAP_MKNOD, which Docker grants by default; podman: --cap-add "

@@ -227,7 +227,7 @@ JSON
     [ "$out" = "$host" ] || { show_container; fail "chroot in the container built $out, the host's sandbox $host"; }
 }
 
-@test "in a container denying user namespaces: the sandbox's error offers --isolation chroot to root; network none is refused; without CAP_MKNOD chroot says so" {
+@test "in a container denying user namespaces: the sandbox's error offers --isolation chroot to root; network none is refused; without device nodes chroot says why" {
     in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS -- \
         /usr/bin/ocib build -C /work/app --output oci:/tmp/out
     [ "$status" -eq 1 ] || { show_container; fail "expected the sandbox to fail"; }
@@ -251,6 +251,19 @@ JSON
     [ "$status" -eq 1 ] || { show_container; fail "without CAP_MKNOD: expected exit 1"; }
     grep -q '^ocib: stage build, layer compile: --isolation chroot: cannot make /dev/null in the stage root: mknod: Operation not permitted (it needs CAP_MKNOD' <<<"$err" ||
         { show_container; fail "the error does not name CAP_MKNOD"; }
+    # a container with a user namespace of its own, where no one makes nodes
+    # (its root must be reachable to the ids it maps to)
+    local p=$ROOT
+    while [ "$p" != / ]; do
+        p=$(dirname "$p")
+        chmod o+x "$p"
+    done
+    CONTAINER_TMP=rw,mode=1777,dev in_container --security-opt "seccomp=$NOUSERNS" $DOCKER_CAPS \
+        --uidmap 0:200000:65536 --gidmap 0:200000:65536 -- \
+        /usr/bin/ocib build -C /work/app --output oci:/tmp/out --isolation chroot --allow-network
+    [ "$status" -eq 1 ] || { show_container; fail "in a user namespace: expected exit 1"; }
+    grep -q '^ocib: stage build, layer compile: --isolation chroot: cannot make /dev/null in the stage root: this container has a user namespace of its own' <<<"$err" ||
+        { show_container; fail "the error does not say why no node can be made"; }
 }
 
 @test "in a container denying user namespaces, as uid 1000: chroot is refused naming the uid; copy-only builds work with either isolation" {
