@@ -65,7 +65,8 @@ check-unit: $(UNIT_BINS)
 	@tests/run-unit $(UNIT_BINS)
 
 # INTEGRATION_SKIP: suites check-asan does not run a second time (emulated
-# commands, npm installs: their C paths are the ones the other suites run).
+# commands, npm installs, podman containers: their C paths are the ones the
+# other suites run).
 INTEGRATION_SUITES = $(filter-out $(addprefix tests/integration/,$(INTEGRATION_SKIP)), \
     $(sort $(wildcard tests/integration/*.bats)))
 
@@ -78,7 +79,7 @@ check-asan:
 	$(MAKE) BUILD=build-asan OCIB=build-asan/ocib \
 	    CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" \
-	    INTEGRATION_SKIP="45-platforms.bats 46-cross-compile.bats 60-node-api.bats 82-ocib-image.bats 83-runners.bats" check
+	    INTEGRATION_SKIP="45-platforms.bats 46-cross-compile.bats 60-node-api.bats 81-isolation.bats 82-ocib-image.bats 83-runners.bats" check
 
 bench: $(OCIB)
 	@tests/bench/run

@@ -110,6 +110,7 @@ static int load_platforms(struct build *b, struct ocib_error *err)
         bp->order = xcalloc(bp->spec.n_stages, sizeof(*bp->order));
         spec_stage_order(&bp->spec, bp->target, bp->order, &bp->n_order);
         if (check_secrets(b, bp->order, bp->n_order, err) < 0 ||
+            check_isolation(b, bp->order, bp->n_order, err) < 0 ||
             (i == 0 && lock_load(&bp->spec, &b->lock, err) < 0))
             return -1;
         if (o->locked &&

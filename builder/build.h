@@ -99,6 +99,10 @@ struct build_event {
 
 typedef void (*build_progress_fn)(void *opaque, const struct build_event *ev);
 
+/* How run layers are isolated: the rootless sandbox of namespaces, or
+ * chroot alone, for a container that is itself the sandbox (sandbox.h). */
+enum build_isolation { BUILD_ISOLATION_SANDBOX, BUILD_ISOLATION_CHROOT };
+
 struct build_options {
     const char *context_dir; /* -C, default "." */
     const char *image_dir;   /* what relative oci:/docker-archive: names in the
@@ -127,6 +131,8 @@ struct build_options {
     bool locked;                  /* --locked: the lock must cover every base */
     struct build_secret *secrets; /* --secret id=ID,src=PATH */
     size_t n_secrets;
+    enum build_isolation isolation; /* --isolation */
+    bool allow_network;   /* --allow-network: under chroot, "network": "none" runs anyway */
     const char *revision; /* git commit to record instead of asking git */
     const char *revision_short;
     char **insecure; /* --insecure-registry HOST[:PORT] */

@@ -177,6 +177,11 @@ int run_step(struct build *b, const struct spec_stage *st, const struct spec_lay
              struct stage_image *si, struct layer_tree *t, bool *ret_in_place,
              struct ocib_error *err);
 
+/* Fails when --isolation chroot cannot run the run layers of the stages in
+ * order: a layer without network and no --allow-network (exit 2), or not
+ * root of the container. */
+int check_isolation(struct build *b, const size_t *order, size_t n, struct ocib_error *err);
+
 /* usercheck.c */
 /* Fails when the config.user of stage s names a user or group its image's
  * /etc/passwd or /etc/group lacks. */

@@ -2,6 +2,7 @@
  * `run` layers; see run.h.
  */
 #include "builder/run.h"
+#include "builder/runplace.h"
 #include "base/cleanup.h"
 #include "base/fs.h"
 #include "base/sha256.h"
@@ -118,131 +119,6 @@ static void tail_output(void *opaque, const char *line)
         t->forward(t->opaque, line);
 }
 
-/* A mount point the root lacks, made before the command and removed after. */
-struct placeholder {
-    char *path; /* relative to the root */
-    bool dir;
-};
-
-/* The placeholders made so far, deepest last. */
-struct placeholders {
-    struct placeholder *v;
-    size_t n, alloc;
-};
-
-/* Opens path (relative to the root) as an O_PATH fd without leaving the root:
- * symlinks are followed only while they stay beneath it, as the sandbox's
- * bind mount will follow them, and ".." never climbs out.  -1 with errno set
- * (EXDEV when the path leads outside). */
-static int open_beneath(int root_fd, const char *path)
-{
-    return fs_open_within(root_fd, path, O_PATH);
-}
-
-/* The directory holding path, opened beneath the root; *ret_base is path's
- * last component. */
-static int open_parent_beneath(int root_fd, const char *path, const char **ret_base)
-{
-    const char *slash = strrchr(path, '/');
-    _cleanup_free_ char *dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup("");
-
-    *ret_base = slash ? slash + 1 : path;
-    return open_beneath(root_fd, dir);
-}
-
-/* Makes sure target exists in the root for a bind mount, creating what is
- * missing (remembered for removal, deepest last).  Nothing is created or
- * mounted outside the root: a target that leads outside (an absolute
- * symlink, "..") is refused. */
-static int make_placeholder(int root_fd, const char *target, bool dir,
-                            struct placeholders *list, struct ocib_error *err)
-{
-    const char *rel = target;
-    _cleanup_free_ char *copy = NULL;
-    int fd;
-
-    while (*rel == '/')
-        rel++;
-    copy = xstrdup(rel);
-    fd = open_beneath(root_fd, rel);
-    if (fd >= 0) {
-        close(fd);
-        return 0;
-    }
-    if (errno != ENOENT)
-        goto refused;
-    for (char *s = copy;; s++) {
-        bool last = *s == '\0';
-
-        if (*s != '/' && !last)
-            continue;
-        *s = '\0';
-        fd = *copy ? open_beneath(root_fd, copy) : -1;
-        if (fd >= 0) {
-            close(fd);
-        } else if (*copy && errno != ENOENT) {
-            goto refused;
-        } else if (*copy) {
-            const char *base;
-            int pfd = open_parent_beneath(root_fd, copy, &base), rc;
-
-            if (pfd < 0)
-                goto refused;
-            if (last && !dir) {
-                int ffd = openat(
-                    pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-                rc = ffd < 0 ? -1 : close(ffd);
-            } else {
-                rc = mkdirat(pfd, base, 0755);
-            }
-            close(pfd);
-            if (rc < 0)
-                return ocib_error_errno(err, errno, "cannot create the mount point '/%s'",
-                                        copy);
-            XGROW(list->v, list->alloc, list->n + 1);
-            list->v[list->n].path = xstrdup(copy);
-            list->v[list->n].dir = !(last && !dir);
-            list->n++;
-        }
-        if (last)
-            break;
-        *s = '/';
-    }
-    return 0;
-refused:
-    if (errno == EXDEV)
-        return ocib_error_set(err,
-                              "mount point '%s': '/%s' leads outside the stage root "
-                              "(through '..' or a symlink); refused",
-                              target, copy);
-    return ocib_error_errno(err, errno,
-                            "mount point '%s': cannot reach '/%s' inside the "
-                            "stage root",
-                            target, copy);
-}
-
-/* Removes the placeholders, never through a path that now leads outside the
- * root (the command may have replaced a directory with a symlink). */
-static void remove_placeholders(int root_fd, struct placeholders *list)
-{
-    while (list->n > 0) {
-        struct placeholder *ph = &list->v[--list->n];
-        const char *base;
-        int pfd = open_parent_beneath(root_fd, ph->path, &base);
-
-        if (pfd >= 0) {
-            unlinkat(pfd, base, ph->dir ? AT_REMOVEDIR : 0);
-            close(pfd);
-        }
-        free(ph->path);
-    }
-    free(list->v);
-    list->v = NULL;
-    list->alloc = 0;
-}
-
-/* Set once the kernel refused an overlay: later steps go without. */
 static bool overlay_refused;
 
 static bool want_overlay(void)
@@ -300,7 +176,8 @@ struct run_state {
     struct sandbox_mount *mounts; /* sources owned */
     size_t n_mounts;
     struct placeholders ph;
-    int *locks; /* of the cache mounts */
+    struct placements pl; /* --isolation chroot */
+    int *locks;           /* of the cache mounts */
     size_t n_locks;
     const char **skip; /* paths (relative) no change is taken from */
     size_t n_skip;
@@ -315,6 +192,7 @@ static void run_state_release(struct run_state *rs, int root_fd)
         fs_rm_rf(rs->ovl, NULL);
     free(rs->ovl);
     snapshot_free(rs->before);
+    placements_undo(root_fd, &rs->pl);
     remove_placeholders(root_fd, &rs->ph);
     for (size_t k = 0; k < rs->n_locks; k++)
         close(rs->locks[k]);
@@ -398,11 +276,13 @@ static int mount_cache_dir(struct run_request *rq, struct run_state *rs, const c
         return -1;
     }
     rs->locks[rs->n_locks++] = fd;
+    rs->skip[rs->n_skip++] = target[0] == '/' ? target + 1 : target;
+    if (rq->chroot)
+        return place_dir(rq->root->fd, rq->root->path, target, dir, &rs->pl, err);
     if (make_placeholder(rq->root->fd, target, true, &rs->ph, err) < 0)
         return -1;
     rs->mounts[rs->n_mounts++] = (struct sandbox_mount){
         .source = TAKE_PTR(dir), .target = target, .read_only = false};
-    rs->skip[rs->n_skip++] = target[0] == '/' ? target + 1 : target;
     return 0;
 }
 
@@ -423,10 +303,35 @@ static int mount_secret(struct run_request *rq, struct run_state *rs, size_t i,
                                 rq->layer->where, i, m->id, m->id);
     if (access(found->src, R_OK) < 0)
         return ocib_error_errno(err, errno, "--secret id=%s: cannot read the file", m->id);
+    if (rq->chroot) {
+        /* A copy for the command's time; no change is ever taken from it. */
+        rs->skip[rs->n_skip++] = m->target[0] == '/' ? m->target + 1 : m->target;
+        if (place_copy(rq->root->fd, rq->root->path, m->target, found->src, &rs->pl, err) <
+            0)
+            return ocib_error_wrap(err, "--secret id=%s", m->id);
+        return 0;
+    }
     if (make_placeholder(rq->root->fd, m->target, false, &rs->ph, err) < 0)
         return -1;
     rs->mounts[rs->n_mounts++] = (struct sandbox_mount){
         .source = xstrdup(found->src), .target = m->target, .read_only = true};
+    return 0;
+}
+
+/* Under chroot, a host network's resolv.conf and hosts are copies of the
+ * container's, which no change is taken from. */
+static int place_host_files(struct run_request *rq, struct run_state *rs,
+                            struct ocib_error *err)
+{
+    static const char *const files[] = {"/etc/resolv.conf", "/etc/hosts"};
+
+    for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        if (access(files[i], R_OK) < 0)
+            continue;
+        rs->skip[rs->n_skip++] = files[i] + 1;
+        if (place_copy(rq->root->fd, rq->root->path, files[i], files[i], &rs->pl, err) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -440,7 +345,7 @@ static int prepare_mounts(struct run_request *rq, struct run_state *rs,
 
     rs->mounts = xcalloc(cap + 1, sizeof(*rs->mounts));
     rs->locks = xcalloc(cap + 1, sizeof(*rs->locks));
-    rs->skip = xcalloc(cap + ARRAY_SIZE(never_taken) + 1, sizeof(*rs->skip));
+    rs->skip = xcalloc(cap + ARRAY_SIZE(never_taken) + 3, sizeof(*rs->skip));
     for (size_t i = 0; i < ARRAY_SIZE(never_taken); i++)
         rs->skip[rs->n_skip++] = never_taken[i];
     for (size_t i = 0; i < run->n_cache_mounts; i++)
@@ -449,6 +354,8 @@ static int prepare_mounts(struct run_request *rq, struct run_state *rs,
     for (size_t i = 0; i < run->n_secrets; i++)
         if (mount_secret(rq, rs, i, err) < 0)
             return -1;
+    if (run->network_host && rq->chroot)
+        return place_host_files(rq, rs, err);
     if (run->network_host &&
         (make_placeholder(rq->root->fd, "/etc/resolv.conf", false, &rs->ph, err) < 0 ||
          make_placeholder(rq->root->fd, "/etc/hosts", false, &rs->ph, err) < 0))
@@ -473,10 +380,12 @@ static int execute(struct run_request *rq, struct run_state *rs, int *ret_status
         .n_mounts = rs->n_mounts,
         .output = tail_output,
         .output_opaque = &rs->tail,
+        .chroot = rq->chroot,
+        .ret_note = rq->chroot ? &rq->note : NULL,
     };
     int rc = SANDBOX_NO_OVERLAY;
 
-    if (want_overlay()) {
+    if (!rq->chroot && want_overlay()) {
         if (make_overlay_dir(rq->root->path, &rs->ovl, err) < 0)
             return -1;
         s.overlay_dir = rs->ovl;

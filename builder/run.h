@@ -38,6 +38,7 @@ struct run_request {
     struct cache *cache;
     sandbox_output_fn output;
     void *output_opaque;
+    bool chroot;            /* --isolation chroot (sandbox.h), which mounts nothing */
     bool in_place;          /* out: a file of the root changed in place */
     char *note;             /* out: what the user should know (caller frees), or NULL */
     double command_seconds; /* out: how long the command itself ran */
@@ -53,7 +54,9 @@ struct run_request {
  * directory holds, moved into the root after), else directly on the root,
  * the change found by comparing snapshots (layers/changes.h); both describe
  * a change by the same rules.  OCIB_CAPTURE=snapshot in the environment
- * asks for the second way. */
+ * asks for the second way; --isolation chroot always takes it, and places
+ * secrets, cache directories and resolv.conf in the root instead of
+ * mounting them (builder/runplace.h). */
 int run_layer(struct run_request *rq, struct layer_tree *t, struct ocib_error *err);
 
 /* Parses "--secret id=ID,src=PATH". */

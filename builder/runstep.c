@@ -70,7 +70,8 @@ int run_step(struct build *b, const struct spec_stage *st, const struct spec_lay
                              .n_secrets = b->o->n_secrets,
                              .cache = &b->cache,
                              .output = forward_output,
-                             .output_opaque = &ev};
+                             .output_opaque = &ev,
+                             .chroot = b->o->isolation == BUILD_ISOLATION_CHROOT};
     double t0;
     int r;
 
@@ -104,4 +105,39 @@ int run_step(struct build *b, const struct spec_stage *st, const struct spec_lay
     free(rq.note);
     *ret_in_place = rq.in_place;
     return r;
+}
+
+/* What --isolation chroot cannot do, refused before anything is built:
+ * keep a layer's "network": "none" (unless --allow-network accepts the
+ * container's network), and run as anyone but root of the container. */
+int check_isolation(struct build *b, const size_t *order, size_t n, struct ocib_error *err)
+{
+    bool any_run = false;
+
+    if (b->o->isolation != BUILD_ISOLATION_CHROOT) {
+        if (b->o->allow_network)
+            return ocib_error_usage(err,
+                                    "--allow-network is for --isolation chroot: the "
+                                    "sandbox gives each layer the network it asks for");
+        return 0;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct spec_stage *st = &b->p->spec.stages[order[k]];
+
+        for (size_t l = 0; l < st->n_layers; l++) {
+            const struct spec_layer *ly = &st->layers[l];
+
+            if (ly->kind != SPEC_LAYER_RUN)
+                continue;
+            any_run = true;
+            if (!ly->run.network_host && !b->o->allow_network)
+                return ocib_error_usage(
+                    err,
+                    "%s: %s: stage %s, layer %s: \"network\": \"none\" (the default) "
+                    "cannot be kept under --isolation chroot, which isolates no network; "
+                    "pass --allow-network to run it with the container's network",
+                    b->p->spec.file, ly->where, st->name, ly->name);
+        }
+    }
+    return any_run ? sandbox_chroot_check(err) : 0;
 }

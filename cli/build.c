@@ -44,6 +44,8 @@ enum {
     OPT_PROVENANCE,
     OPT_SIGN_KEY,
     OPT_VERIFY_AGAINST,
+    OPT_ISOLATION,
+    OPT_ALLOW_NETWORK,
 };
 
 const struct cli_option cli_build_options[] = {
@@ -79,6 +81,10 @@ const struct cli_option cli_build_options[] = {
     {OPT_VERIFY, "--verify", NULL, NULL, "build twice in isolation; fail unless identical"},
     {OPT_SECRET, "--secret", NULL, "id=ID,src=PATH",
      "a file run layers mount at their secret's target; repeatable"},
+    {OPT_ISOLATION, "--isolation", NULL, "sandbox|chroot",
+     "run layers in the rootless sandbox (default; $OCIB_ISOLATION) or chrooted alone"},
+    {OPT_ALLOW_NETWORK, "--allow-network", NULL, NULL,
+     "under --isolation chroot, run \"network\": \"none\" layers with ocib's own network"},
     {OPT_SBOM, "--sbom", NULL, "[=spdx|cyclonedx]",
      "attach an SBOM of the image (default SPDX 2.3; CycloneDX 1.5)"},
     {OPT_PROVENANCE, "--provenance", NULL, NULL,
@@ -101,6 +107,7 @@ struct build_args {
     bool verify;
     const char *lint;           /* --lint: "note", "error", "off" */
     const char *verify_against; /* --verify-against IMAGE */
+    bool has_isolation;         /* --isolation given: $OCIB_ISOLATION is not read */
     size_t alloc_tags, alloc_outputs, alloc_insecure, alloc_cache_from, alloc_secrets,
         alloc_build_args;
 };
@@ -136,7 +143,23 @@ static int take_lint(struct build_args *a, const char *v, struct ocib_error *err
     return 0;
 }
 
-/* The options of attestations and of the audit after the build. */
+/* --isolation MODE, or $OCIB_ISOLATION (what names it). */
+static int take_isolation(struct build_args *a, const char *v, const char *what,
+                          struct ocib_error *err)
+{
+    if (!strcmp(v, "sandbox"))
+        a->o.isolation = BUILD_ISOLATION_SANDBOX;
+    else if (!strcmp(v, "chroot"))
+        a->o.isolation = BUILD_ISOLATION_CHROOT;
+    else
+        return ocib_error_usage(err, "%s: invalid value '%s': expected sandbox or chroot",
+                                what, v);
+    a->has_isolation = true;
+    return 0;
+}
+
+/* The options of attestations, of the audit after the build, and of the
+ * isolation of run layers. */
 static int take_attest_option(struct build_args *a, int id, const char *v,
                               struct ocib_error *err)
 {
@@ -160,6 +183,11 @@ static int take_attest_option(struct build_args *a, int id, const char *v,
         return 0;
     case OPT_VERIFY_AGAINST:
         a->verify_against = v;
+        return 0;
+    case OPT_ISOLATION:
+        return take_isolation(a, v, "--isolation", err);
+    case OPT_ALLOW_NETWORK:
+        o->allow_network = true;
         return 0;
     }
     return ocib_error_usage(err, "build: takes no operand '%s'; see 'ocib help build'", v);
@@ -267,9 +295,15 @@ static int take_option(struct build_args *a, int id, const char *v, struct ocib_
     return take_attest_option(a, id, v, err);
 }
 
-/* SOURCE_DATE_EPOCH when no flag gave the time. */
+/* SOURCE_DATE_EPOCH when no flag gave the time, OCIB_ISOLATION when none
+ * gave the isolation. */
 static int epoch_from_env(struct build_args *a, struct ocib_error *err)
 {
+    const char *iso = getenv("OCIB_ISOLATION");
+
+    if (!a->has_isolation && iso && *iso &&
+        take_isolation(a, iso, "OCIB_ISOLATION", err) < 0)
+        return -1;
     if (!a->o.has_epoch) {
         const char *env = getenv("SOURCE_DATE_EPOCH");
 

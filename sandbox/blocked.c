@@ -3,7 +3,8 @@
  * it: a container's seccomp profile (Docker's, containerd's, Kubernetes'
  * RuntimeDefault refuse unshare(CLONE_NEWUSER) without CAP_SYS_ADMIN),
  * user.max_user_namespaces, Debian's kernel.unprivileged_userns_clone,
- * AppArmor's restriction of unprivileged user namespaces.
+ * AppArmor's restriction of unprivileged user namespaces.  As root of a
+ * container, --isolation chroot is offered as the way without them.
  */
 #include "sandbox/sandbox.h"
 #include "base/cleanup.h"
@@ -34,7 +35,13 @@ static long proc_number(const char *path, const char *key)
 
 char *sandbox_userns_blocker(int errnum)
 {
-    const char *fallback = "; copy-only builds need no sandbox";
+    /* Root of a container that is itself the sandbox has another way. */
+    const char *fallback =
+        geteuid() == 0 && !getenv("OCIB_IN_USERNS")
+            ? "; where the container is itself the sandbox, --isolation chroot runs "
+              "run layers without namespaces (see the README for what it gives up); "
+              "copy-only builds need no sandbox"
+            : "; copy-only builds need no sandbox";
 
     if (proc_number("/proc/sys/user/max_user_namespaces", NULL) == 0)
         return xasprintf("user.max_user_namespaces is 0 here (sysctl -w "

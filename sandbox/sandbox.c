@@ -27,6 +27,7 @@
 #include "base/cleanup.h"
 #include "base/strbuf.h"
 #include "base/xalloc.h"
+#include "sandbox/child.h"
 #include "sandbox/idmap.h"
 
 #include <errno.h>
@@ -51,7 +52,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define LINE_MAX_BYTES 4096
 /* Starts the child's report when overlayfs was refused (not an error of
  * the sandbox: the caller then runs without it). */
 #define OVERLAY_REFUSED "\001"
@@ -63,37 +63,6 @@ extern char **environ;
  * existed. */
 static volatile sig_atomic_t running_pid, cancel_signo;
 static volatile sig_atomic_t init_pid, stop_early;
-
-static const int cancel_signals[] = {SIGINT, SIGTERM, SIGHUP};
-#define N_CANCEL_SIGNALS (sizeof(cancel_signals) / sizeof(cancel_signals[0]))
-
-/* Makes this process die with its parent, which must be expected_parent (0:
- * any, for a PID namespace's init, which sees no parent); alive_fd, when
- * >= 0, reads end of file once the parent is gone.  Call it after the last
- * change of credentials (which clears the setting). */
-static void die_with_parent(pid_t expected_parent, int alive_fd)
-{
-    struct pollfd pfd = {.fd = alive_fd, .events = POLLIN};
-
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-        _exit(255);
-    /* The parent may have died before the call took effect. */
-    if (expected_parent && getppid() != expected_parent)
-        _exit(255);
-    if (alive_fd >= 0 && poll(&pfd, 1, 0) != 0)
-        _exit(255);
-}
-
-static void set_handler(int sig, void (*fn)(int))
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = fn;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);
-}
 
 static void on_cancel(int sig)
 {
@@ -115,9 +84,10 @@ void sandbox_cancel_install(void)
         struct sigaction old;
 
         /* A signal the caller ignores (nohup, a background job) stays so. */
-        if (sigaction(cancel_signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+        if (sigaction(child_cancel_signals[i], NULL, &old) == 0 &&
+            old.sa_handler == SIG_IGN)
             continue;
-        set_handler(cancel_signals[i], on_cancel);
+        child_set_handler(child_cancel_signals[i], on_cancel);
     }
 }
 
@@ -138,29 +108,6 @@ static void on_stop(int sig)
 
 /* --- inside the sandbox (child B); errors go to the error pipe --- */
 
-static int err_fd = -1;
-
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-
-static void die(const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    int e = errno;
-    size_t len;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    len = strlen(msg);
-    if (e)
-        snprintf(msg + len, sizeof(msg) - len, ": %s", strerror(e));
-    if (write(err_fd, msg, strlen(msg)) < 0) {
-        /* nothing more to do */
-    }
-    _exit(255);
-}
-
 static char *in_root(const char *root, const char *path)
 {
     return xasprintf("%s/%s", root, path[0] == '/' ? path + 1 : path);
@@ -179,10 +126,10 @@ static void ensure_file(const char *path)
 static void bind_mount(const char *src, const char *dst, bool ro)
 {
     if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-        die("sandbox: cannot bind '%s' onto '%s'", src, dst);
+        child_die("sandbox: cannot bind '%s' onto '%s'", src, dst);
     if (ro && mount(NULL, dst, NULL,
                     MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-        die("sandbox: cannot make '%s' read-only", dst);
+        child_die("sandbox: cannot make '%s' read-only", dst);
 }
 
 static void setup_dev(const char *root)
@@ -192,14 +139,14 @@ static void setup_dev(const char *root)
 
     mkdir(dev, 0755);
     if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k") < 0)
-        die("sandbox: cannot mount /dev");
+        child_die("sandbox: cannot mount /dev");
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
         char *src = xasprintf("/dev/%s", nodes[i]);
         char *dst = xasprintf("%s/%s", dev, nodes[i]);
 
         ensure_file(dst);
         if (mount(src, dst, NULL, MS_BIND, NULL) < 0 && strcmp(nodes[i], "tty"))
-            die("sandbox: cannot provide %s", src);
+            child_die("sandbox: cannot provide %s", src);
         free(src);
         free(dst);
     }
@@ -248,21 +195,6 @@ static void loopback_up(void)
     close(s);
 }
 
-static void mkdir_p_inside(const char *path)
-{
-    char *p = xstrdup(path);
-
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        mkdir(p, 0755);
-        *s = '/';
-    }
-    mkdir(p, 0755);
-    free(p);
-}
-
 /* Mounts the overlay of s->root (lower) and s->overlay_dir's upper and
  * work directories on its merged directory; returns that directory's path.
  * The options name the directories relative to their common parent, so
@@ -280,7 +212,7 @@ static char *mount_overlay(const struct sandbox_spec *s)
     char *merged;
 
     if (chdir(parent) < 0)
-        die("sandbox: cannot enter '%s'", parent);
+        child_die("sandbox: cannot enter '%s'", parent);
     opts =
         xasprintf("lowerdir=./%s,upperdir=./%s/upper,workdir=./%s/work,userxattr,volatile",
                   lower, ovl, ovl);
@@ -298,7 +230,7 @@ static char *mount_overlay(const struct sandbox_spec *s)
         char msg[512];
 
         snprintf(msg, sizeof(msg), OVERLAY_REFUSED "%s", refused);
-        if (write(err_fd, msg, strlen(msg)) < 0) {
+        if (write(child_err_fd, msg, strlen(msg)) < 0) {
         }
         _exit(255);
     }
@@ -312,16 +244,16 @@ static void setup_root(const struct sandbox_spec *s)
     char *proc;
 
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-        die("sandbox: cannot make mounts private");
+        child_die("sandbox: cannot make mounts private");
     if (s->overlay_dir)
         root = mount_overlay(s);
     else if (mount(root, root, NULL, MS_BIND | MS_REC, NULL) < 0)
-        die("sandbox: cannot bind the root '%s'", root);
+        child_die("sandbox: cannot bind the root '%s'", root);
     proc = in_root(root, "proc");
     mkdir(proc, 0555);
     if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 &&
         mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
-        die("sandbox: cannot mount /proc");
+        child_die("sandbox: cannot mount /proc");
     setup_dev(root);
     if (s->network_host) {
         char *etc = in_root(root, "etc");
@@ -344,31 +276,31 @@ static void setup_root(const struct sandbox_spec *s)
         struct stat st;
 
         if (stat(s->mounts[i].source, &st) < 0)
-            die("sandbox: mount source '%s'", s->mounts[i].source);
+            child_die("sandbox: mount source '%s'", s->mounts[i].source);
         if (S_ISDIR(st.st_mode))
-            mkdir_p_inside(dst);
+            child_mkdir_p(dst);
         else
             ensure_file(dst);
         bind_mount(s->mounts[i].source, dst, s->mounts[i].read_only);
         free(dst);
     }
     if (chdir(root) < 0)
-        die("sandbox: cannot enter the root '%s'", root);
+        child_die("sandbox: cannot enter the root '%s'", root);
     if (syscall(SYS_pivot_root, ".", ".") < 0)
-        die("sandbox: pivot_root into '%s' failed", root);
+        child_die("sandbox: pivot_root into '%s' failed", root);
     if (umount2(".", MNT_DETACH) < 0)
-        die("sandbox: cannot detach the old root");
+        child_die("sandbox: cannot detach the old root");
     if (chdir("/") < 0)
-        die("sandbox: chdir /");
+        child_die("sandbox: chdir /");
     if (sethostname("ocib", 4) < 0) {
         /* not fatal */
     }
     if (!s->network_host)
         loopback_up();
     if (s->workdir) {
-        mkdir_p_inside(s->workdir);
+        child_mkdir_p(s->workdir);
         if (chdir(s->workdir) < 0)
-            die("sandbox: workdir '%s'", s->workdir);
+            child_die("sandbox: workdir '%s'", s->workdir);
     }
 }
 
@@ -378,23 +310,23 @@ static void command_main(const struct sandbox_spec *s, int out_fd)
     int null_fd;
 
     for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
-        signal(cancel_signals[i], SIG_DFL);
+        signal(child_cancel_signals[i], SIG_DFL);
     if (setgroups(s->n_groups, s->groups) < 0 && s->n_groups)
-        die("sandbox: setgroups");
+        child_die("sandbox: setgroups");
     if (setresgid(s->gid, s->gid, s->gid) < 0)
-        die("sandbox: group %u is not mapped (an unprivileged build needs a range in "
-            "/etc/subgid)",
-            (unsigned)s->gid);
+        child_die("sandbox: group %u is not mapped (an unprivileged build needs a range in "
+                  "/etc/subgid)",
+                  (unsigned)s->gid);
     if (setresuid(s->uid, s->uid, s->uid) < 0)
-        die("sandbox: user %u is not mapped (an unprivileged build needs a range in "
-            "/etc/subuid)",
-            (unsigned)s->uid);
+        child_die("sandbox: user %u is not mapped (an unprivileged build needs a range in "
+                  "/etc/subuid)",
+                  (unsigned)s->uid);
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-        die("sandbox: cannot set up stdio");
+        child_die("sandbox: cannot set up stdio");
     environ = (char **)s->env;
     execvp(s->argv[0], s->argv);
-    die("sandbox: cannot run '%s'", s->argv[0]);
+    child_die("sandbox: cannot run '%s'", s->argv[0]);
 }
 
 /* B: PID 1 of the namespace.  Dies with A; sets up the root, runs the
@@ -406,17 +338,17 @@ static void init_main(const struct sandbox_spec *s, int out_fd, int alive_fd)
     pid_t cmd, w;
 
     for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
-        signal(cancel_signals[i], SIG_DFL);
-    die_with_parent(0, alive_fd);
+        signal(child_cancel_signals[i], SIG_DFL);
+    child_die_with_parent(0, alive_fd, SIGKILL);
     close(alive_fd);
     setup_root(s);
     cmd = fork();
     if (cmd < 0)
-        die("sandbox: fork");
+        child_die("sandbox: fork");
     if (cmd == 0)
         command_main(s, out_fd);
     close(out_fd);
-    close(err_fd);
+    close(child_err_fd);
     for (;;) {
         w = waitpid(-1, &status, 0);
         if (w == cmd)
@@ -427,33 +359,6 @@ static void init_main(const struct sandbox_spec *s, int out_fd, int alive_fd)
     if (WIFSIGNALED(status))
         _exit(128 + WTERMSIG(status));
     _exit(WEXITSTATUS(status));
-}
-
-static void emit_lines(const struct sandbox_spec *s, struct strbuf *pending,
-                       const char *buf, size_t len, bool flush)
-{
-    strbuf_add(pending, buf, len);
-    for (;;) {
-        char *nl = pending->buf ? memchr(pending->buf, '\n', pending->len) : NULL;
-        size_t n;
-
-        if (!nl && pending->len < LINE_MAX_BYTES && !(flush && pending->len))
-            return;
-        n = nl ? (size_t)(nl - pending->buf) : pending->len;
-        {
-            char *line = xstrndup(pending->buf, n);
-
-            if (s->output)
-                s->output(s->output_opaque, line);
-            free(line);
-        }
-        if (nl)
-            n++;
-        memmove(pending->buf, pending->buf + n, pending->len - n);
-        strbuf_setlen(pending, pending->len - n);
-        if (!pending->len)
-            return;
-    }
 }
 
 /* Closes both ends of a pipe (those still open, i.e. >= 0). */
@@ -467,9 +372,9 @@ static void close_pair(int p[2])
 /* Forks a child that enters a new user namespace, whose id maps the caller
  * (this process) writes before letting it go on.  Returns 0 in the child,
  * the child's pid in the caller, -1 with err when that failed.  A child that
- * cannot enter the namespace writes why to child_err_fd (stderr when -1)
+ * cannot enter the namespace writes why to report_fd (stderr when -1)
  * and exits 255. */
-static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
+static pid_t fork_into_userns(int report_fd, struct ocib_error *err)
 {
     int ready[2] = {-1, -1}, go[2] = {-1, -1};
     int status;
@@ -503,7 +408,7 @@ static pid_t fork_into_userns(int child_err_fd, struct ocib_error *err)
 
             snprintf(msg, sizeof(msg), "sandbox: cannot enter a user namespace: %s\n",
                      strerror(errno));
-            if (write(child_err_fd >= 0 ? child_err_fd : 2, msg, strlen(msg)) < 0) {
+            if (write(report_fd >= 0 ? report_fd : 2, msg, strlen(msg)) < 0) {
             }
             _exit(255);
         }
@@ -554,22 +459,22 @@ static void userns_main(const struct sandbox_spec *s, pid_t parent, int out[2], 
 
     running_pid = 0;
     for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
-        set_handler(cancel_signals[i], on_stop);
-    die_with_parent(parent, -1);
-    err_fd = errp[1];
+        child_set_handler(child_cancel_signals[i], on_stop);
+    child_die_with_parent(parent, -1, SIGKILL);
+    child_err_fd = errp[1];
     close(out[0]);
     close(errp[0]);
     signal(SIGPIPE, SIG_DFL);
     if (!s->network_host)
         flags |= CLONE_NEWNET;
     if (unshare(flags) < 0)
-        die("sandbox: cannot create mount/PID/IPC/UTS%s namespaces",
-            s->network_host ? "" : "/network");
+        child_die("sandbox: cannot create mount/PID/IPC/UTS%s namespaces",
+                  s->network_host ? "" : "/network");
     if (pipe2(alive, O_CLOEXEC) < 0)
-        die("sandbox: pipe");
+        child_die("sandbox: pipe");
     inner = fork();
     if (inner < 0)
-        die("sandbox: fork");
+        child_die("sandbox: fork");
     if (inner == 0) {
         close(alive[1]);
         init_main(s, out[1], alive[0]);
@@ -589,42 +494,42 @@ static void userns_main(const struct sandbox_spec *s, pid_t parent, int out[2], 
     _exit(WEXITSTATUS(status));
 }
 
-/* Hands what the command writes to fd to s->output, line by line, until
- * every writer has closed it. */
-static void pass_output(const struct sandbox_spec *s, int fd)
-{
-    struct strbuf pending = STRBUF_INIT;
-
-    for (;;) {
-        char buf[8192];
-        ssize_t n = read(fd, buf, sizeof(buf));
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        emit_lines(s, &pending, buf, (size_t)n, false);
-    }
-    emit_lines(s, &pending, "", 0, true);
-    strbuf_release(&pending);
-}
-
 /* Reads what the sandbox reported on its error pipe (fd), once it is gone:
  * 0 when nothing (the command ran), else SANDBOX_NO_OVERLAY or -1 with err
  * set to the report. */
-static int setup_report(int fd, struct ocib_error *err)
+static int setup_report(const struct sandbox_spec *s, int fd, struct ocib_error *err)
 {
-    char msg[1024];
-    ssize_t n = read(fd, msg, sizeof(msg) - 1);
+    char msg[2048];
+    size_t len = 0;
+    ssize_t n;
+    char *at = msg;
 
-    if (n <= 0)
+    while (len < sizeof(msg) - 1 && (n = read(fd, msg + len, sizeof(msg) - 1 - len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    msg[len] = '\0';
+    /* Notes first (the command ran after them), then a failure, if any. */
+    while (!strncmp(at, CHILD_NOTE, strlen(CHILD_NOTE))) {
+        char *end = strchr(at, '\n');
+
+        if (!end)
+            end = at + strlen(at);
+        if (s->ret_note && !*s->ret_note)
+            *s->ret_note =
+                xstrndup(at + strlen(CHILD_NOTE), (size_t)(end - at) - strlen(CHILD_NOTE));
+        at = *end ? end + 1 : end;
+    }
+    if (!*at)
         return 0;
-    msg[n] = '\0';
-    if (!strncmp(msg, OVERLAY_REFUSED, strlen(OVERLAY_REFUSED))) {
-        ocib_error_set(err, "%s", msg + strlen(OVERLAY_REFUSED));
+    if (!strncmp(at, OVERLAY_REFUSED, strlen(OVERLAY_REFUSED))) {
+        ocib_error_set(err, "%s", at + strlen(OVERLAY_REFUSED));
         return SANDBOX_NO_OVERLAY;
     }
-    ocib_error_set(err, "%s", msg);
+    ocib_error_set(err, "%s", at);
     return -1;
 }
 
@@ -641,7 +546,18 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         goto out;
     }
     parent = getpid();
-    pid = fork_into_userns(errp[1], err);
+    if (s->chroot) {
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+            ocib_error_errno(err, errno, "sandbox: fork");
+            goto out;
+        }
+        if (pid == 0)
+            sandbox_chroot_main(s, parent, out, errp);
+    } else {
+        pid = fork_into_userns(errp[1], err);
+    }
     if (pid < 0) {
         /* The child is gone: what it said is all there is to read. */
         close(errp[1]);
@@ -663,7 +579,7 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
     out[1] = -1;
     close(errp[1]);
     errp[1] = -1;
-    pass_output(s, out[0]);
+    child_pass_output(s, out[0]);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
             ocib_error_errno(err, errno, "sandbox: wait");
@@ -675,7 +591,7 @@ int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error
         ocib_error_set(err, "stopped: ocib received SIG%s", sigabbrev_np(cancel_signo));
         goto out;
     }
-    r = setup_report(errp[0], err);
+    r = setup_report(s, errp[0], err);
     if (r == 0)
         *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 out:
@@ -709,8 +625,9 @@ int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *er
     for (size_t i = 0; i < N_CANCEL_SIGNALS; i++) {
         struct sigaction old;
 
-        if (sigaction(cancel_signals[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-            set_handler(cancel_signals[i], forward_signal);
+        if (sigaction(child_cancel_signals[i], NULL, &old) == 0 &&
+            old.sa_handler != SIG_IGN)
+            child_set_handler(child_cancel_signals[i], forward_signal);
     }
     pid = fork_into_userns(ep[1], err);
     close(ep[1]);
@@ -727,10 +644,10 @@ int sandbox_reexec_in_userns(char **argv, int *ret_status, struct ocib_error *er
                     strerror(errno));
             _exit(1);
         }
-        die_with_parent(parent, -1);
+        child_die_with_parent(parent, -1, SIGKILL);
         for (size_t i = 0; i < N_CANCEL_SIGNALS; i++)
-            if (signal(cancel_signals[i], SIG_DFL) == SIG_IGN)
-                signal(cancel_signals[i], SIG_IGN);
+            if (signal(child_cancel_signals[i], SIG_DFL) == SIG_IGN)
+                signal(child_cancel_signals[i], SIG_IGN);
         setenv("OCIB_IN_USERNS", "1", 1);
         execv("/proc/self/exe", argv);
         fprintf(stderr, "ocib: cannot re-run ocib in its user namespace: %s\n",

@@ -12,6 +12,12 @@
  * to root.  Extra bind mounts carry cache directories (read-write) and
  * secrets (read-only files); the command's output goes, line by line, to a
  * callback.  Nothing here prints.
+ *
+ * --isolation chroot (chroot.c), for a container that is itself the
+ * sandbox and lets no user namespace be made: no namespace isolates the
+ * command; as root of the container it is chrooted into the root, with the
+ * device nodes /dev needs made there, /proc only where a mount is allowed,
+ * and its processes killed when it ends.
  */
 #ifndef OCIB_SANDBOX_SANDBOX_H
 #define OCIB_SANDBOX_SANDBOX_H
@@ -48,6 +54,13 @@ struct sandbox_spec {
     const char *overlay_dir;
     sandbox_output_fn output;
     void *output_opaque;
+    /* --isolation chroot: no namespaces, the command chrooted into root.
+     * mounts, overlay_dir and network_host are then not used: the caller
+     * places what the command needs in the root itself. */
+    bool chroot;
+    /* NULL, or where a note for the user goes (caller frees; set only when
+     * NULL): under chroot, why the command has no /proc. */
+    char **ret_note;
 };
 
 #define SANDBOX_NO_OVERLAY 1
@@ -57,6 +70,11 @@ struct sandbox_spec {
  * SANDBOX_NO_OVERLAY when overlay_dir was given and the kernel refused the
  * overlay (nothing ran; err says why). */
 int sandbox_run(const struct sandbox_spec *s, int *ret_status, struct ocib_error *err);
+
+/* Succeeds when this process may run commands with spec.chroot: it must
+ * be root of its container (not root of the user namespace ocib makes for
+ * an unprivileged user); else fails naming the uid. */
+int sandbox_chroot_check(struct ocib_error *err);
 
 /* Makes SIGINT, SIGTERM and SIGHUP cancel a build: during sandbox_run the
  * sandbox's whole PID namespace is killed, sandbox_run fails ("stopped:
