@@ -233,8 +233,19 @@ int registry_manifest_put_subject(struct registry *r, const char *repo, const ch
     struct http_response rs;
     int rc = 0;
 
-    if (registry_request(r, scopes, &rq, &rs, err) < 0)
-        return ocib_error_wrap(err, "pushing manifest %s/%s:%s", r->host, repo, ref);
+    for (int attempt = 0;; attempt++) {
+        if (registry_request(r, scopes, &rq, &rs, err) < 0)
+            return ocib_error_wrap(err, "pushing manifest %s/%s:%s", r->host, repo, ref);
+        /* A blob another client is uploading to the repository at the same
+         * moment can be unreadable to the registry's check for an instant
+         * (distribution rewrites the blob's link file in place): the blobs
+         * were all pushed, so ask again a little later. */
+        if (rs.status != 400 || attempt >= 3 || !rs.body.len ||
+            !memmem(rs.body.buf, rs.body.len, "MANIFEST_BLOB_UNKNOWN", 21))
+            break;
+        http_response_release(&rs);
+        usleep(200000u << attempt);
+    }
     if (rs.status != 201 && rs.status != 200) {
         _cleanup_free_ char *what =
             xasprintf("pushing manifest %s/%s:%s", r->host, repo, ref);

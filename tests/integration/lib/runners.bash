@@ -48,8 +48,8 @@ _runner_fail() {
 # _runner_podman ARGS...: podman on the runners' private storage (vfs,
 # cgroupfs, runc: what works on this machine), within $RUNNER_TIMEOUT.
 _runner_podman() {
-    (ulimit -u 4096 && timeout -k 10 "$RUNNER_TIMEOUT" podman --root "$RUNNER_DIR/podman/root" --runroot "$RUNNER_DIR/podman/runroot" \
-        --tmpdir "$RUNNER_DIR/podman/tmp" --storage-driver vfs --cgroup-manager cgroupfs \
+    (ulimit -u 4096 && timeout -k 10 "$RUNNER_TIMEOUT" podman --root "$RUNNER_PODMAN/root" --runroot "$RUNNER_PODMAN/runroot" \
+        --tmpdir "$RUNNER_PODMAN/tmp" --storage-driver vfs --cgroup-manager cgroupfs \
         --runtime runc --events-backend file "$@")
 }
 
@@ -89,13 +89,17 @@ runner_init() {
         ;;
     container)
         command -v podman >/dev/null 2>&1 || _runner_fail "podman is not installed" || return 1
-        mkdir -p "$RUNNER_DIR/podman"/{root,runroot,tmp}
+        # podman refuses a runroot of over 50 characters, which a test's
+        # directory can exceed: the storage lives in a short one.
+        RUNNER_PODMAN=$(mktemp -d /tmp/ocib-runners.XXXXXX) || return 1
+        export RUNNER_PODMAN
+        mkdir -p "$RUNNER_PODMAN"/{root,runroot,tmp}
         if [ -z "$RUNNER_IMAGE" ] && [ -f "$RUNNER_LIB_DIR/ocib-image.bash" ]; then
             # shellcheck source=/dev/null
             . "$RUNNER_LIB_DIR/ocib-image.bash"
             if declare -F ocib_image_load >/dev/null && declare -F podman_cmd >/dev/null; then
                 # Into the runners' own storage (_runner_podman's).
-                RUNNER_IMAGE=$(ulimit -u 4096 && PODMAN_BASE=$RUNNER_DIR/podman \
+                RUNNER_IMAGE=$(ulimit -u 4096 && PODMAN_BASE=$RUNNER_PODMAN \
                     ocib_image_load localhost/ocib/ocib:runner) || RUNNER_IMAGE=
             fi
         fi
@@ -183,6 +187,8 @@ runner_sh() {
 }
 
 runner_stop() {
-    [ "${RUNNER_KIND:-}" = container ] && [ -d "${RUNNER_DIR:-}/podman" ] || return 0
+    [ "${RUNNER_KIND:-}" = container ] && [ -d "${RUNNER_PODMAN:-}" ] || return 0
     _runner_podman rm -a -f >/dev/null 2>&1 || true
+    _runner_podman rmi -a -f >/dev/null 2>&1 || true
+    rm -rf "$RUNNER_PODMAN"
 }
