@@ -275,8 +275,10 @@ static void summary_text(struct strbuf *sb, const struct build_event *ev)
             sep = ", ";
         }
     }
-    if (rest >= 0.05)
+    if (rest >= 0.05) {
         strbuf_addf(sb, "%sother %.1f", sep, rest);
+        sep = ", ";
+    }
     strbuf_addstr(sb, *sep == ',' ? ")\n" : "\n");
 }
 

@@ -209,19 +209,15 @@ static void evict(json_t *obj, const json_t *mine, size_t max)
 static void merge_map(const json_t *cur, const json_t *entries, const json_t *defs,
                       json_t **ret)
 {
-    json_t *out_e = json_deep_copy(json_object_get(cur, "entries") ?: json_object());
-    json_t *out_d = json_deep_copy(json_object_get(cur, "defs") ?: json_object());
+    const json_t *ce = json_object_get(cur, "entries"), *cd = json_object_get(cur, "defs");
+    bool both = json_is_object(ce) && json_is_object(cd);
+    json_t *out_e = both ? json_deep_copy(ce) : json_object();
+    json_t *out_d = both ? json_deep_copy(cd) : json_object();
     json_int_t gen = 0;
     bool changed = false;
     const char *key;
     json_t *v;
 
-    if (!json_is_object(out_e) || !json_is_object(out_d)) {
-        json_decref(out_e);
-        json_decref(out_d);
-        out_e = json_object();
-        out_d = json_object();
-    }
     json_object_foreach(out_e, key, v) gen = gen_of(v) > gen ? gen_of(v) : gen;
     json_object_foreach(out_d, key, v) gen = gen_of(v) > gen ? gen_of(v) : gen;
     gen++;
